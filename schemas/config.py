@@ -1,0 +1,101 @@
+"""Settings groups shared by the processes: Kafka, Kubernetes access, producer, consumer.
+
+Frozen models only; `sdstream.settings` is the one place that reads the
+environment and files and builds these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from schemas.topics import Resource, check_name
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(BaseModel):
+    model_config = _FROZEN
+
+    bootstrap: str = Field("127.0.0.1:9092", description="Comma-separated host:port list")
+    topic_prefix: str = Field("sdstream", description="Prefix of every topic sdstream uses")
+    client_id: str = "sdstream"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    replication_factor: int = Field(1, ge=1, description="For topics sdstream creates")
+    compression: Literal["gzip", "none"] = "gzip"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_name("topic prefix", value)
+
+
+class KubeSettings(BaseModel):
+    """How to reach an API server; in-cluster config when nothing is set."""
+
+    model_config = _FROZEN
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    api_server: str | None = Field(None, description="URL; overrides the kubeconfig's server")
+    token_file: Path | None = Field(None, description="Bearer token file, re-read on change")
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+
+class LeaderSettings(BaseModel):
+    model_config = _FROZEN
+
+    enabled: bool = False
+    namespace: str = "default"
+    name: str = "sdstream-producer"
+    lease_duration_s: float = Field(15.0, gt=0)
+    renew_deadline_s: float = Field(10.0, gt=0)
+    retry_period_s: float = Field(2.0, gt=0)
+
+
+class HttpSettings(BaseModel):
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class ProducerSettings(BaseModel):
+    model_config = _FROZEN
+
+    cluster: str
+    resources: tuple[Resource, ...] = tuple(Resource)
+    namespaces: tuple[str, ...] = Field((), description="Empty: all namespaces")
+    label_selector: str | None = None
+    field_selector: str | None = None
+    drop_annotations: tuple[str, ...] = ("kubectl.kubernetes.io/last-applied-configuration",)
+    partitions: int = Field(6, ge=1, description="Partitions of every namespaced topic")
+    page_size: int = Field(500, ge=1)
+    kafka: KafkaSettings = KafkaSettings()
+    kube: KubeSettings = KubeSettings()
+    leader: LeaderSettings = LeaderSettings()
+    http: HttpSettings = HttpSettings()
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        return check_name("cluster", value)
+
+
+class ConsumerSettings(BaseModel):
+    model_config = _FROZEN
+
+    clusters: tuple[str, ...] = Field((), description="Clusters to read; empty: use the pattern")
+    cluster_pattern: str = Field(".*", description="Regex of cluster names to pick up live")
+    group_id: str = "sdstream-consumer"
+    config_file: Path | None = Field(None, description="Jobs, as Prometheus scrape_configs")
+    file_sd_dir: Path | None = None
+    kafka: KafkaSettings = KafkaSettings()
+    http: HttpSettings = HttpSettings(port=8081)

@@ -1,0 +1,68 @@
+"""Target groups: what the consumer publishes and scrapers read.
+
+`Group` is what a role builds (cheap, no validation: it is on the hot path);
+`TargetGroup` is the wire model on `<prefix>.targets`, keyed `job/cluster/source`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import SCHEMA_VERSION
+from schemas.topics import Source
+
+LabelSet = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One Prometheus target group: its source, shared labels, and targets.
+
+    Each target is a label set holding `__address__`. A group with no labels and no
+    targets is Prometheus's way of saying "gone".
+    """
+
+    source: Source
+    labels: LabelSet = field(default_factory=dict)
+    targets: list[LabelSet] = field(default_factory=list)
+
+
+class TargetGroup(BaseModel):
+    """Value of a record on `<prefix>.targets`; a vanished group is a tombstone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    job: str
+    cluster: str
+    source: str = Field(description='Prometheus source, e.g. "pod/ns/name"')
+    labels: LabelSet = Field(description="Group labels, shared by every target")
+    targets: list[LabelSet] = Field(description="Label sets, each with __address__")
+
+
+def encode(group: TargetGroup) -> bytes:
+    return orjson.dumps(group.model_dump(mode="json"))
+
+
+def decode(value: bytes) -> TargetGroup:
+    return TargetGroup.model_validate(orjson.loads(value))
+
+
+def http_sd_entries(
+    group: TargetGroup | Group, *, extra: LabelSet | None = None
+) -> list[dict[str, object]]:
+    """Prometheus HTTP SD / file SD entries for a group.
+
+    The SD formats have one label set per entry, so each target becomes its own
+    entry, with group labels under target labels (target labels win, as in
+    Prometheus's scrape layer).
+    """
+    entries: list[dict[str, object]] = []
+    for target in group.targets:
+        labels = {**(extra or {}), **group.labels, **target}
+        address = labels.pop("__address__", "")
+        entries.append({"targets": [address], "labels": labels})
+    return entries

@@ -1,0 +1,194 @@
+"""Fetch and build the real servers: Kafka from Maven Central; etcd, kube-apiserver
+and promtool from the Go module proxy.
+
+Each `ensure_*` returns the cached artefact at once when it exists, else
+builds it. Go modules are verified by the checksum database (GOSUMDB) and Maven
+downloads by their published checksums (`--strict-checksums`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+from sdstream.devstack import cache, versions
+from sdstream.devstack.errors import DevstackError
+
+_KUBE_COMMANDS = ("kube-apiserver",)
+_PROM_GO_MOD = """module sdstream.invalid/prom-build
+
+go 1.25.8
+
+replace cloud.google.com/go => cloud.google.com/go v0.123.0
+
+exclude github.com/linode/linodego v1.0.0
+
+exclude (
+\tgithub.com/grpc-ecosystem/grpc-gateway v1.14.7
+\tgoogle.golang.org/api v0.30.0
+)
+"""
+
+
+def require_tool(name: str, *, why: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise DevstackError(f"{name} not found on PATH; it is needed {why}")
+    return path
+
+
+def java_major() -> int:
+    """The major version of `java` on PATH; the Kafka 4 broker needs 17 or later."""
+    java = require_tool("java", why="to run the Kafka broker (Java 17 or later)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise DevstackError(f"cannot read the Java version from: {out.strip()[:200]}")
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def ensure_kafka(root: Path) -> Path:
+    """The Kafka home ($CACHE/kafka-<ver>) with libs/ and log4j2.properties."""
+    if java_major() < 17:
+        raise DevstackError("Java 17 or later is needed for the Kafka 4 broker")
+    home = root / f"kafka-{versions.KAFKA}"
+    marker = home / "libs" / f"kafka_2.13-{versions.KAFKA}.jar"
+    if not marker.exists():
+        mvn = require_tool("mvn", why="to fetch the Kafka broker jars from Maven Central")
+        with resources.as_file(resources.files("sdstream.devstack") / "kafka") as src:
+            staged = root / "build" / "kafka"
+            staged.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / "pom.xml", staged / "pom.xml")
+            shutil.copy(src / "log4j2.properties", staged / "log4j2.properties")
+        tmp_libs = home / "libs.partial"
+        shutil.rmtree(tmp_libs, ignore_errors=True)
+        plugin = (
+            f"org.apache.maven.plugins:maven-dependency-plugin:{versions.MAVEN_DEPENDENCY_PLUGIN}"
+        )
+        cache.run_logged(
+            [mvn, "-B", "--strict-checksums", "-f", staged / "pom.xml",
+             f"-Dmaven.repo.local={root / 'm2'}", f"-Dkafka.version={versions.KAFKA}",
+             f"-Dlog4j.version={versions.LOG4J}", f"{plugin}:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={tmp_libs}"],
+            log=root / "logs" / f"kafka-{versions.KAFKA}-fetch.log",
+            what=f"fetching Kafka {versions.KAFKA} jars from Maven Central",
+        )  # fmt: skip
+        shutil.rmtree(home / "libs", ignore_errors=True)
+        tmp_libs.rename(home / "libs")
+        shutil.copy(staged / "log4j2.properties", home / "log4j2.properties")
+    return home
+
+
+def _go_env(root: Path) -> dict[str, str]:
+    return {
+        "GOMODCACHE": str(root / "go" / "mod"),
+        "GOCACHE": str(root / "go" / "build"),
+        "GOFLAGS": "-modcacherw -buildvcs=false",
+        "CGO_ENABLED": "0",
+        "GOTOOLCHAIN": "local",
+    }
+
+
+def _go_version(go: str) -> str:
+    return subprocess.run(
+        [go, "env", "GOVERSION"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _binary(root: Path, name: str, version: str, go: str) -> Path:
+    return root / "bin" / f"{name}-{version}-{_go_version(go)}"
+
+
+def _go(root: Path, *args: str | Path, cwd: Path, what: str, log: str) -> None:
+    go = require_tool("go", why="to build etcd, kube-apiserver and promtool")
+    cache.run_logged([go, *args], cwd=cwd, env=_go_env(root), what=what,
+                     log=root / "logs" / log)  # fmt: skip
+
+
+def ensure_etcd(root: Path) -> Path:
+    go = require_tool("go", why="to build etcd from the Go module proxy")
+    out = _binary(root, "etcd", versions.ETCD, go)
+    if out.exists():
+        return out
+    work = root / "build" / "etcd"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text("module sdstream.invalid/etcd-build\n\ngo 1.25.0\n")
+    log = f"etcd-{versions.ETCD}-build.log"
+    _go(root, "get", "-tool", f"go.etcd.io/etcd/server/v3@{versions.ETCD}", cwd=work,
+        what=f"fetching etcd {versions.ETCD} modules", log=log)  # fmt: skip
+    ldflags = f"-X go.etcd.io/etcd/api/v3/version.GitSHA={versions.ETCD}"
+    _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out, "go.etcd.io/etcd/server/v3",
+        cwd=work, what=f"building etcd {versions.ETCD}", log=log)  # fmt: skip
+    return out
+
+
+def _kube_replaces(root: Path, work: Path) -> list[str]:
+    """k8s.io/kubernetes points its staging modules at ./staging; pin the published ones."""
+    go = require_tool("go", why="to build kube-apiserver from the Go module proxy")
+    info = subprocess.run(
+        [go, "mod", "download", "-json", f"k8s.io/kubernetes@{versions.KUBERNETES}"],
+        cwd=work, env={**os.environ, **_go_env(root)}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if info.returncode != 0:
+        raise DevstackError(f"go mod download k8s.io/kubernetes failed: {info.stderr.strip()}")
+    gomod = Path(json.loads(info.stdout)["GoMod"]).read_text()
+    found = re.findall(r"^\s*(k8s\.io/\S+) => \./staging/src/k8s\.io/", gomod, re.MULTILINE)
+    if not found:
+        raise DevstackError("no staging replace lines in k8s.io/kubernetes go.mod")
+    return found
+
+
+def ensure_kube_apiserver(root: Path) -> Path:
+    go = require_tool("go", why="to build kube-apiserver from the Go module proxy")
+    out = _binary(root, "kube-apiserver", versions.KUBERNETES, go)
+    if out.exists():
+        return out
+    work = root / "build" / "kube"
+    work.mkdir(parents=True, exist_ok=True)
+    staging = versions.kube_staging()
+    (work / "go.mod").write_text("module sdstream.invalid/kube-build\n\ngo 1.26.0\n")
+    replaces = "".join(f"replace {m} => {m} {staging}\n" for m in _kube_replaces(root, work))
+    (work / "go.mod").write_text(f"module sdstream.invalid/kube-build\n\ngo 1.26.0\n\n{replaces}")
+    log = f"kube-apiserver-{versions.KUBERNETES}-build.log"
+    tools = [f"k8s.io/kubernetes/cmd/{c}@{versions.KUBERNETES}" for c in _KUBE_COMMANDS]
+    _go(root, "get", "-tool", *tools, cwd=work,
+        what=f"fetching Kubernetes {versions.KUBERNETES} modules", log=log)  # fmt: skip
+    minor = versions.KUBERNETES.split(".")[1]
+    ver, cgo = "k8s.io/component-base/version", "k8s.io/client-go/pkg/version"
+    ldflags = " ".join(
+        ["-s", "-w"]
+        + [f"-X {pkg}.gitVersion={versions.KUBERNETES}" for pkg in (ver, cgo)]
+        + [f"-X {pkg}.gitMajor=1 -X {pkg}.gitMinor={minor}" for pkg in (ver, cgo)]
+        + [f"-X {ver}.gitTreeState=clean"]
+    )
+    _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out,
+        "k8s.io/kubernetes/cmd/kube-apiserver", cwd=work,
+        what=f"building kube-apiserver {versions.KUBERNETES} (cold: several minutes)",
+        log=log)  # fmt: skip
+    return out
+
+
+def ensure_promtool(root: Path) -> Path:
+    """promtool with only Kubernetes SD (plus the always-built file and HTTP SD)."""
+    go = require_tool("go", why="to build promtool from the Go module proxy")
+    out = _binary(root, "promtool", versions.PROMETHEUS, go)
+    if out.exists():
+        return out
+    work = root / "build" / "prom"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text(_PROM_GO_MOD)
+    log = f"promtool-{versions.PROMETHEUS}-build.log"
+    pkg = "github.com/prometheus/prometheus/cmd/promtool"
+    _go(root, "get", "-tool", f"{pkg}@{versions.PROMETHEUS_MODULE}", cwd=work,
+        what=f"fetching Prometheus {versions.PROMETHEUS} modules", log=log)  # fmt: skip
+    ldflags = f"-X github.com/prometheus/common/version.Version={versions.PROMETHEUS}"
+    _go(root, "build", "-trimpath", "-tags", "netgo,remove_all_sd,enable_kubernetes_sd",
+        "-ldflags", ldflags, "-o", out, pkg, cwd=work,
+        what=f"building promtool {versions.PROMETHEUS}", log=log)  # fmt: skip
+    return out

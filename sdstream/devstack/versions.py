@@ -1,0 +1,19 @@
+"""Pinned versions of the real servers the devstack fetches and builds.
+
+Bumping one rebuilds it: cached artefacts are keyed by these strings.
+"""
+
+from typing import Final
+
+KAFKA: Final = "4.1.1"
+LOG4J: Final = "2.24.3"  # Kafka 4.1 logs through slf4j 1.7 -> log4j-slf4j-impl
+MAVEN_DEPENDENCY_PLUGIN: Final = "3.8.1"
+ETCD: Final = "v3.6.14"
+KUBERNETES: Final = "v1.36.3"  # staging modules are published as v0.36.3
+PROMETHEUS_MODULE: Final = "v0.314.0"  # Prometheus v3.14.0
+PROMETHEUS: Final = "3.14.0"
+
+
+def kube_staging() -> str:
+    """k8s.io/api & co. are tagged v0.<minor>.<patch> for Kubernetes v1.<minor>.<patch>."""
+    return "v0." + KUBERNETES.removeprefix("v1.")
