@@ -11,24 +11,17 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel
 
-from schemas import config, events, targets
+from schemas import config, events, sd_config, targets
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "object-event": events.ObjectEvent,
     "target-group": targets.TargetGroup,
     "producer-settings": config.ProducerSettings,
     "consumer-settings": config.ConsumerSettings,
+    "scrape-job": sd_config.ScrapeJob,
+    "kubernetes-sd-config": sd_config.KubernetesSDConfig,
+    "consumer-jobs-file": sd_config.ConsumerJobsFile,
 }
-
-
-def _register_optional() -> None:
-    try:
-        from schemas import sd_config
-    except ImportError:
-        return
-    CONTRACTS["scrape-job"] = sd_config.ScrapeJob
-    CONTRACTS["kubernetes-sd-config"] = sd_config.KubernetesSDConfig
-    CONTRACTS["consumer-jobs-file"] = sd_config.ConsumerJobsFile
 
 
 def default_dir() -> Path:
@@ -36,7 +29,6 @@ def default_dir() -> Path:
 
 
 def rendered() -> dict[str, bytes]:
-    _register_optional()
     return {
         f"{name}.schema.json": orjson.dumps(
             model.model_json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
