@@ -1,0 +1,132 @@
+"""File SD: one `<job>.json` per job for Prometheus `file_sd_configs`, same body as HTTP SD.
+
+Prometheus watches the files with inotify and re-reads one as soon as it changes, so:
+
+- a file is replaced atomically (temp file in the same directory, fsync, chmod 0644,
+  `os.replace`, fsync of the directory): a reader sees the old or the new list, never a
+  torn one;
+- a file is written only when its bytes change (compared with what is on disk, also
+  after a restart), so an unchanged job never wakes Prometheus up;
+- a job whose groups all vanish gets `[]`, not a deleted file: Prometheus reads `[]` as
+  "no targets" and the file stays where its `files:` glob expects it. Files of jobs this
+  process never knew are left alone (the directory may hold other files); list retired
+  jobs in the view's `configured` jobs to have them emptied, or delete them by hand.
+
+Nothing is written before the reader caught up with the topic: the caller only calls
+`update` from then on. `plan` is the pure part; `FileSd` does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+from consumers.sinks import http_sd
+from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import view as views
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".json"
+_MODE = 0o644  # mkstemp makes 0600; Prometheus often runs as another user
+
+
+def filename(job: str) -> str:
+    """`<job>.json`, percent-encoding anything but letters, digits and `._-~`.
+
+    A leading dot is encoded too, so no job name becomes a hidden file, `.` or `..`.
+    """
+    name = quote(job, safe="")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    return name + SUFFIX
+
+
+def plan(
+    view: views.TargetView, jobs: Iterable[str], *, on_disk: Mapping[str, bytes | None]
+) -> dict[str, bytes]:
+    """{file name: content} for the `jobs` whose file must change.
+
+    `on_disk` holds the current content per file name (None: no file).
+    """
+    wanted = {filename(job): http_sd.render(view.groups(job)) for job in jobs}
+    return {name: body for name, body in wanted.items() if on_disk.get(name) != body}
+
+
+def write_atomic(directory: Path, name: str, data: bytes) -> None:
+    """Replace `directory/name` by `data` so a concurrent reader never sees a partial file."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, _MODE)
+        os.replace(tmp, directory / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class FileSd:
+    """Keeps `directory` in step with the view; `update` after each applied batch."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        view: views.TargetView,
+        metrics: sink_metrics.SinkMetrics | None = None,
+    ) -> None:
+        self.directory = directory
+        self._view = view
+        self._metrics = metrics
+        self._on_disk: dict[str, bytes | None] = {}
+
+    async def update(self, jobs: frozenset[str]) -> None:
+        """Rewrite the files of `jobs` that changed (file I/O in a worker thread)."""
+        if jobs:
+            await asyncio.to_thread(self.sync, jobs)
+
+    def sync(self, jobs: Iterable[str]) -> list[str]:
+        """Blocking `update`; the names of the files written."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        jobs = list(jobs)
+        for name in map(filename, jobs):
+            if name not in self._on_disk:
+                self._on_disk[name] = _read(self.directory / name)
+        changes = plan(self._view, jobs, on_disk=self._on_disk)
+        for name, body in sorted(changes.items()):
+            write_atomic(self.directory, name, body)
+            self._on_disk[name] = body
+            if self._metrics is not None:
+                self._metrics.file_writes.inc()
+        if changes:
+            logger.info(
+                "Wrote %d file SD files in %s.",
+                len(changes),
+                self.directory,
+                extra={"directory": str(self.directory), "files": sorted(changes)},
+            )
+        return sorted(changes)

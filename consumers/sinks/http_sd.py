@@ -1,0 +1,128 @@
+"""HTTP SD answers for Prometheus `http_sd_configs` (and vmagent, Alloy), from the view.
+
+Pure: a request (path, query, headers) in, a `Reply` out; the socket is `sdstream.http`'s.
+
+- `GET /http_sd/<job>[?cluster=a&cluster=b]`: the job's targets in HTTP SD format, one
+  entry per target (the format cannot carry per-target labels), 200 with `[]` when a known
+  job has none. Entries are sorted by group key, then by target, and labels by name, so
+  the body, and its ETag, only change when the targets do; `If-None-Match` gives 304.
+- Unknown job: 404 (Prometheus counts a failure and keeps its last targets).
+- Before the reader has caught up with the topic: 503 for everything, for the same
+  reason: a partial list would make Prometheus drop live targets ("stale beats partial").
+- `GET /http_sd`: the known jobs with their paths and sizes, for people and tooling.
+
+Bodies are cached per (job, clusters) and dropped when the reader reports the job
+changed (`invalidate`); a request between two changes costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+import orjson
+
+from consumers.sinks import view as views
+from schemas.targets import TargetGroup, http_sd_entries
+
+PREFIX = "/http_sd"
+CONTENT_TYPE = "application/json"
+_SORTED = orjson.OPT_SORT_KEYS
+_CACHE_LIMIT = 1024  # ?cluster= combinations are caller-chosen: bound what they can pin
+
+Entry = dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def render(groups: Iterable[TargetGroup]) -> bytes:
+    """The HTTP SD / file SD document of `groups`, in their order, targets sorted."""
+    entries = [entry for group in groups for entry in sorted(http_sd_entries(group), key=_order)]
+    return orjson.dumps(entries, option=_SORTED)
+
+
+def _order(entry: Entry) -> tuple[bytes, bytes]:
+    """By address, then labels: two targets of a group may share an address."""
+    return orjson.dumps(entry["targets"]), orjson.dumps(entry["labels"], option=_SORTED)
+
+
+def etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def matches(if_none_match: str, tag: str) -> bool:
+    """RFC 9110 weak comparison of an If-None-Match list with our (strong) tag."""
+    candidates = (c.strip().removeprefix("W/") for c in if_none_match.split(","))
+    return any(c in ("*", tag) for c in candidates)
+
+
+def _json(status: int, document: object) -> Reply:
+    return Reply(status, orjson.dumps(document) + b"\n", {"Content-Type": CONTENT_TYPE})
+
+
+def _clusters(query: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """`?cluster=a&cluster=b` or `?cluster=a,b`; empty means every cluster."""
+    names = {name for value in query.get("cluster", ()) for name in value.split(",") if name}
+    return tuple(sorted(names))
+
+
+class HttpSd:
+    """The `/http_sd` route. `ready()` is false until the reader caught up."""
+
+    def __init__(self, view: views.TargetView, *, ready: Callable[[], bool]) -> None:
+        self._view = view
+        self._ready = ready
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[bytes, str]] = {}
+
+    def invalidate(self, jobs: Iterable[str]) -> None:
+        gone = set(jobs)
+        for cached in [k for k in self._cache if k[0] in gone]:
+            del self._cache[cached]
+
+    async def update(self, jobs: frozenset[str]) -> None:
+        """`invalidate` as a reader listener; list it first, it never yields."""
+        self.invalidate(jobs)
+
+    def __call__(
+        self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
+    ) -> Reply:
+        """Answer a GET of `path` (still percent-encoded); header names in lower case."""
+        rest = path.removeprefix(PREFIX)
+        if rest == path or (rest and not rest.startswith("/")):
+            return _json(404, {"error": "not found"})
+        if not self._ready():
+            return _json(503, {"error": "not caught up with the targets topic yet"})
+        job = unquote(rest[1:])
+        if not job:
+            return _json(200, self._jobs())
+        if not self._view.known(job):
+            return _json(404, {"error": "unknown job", "job": job, "jobs": self._view.jobs()})
+        body, tag = self._body(job, _clusters(query))
+        if matches(headers.get("if-none-match", ""), tag):
+            return Reply(304, b"", {"ETag": tag})
+        return Reply(200, body, {"Content-Type": CONTENT_TYPE, "ETag": tag})
+
+    def _body(self, job: str, clusters: tuple[str, ...]) -> tuple[bytes, str]:
+        cached = self._cache.get((job, clusters))
+        if cached is None:
+            body = render(self._view.groups(job, clusters=clusters))
+            cached = body, etag(body)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[job, clusters] = cached
+        return cached
+
+    def _jobs(self) -> list[dict[str, object]]:
+        jobs = []
+        for job in self._view.jobs():
+            groups, targets = self._view.counts(job)
+            path = f"{PREFIX}/{quote(job, safe='')}"
+            jobs.append({"job": job, "path": path, "groups": groups, "targets": targets})
+        return jobs

@@ -1,0 +1,228 @@
+"""Reads `<prefix>.targets` whole into a `TargetView`, then tails it, for the sinks.
+
+Every sink replica reads the small compacted topic from the beginning on its own:
+`assign()` of all partitions, no consumer group, no committed offsets. That is what
+makes HTTP SD survive restarts: a new process rebuilds the same view from the topic and
+serves the same answer as soon as it has caught up.
+
+Caught up means `position(tp) >= end_offsets(tp)` for the end offsets seen at start, for
+every partition (the last offsets may be compacted away or be markers, so the last
+record's offset is never compared). Until then listeners hear nothing and readiness says
+why; at catch-up they hear every job once, then each batch's changed jobs.
+
+Bad records are counted by reason, logged with topic[partition]@offset, and skipped.
+The partition count is read once: targets topics never grow partitions (keys would move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
+
+from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import view as views
+from schemas.config import KafkaSettings
+from schemas.topics import targets_topic
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[frozenset[str]], Awaitable[None]]
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+class TargetsReadFailed(Exception):
+    """Kafka refused to let the reader go on (auth, a deleted topic, ...); cause chained."""
+
+    retriable = False
+
+
+class TargetsReader:
+    """Folds the targets topic into `view` and tells `listeners` which jobs changed."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        view: views.TargetView,
+        metrics: sink_metrics.SinkMetrics,
+        listeners: Sequence[Listener] = (),
+        retry_s: float = 2.0,
+    ) -> None:
+        self.topic = targets_topic(settings.topic_prefix)
+        self.view = view
+        self._settings = settings
+        self._metrics = metrics
+        self._listeners = list(listeners)
+        self._retry_s = retry_s
+        self._caught_up = asyncio.Event()
+        self._behind = f"topic {self.topic} does not exist yet"
+
+    def add_listener(self, listener: Listener) -> None:
+        """Tell `listener` too (after the others) which jobs changed; before `run`."""
+        self._listeners.append(listener)
+
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up.is_set()
+
+    def unready_reason(self) -> str | None:
+        """None once caught up; else what the reader is waiting for (for /readyz)."""
+        return None if self.caught_up else self._behind
+
+    async def wait_caught_up(self) -> None:
+        await self._caught_up.wait()
+
+    async def run(self) -> None:
+        """Read to the end, then tail until cancelled. Raises TargetsReadFailed."""
+        partitions = await self._wait_for_topic()
+        consumer = AIOKafkaConsumer(
+            **_client_options(self._settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        try:
+            await consumer.start()
+            parts = [TopicPartition(self.topic, p) for p in partitions]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            await self._catch_up(consumer, parts)
+            while True:
+                await self._apply(await consumer.getmany(*parts, timeout_ms=1000))
+        except KafkaError as exc:
+            raise TargetsReadFailed(f"reading {self.topic}: {exc!r}") from exc
+        finally:
+            await consumer.stop()
+
+    async def _wait_for_topic(self) -> list[int]:
+        """The topic's partitions, once it exists (the folding consumer creates it)."""
+        attempt = 0
+        while True:
+            try:
+                partitions = await _partitions(self._settings, self.topic)
+                self._behind = f"topic {self.topic} does not exist yet"
+            except KafkaError as exc:
+                partitions = []
+                self._behind = f"cannot read the metadata of {self.topic}: {exc!r}"
+            if partitions:
+                return partitions
+            logger.log(
+                logging.INFO if attempt % 30 == 0 else logging.DEBUG,
+                "Not reading yet (%s); retrying every %.1f s.",
+                self._behind,
+                self._retry_s,
+                extra={"topic": self.topic, "attempt": attempt},
+            )
+            await asyncio.sleep(self._retry_s)
+            attempt += 1
+
+    async def _catch_up(self, consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> None:
+        started = time.monotonic()
+        end: dict[TopicPartition, int] = await consumer.end_offsets(parts)
+        behind = [tp for tp in parts if await consumer.position(tp) < end[tp]]
+        while behind:
+            self._behind = f"reading {self.topic}: {len(behind)} of {len(parts)} partitions"
+            self._fold(await consumer.getmany(*behind, timeout_ms=500))
+            behind = [tp for tp in behind if await consumer.position(tp) < end[tp]]
+        jobs = frozenset(self.view.jobs())
+        await self._notify(jobs)  # sinks hold the whole topic before anyone calls us ready
+        self._caught_up.set()
+        self._metrics.caught_up.set(1)
+        logger.info(
+            "Caught up with %s: %d groups in %d jobs, %.1f s.",
+            self.topic,
+            len(self.view),
+            len(jobs),
+            time.monotonic() - started,
+            extra={"topic": self.topic, "groups": len(self.view), "jobs": len(jobs)},
+        )
+
+    async def _apply(self, batch: Batch) -> None:
+        await self._notify(self._fold(batch).changed)
+
+    def _fold(self, batch: Batch) -> views.Applied:
+        applied = self.view.apply_records(_raw(batch))
+        self._metrics.records.inc(applied.applied)
+        for skip in applied.skipped:
+            self._metrics.skipped.labels(skip.reason).inc()
+            where = skip.record
+            logger.warning(
+                "Skipping %s[%d]@%d: %s (%s).",
+                where.topic,
+                where.partition,
+                where.offset,
+                skip.reason,
+                skip.detail,
+                extra={
+                    "topic": where.topic,
+                    "partition": where.partition,
+                    "offset": where.offset,
+                    "reason": skip.reason,
+                },
+            )
+        return applied
+
+    async def _notify(self, jobs: frozenset[str]) -> None:
+        for job in jobs:
+            self._metrics.set_job(job, self.view)
+        if not jobs:
+            return
+        for listener in self._listeners:
+            try:
+                await listener(jobs)
+            except Exception:
+                logger.exception(
+                    "A sink failed to take %d changed jobs; it retries on their next change.",
+                    len(jobs),
+                    extra={"topic": self.topic, "jobs": sorted(jobs)},
+                )
+
+
+def _raw(batch: Batch) -> Iterable[views.RawRecord]:
+    for tp, records in batch.items():
+        for r in records:
+            yield views.RawRecord(r.key, r.value, tp.topic, tp.partition, r.offset)
+
+
+async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
+    """Partition ids of `topic`, [] if it does not exist.
+
+    Asks for every topic's metadata: a Metadata request naming a missing topic would
+    auto-create it on brokers that allow that, with the delete policy.
+    """
+    admin = AIOKafkaAdminClient(**_client_options(settings))
+    try:
+        await admin.start()
+        described: list[dict[str, Any]] = await admin.describe_topics(None)
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry["topic"] == topic and entry["error_code"] == 0:
+            return sorted(p["partition"] for p in entry["partitions"])
+    return []
+
+
+def _client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """The same options `producers.kafka_common` builds (consumers may not import it)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
+        options["ssl_context"] = create_ssl_context(cafile=cafile)
+    if settings.sasl_mechanism is not None:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options

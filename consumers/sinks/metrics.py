@@ -1,0 +1,48 @@
+"""Sink metrics, registered on an injected registry (never the global one).
+
+HTTP request counts and latencies (by route and status, `/http_sd` included) belong to
+the server that sees the whole request: `sdstream.http.HttpMetrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from consumers.sinks import view as views
+
+
+@dataclass(frozen=True)
+class SinkMetrics:
+    records: Counter  # records of the targets topic applied (tombstones included)
+    skipped: Counter  # reason: bad records skipped
+    groups: Gauge  # job: live target groups
+    targets: Gauge  # job: targets (HTTP SD entries)
+    caught_up: Gauge  # 1 once the reader reached the end offsets it saw at start
+    file_writes: Counter  # file SD files replaced
+
+    def set_job(self, job: str, view: views.TargetView) -> None:
+        groups, targets = view.counts(job)
+        self.groups.labels(job).set(groups)
+        self.targets.labels(job).set(targets)
+
+
+def create(registry: CollectorRegistry) -> SinkMetrics:
+    def counter(name: str, doc: str, *labels: str) -> Counter:
+        return Counter(f"sdstream_sink_{name}", doc, labels, registry=registry)
+
+    def gauge(name: str, doc: str, *labels: str) -> Gauge:
+        return Gauge(f"sdstream_sink_{name}", doc, labels, registry=registry)
+
+    metrics = SinkMetrics(
+        records=counter("records_total", "Records of the targets topic applied."),
+        skipped=counter("skipped_records_total", "Bad records skipped, by reason.", "reason"),
+        groups=gauge("groups", "Live target groups per job.", "job"),
+        targets=gauge("targets", "Targets per job.", "job"),
+        caught_up=gauge("caught_up", "1 once the targets topic was read to its end."),
+        file_writes=counter("file_sd_writes_total", "File SD files replaced."),
+    )
+    for reason in views.REASONS:
+        metrics.skipped.labels(reason)
+    return metrics

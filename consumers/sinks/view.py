@@ -1,0 +1,186 @@
+"""The sinks' in-memory copy of `<prefix>.targets`: `{TargetKey: TargetGroup}`, per job.
+
+Every sink replica reads the whole compacted topic and folds it here, so the view is
+pure: records in, "which jobs changed" out. Nothing here knows Kafka or HTTP, so replay
+properties (order within a key is all that matters; a repeated record changes nothing)
+are tested without a broker.
+
+Bad records are not exceptions to the caller of `apply_records`: they come back as
+`Skip`s with a reason, for the edge to count and log, and the other records still apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+import pydantic
+
+from schemas.events import SCHEMA_VERSION
+from schemas.targets import TargetGroup
+from schemas.topics import Source, TargetKey, target_key
+
+# Reasons a record is skipped; also the values of the `reason` metric label.
+NO_KEY = "no_key"
+BAD_KEY = "bad_key"
+INVALID_JSON = "invalid_json"
+UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+INVALID_GROUP = "invalid_group"
+KEY_MISMATCH = "key_mismatch"
+REASONS = (NO_KEY, BAD_KEY, INVALID_JSON, UNKNOWN_SCHEMA_VERSION, INVALID_GROUP, KEY_MISMATCH)
+
+
+class BadRecord(ValueError):
+    """A record of the targets topic that cannot be applied; `reason` is one of REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """What the view needs of a Kafka record, plus where it came from (for skips)."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    record: RawRecord
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of one batch: jobs whose served answer may differ, and skips."""
+
+    changed: frozenset[str] = frozenset()
+    applied: int = 0
+    skipped: tuple[Skip, ...] = ()
+
+
+def decode(key: bytes | None, value: bytes | None) -> tuple[TargetKey, TargetGroup | None]:
+    """(key, group) of a record; group None for a tombstone. Raises BadRecord."""
+    if key is None:
+        raise BadRecord(NO_KEY, "record without a key")
+    try:
+        text = key.decode()
+    except UnicodeDecodeError as exc:
+        raise BadRecord(BAD_KEY, f"key is not UTF-8: {exc}") from exc
+    if value is None:
+        return TargetKey(text), None
+    group = _group(value)
+    expected = target_key(group.job, group.cluster, Source(group.source))
+    if expected != text:
+        raise BadRecord(KEY_MISMATCH, f"key {text!r} but value says {expected!r}")
+    return TargetKey(text), group
+
+
+def _group(value: bytes) -> TargetGroup:
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise BadRecord(INVALID_JSON, str(exc)) from exc
+    version = raw.get("schema_version", SCHEMA_VERSION) if isinstance(raw, dict) else None
+    # A newer writer may add fields this model forbids: name the version, not the field.
+    if isinstance(version, int) and not 1 <= version <= SCHEMA_VERSION:
+        raise BadRecord(
+            UNKNOWN_SCHEMA_VERSION, f"schema_version {version}, not 1..{SCHEMA_VERSION}"
+        )
+    try:
+        return TargetGroup.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise BadRecord(INVALID_GROUP, _first_error(exc)) from exc
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "value"
+    return f"{where}: {first['msg']} ({exc.error_count()} errors)"
+
+
+@dataclass
+class TargetView:
+    """Latest group per key, indexed by job. Jobs stay known once seen.
+
+    A job whose last group is tombstoned stays in `jobs()` (with no groups) for the life
+    of the view, so its sinks serve `[]` rather than "unknown job". `configured` jobs are
+    known from the start, even before (or without) any group.
+    """
+
+    configured: frozenset[str] = frozenset()
+    _by_job: dict[str, dict[TargetKey, TargetGroup]] = field(default_factory=dict, init=False)
+    _job_of: dict[TargetKey, str] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for job in self.configured:
+            self._by_job[job] = {}
+
+    def apply(self, key: TargetKey, group: TargetGroup | None) -> frozenset[str]:
+        """Upsert or delete one key; the jobs whose groups changed (none, or one)."""
+        previous = self._job_of.get(key)
+        if group is None:
+            if previous is None:
+                return frozenset()
+            del self._job_of[key], self._by_job[previous][key]
+            return frozenset({previous})
+        groups = self._by_job.setdefault(group.job, {})
+        if groups.get(key) == group:
+            return frozenset()
+        groups[key] = group
+        self._job_of[key] = group.job
+        if previous is not None and previous != group.job:  # "a/b"+"c" vs "a"+"b/c": keep one
+            del self._by_job[previous][key]
+            return frozenset({previous, group.job})
+        return frozenset({group.job})
+
+    def apply_records(self, records: Iterable[RawRecord]) -> Applied:
+        changed: set[str] = set()
+        skipped: list[Skip] = []
+        applied = 0
+        for record in records:
+            try:
+                key, group = decode(record.key, record.value)
+            except BadRecord as exc:
+                skipped.append(Skip(record, exc.reason, exc.detail))
+                continue
+            applied += 1
+            changed |= self.apply(key, group)
+        return Applied(frozenset(changed), applied, tuple(skipped))
+
+    def jobs(self) -> list[str]:
+        return sorted(self._by_job)
+
+    def known(self, job: str) -> bool:
+        return job in self._by_job
+
+    def groups(self, job: str, *, clusters: Iterable[str] = ()) -> list[TargetGroup]:
+        """A job's groups sorted by key; only those of `clusters` when given."""
+        wanted = frozenset(clusters)
+        groups = self._by_job.get(job, {})
+        return [
+            groups[key] for key in sorted(groups) if not wanted or groups[key].cluster in wanted
+        ]
+
+    def snapshot(self) -> Mapping[TargetKey, TargetGroup]:
+        """Every live group by key (a copy), e.g. to compare two views."""
+        return {key: group for groups in self._by_job.values() for key, group in groups.items()}
+
+    def counts(self, job: str) -> tuple[int, int]:
+        """(groups, targets) of a job."""
+        groups = self._by_job.get(job, {})
+        return len(groups), sum(len(g.targets) for g in groups.values())
+
+    def __len__(self) -> int:
+        return len(self._job_of)
+
+    def __iter__(self) -> Iterator[TargetKey]:
+        return iter(sorted(self._job_of))

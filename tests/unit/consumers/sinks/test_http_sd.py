@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import orjson
+import pytest
+
+from consumers.sinks import http_sd
+from consumers.sinks.http_sd import HttpSd, Reply
+from consumers.sinks.view import TargetView
+from schemas.targets import TargetGroup
+from tests.unit.consumers.sinks.builders import group, key
+
+WEB = group("web", "east", "web-0", "10.0.0.2:80", "10.0.0.1:80")
+WEB_WEST = group("web", "west", "web-0", "10.9.0.1:80")
+
+
+def _view(*groups: TargetGroup, configured: frozenset[str] = frozenset()) -> TargetView:
+    view = TargetView(configured=configured)
+    for g in groups:
+        view.apply(key(g), g)
+    return view
+
+
+def _get(
+    sd: HttpSd,
+    path: str,
+    *,
+    query: Mapping[str, Sequence[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Reply:
+    return sd(path, query=query or {}, headers=headers or {})
+
+
+def test_a_job_is_one_entry_per_target_sorted_with_target_labels_over_group_labels() -> None:
+    reply = _get(HttpSd(_view(WEB), ready=lambda: True), "/http_sd/web")
+
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "application/json"
+    common = {
+        "__meta_kubernetes_namespace": "default",
+        "__meta_kubernetes_pod_name": "web-0",
+        "cluster": "east",
+        "__meta_kubernetes_pod_container_port_number": "80",
+    }
+    assert orjson.loads(reply.body) == [
+        {"targets": ["10.0.0.1:80"], "labels": common},
+        {"targets": ["10.0.0.2:80"], "labels": common},
+    ]
+
+
+def test_the_body_and_etag_do_not_depend_on_arrival_order() -> None:
+    first = _get(HttpSd(_view(WEB, WEB_WEST), ready=lambda: True), "/http_sd/web")
+    second = _get(HttpSd(_view(WEB_WEST, WEB), ready=lambda: True), "/http_sd/web")
+    assert (first.body, first.headers["ETag"]) == (second.body, second.headers["ETag"])
+    assert first.headers["ETag"] == http_sd.etag(first.body)
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "status"),
+    [("{tag}", 304), ('W/{tag}, "other"', 304), ("*", 304), ('"other"', 200), ("", 200)],
+)
+def test_if_none_match(if_none_match: str, status: int) -> None:
+    sd = HttpSd(_view(WEB), ready=lambda: True)
+    tag = _get(sd, "/http_sd/web").headers["ETag"]
+    reply = _get(sd, "/http_sd/web", headers={"if-none-match": if_none_match.format(tag=tag)})
+    assert reply.status == status
+    assert reply.headers["ETag"] == tag
+    assert (reply.body == b"") == (status == 304)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body"),
+    [
+        ("/http_sd/web", 503, {"error": "not caught up with the targets topic yet"}),
+        ("/http_sd/nope", 503, {"error": "not caught up with the targets topic yet"}),
+        ("/http_sd", 503, {"error": "not caught up with the targets topic yet"}),
+    ],
+)
+def test_nothing_is_served_before_catching_up(path: str, status: int, body: object) -> None:
+    reply = _get(HttpSd(_view(WEB), ready=lambda: False), path)
+    assert (reply.status, orjson.loads(reply.body)) == (status, body)
+    assert reply.headers["Content-Type"] == "application/json"
+
+
+def test_an_unknown_job_is_404_listing_the_known_ones() -> None:
+    reply = _get(HttpSd(_view(WEB), ready=lambda: True), "/http_sd/nope")
+    assert reply.status == 404
+    assert orjson.loads(reply.body) == {"error": "unknown job", "job": "nope", "jobs": ["web"]}
+
+
+def test_a_known_job_without_groups_is_an_empty_list() -> None:
+    view = _view(WEB, configured=frozenset({"idle"}))
+    view.apply(key(WEB), None)
+    sd = HttpSd(view, ready=lambda: True)
+    for path in ("/http_sd/idle", "/http_sd/web"):
+        reply = _get(sd, path)
+        assert (reply.status, reply.body) == (200, b"[]")
+
+
+@pytest.mark.parametrize(
+    ("query", "clusters"),
+    [
+        ({}, ["east", "east", "west"]),
+        ({"cluster": ["west"]}, ["west"]),
+        ({"cluster": ["east", "west"]}, ["east", "east", "west"]),
+        ({"cluster": ["east,west"]}, ["east", "east", "west"]),
+        ({"cluster": ["north"]}, []),
+    ],
+)
+def test_the_cluster_filter(query: Mapping[str, Sequence[str]], clusters: list[str]) -> None:
+    reply = _get(HttpSd(_view(WEB, WEB_WEST), ready=lambda: True), "/http_sd/web", query=query)
+    assert [e["labels"]["cluster"] for e in orjson.loads(reply.body)] == clusters
+
+
+def test_a_change_shows_after_invalidate() -> None:
+    view = _view(WEB)
+    sd = HttpSd(view, ready=lambda: True)
+    before = _get(sd, "/http_sd/web", query={"cluster": ["east"]})
+    view.apply(key(WEB_WEST), WEB_WEST)
+    view.apply(key(WEB), None)
+    assert _get(sd, "/http_sd/web", query={"cluster": ["east"]}) == before  # cached
+
+    sd.invalidate({"web"})
+
+    assert _get(sd, "/http_sd/web", query={"cluster": ["east"]}).body == b"[]"
+    assert len(orjson.loads(_get(sd, "/http_sd/web").body)) == 1
+
+
+def test_job_names_are_percent_decoded() -> None:
+    odd = group("team a/web", "east", "w-0", "10.0.0.5:80")
+    reply = _get(HttpSd(_view(odd), ready=lambda: True), "/http_sd/team%20a%2Fweb")
+    assert reply.status == 200
+    assert orjson.loads(reply.body)[0]["targets"] == ["10.0.0.5:80"]
+
+
+def test_the_job_list() -> None:
+    api = group("api", "east", "api-0", "10.0.1.1:8080")
+    reply = _get(HttpSd(_view(WEB, WEB_WEST, api), ready=lambda: True), "/http_sd")
+    assert orjson.loads(reply.body) == [
+        {"job": "api", "path": "/http_sd/api", "groups": 1, "targets": 1},
+        {"job": "web", "path": "/http_sd/web", "groups": 2, "targets": 3},
+    ]
+
+
+@pytest.mark.parametrize("path", ["/http_sdx", "/metrics"])
+def test_paths_outside_the_prefix_are_404(path: str) -> None:
+    assert _get(HttpSd(_view(WEB), ready=lambda: True), path).status == 404
+
+
+def test_render_of_no_groups_is_an_empty_list() -> None:
+    assert http_sd.render([]) == b"[]"

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.sinks import view as views
+from consumers.sinks.view import RawRecord, TargetView
+from schemas.targets import TargetGroup, encode
+from schemas.topics import TargetKey
+from tests.unit.consumers.sinks.builders import group, key, record
+
+WEB = group("web", "east", "web-0", "10.0.0.1:80")
+WEB_MOVED = group("web", "east", "web-0", "10.0.0.2:80")
+API = group("api", "west", "api-0", "10.0.1.1:8080", "10.0.1.1:9090")
+
+
+def _value(**changes: object) -> bytes:
+    return orjson.dumps({**WEB.model_dump(mode="json"), **changes})
+
+
+def test_a_record_decodes_to_its_key_and_group() -> None:
+    assert views.decode(*record(WEB)) == (key(WEB), WEB)
+
+
+def test_a_tombstone_decodes_to_none() -> None:
+    assert views.decode(b"web/east/pod/default/web-0", None) == ("web/east/pod/default/web-0", None)
+
+
+@pytest.mark.parametrize(
+    ("key_", "value", "reason"),
+    [
+        (None, encode(WEB), views.NO_KEY),
+        (b"\xff", encode(WEB), views.BAD_KEY),
+        (b"web/east/pod/default/web-0", b"{not json", views.INVALID_JSON),
+        (b"web/east/pod/default/web-0", _value(schema_version=2), views.UNKNOWN_SCHEMA_VERSION),
+        (b"web/east/pod/default/web-0", _value(schema_version=0), views.UNKNOWN_SCHEMA_VERSION),
+        (b"web/east/pod/default/web-0", _value(targets="10.0.0.1:80"), views.INVALID_GROUP),
+        (b"web/east/pod/default/web-0", _value(extra=1), views.INVALID_GROUP),
+        (b"web/east/pod/default/web-0", b"[1, 2]", views.INVALID_GROUP),
+        (b"web/west/pod/default/web-0", encode(WEB), views.KEY_MISMATCH),
+    ],
+)
+def test_bad_records_say_why(key_: bytes | None, value: bytes, reason: str) -> None:
+    with pytest.raises(views.BadRecord) as caught:
+        views.decode(key_, value)
+    assert caught.value.reason == reason
+
+
+def test_apply_reports_the_changed_job_once() -> None:
+    view = TargetView()
+    assert view.apply(key(WEB), WEB) == {"web"}
+    assert view.apply(key(WEB), WEB) == frozenset()
+    assert view.apply(key(WEB), WEB_MOVED) == {"web"}
+    assert view.groups("web") == [WEB_MOVED]
+
+
+def test_a_tombstone_deletes_and_the_job_stays_known() -> None:
+    view = TargetView()
+    view.apply(key(WEB), WEB)
+    assert view.apply(key(WEB), None) == {"web"}
+    assert view.apply(key(WEB), None) == frozenset()
+    assert (view.jobs(), view.groups("web"), len(view)) == (["web"], [], 0)
+
+
+def test_a_tombstone_of_an_unseen_key_changes_nothing() -> None:
+    view = TargetView()
+    assert view.apply(key(WEB), None) == frozenset()
+    assert view.jobs() == []
+
+
+def test_configured_jobs_are_known_without_groups() -> None:
+    view = TargetView(configured=frozenset({"idle"}))
+    assert view.known("idle")
+    assert not view.known("web")
+    assert view.groups("idle") == []
+
+
+def test_groups_are_sorted_by_key_and_filtered_by_cluster() -> None:
+    west = group("web", "west", "web-0", "10.9.0.1:80")
+    other = group("web", "east", "a-0", "10.0.0.9:80")
+    view = TargetView()
+    for g in (west, WEB, other):
+        view.apply(key(g), g)
+    assert view.groups("web") == [other, WEB, west]
+    assert view.groups("web", clusters=["west"]) == [west]
+    assert view.counts("web") == (3, 3)
+
+
+def test_apply_records_skips_bad_records_and_applies_the_rest() -> None:
+    view = TargetView()
+    good = RawRecord(*record(API), topic="t", partition=1, offset=7)
+    bad = RawRecord(b"x", b"{", topic="t", partition=1, offset=8)
+    tomb = RawRecord(key(API).encode(), None, topic="t", partition=1, offset=9)
+
+    first = view.apply_records([good, bad])
+    second = view.apply_records([tomb])
+
+    assert (first.changed, first.applied) == (frozenset({"api"}), 1)
+    assert [(s.record.offset, s.reason) for s in first.skipped] == [(8, views.INVALID_JSON)]
+    assert (second.changed, second.applied, second.skipped) == (frozenset({"api"}), 1, ())
+    assert view.snapshot() == {}
+
+
+# --- replay properties -------------------------------------------------------------------
+
+_GROUPS = [
+    group(job, cluster, name, *addresses)
+    for job in ("web", "api")
+    for cluster in ("east", "west")
+    for name, addresses in (("p-0", ("10.0.0.1:80",)), ("p-1", ("10.0.0.2:80", "10.0.0.3:81")))
+]
+_VARIANTS = [g.model_copy(update={"labels": {**g.labels, "v": "2"}}) for g in _GROUPS]
+Log = list[tuple[bytes, bytes | None]]
+
+
+@st.composite
+def logs(draw: st.DrawFn) -> Log:
+    """Records for a few keys: upserts (two values per key) and tombstones."""
+    index = st.integers(0, len(_GROUPS) - 1)
+    entries = draw(st.lists(st.tuples(index, st.sampled_from(["a", "b", "gone"])), max_size=30))
+    choose = {"a": _GROUPS, "b": _VARIANTS}
+    return [
+        (key(_GROUPS[i]).encode(), None if what == "gone" else encode(choose[what][i]))
+        for i, what in entries
+    ]
+
+
+@st.composite
+def interleavings(draw: st.DrawFn, log: Log) -> Log:
+    """Any merge of the per-key sub-logs, each in its own order (what partitions give)."""
+    queues: dict[bytes, list[tuple[bytes, bytes | None]]] = {}
+    for entry in log:
+        queues.setdefault(entry[0], []).append(entry)
+    merged: Log = []
+    while queues:
+        k = draw(st.sampled_from(sorted(queues)))
+        merged.append(queues[k].pop(0))
+        if not queues[k]:
+            del queues[k]
+    return merged
+
+
+def _final(log: Log) -> dict[TargetKey, TargetGroup]:
+    view = TargetView()
+    view.apply_records(RawRecord(k, v) for k, v in log)
+    return dict(view.snapshot())
+
+
+def _compacted(log: Log) -> Log:
+    latest = dict(log)  # the last record per key, in first-seen key order
+    return list(latest.items())
+
+
+@given(log=logs(), data=st.data())
+def test_interleavings_keeping_key_order_agree(log: Log, data: st.DataObject) -> None:
+    assert _final(data.draw(interleavings(log))) == _final(log)
+
+
+@given(log=logs())
+def test_the_compacted_log_agrees(log: Log) -> None:
+    compacted = _compacted(log)
+    assert _final(compacted) == _final(log)
+    assert _final([e for e in compacted if e[1] is not None]) == _final(log)
+
+
+@given(log=logs())
+def test_a_repeated_record_changes_nothing(log: Log) -> None:
+    view = TargetView()
+    for k, v in log:
+        view.apply_records([RawRecord(k, v)])
+        assert view.apply_records([RawRecord(k, v)]).changed == frozenset()
+    assert dict(view.snapshot()) == _final(log)
+
+
+@given(log=logs())
+def test_changed_jobs_cover_every_difference(log: Log) -> None:
+    view = TargetView()
+    for k, v in log:
+        before = {job: view.groups(job) for job in view.jobs()}
+        changed = view.apply_records([RawRecord(k, v)]).changed
+        after = {job: view.groups(job) for job in view.jobs()}
+        assert {j for j in after if before.get(j) != after[j]} == changed

@@ -1,0 +1,198 @@
+"""The HTTP server over real loopback sockets, with the HTTP SD route mounted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from consumers.sinks.http_sd import HttpSd
+from consumers.sinks.view import TargetView
+from schemas.config import HttpSettings
+from sdstream import http
+from tests.unit.consumers.sinks.builders import group, key
+from tests.unit.consumers.sinks.http_client import fetch
+
+WEB = group("web", "east", "web-0", "10.0.0.1:80")
+LOOPBACK = HttpSettings(host="127.0.0.1", port=0)
+
+
+@dataclass
+class App:
+    view: TargetView = field(default_factory=TargetView)
+    reason: str | None = "reading the targets topic"
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def ready(self) -> str | None:
+        return self.reason
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[tuple[App, http.HttpServer]]:
+    state = App()
+    state.view.apply(key(WEB), WEB)
+    sd = HttpSd(state.view, ready=lambda: state.reason is None)
+    server = http.HttpServer(
+        LOOPBACK, registry=state.registry, ready=state.ready, routes={"/http_sd": sd}
+    )
+    async with server:
+        yield state, server
+
+
+async def test_healthz_is_ok_at_once(app: tuple[App, http.HttpServer]) -> None:
+    _, server = app
+    reply = await fetch(server.address, path="/healthz")
+    assert (reply.status, reply.body) == (200, b"ok\n")
+
+
+async def test_readyz_and_http_sd_are_503_until_ready(app: tuple[App, http.HttpServer]) -> None:
+    state, server = app
+    not_yet = await fetch(server.address, path="/readyz")
+    sd_not_yet = await fetch(server.address, path="/http_sd/web")
+    state.reason = None
+    ready = await fetch(server.address, path="/readyz")
+    sd_ready = await fetch(server.address, path="/http_sd/web")
+
+    assert (not_yet.status, not_yet.body) == (503, b"reading the targets topic\n")
+    assert sd_not_yet.status == 503
+    assert sd_not_yet.headers["content-type"] == "application/json"
+    assert (ready.status, sd_ready.status) == (200, 200)
+
+
+async def test_http_sd_answers_with_json_and_an_etag(app: tuple[App, http.HttpServer]) -> None:
+    state, server = app
+    state.reason = None
+
+    reply = await fetch(server.address, path="/http_sd/web", headers={"Accept": "application/json"})
+    again = await fetch(
+        server.address, path="/http_sd/web", headers={"If-None-Match": reply.headers["etag"]}
+    )
+
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/json"
+    assert int(reply.headers["content-length"]) == len(reply.body)
+    assert [e["targets"] for e in orjson.loads(reply.body)] == [["10.0.0.1:80"]]
+    assert (again.status, again.body, again.headers["etag"]) == (304, b"", reply.headers["etag"])
+
+
+async def test_unknown_job_404_and_empty_job_200(app: tuple[App, http.HttpServer]) -> None:
+    state, server = app
+    state.reason = None
+    state.view.apply(key(WEB), None)
+
+    unknown = await fetch(server.address, path="/http_sd/nope")
+    empty = await fetch(server.address, path="/http_sd/web?cluster=east")
+
+    assert (unknown.status, orjson.loads(unknown.body)["jobs"]) == (404, ["web"])
+    assert (empty.status, empty.body, empty.headers["content-type"]) == (
+        200,
+        b"[]",
+        "application/json",
+    )
+
+
+async def test_metrics_expose_the_injected_registry(app: tuple[App, http.HttpServer]) -> None:
+    state, server = app
+    Counter("sdstream_test_things_total", "Things.", registry=state.registry).inc(3)
+    await fetch(server.address, path="/http_sd/web")
+
+    reply = await fetch(server.address, path="/metrics")
+
+    text = reply.body.decode()
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    assert "sdstream_test_things_total 3.0" in text
+    assert 'sdstream_http_requests_total{route="/http_sd",status="503"} 1.0' in text
+
+
+async def test_openmetrics_on_request(app: tuple[App, http.HttpServer]) -> None:
+    _, server = app
+    reply = await fetch(
+        server.address, path="/metrics", headers={"Accept": "application/openmetrics-text"}
+    )
+    assert reply.headers["content-type"].startswith("application/openmetrics-text")
+    assert reply.body.endswith(b"# EOF\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"POST /healthz HTTP/1.1\r\n\r\n", 405),
+        (b"GET /nowhere HTTP/1.1\r\n\r\n", 404),
+        (b"garbage\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
+        (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n\r\n", 400),
+    ],
+)
+async def test_bad_requests(app: tuple[App, http.HttpServer], raw: bytes, status: int) -> None:
+    _, server = app
+    assert (await fetch(server.address, raw)).status == status
+
+
+async def test_head_has_headers_and_no_body(app: tuple[App, http.HttpServer]) -> None:
+    _, server = app
+    reply = await fetch(server.address, b"HEAD /healthz HTTP/1.1\r\n\r\n")
+    assert (reply.status, reply.headers["content-length"], reply.body) == (200, "3", b"")
+
+
+async def test_a_failing_route_is_a_500_and_the_server_goes_on() -> None:
+    def broken(path: str, **_: object) -> http.Answer:
+        raise RuntimeError(path)
+
+    server = http.HttpServer(
+        LOOPBACK, registry=CollectorRegistry(), ready=lambda: None, routes={"/x": broken}
+    )
+    async with server:
+        assert (await fetch(server.address, path="/x/y")).status == 500
+        assert (await fetch(server.address, path="/readyz")).status == 200
+
+
+async def test_a_failing_readiness_check_is_not_ready() -> None:
+    def check() -> str | None:
+        raise RuntimeError("boom")
+
+    async with http.HttpServer(LOOPBACK, registry=CollectorRegistry(), ready=check) as server:
+        reply = await fetch(server.address, path="/readyz")
+    assert reply.status == 503
+    assert b"boom" in reply.body
+
+
+async def test_stop_lets_a_request_in_flight_finish_and_refuses_new_ones() -> None:
+    server = http.HttpServer(LOOPBACK, registry=CollectorRegistry(), ready=lambda: None)
+    await server.start()
+    address = server.address
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(b"GET /healthz HTTP/1.1\r\n")  # head not finished yet
+    await writer.drain()
+    async with asyncio.timeout(5):
+        # The server has no event for "accepted"; yield until it took the connection.
+        while not server.in_flight:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+
+    stopping = asyncio.create_task(server.stop(grace_s=5))
+    writer.write(b"\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    await stopping
+    writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(*address)
+
+
+async def test_a_stalled_client_is_dropped_after_the_read_timeout() -> None:
+    server = http.HttpServer(
+        LOOPBACK, registry=CollectorRegistry(), ready=lambda: None, read_timeout_s=0.05
+    )
+    async with server:
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+        writer.close()
