@@ -83,6 +83,103 @@ def _up(args: argparse.Namespace) -> int:
     return up.run(root=root, run_dir=run_dir)
 
 
+def _render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    render = sub.add_parser(
+        "render",
+        help="print the target groups Prometheus would discover for a snapshot of objects",
+        description="Apply one kubernetes_sd_configs entry to Kubernetes objects (a "
+        "`kubectl get -o json` List, a JSON array, or - for stdin) and print the target "
+        "groups Prometheus's kubernetes_sd would produce. Exit 2 on bad input.",
+    )
+    render.add_argument("--config", type=Path, required=True, help="kubernetes_sd_configs entry")
+    render.add_argument("--own-namespace", help="namespace for namespaces.own_namespace")
+    render.add_argument("--format", choices=["native", "http_sd"], default="native")
+    render.add_argument("objects", help="JSON file of objects, or - for stdin")
+    render.set_defaults(handler=_render)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from sdstream import render
+
+    return render.run(
+        config=args.config, objects=args.objects, own_namespace=args.own_namespace,
+        fmt=args.format,
+    )  # fmt: skip
+
+
+def _produce_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    produce = sub.add_parser(
+        "produce",
+        help="watch one cluster's API server into compacted Kafka object topics",
+        description="List and watch pods, services, endpoints, endpointslices, ingresses, "
+        "nodes, namespaces, replicasets and jobs, and publish them to "
+        "<prefix>.<cluster>.<resource>, keyed namespace/name, with tombstones for deletes. "
+        "Settings: flags > SDSTREAM_* variables > the config file.",
+    )
+    produce.add_argument("--cluster", help="cluster name, part of every topic (SDSTREAM_CLUSTER)")
+    produce.add_argument("--config", type=Path, dest="config_file", help="YAML settings file")
+    produce.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
+    produce.add_argument("--context", help="kubeconfig context")
+    produce.add_argument("--bootstrap", help="Kafka bootstrap servers (SDSTREAM_KAFKA_BOOTSTRAP)")
+    produce.add_argument("--topic-prefix", help="default sdstream")
+    produce.add_argument("--http-port", type=int, help="/metrics, /healthz, /readyz")
+    produce.set_defaults(handler=_produce)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from sdstream import produce, settings
+
+    groups = {
+        "kube": {"kubeconfig": args.kubeconfig, "context": args.context},
+        "kafka": {"bootstrap": args.bootstrap, "topic_prefix": args.topic_prefix},
+        "http": {"port": args.http_port},
+    }
+    overrides = {
+        name: {k: v for k, v in values.items() if v is not None}
+        for name, values in groups.items()
+        if any(v is not None for v in values.values())
+    }
+    try:
+        loaded = settings.load(
+            settings.ProducerAppSettings,
+            config_file=args.config_file,
+            cluster=args.cluster,
+            **overrides,
+        )
+    except settings.SettingsError as exc:
+        print(f"sdstream produce: {exc}", file=sys.stderr)
+        return 2
+    return produce.main(loaded)
+
+
+def _consume_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    consume = sub.add_parser(
+        "consume",
+        help="fold object topics into target groups; serve HTTP SD and file SD",
+        description="Read <prefix>.<cluster>.<resource> topics, build the target groups of "
+        "the jobs in the config file (Prometheus scrape_configs with kubernetes_sd_configs), "
+        "publish them to <prefix>.targets, and serve them over HTTP SD (/http_sd/<job>) and "
+        "as file SD files. Settings: flags > SDSTREAM_* variables > the config file.",
+    )
+    consume.add_argument("--config", type=Path, help="YAML: settings and scrape_configs")
+    consume.add_argument("--bootstrap", help="Kafka bootstrap servers (SDSTREAM_KAFKA_BOOTSTRAP)")
+    consume.add_argument("--mode", choices=["all", "fold", "serve"])
+    consume.add_argument("--http-port", type=int)
+    consume.add_argument("--file-sd-dir", type=Path)
+    consume.set_defaults(handler=_consume)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from sdstream import consume
+
+    overrides: dict[str, object] = {"mode": args.mode, "file_sd_dir": args.file_sd_dir}
+    if args.bootstrap:
+        overrides["kafka"] = {"bootstrap": args.bootstrap}
+    if args.http_port is not None:
+        overrides["http"] = {"port": args.http_port}
+    return consume.main(config_file=args.config, overrides=overrides)
+
+
 def _schema_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     schema = sub.add_parser("schema", help="JSON Schema of every wire contract")
     schema.add_argument("verb", choices=["export", "check"])
@@ -111,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     _up_parser(sub)
     _devstack_parser(sub)
+    _produce_parser(sub)
+    _consume_parser(sub)
+    _render_parser(sub)
     _schema_parser(sub)
     return top
 

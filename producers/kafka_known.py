@@ -1,0 +1,67 @@
+"""Reads an object topic to its end offsets and folds it into `{key: resourceVersion}`."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from producers import kafka_common, known
+from producers.emit import PublishFailed
+from schemas.config import KafkaSettings
+from schemas.topics import ObjectKey
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaKnownReader:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+
+    async def load(self, topic: str, *, partitions: int) -> dict[ObjectKey, str]:
+        consumer = AIOKafkaConsumer(
+            **kafka_common.client_options(self._settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        try:
+            await consumer.start()
+            records = await _read_to_end(consumer, topic, partitions=partitions)
+        except KafkaError as exc:
+            raise PublishFailed(f"reading {topic}: {exc!r}") from exc
+        finally:
+            await consumer.stop()
+        state, unusable = known.fold(records)
+        logger.info(
+            "Read %d records of %s: %d live keys, %d unusable.",
+            len(records),
+            topic,
+            len(state),
+            unusable,
+            extra={"topic": topic, "keys": len(state), "unusable": unusable},
+        )
+        return state
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, topic: str, *, partitions: int
+) -> list[known.StoredRecord]:
+    # The partition count comes from the caller, who checked the topic: a fresh consumer's
+    # partitions_for_topic() stays None until something subscribes, and end_offsets() of
+    # a partition that does not exist would wait forever.
+    parts = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(parts)
+    await consumer.seek_to_beginning(*parts)
+    end = await consumer.end_offsets(parts)
+    records: list[known.StoredRecord] = []
+    while any([await consumer.position(tp) < end[tp] for tp in parts]):
+        batch = await consumer.getmany(*parts, timeout_ms=500)
+        for tp, rs in batch.items():
+            records.extend(
+                known.StoredRecord(r.key, r.value, tuple(r.headers))
+                for r in rs
+                if r.offset < end[tp]
+            )
+    return records

@@ -1,0 +1,176 @@
+"""Writes object events to Kafka: idempotent, acks=all, namespace partitioning.
+
+Every record carries its partition (`schemas.topics.partition_for`), so one
+namespace's objects meet in one partition number on every topic. A bounded
+number of unacknowledged records blocks `publish()`, and so the watch, when the
+broker is slow or away: nothing is dropped. A record the broker never
+acknowledged bumps `failures`; its writer then re-reads the topic and re-lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
+
+from producers import kafka_common
+from producers.emit import PublishFailed, Record
+from producers.metrics import ProducerMetrics
+from schemas.config import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+TOPIC_EXISTS = 36
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+class TopicMismatch(Exception):
+    """An existing topic is not compacted or has another partition count: fix it by hand."""
+
+    retriable: ClassVar[bool] = False
+
+
+class KafkaPublisher:
+    def __init__(
+        self, settings: KafkaSettings, *, metrics: ProducerMetrics, max_unacked: int = 10_000
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(max_unacked)
+        self._producer: AIOKafkaProducer | None = None
+        self.failures = 0
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            **kafka_common.client_options(self._settings),
+            enable_idempotence=True,
+            acks="all",
+            compression_type=None if self._settings.compression == "none" else "gzip",
+            linger_ms=5,
+        )
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            await producer.stop()
+            raise PublishFailed(
+                f"cannot reach Kafka at {self._settings.bootstrap}: {exc!r}"
+            ) from exc
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush what is buffered, then close."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def flush(self) -> None:
+        if self._producer is not None:
+            await self._producer.flush()
+
+    async def publish(self, record: Record) -> None:
+        """Hand one record to the producer; blocks while too many are unacknowledged."""
+        if self._producer is None:
+            raise PublishFailed("publisher not started")
+        await self._slots.acquire()
+        sent_at = time.monotonic()
+        try:
+            future = await self._producer.send(
+                record.topic,
+                value=record.value,
+                key=record.key.encode(),
+                partition=record.partition,
+                headers=record.headers,
+            )
+        except KafkaError as exc:
+            self._slots.release()
+            self._failed(record, exc)
+            raise PublishFailed(f"send to {record.topic}: {exc!r}") from exc
+        future.add_done_callback(lambda f: self._acked(record, sent_at, f))
+
+    def _acked(self, record: Record, sent_at: float, future: asyncio.Future[Any]) -> None:
+        self._slots.release()
+        if future.cancelled():
+            self._failed(record, asyncio.CancelledError())
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._failed(record, exc)
+            return
+        self._metrics.publish_latency.observe(time.monotonic() - sent_at)
+        self._metrics.lag.observe(max(0.0, time.time() - record.observed_at))
+        self._metrics.published.labels(record.resource.value, record.event.value).inc()
+
+    def _failed(self, record: Record, exc: BaseException) -> None:
+        self.failures += 1
+        self._metrics.errors.labels(record.resource.value, type(exc).__name__).inc()
+        logger.warning(
+            "Kafka did not take %s %s: %r.",
+            record.topic,
+            record.key,
+            exc,
+            extra={"topic": record.topic, "key": record.key, "error": repr(exc)},
+        )
+
+    async def ensure_topics(self, topics: Mapping[str, int]) -> None:
+        """Create missing topics compacted; TopicMismatch if an existing one differs."""
+        admin = AIOKafkaAdminClient(**kafka_common.client_options(self._settings))
+        try:
+            await admin.start()
+            await _create_missing(admin, topics, replication=self._settings.replication_factor)
+            await _check(admin, topics)
+        except KafkaError as exc:
+            raise PublishFailed(f"checking topics: {exc!r}") from exc
+        finally:
+            await admin.close()
+
+
+async def _create_missing(
+    admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, replication: int
+) -> None:
+    existing = set(await admin.list_topics())
+    missing = [
+        NewTopic(name, count, replication, topic_configs=dict(COMPACTED))
+        for name, count in topics.items()
+        if name not in existing
+    ]
+    if not missing:
+        return
+    response = await admin.create_topics(missing)
+    for name, code, *_ in response.topic_errors:
+        if code not in (0, TOPIC_EXISTS):
+            raise PublishFailed(f"creating topic {name}: Kafka error code {code}")
+        logger.info("Created compacted topic %s.", name, extra={"topic": name})
+
+
+async def _check(admin: AIOKafkaAdminClient, topics: Mapping[str, int]) -> None:
+    problems: list[str] = []
+    for meta in await admin.describe_topics(list(topics)):
+        name, count = meta["topic"], len(meta["partitions"])
+        if count != topics[name]:
+            problems.append(f"topic {name} has {count} partitions, expected {topics[name]}")
+    for name, policy in (await _cleanup_policies(admin, list(topics))).items():
+        if policy != "compact":
+            problems.append(f"topic {name} has cleanup.policy={policy!r}, expected 'compact'")
+    if problems:
+        raise TopicMismatch(
+            "; ".join(problems) + " (object topics must be compacted and share one partition "
+            "count; delete or fix them, or set the partitions setting to match)"
+        )
+
+
+async def _cleanup_policies(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str]:
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+    policies: dict[str, str] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            for entry in resource["config_entries"]:
+                if entry["config_names"] == "cleanup.policy":
+                    policies[resource["resource_name"]] = entry["config_value"]
+    return policies

@@ -1,0 +1,231 @@
+"""Paged LIST and streaming WATCH as plain dicts, parsed with orjson.
+
+The official client builds the request (URL, auth headers, refreshed tokens) and
+owns the aiohttp session; we read the response body ourselves, so no model
+class is ever built: a watch line goes from bytes to dict in one orjson call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiohttp
+import orjson
+
+from producers.kubeapi import errors
+from schemas.objects import KubeObject
+from schemas.topics import Resource
+
+logger = logging.getLogger(__name__)
+
+# Resource -> (API prefix, plural)
+PATHS: Final[dict[Resource, str]] = {
+    Resource.PODS: "/api/v1",
+    Resource.SERVICES: "/api/v1",
+    Resource.ENDPOINTS: "/api/v1",
+    Resource.NODES: "/api/v1",
+    Resource.NAMESPACES: "/api/v1",
+    Resource.ENDPOINTSLICES: "/apis/discovery.k8s.io/v1",
+    Resource.INGRESSES: "/apis/networking.k8s.io/v1",
+    Resource.REPLICASETS: "/apis/apps/v1",
+    Resource.JOBS: "/apis/batch/v1",
+}
+LEASES: Final = "/apis/coordination.k8s.io/v1"
+Query = list[tuple[str, str]]
+WatchEvent = dict[str, Any]  # {"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK", "object": {...}}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where to list and watch: one namespace (or all), and server-side selectors."""
+
+    namespace: str | None = None
+    label_selector: str | None = None
+    field_selector: str | None = None
+
+    def query(self) -> Query:
+        query: Query = []
+        if self.label_selector:
+            query.append(("labelSelector", self.label_selector))
+        if self.field_selector:
+            query.append(("fieldSelector", self.field_selector))
+        return query
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request's parts."""
+
+    method: str
+    path: str
+    query: Query = field(default_factory=list)
+    verb: str = "get"
+    what: str = ""
+    scope: Scope = Scope()
+    body: KubeObject | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    items: list[KubeObject]
+    resource_version: str
+
+
+def collection_path(resource: Resource, namespace: str | None) -> str:
+    base = PATHS[resource]
+    if namespace and not resource.cluster_scoped:
+        return f"{base}/namespaces/{namespace}/{resource.value}"
+    return f"{base}/{resource.value}"
+
+
+def parse_event(line: bytes, *, resource: Resource, namespace: str | None) -> WatchEvent:
+    """One watch line -> event; ERROR events raise (410 -> Expired)."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise errors.MalformedResponse(f"watch {resource}: bad JSON line: {exc}") from exc
+    if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+        raise errors.MalformedResponse(f"watch {resource}: not an event: {line[:200]!r}")
+    if event.get("type") == "ERROR":
+        status = event["object"]
+        code = status.get("code")
+        message = str(status.get("message", ""))
+        raise errors.from_status(
+            code if isinstance(code, int) else 500,
+            message,
+            verb="watch",
+            resource=resource.value,
+            namespace=namespace,
+        )
+    return event
+
+
+class KubeApi:
+    """LIST, WATCH and small JSON requests over a kubernetes.aio ApiClient."""
+
+    def __init__(self, client: Any, *, page_size: int = 500) -> None:
+        self._client = client
+        self._page_size = page_size
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def list(self, resource: Resource, scope: Scope) -> Listing:
+        """Every object, page by page (limit/continue); 410 on an expired token."""
+        path = collection_path(resource, scope.namespace)
+        items: list[KubeObject] = []
+        token = ""
+        while True:
+            query = [("limit", str(self._page_size)), *scope.query()]
+            if token:
+                query.append(("continue", token))
+            call = Call("GET", path, query=query, verb="list", what=resource.value, scope=scope)
+            page = await self._json(call)
+            try:
+                items.extend(page["items"] or ())
+                token = page["metadata"].get("continue") or ""
+                version = str(page["metadata"]["resourceVersion"])
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise errors.MalformedResponse(f"list {resource}: not a list") from exc
+            if not token:
+                return Listing(items=items, resource_version=version)
+
+    async def watch(
+        self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
+    ) -> AsyncIterator[WatchEvent]:
+        """Events after `since`, with bookmarks, until the server ends the watch."""
+        query = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", since),
+            ("timeoutSeconds", str(timeout_s)),
+            *scope.query(),
+        ]
+        path = collection_path(resource, scope.namespace)
+        call = Call("GET", path, query=query, verb="watch", what=resource.value, scope=scope)
+        response = await self._open(call, limit_s=timeout_s + 30)
+        try:
+            async for line in _lines(response, resource=resource):
+                yield parse_event(line, resource=resource, namespace=scope.namespace)
+        finally:
+            response.release()
+
+    async def request(
+        self, method: str, path: str, *, body: KubeObject | None = None, verb: str, what: str
+    ) -> KubeObject:
+        """One JSON request (leases): the response object, or an ApiError."""
+        return await self._json(Call(method, path, verb=verb, what=what, body=body))
+
+    async def _json(self, call: Call) -> KubeObject:
+        response = await self._open(call, limit_s=60)
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise errors.ConnectionFailed(f"{call.verb} {call.path}: {exc!r}") from exc
+        finally:
+            response.release()
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise errors.MalformedResponse(f"{call.verb} {call.path}: bad JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise errors.MalformedResponse(f"{call.verb} {call.path}: not an object")
+        return value
+
+    async def _open(self, call: Call, *, limit_s: float) -> aiohttp.ClientResponse:
+        client = self._client
+        try:
+            parts = await client.param_serialize(
+                method=call.method,
+                resource_path=call.path,
+                query_params=call.query,
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=call.body,
+                auth_settings=["BearerToken"],
+            )
+            rest = await client.call_api(*parts, _request_timeout=limit_s, _preload_content=False)
+        except errors.ApiError:
+            raise
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise errors.ConnectionFailed(f"{call.verb} {call.path}: {exc!r}") from exc
+        response: aiohttp.ClientResponse = rest.response
+        if response.status >= 400:
+            data = await response.read()
+            response.release()
+            raise errors.from_status(
+                response.status,
+                errors.status_message(data),
+                verb=call.verb,
+                resource=call.what,
+                namespace=call.scope.namespace,
+            )
+        return response
+
+
+async def _lines(response: aiohttp.ClientResponse, *, resource: Resource) -> AsyncIterator[bytes]:
+    """Newline-delimited chunks of a streaming body, whatever the chunk boundaries."""
+    pending = bytearray()
+    try:
+        async for chunk in response.content.iter_any():
+            pending += chunk
+            start = 0
+            while (end := pending.find(b"\n", start)) >= 0:
+                if end > start:
+                    yield bytes(pending[start:end])
+                start = end + 1
+            del pending[:start]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise errors.ConnectionFailed(f"watch {resource}: {exc!r}") from exc
+    if pending.strip():
+        yield bytes(pending)
+
+
+def namespaces_scopes(
+    namespaces: Sequence[str], *, label_selector: str | None, field_selector: str | None
+) -> list[Scope]:
+    """One scope per namespace, or one cluster-wide scope when none is given."""
+    names: Sequence[str | None] = namespaces or [None]
+    return [Scope(n, label_selector, field_selector) for n in names]

@@ -1,0 +1,215 @@
+"""Wires the producer: API client, Kafka publisher, emitter and one watcher per
+resource and scope, under one TaskGroup, until `stop` is set.
+
+Exit status: 0 after a clean stop (buffered records flushed), 2 when an existing
+topic does not match (not compacted, wrong partition count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from producers import emit, leader
+from producers.emit import PublishFailed
+from producers.kafka_known import KafkaKnownReader
+from producers.kafka_publisher import KafkaPublisher, TopicMismatch
+from producers.kubeapi import api, auth, errors
+from producers.metrics import ProducerMetrics
+from producers.watcher import Backoff, ObjectSource, Watch, Watcher
+from schemas.config import ProducerSettings
+from schemas.topics import Resource
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Prometheus never filters these watches (owner chains and namespace metadata).
+UNFILTERED = frozenset({Resource.NAMESPACES, Resource.REPLICASETS, Resource.JOBS})
+
+
+def watches(settings: ProducerSettings, *, timeout_s: int = 300) -> list[Watch]:
+    """One watch per resource, times one per namespace when namespaces are given."""
+    result: list[Watch] = []
+    for resource in settings.resources:
+        label, fields = settings.label_selector, settings.field_selector
+        if resource in UNFILTERED:
+            label = fields = None
+        names: tuple[str | None, ...] = (None,)
+        if settings.namespaces and not resource.cluster_scoped:
+            names = settings.namespaces
+        result += [Watch(resource, api.Scope(n, label, fields), timeout_s) for n in names]
+    return result
+
+
+@dataclass
+class Readiness:
+    """Ready once every watch's initial list is published."""
+
+    expected: frozenset[Watch] = frozenset()
+    listed: set[Watch] = field(default_factory=set)
+    metrics: ProducerMetrics | None = None
+    standby: bool = False  # a healthy hot standby counts as ready (rollouts must not stall)
+
+    def mark(self, watch: Watch) -> None:
+        self.listed.add(watch)
+        if self.metrics is not None and all(
+            w in self.listed for w in self.expected if w.resource is watch.resource
+        ):
+            self.metrics.ready.labels(watch.resource.value).set(1)
+
+    @property
+    def ready(self) -> bool:
+        return self.standby or (bool(self.expected) and self.expected <= self.listed)
+
+
+async def retry(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run `step` until it stops raising PublishFailed, backing off in between."""
+    backoff = Backoff(maximum_s=15.0)
+    while True:
+        try:
+            await step()
+        except PublishFailed as exc:
+            delay = backoff.next()
+            logger.warning("%s: %s; retrying in %.1fs.", what, exc, delay, extra={"step": what})
+            await asyncio.sleep(delay)
+        else:
+            return
+
+
+def default_identity() -> str:
+    """Pod name (the hostname in Kubernetes) plus a random suffix: unique per process."""
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Producer:
+    settings: ProducerSettings
+    metrics: ProducerMetrics
+    readiness: Readiness = field(default_factory=Readiness)
+    connect: Callable[[Any], Awaitable[Any]] = auth.connect
+    wrap_source: Callable[[ObjectSource], ObjectSource] = lambda source: source  # fault seam
+    identity: str = field(default_factory=default_identity)
+    _api: api.KubeApi | None = None
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Watch and publish until `stop` (as leader, if election is on); the exit status."""
+        self.readiness.expected = frozenset(watches(self.settings))
+        self.readiness.metrics = self.metrics
+        elector: leader.Elector | None = None
+        try:
+            self._api = api.KubeApi(
+                await self.connect(self.settings.kube), page_size=self.settings.page_size
+            )
+            elector = self._elector(self._api)
+            while not stop.is_set():
+                if elector is not None and not await self._campaign(elector, stop):
+                    break
+                if not await self._term(stop, elector):
+                    break
+        except TopicMismatch as exc:
+            logger.error("%s", exc)  # noqa: TRY400  # a configuration error, not a crash
+            return 2
+        finally:
+            await self._close(elector)
+        return 0
+
+    def _elector(self, source: api.KubeApi) -> leader.Elector | None:
+        config = self.settings.leader
+        if not config.enabled:
+            return None
+        store = leader.KubeLeaseStore(source, namespace=config.namespace, name=config.name)
+        return leader.Elector(store, config, identity=self.identity)
+
+    async def _campaign(self, elector: leader.Elector, stop: asyncio.Event) -> bool:
+        """Wait as a standby until we lead (True) or `stop` is set (False)."""
+        self.readiness.standby = True
+        self.metrics.leader.set(0)
+        logger.info("Standing by for lease %s.", self.settings.leader.name)
+        if not await _first(elector.acquire(), stop):
+            return False
+        self.metrics.leader.set(1)
+        return True
+
+    async def _term(self, stop: asyncio.Event, elector: leader.Elector | None) -> bool:
+        """One term as the writer: True if the lease was lost (campaign again)."""
+        self.readiness.standby = False
+        self.readiness.listed.clear()
+        lost = asyncio.Event()
+        publisher = KafkaPublisher(self.settings.kafka, metrics=self.metrics)
+        holder = asyncio.create_task(_hold(elector, lost)) if elector else None
+        try:
+            watcher = await _first(self._start(publisher), stop, lost)
+            if watcher is not None:
+                await _until([watcher.run(w) for w in self.readiness.expected], stop, lost)
+        finally:
+            if holder is not None:
+                holder.cancel()
+                await asyncio.gather(holder, return_exceptions=True)
+            await publisher.stop()
+            logger.info("Stopped writing; buffered records flushed.")
+        return lost.is_set()
+
+    async def _start(self, publisher: KafkaPublisher) -> Watcher:
+        settings = self.settings
+        naming = emit.Naming(
+            cluster=settings.cluster,
+            prefix=settings.kafka.topic_prefix,
+            partitions=settings.partitions,
+            drop_annotations=frozenset(settings.drop_annotations),
+        )
+        topics = {naming.topic(r): settings.partitions for r in settings.resources}
+        await retry("checking topics", lambda: publisher.ensure_topics(topics))
+        await retry("starting the Kafka producer", publisher.start)
+        reader = KafkaKnownReader(settings.kafka)
+        sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
+        assert self._api is not None  # noqa: S101  # set by run() before any term
+        source = self.wrap_source(self._api)
+        return Watcher(source, sink, metrics=self.metrics, on_listed=self.readiness.mark)
+
+    async def _close(self, elector: leader.Elector | None) -> None:
+        if elector is not None:
+            with contextlib.suppress(errors.ApiError):
+                await elector.release()
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+
+async def _hold(elector: leader.Elector | None, lost: asyncio.Event) -> None:
+    if elector is None:
+        return
+    try:
+        await elector.hold()
+    except leader.LostLease as exc:
+        logger.error("%s; stopping all writes now.", exc)  # noqa: TRY400  # expected, not a crash
+        lost.set()
+
+
+async def _first(step: Awaitable[T], *events: asyncio.Event) -> T | None:
+    """`step`'s result, or None if one of `events` is set first (then `step` is cancelled)."""
+    work = asyncio.ensure_future(step)
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    await asyncio.wait({work, *waits}, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
+    if not work.done():
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        return None
+    return work.result()
+
+
+async def _until(jobs: list[Any], *events: asyncio.Event) -> None:
+    """Run `jobs` until one of `events` is set, then cancel them."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(job) for job in jobs]
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in [*tasks, *waits]:
+            task.cancel()

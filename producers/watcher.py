@@ -1,0 +1,174 @@
+"""List -> watch -> (410) -> list, for one resource in one scope, forever.
+
+A watch that ends (server timeout) or breaks (connection) is resumed from the
+last resourceVersion seen, bookmarks included; only 410 Gone, or Kafka failing
+to take a record, needs a new LIST, and every LIST is reconciled against the
+topic, so nothing that happened meanwhile is lost. Errors back off
+exponentially; a 403 names the missing verb and resource and is retried slowly,
+while the other resources go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from producers.emit import PublishFailed
+from producers.kubeapi import errors
+from producers.kubeapi.api import Listing, Scope, WatchEvent
+from producers.metrics import ProducerMetrics
+from schemas.topics import Resource
+
+logger = logging.getLogger(__name__)
+
+CHANGES = frozenset({"ADDED", "MODIFIED", "DELETED"})
+
+
+class ObjectSource(Protocol):
+    async def list(self, resource: Resource, scope: Scope) -> Listing: ...
+
+    def watch(
+        self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
+    ) -> AsyncIterator[WatchEvent]: ...
+
+
+class Sink(Protocol):
+    async def listed(self, resource: Resource, scope: Scope, listing: Listing) -> None: ...
+
+    async def event(self, resource: Resource, event: WatchEvent) -> None: ...
+
+    def resync(self, resource: Resource) -> None: ...
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter between `initial_s` and `maximum_s`."""
+
+    initial_s: float = 0.5
+    maximum_s: float = 30.0
+    attempt: int = 0
+
+    def next(self) -> float:
+        delay = min(self.maximum_s, self.initial_s * 2**self.attempt)
+        self.attempt += 1
+        return random.uniform(delay / 2, delay)  # noqa: S311  # jitter, not crypto
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass(frozen=True)
+class Watch:
+    resource: Resource
+    scope: Scope
+    timeout_s: int = 300
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Watcher:
+    def __init__(
+        self,
+        source: ObjectSource,
+        sink: Sink,
+        *,
+        metrics: ProducerMetrics,
+        on_listed: Callable[[Watch], None] = lambda _: None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._source = source
+        self._sink = sink
+        self._metrics = metrics
+        self._on_listed = on_listed
+        self._sleep = sleep
+
+    async def run(self, watch: Watch) -> None:
+        """Never returns; cancel it to stop."""
+        backoff = Backoff()
+        relist_reason: str | None = None
+        while True:
+            try:
+                since = await self._list(watch, relist_reason)
+                backoff.reset()
+                await self._follow(watch, since=since, backoff=backoff)
+            except errors.Expired:
+                relist_reason = "expired"
+                logger.info(
+                    "Watch of %s expired; re-listing.",
+                    watch.resource,
+                    extra={"resource": watch.resource.value},
+                )
+            except PublishFailed as exc:
+                relist_reason = "publish"
+                self._failed(watch, exc)
+                await self._sleep(backoff.next())
+            except errors.ApiError as exc:
+                relist_reason = "error"
+                self._failed(watch, exc)
+                await self._sleep(backoff.next())
+            except Exception as exc:  # a bug must not stop the other resources
+                relist_reason = "error"
+                logger.exception("Unexpected error watching %s.", watch.resource)
+                self._metrics.errors.labels(watch.resource.value, type(exc).__name__).inc()
+                await self._sleep(backoff.next())
+
+    async def _list(self, watch: Watch, relist_reason: str | None) -> str:
+        listing = await self._source.list(watch.resource, watch.scope)
+        self._metrics.lists.labels(watch.resource.value).inc()
+        if relist_reason is not None:
+            self._metrics.relists.labels(watch.resource.value, relist_reason).inc()
+        await self._sink.listed(watch.resource, watch.scope, listing)
+        self._on_listed(watch)
+        return listing.resource_version
+
+    async def _follow(self, watch: Watch, *, since: str, backoff: Backoff) -> None:
+        """Watch from `since` forever, resuming after timeouts and retriable errors."""
+        resource = watch.resource
+        while True:
+            try:
+                stream = self._source.watch(
+                    resource, watch.scope, since=since, timeout_s=watch.timeout_s
+                )
+                async for event in stream:
+                    since = await self._handle(resource, event) or since
+                    backoff.reset()
+                reason = "timeout"
+            except errors.Expired:
+                self._metrics.watch_restarts.labels(resource.value, "expired").inc()
+                raise
+            except errors.ApiError as exc:
+                if not exc.retriable:
+                    raise
+                reason = "error"
+                self._failed(watch, exc)
+                await self._sleep(backoff.next())
+            self._metrics.watch_restarts.labels(resource.value, reason).inc()
+
+    async def _handle(self, resource: Resource, event: WatchEvent) -> str | None:
+        """Pass a change on; the event's resourceVersion (None if it has none)."""
+        kind = str(event.get("type"))
+        self._metrics.events.labels(resource.value, kind).inc()
+        meta = event["object"].get("metadata")
+        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        if kind in CHANGES:
+            await self._sink.event(resource, event)
+        elif kind != "BOOKMARK":
+            self._metrics.errors.labels(resource.value, "UnknownEventType").inc()
+        return str(version) if version else None
+
+    def _failed(self, watch: Watch, exc: Exception) -> None:
+        self._metrics.errors.labels(watch.resource.value, type(exc).__name__).inc()
+        level = logging.ERROR if isinstance(exc, errors.Forbidden) else logging.WARNING
+        logger.log(
+            level,
+            "%s%s: %s",
+            watch.resource,
+            f" in {watch.scope.namespace}" if watch.scope.namespace else "",
+            exc,
+            extra={"resource": watch.resource.value, "error": type(exc).__name__},
+        )

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from producers import emit, metrics
+from producers.kubeapi.api import Listing, Scope
+from schemas import events
+from schemas.topics import ObjectKey, Resource
+from tests.unit.producers.fakes import FakePublisher, FakeReader, event, obj
+
+NAMING = emit.Naming(cluster="c1", prefix="sd", partitions=4, drop_annotations=frozenset())
+PODS = "sd.c1.pods"
+
+
+def make(
+    seeded: dict[str, dict[ObjectKey, str]] | None = None,
+) -> tuple[emit.Emitter, FakePublisher, FakeReader, CollectorRegistry]:
+    publisher = FakePublisher()
+    reader = FakeReader(publisher, seeded or {})
+    registry = CollectorRegistry()
+    emitter = emit.Emitter(
+        NAMING,
+        publisher=publisher,
+        reader=reader,
+        metrics=metrics.create(registry),
+        clock=lambda: 1000.0,
+    )
+    return emitter, publisher, reader, registry
+
+
+def summary(publisher: FakePublisher) -> list[tuple[str, str, str]]:
+    return [
+        (
+            r.key,
+            dict(r.headers)[events.HEADER_EVENT].decode(),
+            "v" if r.value is not None else "tombstone",
+        )
+        for r in publisher.records
+    ]
+
+
+async def test_first_listing_publishes_everything() -> None:
+    emitter, publisher, _, _ = make()
+    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "2")], "9"))
+    assert summary(publisher) == [("ns/a", "ADDED", "v"), ("ns/b", "ADDED", "v")]
+    record = publisher.records[0]
+    assert record.topic == PODS
+    value = events.decode(record.value or b"")
+    assert (value.cluster, value.resource_version, value.observed_at) == ("c1", "1", 1000.0)
+
+
+async def test_relisting_the_same_writes_nothing_and_tombstones_the_vanished() -> None:
+    emitter, publisher, _, registry = make(
+        seeded={PODS: {ObjectKey("ns/a"): "1", ObjectKey("ns/gone"): "5"}}
+    )
+    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "2")], "9"))
+    assert summary(publisher) == [("ns/gone", "DELETED", "tombstone"), ("ns/b", "ADDED", "v")]
+    assert (
+        registry.get_sample_value(
+            "sdstream_producer_reconcile_tombstones_total", {"resource": "pods"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "sdstream_producer_reconcile_unchanged_total", {"resource": "pods"}
+        )
+        == 1
+    )
+
+
+async def test_a_namespace_scope_only_tombstones_its_own_keys() -> None:
+    emitter, publisher, _, _ = make(seeded={PODS: {ObjectKey("other/x"): "1"}})
+    await emitter.listed(Resource.PODS, Scope("ns"), Listing([], "9"))
+    assert publisher.records == []
+
+
+async def test_watch_events_update_and_tombstone() -> None:
+    emitter, publisher, _, _ = make()
+    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1")], "1"))
+    await emitter.event(Resource.PODS, event("MODIFIED", obj("a", "2")))
+    await emitter.event(Resource.PODS, event("MODIFIED", obj("a", "2")))  # repeated: no record
+    await emitter.event(Resource.PODS, event("DELETED", obj("a", "3")))
+    assert summary(publisher) == [
+        ("ns/a", "ADDED", "v"),
+        ("ns/a", "MODIFIED", "v"),
+        ("ns/a", "DELETED", "tombstone"),
+    ]
+    assert dict(publisher.records[-1].headers)[events.HEADER_RESOURCE_VERSION] == b"3"
+
+
+async def test_cluster_scoped_keys_have_no_namespace() -> None:
+    emitter, publisher, _, _ = make()
+    await emitter.listed(Resource.NODES, Scope(), Listing([obj("n1", "1", namespace=None)], "1"))
+    assert [r.key for r in publisher.records] == ["n1"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"metadata": {"resourceVersion": "1"}},  # no name
+        obj("x", "1", spec="not an object"),
+        {"metadata": {"name": "y", "labels": {"a": 1}}},
+    ],
+)
+async def test_bad_objects_are_counted_and_skipped(bad: dict[str, object]) -> None:
+    emitter, publisher, _, registry = make()
+    await emitter.listed(Resource.PODS, Scope(), Listing([bad, obj("ok", "1")], "1"))
+    await emitter.event(Resource.PODS, event("ADDED", bad))
+    assert [r.key for r in publisher.records] == ["ns/ok"]
+    assert (
+        registry.get_sample_value(
+            "sdstream_producer_skipped_objects_total", {"resource": "pods", "reason": "untrimmable"}
+        )
+        == 2
+    )
+
+
+async def test_a_lost_record_rereads_the_topic_and_fails_the_watch() -> None:
+    emitter, publisher, reader, _ = make()
+    publisher.lose_next = 1
+    with pytest.raises(emit.PublishFailed):
+        await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "1")], "1"))
+    assert reader.loads == 1
+    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "1")], "2"))
+    assert reader.loads == 2
+    assert publisher.topic(PODS) == {"ns/a": "1", "ns/b": "1"}

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from producers import metrics
+from producers.emit import PublishFailed
+from producers.kubeapi import errors
+from producers.kubeapi.api import Listing, Scope, WatchEvent
+from producers.watcher import Backoff, Watch, Watcher
+from schemas.topics import Resource
+from tests.unit.producers.fakes import FakeSource, event, expired, obj
+
+WATCH = Watch(Resource.PODS, Scope())
+
+
+@dataclass
+class RecordingSink:
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    fail_events: int = 0
+
+    async def listed(self, resource: Resource, scope: Scope, listing: Listing) -> None:
+        self.calls.append(("listed", listing.resource_version))
+
+    async def event(self, resource: Resource, event: WatchEvent) -> None:
+        if self.fail_events:
+            self.fail_events -= 1
+            raise PublishFailed("kafka away")
+        self.calls.append((event["type"], event["object"]["metadata"]["resourceVersion"]))
+
+    def resync(self, resource: Resource) -> None:
+        self.calls.append(("resync", ""))
+
+
+async def run_until_idle(
+    source: FakeSource, sink: RecordingSink
+) -> tuple[list[float], CollectorRegistry]:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    registry = CollectorRegistry()
+    watcher = Watcher(source, sink, metrics=metrics.create(registry), sleep=sleep)
+    task = asyncio.create_task(watcher.run(WATCH))
+    async with asyncio.timeout(5):
+        await source.idle.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return slept, registry
+
+
+async def test_list_then_watch_from_the_listed_version_skipping_bookmarks() -> None:
+    source = FakeSource(
+        listings=[Listing([obj("a", "1")], "10")],
+        streams=[[event("ADDED", obj("b", "11")), event("BOOKMARK", obj("", "12"))]],
+    )
+    sink = RecordingSink()
+    await run_until_idle(source, sink)
+    assert sink.calls == [("listed", "10"), ("ADDED", "11")]
+    assert source.watched_from == ["10", "12"]  # resumed after the server ended the watch
+
+
+async def test_410_relists_without_backoff() -> None:
+    source = FakeSource(
+        listings=[Listing([], "10"), Listing([], "20")],
+        streams=[[event("ADDED", obj("a", "11")), expired()]],
+    )
+    sink = RecordingSink()
+    slept, registry = await run_until_idle(source, sink)
+    assert sink.calls == [("listed", "10"), ("ADDED", "11"), ("listed", "20")]
+    assert source.watched_from == ["10", "20"]
+    assert slept == []
+    assert (
+        registry.get_sample_value(
+            "sdstream_producer_relists_total", {"resource": "pods", "reason": "expired"}
+        )
+        == 1
+    )
+
+
+async def test_a_broken_watch_resumes_from_the_last_version_after_backoff() -> None:
+    source = FakeSource(
+        listings=[Listing([], "10")],
+        streams=[[event("ADDED", obj("a", "11")), errors.ConnectionFailed("reset")]],
+    )
+    sink = RecordingSink()
+    slept, _ = await run_until_idle(source, sink)
+    assert source.watched_from == ["10", "11"]
+    assert len(slept) == 1
+
+
+async def test_forbidden_backs_off_and_retries_the_list() -> None:
+    forbidden = errors.from_status(403, "no", verb="list", resource="pods")
+    source = FakeSource(listings=[forbidden, forbidden, Listing([], "5")])
+    sink = RecordingSink()
+    slept, registry = await run_until_idle(source, sink)
+    assert sink.calls == [("listed", "5")]
+    assert len(slept) == 2
+    assert slept[1] >= slept[0] / 2  # exponential, with jitter
+    assert (
+        registry.get_sample_value(
+            "sdstream_producer_errors_total", {"resource": "pods", "kind": "Forbidden"}
+        )
+        == 2
+    )
+
+
+async def test_a_publish_failure_relists() -> None:
+    source = FakeSource(
+        listings=[Listing([], "10"), Listing([], "30")],
+        streams=[[event("ADDED", obj("a", "11"))]],
+    )
+    sink = RecordingSink(fail_events=1)
+    slept, registry = await run_until_idle(source, sink)
+    assert sink.calls == [("listed", "10"), ("listed", "30")]
+    assert len(slept) == 1
+    assert (
+        registry.get_sample_value(
+            "sdstream_producer_relists_total", {"resource": "pods", "reason": "publish"}
+        )
+        == 1
+    )
+
+
+def test_backoff_grows_to_its_maximum_and_resets() -> None:
+    backoff = Backoff(initial_s=1, maximum_s=8)
+    delays = [backoff.next() for _ in range(6)]
+    assert all(0.5 <= d <= 8 for d in delays)
+    assert delays[-1] >= 4
+    backoff.reset()
+    assert backoff.next() <= 1
