@@ -6,11 +6,13 @@ environment and files and builds these.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from schemas.sd_config import ScrapeJob
 from schemas.topics import Resource, check_name
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -34,6 +36,23 @@ class KafkaSettings(BaseModel):
     @classmethod
     def _prefix(cls, value: str) -> str:
         return check_name("topic prefix", value)
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection keyword arguments shared by every aiokafka client we create."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            cafile = str(self.ssl_cafile) if self.ssl_cafile else None
+            options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+        if self.sasl_mechanism is not None:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return options
 
 
 class KubeSettings(BaseModel):
@@ -90,12 +109,34 @@ class ProducerSettings(BaseModel):
 
 
 class ConsumerSettings(BaseModel):
+    """`sdstream consume`: which clusters to fold, the jobs, and where to serve them."""
+
     model_config = _FROZEN
 
     clusters: tuple[str, ...] = Field((), description="Clusters to read; empty: use the pattern")
-    cluster_pattern: str = Field(".*", description="Regex of cluster names to pick up live")
+    cluster_pattern: str = Field(
+        ".*", description="Regex of cluster names; new clusters' topics are picked up live"
+    )
     group_id: str = "sdstream-consumer"
-    config_file: Path | None = Field(None, description="Jobs, as Prometheus scrape_configs")
-    file_sd_dir: Path | None = None
+    mode: Literal["all", "fold", "serve"] = Field(
+        "all", description="fold: build target groups; serve: HTTP SD and file SD; all: both"
+    )
+    own_namespace: str | None = Field(
+        None, description="For jobs with namespaces.own_namespace: where this consumer runs"
+    )
+    targets_partitions: int = Field(6, ge=1, description="Partitions of <prefix>.targets")
+    file_sd_dir: Path | None = Field(None, description="Write one file SD JSON file per job")
+    scrape_configs: tuple[ScrapeJob, ...] = Field(
+        (), description="Jobs, as Prometheus scrape_configs with kubernetes_sd_configs"
+    )
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings(port=8081)
+
+    @field_validator("scrape_configs")
+    @classmethod
+    def _unique_jobs(cls, jobs: tuple[ScrapeJob, ...]) -> tuple[ScrapeJob, ...]:
+        names = [job.job_name for job in jobs]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"job_name repeated: {', '.join(repeated)}")
+        return jobs

@@ -68,19 +68,39 @@ def _devstack(args: argparse.Namespace) -> int:
 def _up_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser(
         "up",
-        help="the whole pipeline on an embedded default (local Kafka + API server)",
-        description="Start the devstack and run the pipeline on it until Ctrl-C.",
+        help="the whole pipeline on an embedded default (local Kafka + API server + demo)",
+        description="Start the devstack (real Kafka, etcd + kube-apiserver per cluster), "
+        "write a demo workload, run a producer per cluster and a consumer with example jobs "
+        "for all six roles, serve HTTP SD and file SD, and print where everything is. "
+        "Ctrl-C stops it all.",
     )
-    up.add_argument("--cache-dir", type=Path)
-    up.add_argument("--run-dir", type=Path)
+    up.add_argument("--cache-dir", type=Path, help="default $SDSTREAM_CACHE or ~/.cache/sdstream")
+    up.add_argument("--run-dir", type=Path, help="default <cache-dir>/run/up")
+    up.add_argument("--clusters", type=int, default=1, help="API servers, one producer each")
+    up.add_argument("--churn", type=float, default=0.0, metavar="RATE",
+                    help="changes per second to the demo workload (default: none)")  # fmt: skip
+    up.add_argument("--http-port", type=int, default=8081, help="HTTP SD, /metrics, /readyz")
+    up.add_argument("--kafka", help="use this Kafka instead of starting one (needs --kubeconfig)")
+    up.add_argument(
+        "--kubeconfig", type=Path, action="append", default=[],
+        help="use this cluster instead of starting one (repeatable; no demo)",
+    )  # fmt: skip
     up.set_defaults(handler=_up)
 
 
 def _up(args: argparse.Namespace) -> int:
     from sdstream import up
 
-    root, run_dir = _dirs(args)
-    return up.run(root=root, run_dir=run_dir)
+    if bool(args.kafka) != bool(args.kubeconfig):
+        print("sdstream up: --kafka and --kubeconfig go together", file=sys.stderr)
+        return 2
+    root = cache.cache_dir(args.cache_dir)
+    options = up.Options(
+        root=root, run_dir=args.run_dir or root / "run" / "up", clusters=args.clusters,
+        churn=args.churn, http_port=args.http_port, kafka=args.kafka,
+        kubeconfigs=tuple(args.kubeconfig),
+    )  # fmt: skip
+    return up.run(options)
 
 
 def _render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,205 @@
+"""The fold: object events in, target-group changes out, recomputing only what changed.
+
+`Fold.apply` stores an object (or removes it) and marks the groups it can affect: the
+group built from the object itself, for every job view whose role builds from that
+resource, and every group whose last build read the object (see `dependencies`).
+`Fold.rebuild` builds just those groups and returns the ones that really changed, as
+upserts or tombstones. Replaying a log, or any interleaving that keeps per-key order,
+ends in the same `groups`.
+
+Pure: no Kafka, no logging; builder failures are returned, not raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from consumers.compactor import dependencies, state
+from consumers.compactor.jobs import JobView, namespace_of
+from consumers.roles import lookup as lookups
+from consumers.roles import table
+from schemas.objects import KubeObject
+from schemas.targets import TargetGroup
+from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
+
+Owner = tuple[int, str, ObjectKey]  # (view position, cluster, key of the role's object)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    key: TargetKey
+    group: TargetGroup | None  # None: tombstone
+
+
+@dataclass(frozen=True, slots=True)
+class BuildError:
+    job: str
+    cluster: str
+    key: ObjectKey
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleLookup:
+    """A cluster's state as one job view's informer caches would hold it."""
+
+    objects: state.ClusterState
+    view: JobView
+    from_namespace: str
+
+    def _get(self, resource: Resource, key: str) -> KubeObject | None:
+        obj = self.objects.get(resource, ObjectKey(key))
+        if obj is None:
+            return None
+        visible = self.view.sees_join(resource, obj, from_namespace=self.from_namespace)
+        return obj if visible else None
+
+    def pod(self, namespace: str, name: str) -> KubeObject | None:
+        return self._get(Resource.PODS, f"{namespace}/{name}")
+
+    def service(self, namespace: str, name: str) -> KubeObject | None:
+        return self._get(Resource.SERVICES, f"{namespace}/{name}")
+
+    def node(self, name: str) -> KubeObject | None:
+        return self._get(Resource.NODES, name)
+
+    def namespace(self, name: str) -> KubeObject | None:
+        return self._get(Resource.NAMESPACES, name)
+
+    def replicaset(self, namespace: str, name: str) -> KubeObject | None:
+        return self._get(Resource.REPLICASETS, f"{namespace}/{name}")
+
+    def job(self, namespace: str, name: str) -> KubeObject | None:
+        return self._get(Resource.JOBS, f"{namespace}/{name}")
+
+
+def group_key(view: JobView, cluster: str, source: Source) -> TargetKey:
+    """`<job>/<cluster>/<source>`; a job's second and later sd configs get `#<index>`,
+    since their sources can coincide with the first's (Prometheus keeps them apart by
+    provider)."""
+    job = view.job if view.index == 0 else f"{view.job}#{view.index}"
+    return target_key(job, cluster, source)
+
+
+def _attach(view: JobView) -> lookups.Attach:
+    a = view.attach
+    return lookups.Attach(
+        node=a.node, namespace=a.namespace, deployment=a.deployment, job=a.job, cronjob=a.cronjob
+    )
+
+
+@dataclass
+class Fold:
+    views: Sequence[JobView]
+    clusters: dict[str, state.ClusterState] = field(default_factory=dict)
+    groups: dict[TargetKey, TargetGroup] = field(default_factory=dict)
+    deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
+    pending: set[Owner] = field(default_factory=set)
+    _attach: list[lookups.Attach] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._attach = [_attach(view) for view in self.views]
+
+    def cluster(self, name: str) -> state.ClusterState:
+        found = self.clusters.get(name)
+        if found is None:
+            found = self.clusters[name] = state.ClusterState()
+        return found
+
+    def apply(
+        self, cluster: str, resource: Resource, key: ObjectKey, obj: KubeObject | None
+    ) -> bool:
+        """Store the object (None removes it); True when the state changed."""
+        if not self.cluster(cluster).apply(resource, key, obj):
+            return False
+        for position, view in enumerate(self.views):
+            if view.role_resource is resource and view.reads_cluster(cluster):
+                self.pending.add((position, cluster, key))
+        readers = self.deps.dependents((resource, key))
+        self.pending.update(owner for owner in readers if owner[1] == cluster)
+        return True
+
+    def mark_all(self) -> None:
+        """Mark every group for a rebuild (after a catch-up or a rebalance)."""
+        for position, view in enumerate(self.views):
+            for name, objects in self.clusters.items():
+                if view.reads_cluster(name):
+                    keys = objects.keys(view.role_resource)
+                    self.pending.update((position, name, key) for key in keys)
+
+    def rebuild(self) -> tuple[list[Change], list[BuildError]]:
+        changes: list[Change] = []
+        errors: list[BuildError] = []
+        for owner in sorted(self.pending):
+            try:
+                change = self._rebuild(owner)
+            except Exception as exc:  # noqa: BLE001 - bad input must not stop the fold
+                view = self.views[owner[0]]
+                errors.append(BuildError(view.job, owner[1], owner[2], f"{exc!r}"))
+                continue
+            if change is not None:
+                changes.append(change)
+        self.pending.clear()
+        return changes, errors
+
+    def forget(self, cluster: str, resource: Resource, keys: Sequence[ObjectKey]) -> None:
+        """Drop groups built from objects this member no longer owns, without tombstones:
+        their new owner publishes them."""
+        for position, view in enumerate(self.views):
+            if view.role_resource is not resource:
+                continue
+            role = table.role(view.role.value)
+            for key in keys:
+                self.deps.forget((position, cluster, key))
+                self.groups.pop(group_key(view, cluster, role.source(key)), None)
+
+    def _rebuild(self, owner: Owner) -> Change | None:
+        position, cluster, key = owner
+        view = self.views[position]
+        role = table.role(view.role.value)
+        tkey = group_key(view, cluster, role.source(key))
+        objects = self.cluster(cluster)
+        obj = objects.get(view.role_resource, key)
+        if obj is None or not view.sees(view.role_resource, obj):
+            self.deps.forget(owner)
+            return self._set(tkey, None)
+        recording = dependencies.RecordingLookup(VisibleLookup(objects, view, namespace_of(obj)))
+        built = role.build_group(obj, lookup=recording, attach=self._attach[position])
+        self.deps.record(owner, recording.deps)
+        if built is None:  # Prometheus sends nothing: the earlier group stays
+            return None
+        if not built.targets:
+            return self._set(tkey, None)
+        labels = (
+            {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
+        )
+        group = TargetGroup(
+            job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
+        )
+        return self._set(tkey, group)
+
+    def _set(self, key: TargetKey, group: TargetGroup | None) -> Change | None:
+        old = self.groups.get(key)
+        if old == group:
+            return None
+        if group is None:
+            del self.groups[key]
+        else:
+            self.groups[key] = group
+        return Change(key, group)
+
+
+def diff(
+    desired: Mapping[TargetKey, TargetGroup],
+    published: Mapping[TargetKey, TargetGroup],
+    *,
+    owned: set[TargetKey] | None = None,
+) -> list[Change]:
+    """What to write so the topic holds `desired`: upserts where it differs, tombstones for
+    published keys no longer desired. `owned` limits tombstones to this member's keys."""
+    changes = [Change(k, g) for k, g in desired.items() if published.get(k) != g]
+    gone = published.keys() - desired.keys()
+    if owned is not None:
+        gone &= owned
+    return changes + [Change(k, None) for k in sorted(gone)]

@@ -1,0 +1,463 @@
+"""The fold's Kafka edge: read object topics, fold them, publish target-group changes.
+
+Namespaced topics (pods, services, endpoints, endpointslices, ingresses, replicasets,
+jobs) are read in a consumer group with the range assignor, so a member gets the same
+partition numbers, hence the same namespaces, of every topic of a cluster. Nodes and
+namespaces are read whole by every member, like a global table. Topics are matched by
+pattern, so a new cluster's topics are picked up without a restart.
+
+Nothing is published until every assigned partition has been read to the end offset
+seen when it was assigned. Then a full sync builds every group and writes only what
+differs from the targets topic (so a restart writes nothing for current groups, and
+tombstones groups that vanished while we were down); after that each batch of records
+rebuilds only the groups it touched. Offsets are never committed: state is rebuilt from
+the compacted topics at every start and for every gained partition.
+
+Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
+the groups this member owns; 4. send them and wait for the acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import orjson
+import pydantic
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+from consumers.compactor import fold as folds
+from consumers.compactor import metrics as fold_metrics
+from consumers.compactor import ownership
+from schemas import events, targets
+from schemas.config import KafkaSettings
+from schemas.targets import TargetGroup
+from schemas.topics import ObjectKey, Resource, TargetKey, parse_object_topic, targets_topic
+
+logger = logging.getLogger(__name__)
+
+NAMESPACED = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTS, Resource.ENDPOINTSLICES,
+              Resource.INGRESSES, Resource.REPLICASETS, Resource.JOBS)  # fmt: skip
+GLOBAL = (Resource.NODES, Resource.NAMESPACES)
+TOPIC_CHECK_S = 5.0
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+def topic_pattern(prefix: str, clusters: str, resources: Iterable[Resource]) -> str:
+    kinds = "|".join(r.value for r in resources)
+    return rf"^{re.escape(prefix)}\.({clusters})\.({kinds})$"
+
+
+def cluster_regex(clusters: Sequence[str], pattern: str) -> str:
+    return "|".join(re.escape(c) for c in clusters) if clusters else pattern
+
+
+class BadRecord(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
+
+
+def decode(
+    record: Record, cluster: str, resource: Resource
+) -> tuple[ObjectKey, dict[str, Any] | None]:
+    """The record's key and object (None for a tombstone); BadRecord says why not."""
+    if record.key is None:
+        raise BadRecord("no_key", "record without a key")
+    try:
+        key = ObjectKey(record.key.decode())
+    except UnicodeDecodeError as exc:
+        raise BadRecord("key", "key is not UTF-8") from exc
+    if record.value is None:
+        return key, None
+    try:
+        event = events.decode(record.value)
+    except orjson.JSONDecodeError as exc:
+        raise BadRecord("json", f"value is not JSON: {exc}") from exc
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        reason = "schema_version" if where == "schema_version" else "invalid"
+        raise BadRecord(reason, f"{where}: {first['msg']}") from exc
+    if event.cluster != cluster or event.resource is not resource:
+        raise BadRecord("mismatch", f"event for {event.cluster}/{event.resource} on this topic")
+    return key, event.object
+
+
+@dataclass
+class Progress:
+    """End offsets to reach and positions reached, per partition."""
+
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def behind(self) -> dict[TopicPartition, int]:
+        return {tp: end - self.positions.get(tp, 0) for tp, end in self.ends.items()
+                if self.positions.get(tp, 0) < end}  # fmt: skip
+
+    def drop(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self.ends.pop(tp, None)
+            self.positions.pop(tp, None)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
+    def __init__(self, loop: FoldLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._loop.pause_publishing()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._loop.assigned(assigned)
+
+
+class FoldLoop:
+    def __init__(  # noqa: PLR0913 - the loop's collaborators, all keyword-only
+        self,
+        *,
+        kafka: KafkaSettings,
+        fold: folds.Fold,
+        metrics: fold_metrics.FoldMetrics,
+        group_id: str,
+        clusters: Sequence[str] = (),
+        cluster_pattern: str = ".*",
+        targets_partitions: int = 6,
+    ) -> None:
+        self.fold = fold
+        self.owners = ownership.Ownership()
+        self._kafka = kafka
+        self._metrics = metrics
+        self._group_id = group_id
+        self._prefix = kafka.topic_prefix
+        self._clusters = cluster_regex(clusters, cluster_pattern)
+        self._targets = targets_topic(kafka.topic_prefix)
+        self._targets_partitions = targets_partitions
+        self._group = Progress()
+        self._global = Progress()
+        self._assigned_once = False
+        self._global_complete = False
+        self._need_sync = True
+        self._synced = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._owned: set[TopicPartition] = set()
+        self._group_consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    # readiness -----------------------------------------------------------------------
+
+    def caught_up(self) -> bool:
+        return (
+            self._assigned_once
+            and self._global_complete
+            and not self._group.behind()
+            and not self._global.behind()
+        )
+
+    def ready(self) -> bool:
+        return self._synced.is_set() and not self._need_sync
+
+    def unready_reason(self) -> str | None:
+        if self.ready():
+            return None
+        if not self._assigned_once or not self._global_complete:
+            return "waiting for partition assignments"
+        behind = sum({**self._group.behind(), **self._global.behind()}.values())
+        return f"catching up: {behind} records behind" if behind else "publishing first sync"
+
+    async def wait_synced(self) -> None:
+        await self._synced.wait()
+
+    def pause_publishing(self) -> None:
+        self._need_sync = True
+
+    # run -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._ensure_targets_topic()
+        options = self._kafka.client_options()
+        group = AIOKafkaConsumer(
+            **options, group_id=self._group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", metadata_max_age_ms=int(TOPIC_CHECK_S * 1000),
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )  # fmt: skip
+        table = AIOKafkaConsumer(
+            **options, enable_auto_commit=False, auto_offset_reset="earliest",
+            metadata_max_age_ms=int(TOPIC_CHECK_S * 1000),
+        )  # fmt: skip
+        producer = AIOKafkaProducer(**options, enable_idempotence=True, acks="all",
+                                    compression_type=_compression(self._kafka))  # fmt: skip
+        self._group_consumer, self._producer = group, producer
+        await producer.start()
+        await group.start()
+        await table.start()
+        try:
+            group.subscribe(
+                pattern=topic_pattern(self._prefix, self._clusters, NAMESPACED),
+                listener=_Rebalance(self),
+            )
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._read_group(group))
+                tasks.create_task(self._read_global(table))
+                tasks.create_task(self._publish_loop(producer))
+        finally:
+            await table.stop()
+            await group.stop()
+            await producer.stop()
+
+    async def _ensure_targets_topic(self) -> None:
+        admin = AIOKafkaAdminClient(**self._kafka.client_options())
+        await admin.start()
+        try:
+            topic = NewTopic(self._targets, self._targets_partitions,
+                             self._kafka.replication_factor,
+                             topic_configs={"cleanup.policy": "compact"})  # fmt: skip
+            response = await admin.create_topics([topic])
+            for name, code, *_ in response.topic_errors:
+                if code not in (0, 36):  # 36: already exists
+                    raise RuntimeError(f"cannot create {name}: Kafka error {code}")
+        finally:
+            await admin.close()
+
+    # group-partitioned topics ----------------------------------------------------------
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        """Keep kept partitions' positions, drop lost ones, read gained ones from 0."""
+        consumer = self._group_consumer
+        if consumer is None:  # cannot happen: the listener is registered after start
+            return
+        lost, gained = self._owned - assigned, assigned - self._owned
+        for tp in lost:
+            self._drop_partition(tp)
+        self._group.drop(lost)
+        for tp in assigned - gained:
+            consumer.seek(tp, self._group.positions.get(tp, 0))
+        if gained:
+            await consumer.seek_to_beginning(*gained)
+            ends = await consumer.end_offsets(list(gained))
+            self._group.ends.update(ends)
+            self._group.positions.update({tp: 0 for tp in gained})
+        self._owned = set(assigned)
+        self._update_ownership(consumer)
+        self._assigned_once = True
+        self._need_sync = True
+        self._dirty.set()
+        logger.info("Assigned %d partitions (%d new, %d lost).", len(assigned), len(gained),
+                    len(lost))  # fmt: skip
+
+    def _drop_partition(self, tp: TopicPartition) -> None:
+        parsed = parse_object_topic(self._prefix, tp.topic)
+        if parsed is None:
+            return
+        cluster, resource = parsed
+        count = self.owners.counts.get(cluster, 0)
+        if not count:
+            return
+        dropped = self.fold.cluster(cluster).drop_partitions(
+            [resource], partitions={tp.partition}, count=count
+        )
+        self.fold.forget(cluster, resource, [key for _, key in dropped])
+
+    def _update_ownership(self, consumer: AIOKafkaConsumer) -> None:
+        assigned: dict[str, set[int]] = {}
+        counts: dict[str, int] = {}
+        for tp in self._owned:
+            parsed = parse_object_topic(self._prefix, tp.topic)
+            if parsed is None:
+                continue
+            cluster = parsed[0]
+            assigned.setdefault(cluster, set()).add(tp.partition)
+            counts[cluster] = len(consumer.partitions_for_topic(tp.topic) or ())
+        self.owners = ownership.Ownership(assigned, counts)
+
+    async def _read_group(self, consumer: AIOKafkaConsumer) -> None:
+        pattern = topic_pattern(self._prefix, self._clusters, NAMESPACED)
+        while True:
+            if not self._assigned_once and await _covers(consumer, pattern, set()):
+                self._assigned_once = True  # no matching topic: an empty fold is current
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if batch:
+                self._fold(batch, self._group)
+            await self._positions(consumer, self._group)
+
+    # global tables ---------------------------------------------------------------------
+
+    async def _read_global(self, consumer: AIOKafkaConsumer) -> None:
+        """No group: every partition of every matching topic; metadata refreshes add new
+        clusters' topics, and a changed assignment re-reads all of them (folding the same
+        records again changes nothing)."""
+        pattern = topic_pattern(self._prefix, self._clusters, GLOBAL)
+        consumer.subscribe(pattern=pattern)
+        known: set[TopicPartition] = set()
+        while True:
+            assignment = set(consumer.assignment())
+            if assignment != known:
+                known = assignment
+                self._global = Progress(ends=await consumer.end_offsets(list(known)))
+                self._dirty.set()
+            if not self._global_complete:
+                self._global_complete = await _covers(consumer, pattern, known)
+            if not known:
+                await asyncio.sleep(0.2)
+                continue
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if batch:
+                self._fold(batch, self._global)
+            await self._positions(consumer, self._global)
+
+    # shared ----------------------------------------------------------------------------
+
+    async def _positions(self, consumer: AIOKafkaConsumer, progress: Progress) -> None:
+        for tp in list(progress.ends):
+            if tp in consumer.assignment():
+                progress.positions[tp] = await consumer.position(tp)
+                end = consumer.highwater(tp)
+                if end is not None:
+                    self._metrics.lag.labels(tp.topic, str(tp.partition)).set(
+                        max(0, end - progress.positions[tp])
+                    )
+        self._dirty.set()
+
+    def _fold(self, batch: Mapping[TopicPartition, Sequence[Record]], progress: Progress) -> None:
+        for tp, records in batch.items():
+            parsed = parse_object_topic(self._prefix, tp.topic)
+            if parsed is None:
+                continue
+            cluster, resource = parsed
+            for record in records:
+                self._fold_one(record, cluster, resource)
+            if records:
+                progress.positions[tp] = records[-1].offset + 1
+            self._metrics.events.labels(cluster, resource.value).inc(len(records))
+        self._metrics.objects.set(sum(s.size() for s in self.fold.clusters.values()))
+
+    def _fold_one(self, record: Record, cluster: str, resource: Resource) -> None:
+        try:
+            key, obj = decode(record, cluster, resource)
+        except BadRecord as exc:
+            self._metrics.skipped.labels(exc.reason).inc()
+            logger.warning(
+                "Skipping %s[%d]@%d: %s.", record.topic, record.partition, record.offset, exc,
+                extra={"topic": record.topic, "partition": record.partition,
+                       "offset": record.offset, "reason": exc.reason},
+            )  # fmt: skip
+            return
+        self.fold.apply(cluster, resource, key, obj)
+
+    # publishing ------------------------------------------------------------------------
+
+    async def _publish_loop(self, producer: AIOKafkaProducer) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self._metrics.caught_up.set(1 if self.caught_up() else 0)
+            if not self.caught_up():
+                continue
+            if self._need_sync:
+                self._need_sync = False
+                changes = await self._full_sync()
+            else:
+                built, errors = self.fold.rebuild()
+                self._report(errors)
+                changes = [c for c in built if self.owners.owns(c.key)]
+            await self._send(producer, changes)
+            self._synced.set()
+            self._gauges()
+
+    async def _full_sync(self) -> list[folds.Change]:
+        self.fold.mark_all()
+        _, errors = self.fold.rebuild()
+        self._report(errors)
+        published = await self._read_targets()
+        owns = self.owners.owns
+        desired = {k: g for k, g in self.fold.groups.items() if owns(k)}
+        held = {k: g for k, g in published.items() if owns(k)}
+        changes = folds.diff(desired, held)
+        logger.info(
+            "Synced: %d groups owned, %d in the targets topic, %d to write.",
+            len(desired), len(held), len(changes),
+            extra={"groups": len(desired), "published": len(held), "writes": len(changes)},
+        )  # fmt: skip
+        return changes
+
+    async def _read_targets(self) -> dict[TargetKey, TargetGroup]:
+        """The targets topic as it is now (small: one record per group)."""
+        consumer = AIOKafkaConsumer(
+            self._targets, **self._kafka.client_options(), enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )  # fmt: skip
+        await consumer.start()  # subscribed at start, so the topic's metadata is loaded
+        try:
+            tps = [TopicPartition(self._targets, p)
+                   for p in consumer.partitions_for_topic(self._targets) or ()]  # fmt: skip
+            if not tps:
+                raise RuntimeError(f"{self._targets} has no partitions")
+            consumer.unsubscribe()
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            held: dict[TargetKey, TargetGroup] = {}
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(*tps, timeout_ms=200, max_records=10000)
+                for records in batch.values():
+                    _apply_targets(held, records)
+            return held
+        finally:
+            await consumer.stop()
+
+    async def _send(self, producer: AIOKafkaProducer, changes: Sequence[folds.Change]) -> None:
+        futures = []
+        for change in changes:
+            value = None if change.group is None else targets.encode(change.group)
+            futures.append(await producer.send(self._targets, value, key=change.key.encode()))
+            self._metrics.published.labels("tombstone" if value is None else "group").inc()
+        if futures:
+            await asyncio.gather(*futures)
+
+    def _report(self, errors: Sequence[folds.BuildError]) -> None:
+        for error in errors:
+            self._metrics.build_errors.labels(error.job).inc()
+            logger.warning(
+                "Cannot build %s group for %s/%s: %s.", error.job, error.cluster, error.key,
+                error.reason, extra={"job": error.job, "cluster": error.cluster},
+            )  # fmt: skip
+
+    def _gauges(self) -> None:
+        counts: dict[str, tuple[int, int]] = {view.job: (0, 0) for view in self.fold.views}
+        for group in self.fold.groups.values():
+            groups, n = counts.get(group.job, (0, 0))
+            counts[group.job] = (groups + 1, n + len(group.targets))
+        for job, (groups, n) in counts.items():
+            self._metrics.groups.labels(job).set(groups)
+            self._metrics.targets.labels(job).set(n)
+
+
+async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:
+    """Whether `tps` include every topic matching `pattern` that exists now."""
+    matching = {t for t in await consumer.topics() if re.match(pattern, t)}
+    return matching <= {tp.topic for tp in tps}
+
+
+def _apply_targets(held: dict[TargetKey, TargetGroup], records: Iterable[Record]) -> None:
+    for record in records:
+        if record.key is None:
+            continue
+        key = TargetKey(record.key.decode(errors="replace"))
+        if record.value is None:
+            held.pop(key, None)
+            continue
+        try:
+            held[key] = targets.decode(record.value)
+        except (orjson.JSONDecodeError, pydantic.ValidationError):
+            held.pop(key, None)  # unreadable: rewrite it if we own it
+
+
+def _compression(kafka: KafkaSettings) -> str | None:
+    return None if kafka.compression == "none" else kafka.compression

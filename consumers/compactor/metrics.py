@@ -1,0 +1,43 @@
+"""Fold metrics, registered on an injected registry (tests pass a fresh one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+@dataclass(frozen=True)
+class FoldMetrics:
+    events: Counter
+    skipped: Counter
+    build_errors: Counter
+    published: Counter
+    groups: Gauge
+    targets: Gauge
+    objects: Gauge
+    lag: Gauge
+    caught_up: Gauge
+
+
+def create(registry: CollectorRegistry) -> FoldMetrics:
+    return FoldMetrics(
+        events=Counter("sdstream_fold_events", "Object records folded.",
+                       ["cluster", "resource"], registry=registry),
+        skipped=Counter("sdstream_fold_records_skipped", "Bad object records skipped.",
+                        ["reason"], registry=registry),
+        build_errors=Counter("sdstream_fold_build_errors", "Groups whose build failed.",
+                             ["job"], registry=registry),
+        published=Counter("sdstream_fold_published", "Target-group records written.",
+                          ["kind"], registry=registry),
+        groups=Gauge("sdstream_fold_groups", "Target groups held, by job.", ["job"],
+                     registry=registry),
+        targets=Gauge("sdstream_fold_targets", "Targets held, by job.", ["job"],
+                      registry=registry),
+        objects=Gauge("sdstream_fold_objects", "Objects held in the fold state.",
+                      registry=registry),
+        lag=Gauge("sdstream_fold_partition_lag", "Records behind the end offset.",
+                  ["topic", "partition"], registry=registry),
+        caught_up=Gauge("sdstream_fold_caught_up", "1 once every partition caught up.",
+                        registry=registry),
+    )  # fmt: skip

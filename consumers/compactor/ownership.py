@@ -1,0 +1,46 @@
+"""Which member of a consumer group publishes which target group.
+
+Object topics are partitioned by namespace (`schemas.topics.partition_for`), and the
+range assignor gives a member the same partition numbers of every namespaced topic of a
+cluster. A group is owned by the member holding its object's partition; node groups,
+built by every member from the global nodes table, are owned by the member holding the
+partition their name hashes to. So each group has exactly one publisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from schemas.topics import ObjectKey, TargetKey, partition_for, split_key
+
+
+def parse_target_key(key: TargetKey) -> tuple[str, str, str]:
+    """(job, cluster, source); job and cluster names never hold '/'."""
+    job, cluster, source = key.split("/", 2)
+    return job, cluster, source
+
+
+def source_object_key(source: str) -> ObjectKey:
+    """`pod/ns/name` -> `ns/name`; `node/name` -> `name`."""
+    _, _, rest = source.partition("/")
+    namespace, name = split_key(ObjectKey(rest))
+    return ObjectKey(f"{namespace}/{name}" if namespace else name)
+
+
+@dataclass
+class Ownership:
+    """Assigned partition numbers and partition counts, per cluster."""
+
+    assigned: dict[str, set[int]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def owns(self, key: TargetKey) -> bool:
+        _, cluster, source = parse_target_key(key)
+        count = self.counts.get(cluster)
+        if not count:
+            return False
+        return partition_for(source_object_key(source), count) in self.assigned.get(cluster, ())
+
+    def only_owned(self, groups: Mapping[TargetKey, object]) -> set[TargetKey]:
+        return {key for key in groups if self.owns(key)}

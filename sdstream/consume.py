@@ -1,0 +1,106 @@
+"""`sdstream consume`: fold object topics into target groups and serve them.
+
+One process runs the fold (consumer group over the object topics, publishing to
+`<prefix>.targets`) and the sinks (HTTP SD and file SD, read back from that topic), with
+/metrics, /healthz and /readyz; `mode` runs either half alone for scaling. SIGTERM and
+SIGINT stop it cleanly with exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from consumers.compactor import fold as folds
+from consumers.compactor import jobs, kafka_loop
+from consumers.compactor import metrics as fold_metrics
+from consumers.sinks import runner as sinks_runner
+from schemas.config import ConsumerSettings
+from sdstream import http, settings
+
+logger = logging.getLogger(__name__)
+
+Started = Callable[[tuple[str, int]], None]
+
+
+def build_loop(config: ConsumerSettings, registry: CollectorRegistry) -> kafka_loop.FoldLoop:
+    views = jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
+    return kafka_loop.FoldLoop(
+        kafka=config.kafka,
+        fold=folds.Fold(views),
+        metrics=fold_metrics.create(registry),
+        group_id=config.group_id,
+        clusters=config.clusters,
+        cluster_pattern=config.cluster_pattern,
+        targets_partitions=config.targets_partitions,
+    )
+
+
+async def serve(
+    config: ConsumerSettings,
+    *,
+    registry: CollectorRegistry | None = None,
+    on_started: Started | None = None,
+) -> None:
+    """Run until cancelled."""
+    registry = registry or CollectorRegistry()
+    loop = build_loop(config, registry) if config.mode in ("all", "fold") else None
+    sinks = None
+    if config.mode in ("all", "serve"):
+        names = [job.job_name for job in config.scrape_configs]
+        sinks = sinks_runner.build(
+            config.kafka, registry=registry, jobs=names, file_sd_dir=config.file_sd_dir
+        )
+
+    def unready() -> str | None:
+        return (loop.unready_reason() if loop else None) or (
+            sinks.reader.unready_reason() if sinks else None
+        )
+
+    routes = dict(sinks.routes) if sinks else {}
+    async with http.HttpServer(config.http, registry=registry, ready=unready, routes=routes) as srv:
+        if on_started is not None:
+            on_started(srv.address)
+        async with asyncio.TaskGroup() as tasks:
+            if loop is not None:
+                tasks.create_task(loop.run(), name="fold")
+            if sinks is not None:
+                tasks.create_task(sinks.reader.run(), name="sinks")
+
+
+async def _main(config: ConsumerSettings) -> None:
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101 - always set inside asyncio.run
+    running = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        running.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serve(config)
+    logger.info("Stopped.")
+
+
+def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
+    try:
+        config = settings.load(settings.ConsumerAppSettings, config_file=config_file, **overrides)
+        jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
+    except (settings.SettingsError, jobs.JobConfigError) as exc:
+        print(f"sdstream consume: {exc}")
+        return 2
+    if not config.scrape_configs and config.mode != "serve":
+        logger.warning("No scrape_configs: the fold publishes nothing.")
+    for job in config.scrape_configs:
+        for sd_config in job.kubernetes_sd_configs:
+            if sd_config.watching_fields:
+                logger.info("Job %s: %s are handled by the producer, ignored here.",
+                            job.job_name, ", ".join(sd_config.watching_fields))  # fmt: skip
+        if job.ignored_keys:
+            logger.info("Job %s: %s are not applied by sdstream (the scraper applies them).",
+                        job.job_name, ", ".join(job.ignored_keys))  # fmt: skip
+    asyncio.run(_main(config))
+    return 0

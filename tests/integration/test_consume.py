@@ -1,0 +1,229 @@
+"""`sdstream consume` against the real broker: object events in, target groups out on the
+targets topic and over HTTP SD, with tombstones, restarts, clusters and poison records."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
+from schemas.sd_config import ScrapeJob
+from schemas.topics import Resource, targets_topic
+from sdstream import consume
+from tests.integration import events, kafka_helpers
+from tests.integration.conftest import unique
+from tests.unit.consumers.sinks.http_client import fetch
+
+POD_JOB = {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}]}
+NODE_JOB = {"job_name": "nodes", "kubernetes_sd_configs": [{"role": "node"}]}
+
+
+def pod(ns: str, name: str, ip: str, port: int = 8080) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"},
+        "spec": {"nodeName": "n1", "containers": [
+            {"name": "app", "image": "app:1", "ports": [{"containerPort": port}]}]},
+        "status": {"podIP": ip, "phase": "Running"},
+    }  # fmt: skip
+
+
+def node(name: str, ip: str) -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}  # fmt: skip
+
+
+def settings(bootstrap: str, prefix: str, *jobs: dict[str, Any], group: str) -> ConsumerSettings:
+    return ConsumerSettings(
+        kafka=KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
+        scrape_configs=tuple(ScrapeJob.model_validate(j) for j in jobs),
+        http=HttpSettings(port=0),
+        group_id=group,
+        targets_partitions=2,
+    )
+
+
+class Running:
+    def __init__(self, address: tuple[str, int], registry: CollectorRegistry) -> None:
+        self.address = address
+        self.registry = registry
+
+    async def targets(self, job: str, query: str = "") -> list[dict[str, Any]]:
+        reply = await fetch(self.address, path=f"/http_sd/{job}{query}")
+        assert reply.status == 200, reply
+        entries: list[dict[str, Any]] = orjson.loads(reply.body)
+        return entries
+
+    async def until(self, job: str, check: Callable[[list[dict[str, Any]]], bool]) -> Any:
+        async with asyncio.timeout(60):
+            while True:
+                reply = await fetch(self.address, path=f"/http_sd/{job}")
+                if reply.status == 200 and check(found := orjson.loads(reply.body)):
+                    return found
+                await asyncio.sleep(0.1)
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def consumer(config: ConsumerSettings) -> AsyncIterator[Running]:
+    registry = CollectorRegistry()
+    started: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        consume.serve(config, registry=registry, on_started=started.set_result)
+    )
+    try:
+        async with asyncio.timeout(30):
+            address = await asyncio.shield(started)
+            while (await fetch(address, path="/readyz")).status != 200:  # noqa: ASYNC110 - polling a server
+                await asyncio.sleep(0.1)
+        yield Running(address, registry)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def addresses(entries: list[dict[str, Any]]) -> list[str]:
+    return sorted(a for e in entries for a in e["targets"])
+
+
+async def records(bootstrap: str, prefix: str) -> list[kafka_helpers.Record]:
+    return await kafka_helpers.read_all(bootstrap, targets_topic(prefix))
+
+
+async def test_events_become_groups_and_deletes_become_tombstones(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    await events.create_topics(kafka_bootstrap, topic_prefix, "c1")
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("c1", Resource.PODS, pod("a", "web-0", "10.244.0.1"))
+        await writer.put("c1", Resource.PODS, pod("b", "web-1", "10.244.0.2"))
+        config = settings(kafka_bootstrap, topic_prefix, POD_JOB, group=unique("g"))
+        async with consumer(config) as running:
+            found = await running.until("pods", lambda e: len(e) == 2)
+            assert addresses(found) == ["10.244.0.1:8080", "10.244.0.2:8080"]
+            assert {e["labels"]["cluster"] for e in found} == {"c1"}
+            assert found[0]["labels"]["__meta_kubernetes_pod_name"] in {"web-0", "web-1"}
+
+            await writer.delete("c1", Resource.PODS, "a", "web-0")
+            found = await running.until("pods", lambda e: len(e) == 1)
+            assert addresses(found) == ["10.244.0.2:8080"]
+
+    written = await records(kafka_bootstrap, topic_prefix)
+    by_key = [(r.key, r.value is None) for r in written]
+    assert (b"pods/c1/pod/a/web-0", True) in by_key  # the tombstone
+    assert sum(1 for k, _ in by_key if k == b"pods/c1/pod/b/web-1") == 1
+
+
+async def test_a_restart_publishes_nothing_new_and_catches_deletes_made_while_down(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    await events.create_topics(kafka_bootstrap, topic_prefix, "c1")
+    config = settings(kafka_bootstrap, topic_prefix, POD_JOB, NODE_JOB, group=unique("g"))
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("c1", Resource.NODES, node("n1", "10.1.0.1"))
+        for i in range(5):
+            await writer.put("c1", Resource.PODS, pod(f"ns{i}", f"p{i}", f"10.244.1.{i + 1}"))
+        async with consumer(config) as running:
+            await running.until("pods", lambda e: len(e) == 5)
+        before = await records(kafka_bootstrap, topic_prefix)
+
+        async with consumer(config) as running:
+            assert len(await running.targets("pods")) == 5
+        assert len(await records(kafka_bootstrap, topic_prefix)) == len(before)
+
+        await writer.delete("c1", Resource.PODS, "ns0", "p0")  # while no consumer runs
+        async with consumer(config) as running:
+            found = await running.until("pods", lambda e: len(e) == 4)
+            assert "10.244.1.1:8080" not in addresses(found)
+    after = await records(kafka_bootstrap, topic_prefix)
+    assert [(r.key, r.value) for r in after[len(before) :]] == [(b"pods/c1/pod/ns0/p0", None)]
+
+
+async def test_two_clusters_feed_one_job_each_with_its_cluster_label(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    for cluster in ("east", "west"):
+        await events.create_topics(kafka_bootstrap, topic_prefix, cluster)
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("east", Resource.PODS, pod("a", "web-0", "10.244.2.1"))
+        await writer.put("west", Resource.PODS, pod("a", "web-0", "10.244.2.1"))
+        config = settings(kafka_bootstrap, topic_prefix, POD_JOB, group=unique("g"))
+        async with consumer(config) as running:
+            found = await running.until("pods", lambda e: len(e) == 2)
+            assert sorted(e["labels"]["cluster"] for e in found) == ["east", "west"]
+            west = await running.targets("pods", "?cluster=west")
+            assert [e["labels"]["cluster"] for e in west] == ["west"]
+
+            await events.create_topics(kafka_bootstrap, topic_prefix, "north")
+            await writer.put("north", Resource.PODS, pod("a", "web-0", "10.244.2.1"))
+            found = await running.until("pods", lambda e: len(e) == 3)  # picked up live
+            assert sorted(e["labels"]["cluster"] for e in found) == ["east", "north", "west"]
+
+
+async def test_two_consumers_in_a_group_publish_what_one_publishes(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    alone_prefix, pair_prefix = f"{topic_prefix}-a", f"{topic_prefix}-b"
+    for prefix in (alone_prefix, pair_prefix):
+        await events.create_topics(kafka_bootstrap, prefix, "c1")
+        async with events.Writer(kafka_bootstrap, prefix) as writer:
+            await writer.put("c1", Resource.NODES, node("n1", "10.1.0.1"))
+            await writer.put("c1", Resource.NODES, node("n2", "10.1.0.2"))
+            for i in range(12):
+                await writer.put("c1", Resource.PODS, pod(f"ns{i}", "p", f"10.244.3.{i + 1}"))
+
+    alone = settings(kafka_bootstrap, alone_prefix, POD_JOB, NODE_JOB, group=unique("g"))
+    async with consumer(alone) as running:
+        await running.until("pods", lambda e: len(e) == 12)
+        await running.until("nodes", lambda e: len(e) == 2)
+    group = unique("g")
+    pair = settings(kafka_bootstrap, pair_prefix, POD_JOB, NODE_JOB, group=group)
+    async with consumer(pair) as first, consumer(pair.model_copy(update={"group_id": group})):
+        await first.until("pods", lambda e: len(e) == 12)
+        await first.until("nodes", lambda e: len(e) == 2)
+
+    def final(rs: list[kafka_helpers.Record]) -> dict[bytes | None, bytes | None]:
+        return {r.key: r.value for r in rs}
+
+    one = final(await records(kafka_bootstrap, alone_prefix))
+    two = final(await records(kafka_bootstrap, pair_prefix))
+    assert one == two
+    assert len(one) == 14
+
+
+async def test_poison_records_are_skipped_and_counted(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    await events.create_topics(kafka_bootstrap, topic_prefix, "c1")
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.raw("c1", Resource.PODS, b"x/bad-json", b"{not json")
+        future = orjson.dumps({"schema_version": 99, "type": "ADDED", "cluster": "c1",
+                               "resource": "pods", "resource_version": "1",
+                               "observed_at": 0, "object": {}})  # fmt: skip
+        await writer.raw("c1", Resource.PODS, b"x/future", future)
+        await writer.put("c1", Resource.PODS, pod("a", "good", "10.244.4.1"))
+        config = settings(kafka_bootstrap, topic_prefix, POD_JOB, group=unique("g"))
+        async with consumer(config) as running:
+            found = await running.until("pods", lambda e: len(e) == 1)
+            assert addresses(found) == ["10.244.4.1:8080"]
+            assert running.metric("sdstream_fold_records_skipped_total", reason="json") == 1
+            assert (
+                running.metric("sdstream_fold_records_skipped_total", reason="schema_version") == 1
+            )
+
+
+def test_bad_config_stops_at_start_naming_the_field(tmp_path: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    config = Path(str(tmp_path)) / "consumer.yml"
+    config.write_text("scrape_configs:\n  - job_name: pods\n    kubernetes_sd_configs:\n"
+                      "      - role: pods\n")  # fmt: skip
+    assert consume.main(config_file=config, overrides={}) == 2

@@ -1,0 +1,269 @@
+"""The fold: incremental rebuilds agree with a rebuild from scratch, whatever the order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumers.compactor import fold
+from consumers.compactor.jobs import compile_jobs
+from schemas.sd_config import ScrapeJob
+from schemas.topics import ObjectKey, Resource
+
+JOBS = [
+    ScrapeJob.model_validate(
+        {"job_name": "pods", "kubernetes_sd_configs": [
+            {"role": "pod", "attach_metadata": {"node": True, "namespace": True}}]}
+    ),
+    ScrapeJob.model_validate(
+        {"job_name": "slices", "kubernetes_sd_configs": [{"role": "endpointslice"}]}
+    ),
+    ScrapeJob.model_validate(
+        {"job_name": "nodes", "cluster_label": "k8s_cluster",
+         "kubernetes_sd_configs": [{"role": "node"}]}
+    ),
+]  # fmt: skip
+VIEWS = compile_jobs(JOBS)
+
+Event = tuple[str, Resource, ObjectKey, dict[str, Any] | None]
+
+
+def pod(ns: str, name: str, *, ip: str, node: str, version: int) -> dict[str, Any]:
+    return {
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}",
+                     "resourceVersion": str(version), "labels": {"app": name}},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1",
+                 "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]},
+        "status": {"podIP": ip, "phase": "Running"},
+    }  # fmt: skip
+
+
+def node(name: str, *, ip: str, version: int) -> dict[str, Any]:
+    return {
+        "kind": "Node",
+        "metadata": {"name": name, "resourceVersion": str(version), "labels": {"zone": ip[-1]}},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}},
+    }  # fmt: skip
+
+
+def slice_(ns: str, name: str, *, pods: list[str], version: int) -> dict[str, Any]:
+    return {
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": ns, "resourceVersion": str(version),
+                     "labels": {"kubernetes.io/service-name": "svc"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [f"10.0.0.{i + 1}"], "conditions": {"ready": True},
+                       "targetRef": {"kind": "Pod", "name": p, "namespace": ns}}
+                      for i, p in enumerate(pods)],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }  # fmt: skip
+
+
+def namespace(name: str, *, team: str, version: int) -> dict[str, Any]:
+    return {"kind": "Namespace", "metadata": {
+        "name": name, "resourceVersion": str(version), "labels": {"team": team}}}  # fmt: skip
+
+
+NAMESPACES = ["a", "b"]
+PODS = ["p0", "p1", "p2"]
+NODES = ["n0", "n1"]
+
+
+@st.composite
+def events(draw: st.DrawFn) -> Event:
+    version = draw(st.integers(1, 10_000))
+    kind = draw(st.sampled_from(["pod", "node", "slice", "ns"]))
+    gone = draw(st.booleans()) and draw(st.booleans())  # deletes a quarter of the time
+    cluster = draw(st.sampled_from(["c1", "c2"]))
+    ns = draw(st.sampled_from(NAMESPACES))
+    if kind == "pod":
+        name = draw(st.sampled_from(PODS))
+        ip = draw(st.sampled_from(["", "10.1.0.1", "10.1.0.2"]))
+        obj = pod(ns, name, ip=ip, node=draw(st.sampled_from(NODES)), version=version)
+        return cluster, Resource.PODS, ObjectKey(f"{ns}/{name}"), None if gone else obj
+    if kind == "node":
+        name = draw(st.sampled_from(NODES))
+        obj = node(name, ip=draw(st.sampled_from(["10.2.0.1", "10.2.0.2"])), version=version)
+        return cluster, Resource.NODES, ObjectKey(name), None if gone else obj
+    if kind == "ns":
+        obj = namespace(ns, team=draw(st.sampled_from(["x", "y"])), version=version)
+        return cluster, Resource.NAMESPACES, ObjectKey(ns), None if gone else obj
+    members = draw(st.lists(st.sampled_from(PODS), max_size=3, unique=True))
+    obj = slice_(ns, "s0", pods=members, version=version)
+    return cluster, Resource.ENDPOINTSLICES, ObjectKey(f"{ns}/s0"), None if gone else obj
+
+
+def numbered(log: list[Event]) -> list[Event]:
+    """A resourceVersion names one state of one object, as on a real API server."""
+    out: list[Event] = []
+    for version, (cluster, resource, key, obj) in enumerate(log, start=1):
+        if obj is not None:
+            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(version)}}
+        out.append((cluster, resource, key, obj))
+    return out
+
+
+def incremental(log: list[Event], *, every: int = 1) -> fold.Fold:
+    f = fold.Fold(VIEWS)
+    for i, event in enumerate(log):
+        f.apply(*event)
+        if i % every == 0:
+            f.rebuild()
+    f.rebuild()
+    return f
+
+
+def from_scratch(log: list[Event]) -> fold.Fold:
+    final: dict[tuple[str, Resource, ObjectKey], dict[str, Any] | None] = {}
+    for cluster, resource, key, obj in log:
+        final[(cluster, resource, key)] = obj
+    f = fold.Fold(VIEWS)
+    for (cluster, resource, key), obj in final.items():
+        f.apply(cluster, resource, key, obj)
+    f.mark_all()
+    f.rebuild()
+    return f
+
+
+@settings(max_examples=150, deadline=None)
+@given(log=st.lists(events(), max_size=40), every=st.integers(1, 5))
+def test_incremental_rebuilds_equal_a_rebuild_from_scratch(log: list[Event], every: int) -> None:
+    log = numbered(log)
+    assert incremental(log, every=every).groups == from_scratch(log).groups
+
+
+@settings(max_examples=100, deadline=None)
+@given(log=st.lists(events(), max_size=30), data=st.data())
+def test_interleavings_that_keep_per_key_order_agree(log: list[Event], data: st.DataObject) -> None:
+    log = numbered(log)
+    by_key: dict[tuple[str, Resource, ObjectKey], list[Event]] = {}
+    for event in log:
+        by_key.setdefault(event[:3], []).append(event)
+    queues = list(by_key.values())
+    mixed: list[Event] = []
+    while queues:
+        queue = data.draw(st.sampled_from(queues))
+        mixed.append(queue.pop(0))
+        queues = [q for q in queues if q]
+
+    assert incremental(mixed).groups == incremental(log).groups
+
+
+@settings(max_examples=100, deadline=None)
+@given(log=st.lists(events(), min_size=1, max_size=30))
+def test_a_repeated_event_changes_nothing(log: list[Event]) -> None:
+    log = numbered(log)
+    f = incremental(log)
+    f.apply(*log[-1])
+    changes, _ = f.rebuild()
+
+    assert changes == []
+
+
+def test_a_pod_event_publishes_its_group_with_node_and_namespace_metadata() -> None:
+    f = fold.Fold(VIEWS)
+    f.apply("c1", Resource.NAMESPACES, ObjectKey("a"), namespace("a", team="x", version=1))
+    f.apply("c1", Resource.NODES, ObjectKey("n0"), node("n0", ip="10.2.0.1", version=2))
+    f.apply(
+        "c1", Resource.PODS, ObjectKey("a/p0"), pod("a", "p0", ip="10.1.0.1", node="n0", version=3)
+    )
+
+    changes, errors = f.rebuild()
+
+    assert errors == []
+    by_key = {c.key: c.group for c in changes}
+    group = by_key["pods/c1/pod/a/p0"]
+    assert group is not None
+    assert group.targets[0]["__address__"] == "10.1.0.1:8080"
+    assert group.labels["__meta_kubernetes_node_name"] == "n0"
+    assert group.labels["__meta_kubernetes_namespace_label_team"] == "x"
+    assert group.labels["cluster"] == "c1"
+    assert by_key["nodes/c1/node/n0"] is not None
+    assert by_key["nodes/c1/node/n0"].labels["k8s_cluster"] == "c1"  # type: ignore[union-attr]
+
+
+def test_a_node_change_rebuilds_only_the_pods_on_it() -> None:
+    f = fold.Fold(VIEWS)
+    for name in NODES:
+        f.apply("c1", Resource.NODES, ObjectKey(name), node(name, ip="10.2.0.1", version=1))
+    f.apply(
+        "c1", Resource.PODS, ObjectKey("a/p0"), pod("a", "p0", ip="10.1.0.1", node="n0", version=2)
+    )
+    f.apply(
+        "c1", Resource.PODS, ObjectKey("a/p1"), pod("a", "p1", ip="10.1.0.2", node="n1", version=3)
+    )
+    f.rebuild()
+
+    relabelled = node("n0", ip="10.2.0.1", version=4)
+    relabelled["metadata"]["labels"]["zone"] = "new"
+    f.apply("c1", Resource.NODES, ObjectKey("n0"), relabelled)
+    changes, _ = f.rebuild()
+
+    assert sorted(c.key for c in changes) == ["nodes/c1/node/n0", "pods/c1/pod/a/p0"]
+
+
+def test_a_deleted_pod_gives_exactly_one_tombstone() -> None:
+    f = fold.Fold(VIEWS)
+    f.apply("c1", Resource.NODES, ObjectKey("n0"), node("n0", ip="10.2.0.1", version=1))
+    f.apply(
+        "c1", Resource.PODS, ObjectKey("a/p0"), pod("a", "p0", ip="10.1.0.1", node="n0", version=1)
+    )
+    f.rebuild()
+
+    f.apply("c1", Resource.PODS, ObjectKey("a/p0"), None)
+    first, _ = f.rebuild()
+    f.apply("c1", Resource.PODS, ObjectKey("a/p0"), None)
+    second, _ = f.rebuild()
+
+    assert first == [fold.Change(key="pods/c1/pod/a/p0", group=None)]  # type: ignore[arg-type]
+    assert second == []
+
+
+def test_a_pod_appearing_after_its_slice_joins_it() -> None:
+    f = fold.Fold(VIEWS)
+    f.apply(
+        "c1", Resource.ENDPOINTSLICES, ObjectKey("a/s0"), slice_("a", "s0", pods=["p0"], version=1)
+    )
+    f.rebuild()
+    before = f.groups["slices/c1/endpointslice/a/s0"].targets[0]
+
+    f.apply(
+        "c1", Resource.PODS, ObjectKey("a/p0"), pod("a", "p0", ip="10.0.0.1", node="n0", version=2)
+    )
+    changes, _ = f.rebuild()
+
+    after = f.groups["slices/c1/endpointslice/a/s0"].targets[0]
+    assert "__meta_kubernetes_pod_name" not in before
+    assert after["__meta_kubernetes_pod_name"] == "p0"
+    assert "slices/c1/endpointslice/a/s0" in {c.key for c in changes}
+
+
+def test_a_malformed_object_is_reported_and_the_rest_still_builds() -> None:
+    f = fold.Fold(VIEWS)
+    bad = pod("a", "p0", ip="10.1.0.1", node="n0", version=1)
+    bad["spec"]["containers"] = ["not-a-container"]
+    f.apply("c1", Resource.NODES, ObjectKey("n0"), node("n0", ip="10.2.0.1", version=3))
+    f.apply("c1", Resource.PODS, ObjectKey("a/p0"), bad)
+    f.apply(
+        "c1", Resource.PODS, ObjectKey("a/p1"), pod("a", "p1", ip="10.1.0.2", node="n0", version=2)
+    )
+
+    changes, errors = f.rebuild()
+
+    assert [(e.job, e.key) for e in errors] == [("pods", "a/p0")]
+    assert sorted(c.key for c in changes) == ["nodes/c1/node/n0", "pods/c1/pod/a/p1"]
+
+
+def test_diff_upserts_what_differs_and_tombstones_what_is_gone() -> None:
+    f = incremental([("c1", Resource.NODES, ObjectKey("n0"), node("n0", ip="10.2.0.1", version=1))])
+    desired = dict(f.groups)
+    stale = {**desired, "nodes/c1/node/old": next(iter(desired.values()))}
+
+    assert fold.diff(desired, desired) == []
+    assert fold.diff(desired, stale) == [fold.Change("nodes/c1/node/old", None)]  # type: ignore[arg-type]
+    assert fold.diff(desired, stale, owned=set()) == []
+    assert [c.key for c in fold.diff(desired, {})] == list(desired)
