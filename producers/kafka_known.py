@@ -7,7 +7,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from producers import kafka_common, known
+from producers import known
 from producers.emit import PublishFailed
 from schemas.config import KafkaSettings
 from schemas.topics import ObjectKey
@@ -21,7 +21,7 @@ class KafkaKnownReader:
 
     async def load(self, topic: str, *, partitions: int) -> dict[ObjectKey, str]:
         consumer = AIOKafkaConsumer(
-            **kafka_common.client_options(self._settings),
+            **self._settings.client_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

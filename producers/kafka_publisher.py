@@ -20,7 +20,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from producers import kafka_common
 from producers.emit import PublishFailed, Record
 from producers.metrics import ProducerMetrics
 from schemas.config import KafkaSettings
@@ -49,7 +48,7 @@ class KafkaPublisher:
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
-            **kafka_common.client_options(self._settings),
+            **self._settings.client_options(),
             enable_idempotence=True,
             acks="all",
             compression_type=None if self._settings.compression == "none" else "gzip",
@@ -120,7 +119,7 @@ class KafkaPublisher:
 
     async def ensure_topics(self, topics: Mapping[str, int]) -> None:
         """Create missing topics compacted; TopicMismatch if an existing one differs."""
-        admin = AIOKafkaAdminClient(**kafka_common.client_options(self._settings))
+        admin = AIOKafkaAdminClient(**self._settings.client_options())
         try:
             await admin.start()
             await _create_missing(admin, topics, replication=self._settings.replication_factor)

@@ -82,7 +82,8 @@ def group_key(view: JobView, cluster: str, source: Source) -> TargetKey:
     return target_key(job, cluster, source)
 
 
-def _attach(view: JobView) -> lookups.Attach:
+def attach_of(view: JobView) -> lookups.Attach:
+    """A view's attach_metadata in the form the role builders take."""
     a = view.attach
     return lookups.Attach(
         node=a.node, namespace=a.namespace, deployment=a.deployment, job=a.job, cronjob=a.cronjob
@@ -99,7 +100,7 @@ class Fold:
     _attach: list[lookups.Attach] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._attach = [_attach(view) for view in self.views]
+        self._attach = [attach_of(view) for view in self.views]
 
     def cluster(self, name: str) -> state.ClusterState:
         found = self.clusters.get(name)

@@ -25,7 +25,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.helpers import create_ssl_context
 
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
@@ -84,7 +83,7 @@ class TargetsReader:
         """Read to the end, then tail until cancelled. Raises TargetsReadFailed."""
         partitions = await self._wait_for_topic()
         consumer = AIOKafkaConsumer(
-            **_client_options(self._settings),
+            **self._settings.client_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -198,7 +197,7 @@ async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
     Asks for every topic's metadata: a Metadata request naming a missing topic would
     auto-create it on brokers that allow that, with the delete policy.
     """
-    admin = AIOKafkaAdminClient(**_client_options(settings))
+    admin = AIOKafkaAdminClient(**settings.client_options())
     try:
         await admin.start()
         described: list[dict[str, Any]] = await admin.describe_topics(None)
@@ -208,21 +207,3 @@ async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
         if entry["topic"] == topic and entry["error_code"] == 0:
             return sorted(p["partition"] for p in entry["partitions"])
     return []
-
-
-def _client_options(settings: KafkaSettings) -> dict[str, Any]:
-    """The same options `producers.kafka_common` builds (consumers may not import it)."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap,
-        "client_id": settings.client_id,
-        "security_protocol": settings.security_protocol,
-    }
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
-        options["ssl_context"] = create_ssl_context(cafile=cafile)
-    if settings.sasl_mechanism is not None:
-        options["sasl_mechanism"] = settings.sasl_mechanism
-        options["sasl_plain_username"] = settings.sasl_username
-        if settings.sasl_password is not None:
-            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
-    return options
