@@ -1,28 +1,164 @@
-"""`sdstream up`: the pipeline on an embedded default, until Ctrl-C.
+"""`sdstream up`: the whole pipeline on one machine, until Ctrl-C.
 
-Today it brings up the devstack (real Kafka, etcd, kube-apiserver) and waits;
-the producer, consumer and demo workload join it as they land (issue 7).
+Starts the devstack (real Kafka, and one etcd + kube-apiserver per cluster), writes a
+demo workload into each API server, runs one producer per cluster and one consumer with
+example jobs for all six roles, serves HTTP SD and writes file SD, and prints where
+everything is. `--churn RATE` keeps changing the workload so updates can be watched.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import signal
-import threading
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+from prometheus_client import CollectorRegistry
+
+from schemas.config import (
+    ConsumerSettings,
+    HttpSettings,
+    KafkaSettings,
+    KubeSettings,
+    ProducerSettings,
+)
+from schemas.sd_config import ScrapeJob
+from schemas.topics import targets_topic
+from sdstream import consume, demo, produce
 from sdstream.devstack import cache, stack
 
+logger = logging.getLogger(__name__)
+PREFIX = "sdstream"
+EXAMPLE_JOBS = """
+scrape_configs:
+  - job_name: pods
+    kubernetes_sd_configs:
+      - role: pod
+        attach_metadata: {node: true, namespace: true, deployment: true, cronjob: true}
+  - job_name: services
+    kubernetes_sd_configs: [{role: service}]
+  - job_name: endpoints
+    kubernetes_sd_configs: [{role: endpoints}]
+  - job_name: endpointslices
+    kubernetes_sd_configs: [{role: endpointslice, attach_metadata: {node: true}}]
+  - job_name: ingresses
+    kubernetes_sd_configs: [{role: ingress}]
+  - job_name: nodes
+    kubernetes_sd_configs: [{role: node}]
+"""
 
-def run(*, root: Path, run_dir: Path) -> int:
-    current = stack.up(root, run_dir)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+
+def say(message: str) -> None:
+    cache.say(message, who="sdstream up")
+
+
+@dataclass(frozen=True)
+class Options:
+    root: Path
+    run_dir: Path
+    clusters: int = 1
+    churn: float = 0.0
+    http_port: int = 8081
+    kafka: str | None = None  # use this broker instead of the devstack's
+    kubeconfigs: tuple[Path, ...] = ()  # use these clusters instead of the devstack's
+
+
+def jobs() -> tuple[ScrapeJob, ...]:
+    loaded = yaml.safe_load(EXAMPLE_JOBS)["scrape_configs"]
+    return tuple(ScrapeJob.model_validate(job) for job in loaded)
+
+
+def run(options: Options) -> int:
+    running = None
+    if options.kafka is None:
+        running = stack.up(options.root, options.run_dir, clusters=options.clusters)
     try:
-        print(stack.describe(current), flush=True)
-        cache.say("running; Ctrl-C stops everything")
-        stop.wait()
+        if running is None:
+            bootstrap, configs = options.kafka or "", list(options.kubeconfigs)
+        else:
+            bootstrap, configs = running.kafka_bootstrap, [Path(k) for k in running.kubeconfigs]
+        return asyncio.run(_pipeline(options, bootstrap, configs, workload=running is not None))
     finally:
-        cache.say("stopping")
-        stack.down_stack(current)
+        if running is not None:
+            say("stopping the devstack")
+            stack.down_stack(running)
+
+
+async def _pipeline(
+    options: Options, bootstrap: str, kubeconfigs: list[Path], *, workload: bool
+) -> int:
+    kafka = KafkaSettings(bootstrap=bootstrap, topic_prefix=PREFIX)
+    workloads = []
+    if workload:
+        for number, path in enumerate(kubeconfigs, start=1):
+            made = demo.Workload(demo.connect(str(path)), seed=number)
+            count = await asyncio.to_thread(made.create)
+            say(f"demo workload: {count} objects in cluster dev-{number}")
+            workloads.append(made)
+    producers = [
+        ProducerSettings(cluster=f"dev-{number}", partitions=3, kafka=kafka,
+                         kube=KubeSettings(kubeconfig=path), http=HttpSettings(port=0))
+        for number, path in enumerate(kubeconfigs, start=1)
+    ]  # fmt: skip
+    file_sd = options.run_dir / "file_sd"
+    consumer = ConsumerSettings(kafka=kafka, scrape_configs=jobs(), file_sd_dir=file_sd,
+                                http=HttpSettings(port=options.http_port))  # fmt: skip
+    (options.run_dir / "consumer.yml").write_text(EXAMPLE_JOBS)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    registry = CollectorRegistry()
+    started: asyncio.Future[tuple[str, int]] = loop.create_future()
+    async with asyncio.TaskGroup() as tasks:
+        for settings in producers:
+            tasks.create_task(produce.run(settings, stop=stop))
+        served = tasks.create_task(
+            consume.serve(consumer, registry=registry, on_started=started.set_result)
+        )
+        address = await started
+        _describe(address, bootstrap, file_sd, producers)
+        churn = tasks.create_task(_churn(workloads, options.churn)) if options.churn else None
+        await stop.wait()
+        say("stopping producers and consumer")
+        served.cancel()
+        if churn is not None:
+            churn.cancel()
     return 0
+
+
+async def _churn(workloads: list[demo.Workload], rate: float) -> None:
+    changes = 0
+    while True:
+        for made in workloads:
+            with contextlib.suppress(demo.DemoError):
+                await asyncio.to_thread(made.step)
+                changes += 1
+        if changes % max(1, int(rate * 10)) == 0:
+            say(f"churn: {changes} changes so far")
+        await asyncio.sleep(1 / rate)
+
+
+def _describe(address: tuple[str, int], bootstrap: str, file_sd: Path,
+              producers: list[ProducerSettings]) -> None:  # fmt: skip
+    host, port = address
+    lines = [
+        "",
+        "sdstream is up. Ctrl-C stops everything.",
+        f"  HTTP SD:   http://{host}:{port}/http_sd/<job>  (jobs: "
+        + ", ".join(job.job_name for job in jobs())
+        + ")",
+        f"             http://{host}:{port}/http_sd/pods?cluster=dev-1",
+        f"  readiness: http://{host}:{port}/readyz    metrics: http://{host}:{port}/metrics",
+        f"  file SD:   {file_sd}/<job>.json",
+        f"  Kafka:     {bootstrap}  topics {PREFIX}.<cluster>.<resource>, {targets_topic(PREFIX)}",
+        f"  clusters:  {', '.join(p.cluster for p in producers)}",
+        f"  watch:     kcat -b {bootstrap} -C -t {targets_topic(PREFIX)} -o beginning -f '%k\\n'",
+        f"  try:       curl -s http://{host}:{port}/http_sd/pods | python3 -m json.tool",
+        "",
+    ]
+    print("\n".join(lines), file=sys.stdout, flush=True)

@@ -27,9 +27,9 @@ def cache_dir(override: Path | None = None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "sdstream"
 
 
-def say(message: str) -> None:
+def say(message: str, *, who: str = "devstack") -> None:
     """Progress for humans, on stderr so `devstack env` output stays clean."""
-    print(f"devstack: {message}", file=sys.stderr, flush=True)
+    print(f"{who}: {message}", file=sys.stderr, flush=True)
 
 
 def run_logged(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,12 +18,22 @@ from pathlib import Path
 
 from sdstream.devstack.errors import DevstackError
 
+_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999), where the
+# kernel picks ports for outgoing connections: a port found free there can be taken by a
+# client socket before the server binds it.
+
 
 def free_port() -> int:
-    """A port nobody listens on now; bound on 127.0.0.1 only."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now, on 127.0.0.1, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.choice(_PORTS)  # noqa: S311 - not security
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise DevstackError(f"no free port on 127.0.0.1 in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 def check_port_free(port: int, *, what: str) -> None:

@@ -62,14 +62,7 @@ def start_kafka(home: Path, run: Path, *, broker: int, controller: int) -> int:
     conf = run / "kafka" / "server.properties"
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(_kafka_properties(run, broker=broker, controller=controller))
-    logs = run / "kafka" / "logs"
-    java = [
-        "java",
-        f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
-        f"-Dkafka.logs.dir={logs}",
-        "-cp",
-        f"{home / 'libs'}/*",
-    ]
+    java = _kafka_java(home, run)
     out = run / "kafka" / "kafka.out"
     fmt = subprocess.run(
         [*java, "-Xmx256m", "kafka.tools.StorageTool", "format", "--standalone",
@@ -79,13 +72,44 @@ def start_kafka(home: Path, run: Path, *, broker: int, controller: int) -> int:
     out.write_text(fmt.stdout + fmt.stderr)
     if fmt.returncode != 0:
         raise DevstackError("formatting Kafka storage failed", log=out)
+    return _run_kafka(home, run, broker=broker)
+
+
+def restart_kafka(home: Path, run: Path, *, pid: int, broker: int) -> int:
+    """Stop the broker `pid` and start it again in place: same server.properties (so the
+    same ports), same data directory, storage not re-formatted; topics, offsets and
+    committed consumer offsets survive. Returns the new pid."""
+    processes.stop(pid)
+    if processes.alive(pid):
+        raise DevstackError(f"Kafka broker pid {pid} did not stop", log=run / "kafka" / "kafka.out")
+    return _run_kafka(home, run, broker=broker)
+
+
+def _kafka_java(home: Path, run: Path) -> list[str]:
+    return [
+        "java",
+        f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={run / 'kafka' / 'logs'}",
+        "-cp",
+        f"{home / 'libs'}/*",
+    ]
+
+
+def _run_kafka(home: Path, run: Path, *, broker: int) -> int:
+    """Start the broker on formatted storage; the pid once it says it started."""
+    java = _kafka_java(home, run)
+    server_log = run / "kafka" / "logs" / "server.log"
+    seen = server_log.stat().st_size if server_log.exists() else 0  # a restart appends
+    out = run / "kafka" / "kafka.out"
+    conf = run / "kafka" / "server.properties"
     pid = processes.spawn([*java[:1], *_KAFKA_JVM, *java[1:], "kafka.Kafka", conf], log=out)
-    server_log = logs / "server.log"
 
     def ready() -> bool:
-        started = server_log.exists() and "Kafka Server started" in server_log.read_text(
-            errors="replace"
-        )
+        if not server_log.exists():
+            return False
+        with server_log.open("rb") as log:
+            log.seek(seen)
+            started = b"Kafka Server started" in log.read()
         return started and processes.port_open(broker)
 
     _wait_or_stop(ready, pid=pid, what="Kafka broker", log=out)

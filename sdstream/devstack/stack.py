@@ -26,6 +26,7 @@ class Stack:
     kubeconfig: str = ""
     api_server: str = ""
     promtool: str = ""
+    kubeconfigs: list[str] = field(default_factory=list)  # one per API server; [0] == kubeconfig
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -63,8 +64,9 @@ def build_all(root: Path, *, promtool: bool = True) -> dict[str, Path]:
     return built
 
 
-def up(root: Path, run_dir: Path, *, kafka_port: int | None = None) -> Stack:
-    """Start Kafka, etcd and kube-apiserver on loopback; on failure stop them all."""
+def up(root: Path, run_dir: Path, *, kafka_port: int | None = None, clusters: int = 1) -> Stack:
+    """Start Kafka and `clusters` etcd + kube-apiserver pairs on loopback; on failure stop
+    them all."""
     existing = load(run_dir)
     if existing and any(existing.running().values()):
         raise DevstackError(f"a devstack already runs in {run_dir}; run `devstack down` first")
@@ -74,6 +76,8 @@ def up(root: Path, run_dir: Path, *, kafka_port: int | None = None) -> Stack:
     stack = Stack(run_dir=str(run_dir), promtool=str(built["promtool"]))
     try:
         _start(stack, built, run_dir, kafka_port=kafka_port)
+        for number in range(2, clusters + 1):
+            _start_cluster(stack, built, run_dir / f"cluster-{number}", suffix=f"-{number}")
     except BaseException:
         down_stack(stack, remove=False)
         raise
@@ -81,39 +85,50 @@ def up(root: Path, run_dir: Path, *, kafka_port: int | None = None) -> Stack:
 
 
 def _start(stack: Stack, built: dict[str, Path], run_dir: Path, *, kafka_port: int | None) -> None:
-    ports = {
-        "kafka": kafka_port or processes.free_port(),
-        "kafka-controller": processes.free_port(),
-        "etcd": processes.free_port(),
-        "etcd-peer": processes.free_port(),
-        "kube-apiserver": processes.free_port(),
-    }
-    stack.ports = ports
-    cache.say(f"starting Kafka {built['kafka'].name} on 127.0.0.1:{ports['kafka']}")
+    broker, controller = kafka_port or processes.free_port(), processes.free_port()
+    stack.ports.update({"kafka": broker, "kafka-controller": controller})
+    cache.say(f"starting Kafka {built['kafka'].name} on 127.0.0.1:{broker}")
     stack.pids["kafka"] = servers.start_kafka(
-        built["kafka"], run_dir, broker=ports["kafka"], controller=ports["kafka-controller"]
+        built["kafka"], run_dir, broker=broker, controller=controller
     )
-    stack.kafka_bootstrap = f"127.0.0.1:{ports['kafka']}"
+    stack.kafka_bootstrap = f"127.0.0.1:{broker}"
     stack.save()
-    cache.say(f"starting etcd on 127.0.0.1:{ports['etcd']}")
-    stack.pids["etcd"] = servers.start_etcd(
-        built["etcd"], run_dir, client=ports["etcd"], peer=ports["etcd-peer"]
-    )
+    _start_cluster(stack, built, run_dir, suffix="")
+    stack.kubeconfig = stack.kubeconfigs[0]
+    stack.api_server = f"https://127.0.0.1:{stack.ports['kube-apiserver']}"
     stack.save()
-    cache.say(f"starting kube-apiserver on https://127.0.0.1:{ports['kube-apiserver']}")
-    pid, token = servers.start_apiserver(
-        built["kube-apiserver"], run_dir, port=ports["kube-apiserver"], etcd=ports["etcd"]
-    )
-    stack.pids["kube-apiserver"] = pid
-    stack.api_server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+
+
+def _start_cluster(stack: Stack, built: dict[str, Path], run_dir: Path, *, suffix: str) -> None:
+    """One etcd + kube-apiserver pair, its kubeconfig in `run_dir`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    etcd, peer, api = processes.free_port(), processes.free_port(), processes.free_port()
+    stack.ports.update({f"etcd{suffix}": etcd, f"etcd-peer{suffix}": peer,
+                        f"kube-apiserver{suffix}": api})  # fmt: skip
+    cache.say(f"starting etcd{suffix} on 127.0.0.1:{etcd}")
+    stack.pids[f"etcd{suffix}"] = servers.start_etcd(built["etcd"], run_dir, client=etcd, peer=peer)
+    stack.save()
+    cache.say(f"starting kube-apiserver{suffix} on https://127.0.0.1:{api}")
+    pid, token = servers.start_apiserver(built["kube-apiserver"], run_dir, port=api, etcd=etcd)
+    stack.pids[f"kube-apiserver{suffix}"] = pid
     config = run_dir / "kubeconfig"
     config.write_text(
-        servers.kubeconfig(
-            port=ports["kube-apiserver"], ca=run_dir / "pki" / "apiserver.crt", token=token
-        )
+        servers.kubeconfig(port=api, ca=run_dir / "pki" / "apiserver.crt", token=token)
     )
     config.chmod(0o600)
-    stack.kubeconfig = str(config)
+    stack.kubeconfigs.append(str(config))
+    stack.save()
+
+
+def restart_kafka(stack: Stack, *, root: Path | None = None) -> None:
+    """Stop the stack's Kafka broker and start it again in place (same ports, same data,
+    no re-format), as a broker restart in production would; clients must reconnect.
+    For tests of restarts. `root` is the build cache (default: `cache.cache_dir()`)."""
+    home = build.ensure_kafka(root or cache.cache_dir())
+    cache.say(f"restarting Kafka on {stack.kafka_bootstrap}")
+    stack.pids["kafka"] = servers.restart_kafka(
+        home, Path(stack.run_dir), pid=stack.pids["kafka"], broker=stack.ports["kafka"]
+    )
     stack.save()
 
 
@@ -134,7 +149,7 @@ def describe(stack: Stack) -> str:
     lines += [
         f"kafka:       {stack.kafka_bootstrap}",
         f"api server:  {stack.api_server}",
-        f"kubeconfig:  {stack.kubeconfig}",
+        *(f"kubeconfig:  {path}" for path in stack.kubeconfigs),
         f"promtool:    {stack.promtool}",
         f"kcat:        kcat -b {stack.kafka_bootstrap} -L",
     ]
