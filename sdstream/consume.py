@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
         config = settings.load(settings.ConsumerAppSettings, config_file=config_file, **overrides)
         jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
     except (settings.SettingsError, jobs.JobConfigError) as exc:
-        print(f"sdstream consume: {exc}")
+        print(f"sdstream consume: {exc}", file=sys.stderr)
         return 2
     if not config.scrape_configs and config.mode != "serve":
         logger.warning("No scrape_configs: the fold publishes nothing.")
