@@ -1,0 +1,276 @@
+"""bench/consume: fold 50k pods plus 500 EndpointSlices x 100 endpoints from Kafka into
+target groups served over HTTP SD, against raw aiokafka reading the same topics and
+against promtool discovering the same objects from the API server, in the same run.
+
+    .venv/bin/python bench/consume.py [--pods 50000] [--slices 500] [--per-slice 100]
+                                      [--api-pods N] [--promtool-timeout 60] [--small]
+
+Starts its own devstack. The objects (pods with status, one Service and one slice per
+service, endpoints' targetRefs naming pods) are written straight to Kafka as the
+producer would write them (trimmed ObjectEvents, keyed and partitioned by namespace,
+gzip), and created through the API server for promtool. Each measurement runs in a
+fresh process, so its peak RSS is its own:
+
+1. raw aiokafka, bytes only, then bytes + orjson.loads of each value (the floors);
+2. `sdstream consume` (fold + targets topic + HTTP SD, jobs `pods` and `slices`), from
+   start until HTTP SD serves every target the fold built; and idle (no topics), to
+   separate the fixed cost from the per-object cost;
+3. `promtool check service-discovery` per job against the API server, peak RSS via
+   wait4(); it always runs for its whole --timeout, so its wall time is not comparable,
+   and its RSS includes rendering its JSON output.
+
+Goals: fold at least half the raw aiokafka rate; consumer memory no more than promtool's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kit  # bench/kit.py; it puts the repository root on sys.path
+import orjson
+import yaml
+
+from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
+from schemas.sd_config import ScrapeJob
+from schemas.topics import Resource, object_topic
+from sdstream import consume
+
+PREFIX = "bench"
+CLUSTER = "bench"
+PARTITIONS = 6
+JOBS = {"pods": "pod", "slices": "endpointslice"}
+SAME = "same"  # prefix of the promtool-sized copy, when --api-pods differs from --pods
+RESOURCES = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTSLICES)
+TOPICS = [object_topic(PREFIX, CLUSTER, r) for r in RESOURCES]
+
+
+async def write_all(
+    bootstrap: str, *, pods: int, slices: int, per_slice: int, ns: int, prefix: str = PREFIX
+) -> Any:
+    topics = [object_topic(prefix, CLUSTER, r) for r in RESOURCES]
+    await kit.create_topics(bootstrap, topics, partitions=PARTITIONS)
+    written = [
+        await kit.write_events(bootstrap, prefix, CLUSTER, Resource.PODS,
+                               (kit.with_status(i, namespaces=ns) for i in range(pods)),
+                               partitions=PARTITIONS),
+        await kit.write_events(bootstrap, prefix, CLUSTER, Resource.SERVICES,
+                               (kit.service(j, namespaces=ns) for j in range(slices)),
+                               partitions=PARTITIONS),
+        await kit.write_events(bootstrap, prefix, CLUSTER, Resource.ENDPOINTSLICES,
+                               (kit.endpointslice(j, per_slice=per_slice, pods=pods,
+                                                  namespaces=ns) for j in range(slices)),
+                               partitions=PARTITIONS),
+    ]  # fmt: skip
+    return kit.Written(sum(w.records for w in written), sum(w.bytes for w in written),
+                       sum(w.seconds for w in written))  # fmt: skip
+
+
+async def drain_child(payload: dict[str, Any]) -> dict[str, Any]:
+    done = await kit.drain(payload["bootstrap"], TOPICS, parse=payload["parse"])
+    return {"seconds": done.seconds, "records": done.records, "bytes": done.bytes}
+
+
+TARGETS_RE = re.compile(rb'"targets":\[([^\]]*)\]')
+
+
+def count_targets(body: bytes) -> int:
+    """Targets in an HTTP SD body, without building its (large) object graph."""
+    return sum(m.count(b",") + 1 for m in TARGETS_RE.findall(body) if m.strip())
+
+
+def gauge(metrics: bytes, name: str, job: str | None = None) -> float:
+    label = f'{{job="{job}"}}' if job else ""
+    found = re.search(rf"^{name}{re.escape(label)} (\S+)$".encode(), metrics, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def wait_served(address: tuple[str, int], t0: float) -> dict[str, Any]:
+    """Poll the consumer from outside (its RSS stays its own) until HTTP SD serves every
+    target its fold built."""
+    while (await kit.get(address, "/readyz"))[0] != 200:  # noqa: ASYNC110 - polling
+        await asyncio.sleep(0.02)
+    ready = time.time() - t0
+    tags = {job: "" for job in JOBS}
+    served = {job: -1 for job in JOBS}
+    while True:
+        metrics = (await kit.get(address, "/metrics"))[2]
+        built = {job: int(gauge(metrics, "sdstream_fold_targets", job)) for job in JOBS}
+        for job in JOBS:
+            status, tags[job], body = await kit.get(address, f"/http_sd/{job}", etag=tags[job])
+            if status == 200:
+                served[job] = count_targets(body)
+        if served == built:
+            return {"ready_s": ready, "served_s": time.time() - t0, "targets": served,
+                    "objects": gauge(metrics, "sdstream_fold_objects")}  # fmt: skip
+        await asyncio.sleep(0.1)
+
+
+async def consume_child(payload: dict[str, Any]) -> dict[str, Any]:
+    """`sdstream consume` until SIGTERM; prints its address and start time first."""
+    t0 = time.time()
+    config = ConsumerSettings(
+        kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=payload["prefix"]),
+        scrape_configs=tuple(ScrapeJob.model_validate(
+            {"job_name": job, "kubernetes_sd_configs": [{"role": role}]})
+            for job, role in JOBS.items()),
+        http=HttpSettings(port=0), group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        targets_partitions=PARTITIONS,
+    )  # fmt: skip
+
+    def started(address: tuple[str, int]) -> None:
+        print(json.dumps({"address": list(address), "t0": t0}), flush=True)
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    task = asyncio.create_task(consume.serve(config, on_started=started))
+    await stop.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return {}
+
+
+def fold(me: str, payload: dict[str, Any]) -> dict[str, Any]:
+    proc = kit.spawn(me, "consume", payload)
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        timing = asyncio.run(asyncio.wait_for(
+            wait_served(tuple(first["address"]), first["t0"]), payload["timeout_s"]))  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    return {**timing, **json.loads(out.strip().splitlines()[-1])}
+
+
+def promtool(stack: Any, run: Path, job: str, timeout_s: int) -> dict[str, Any]:
+    config = run / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"scrape_configs": [
+        {"job_name": name, "kubernetes_sd_configs": [
+            {"role": role, "kubeconfig_file": stack.kubeconfig}],
+         "relabel_configs": [{"action": "drop", "source_labels": ["__address__"],
+                              "regex": ".*"}]}
+        for name, role in JOBS.items()]}))  # fmt: skip
+    out = run / f"promtool-{job}.json"
+    with out.open("wb") as sink:
+        result = kit.run_measured([stack.promtool, "check", "service-discovery", str(config),
+                                   job, f"--timeout={timeout_s}s"], stdout=sink)  # fmt: skip
+    entries = orjson.loads(out.read_bytes() or b"[]")
+    result["targets"] = len(entries)
+    out.unlink()
+    return result
+
+
+def run_child(role: str, payload: str) -> int:
+    data = json.loads(payload)
+    work = drain_child(data) if role == "drain" else consume_child(data)
+    kit.report(asyncio.run(work))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pods", type=int, default=50_000)
+    parser.add_argument("--slices", type=int, default=500)
+    parser.add_argument("--per-slice", type=int, default=100)
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--api-pods", type=int, help="pods created in the API server for "
+                        "promtool (default: --pods); slices then point at these only")  # fmt: skip
+    parser.add_argument("--promtool-timeout", type=int, default=60)
+    parser.add_argument("--small", action="store_true", help="2,000 pods, 20 slices")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return run_child(*args.child)
+    if args.small:
+        args.pods, args.slices, args.promtool_timeout = 2_000, 20, 10
+    api_pods = args.api_pods or args.pods
+    ns = args.namespaces
+    print(f"machine: {kit.machine()}\n", flush=True)
+    me = str(Path(__file__))
+    with kit.devstack() as stack:
+        boot = stack.kafka_bootstrap
+        wrote = asyncio.run(write_all(boot, pods=args.pods, slices=args.slices,
+                                      per_slice=args.per_slice, ns=ns))  # fmt: skip
+        kit.say(f"wrote {wrote.records} events ({wrote.bytes / 2**20:.0f} MiB) in "
+                f"{wrote.seconds:.1f}s")  # fmt: skip
+        common = {"bootstrap": boot, "timeout_s": 1800, "prefix": PREFIX}
+        raw = kit.child(me, "drain", {**common, "parse": False})
+        parsed = kit.child(me, "drain", {**common, "parse": True})
+        folded = fold(me, common)
+        idle = fold(me, {**common, "prefix": "empty"})
+        raw2 = kit.child(me, "drain", {**common, "parse": False})
+        created = asyncio.run(kit.create_cluster_objects(
+            stack.kubeconfig, pods=api_pods, namespaces=ns, slices=args.slices,
+            per_slice=args.per_slice))  # fmt: skip
+        kit.say(f"created {api_pods} pods, {args.slices} services and slices in "
+                f"{created:.0f}s")  # fmt: skip
+        run = Path(stack.run_dir)
+        prom = {job: promtool(stack, run, job, args.promtool_timeout) for job in JOBS}
+        same = folded
+        if api_pods != args.pods:  # fold the promtool-sized set too, for a like-for-like RSS
+            asyncio.run(write_all(boot, pods=api_pods, slices=args.slices,
+                                  per_slice=args.per_slice, ns=ns, prefix=SAME))  # fmt: skip
+            same = fold(me, {**common, "prefix": SAME})
+    records = wrote.records
+    print(f"input: {args.pods} pods in {ns} namespaces, {args.slices} services, "
+          f"{args.slices} EndpointSlices x {args.per_slice} endpoints = {records} records, "
+          f"{wrote.bytes / 2**20:.1f} MiB of values (before gzip), written by aiokafka at "
+          f"{records / wrote.seconds:.0f} records/s; API server: {api_pods} pods "
+          f"(created at {api_pods / created:.0f} pods/s)\n")  # fmt: skip
+
+    def rate(seconds: float) -> str:
+        return f"{records / seconds:.0f}"
+
+    rows = [
+        ("raw aiokafka consumer, bytes only (baseline)", f"{raw['seconds']:.2f}",
+         rate(raw["seconds"]), "-", f"{raw['max_rss_mb']:.0f}", f"{raw['cpu_s']:.1f}"),
+        ("raw aiokafka consumer, again", f"{raw2['seconds']:.2f}", rate(raw2["seconds"]), "-",
+         f"{raw2['max_rss_mb']:.0f}", f"{raw2['cpu_s']:.1f}"),
+        ("raw aiokafka + orjson.loads (baseline)", f"{parsed['seconds']:.2f}",
+         rate(parsed["seconds"]), "-", f"{parsed['max_rss_mb']:.0f}",
+         f"{parsed['cpu_s']:.1f}"),
+        ("sdstream consume: start to HTTP SD serving all", f"{folded['served_s']:.2f}",
+         rate(folded["served_s"]), json.dumps(folded["targets"]),
+         f"{folded['max_rss_mb']:.0f}", f"{folded['cpu_s']:.1f}"),
+        ("sdstream consume, idle (no topics)", "-", "-", "-", f"{idle['max_rss_mb']:.0f}",
+         f"{idle['cpu_s']:.1f}"),
+        *([(f"sdstream consume, {api_pods} pods (promtool's set)", f"{same['served_s']:.2f}",
+            "-", json.dumps(same["targets"]), f"{same['max_rss_mb']:.0f}",
+            f"{same['cpu_s']:.1f}")] if same is not folded else []),
+        *((f"promtool check service-discovery {job} ({api_pods} pods in API; RSS by "
+           f"{p['rss_method']})",
+           f"{p['seconds']:.0f} (= timeout)", "-", str(p["targets"]),
+           f"{p['max_rss_mb']:.0f}", f"{p['cpu_s']:.1f}") for job, p in prom.items()),
+    ]  # fmt: skip
+    headers = ["step", "seconds", "records/s", "targets", "peak RSS MiB", "CPU s"]
+    print(kit.table(headers, rows))
+    floor = min(raw["seconds"], raw2["seconds"])
+    per_object = (folded["max_rss_mb"] - idle["max_rss_mb"]) * 2**20 / records
+    prom_rss = max(p["max_rss_mb"] for p in prom.values())
+    print(
+        f"\nfold rate / raw rate: {floor / folded['served_s']:.2f} (goal >= 0.5); "
+        f"ready (fold published, sinks caught up) at {folded['ready_s']:.2f}s; "
+        f"{folded['objects']:.0f} objects held; "
+        f"{records / folded['cpu_s']:.0f} records per CPU-second; "
+        f"~{per_object / 1024:.1f} KiB RSS per object above idle; consumer RSS / max "
+        f"promtool RSS, same objects: {same['max_rss_mb'] / prom_rss:.2f} (goal <= 1)"
+    )
+    for job, p in prom.items():
+        if p["exit"] != 0:
+            print(f"promtool {job} exited {p['exit']}: {p['stderr']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""bench/scale: many clusters' pods folded by one consumer, then by two consumers in one
+group, against the raw broker throughput of the same machine, in the same run.
+
+    .venv/bin/python bench/scale.py [--clusters 20] [--pods 5000] [--partitions 6]
+                                    [--no-java] [--small]
+
+Starts its own devstack (only its Kafka is used). Synthetic pod events (the producer's
+trimmed ObjectEvents, 10 namespaces per cluster) go straight into `<prefix>.<cluster>.pods`
+topics, written twice under two prefixes so that each fold run starts from an empty
+targets topic. Measured, each in its own process:
+
+1. aiokafka producer writing the events (idempotent, acks=all, gzip: the producer's
+   settings) and a raw aiokafka consumer reading them back (the Python floors);
+2. Kafka's own ProducerPerformance and ConsumerPerformance (Java) on a delete-policy topic
+   with records of the same average size: the broker's ceiling on this machine. The
+   `org.apache.kafka:kafka-tools` jar is fetched once from Maven Central into the
+   sdstream cache dir (`<cache>/kafka-tools-<version>/`) with the Maven the devstack
+   already uses; its other dependencies are the broker's jars. `--no-java` skips this;
+3. `sdstream consume --mode fold` (job `pods`), one member: from start until caught up
+   and the first full publish is acknowledged (/readyz), then two members of one group
+   started together (eager rebalance included), each member's peak RSS and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kit  # bench/kit.py; it puts the repository root on sys.path
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
+from schemas.sd_config import ScrapeJob
+from schemas.topics import Resource, object_topic, targets_topic
+from sdstream import consume
+from sdstream.devstack import cache, versions
+from sdstream.devstack.errors import DevstackError
+
+NAMESPACES = 10
+SETTLE_S = 3.0  # a member set counts as done when all are ready and stayed so this long
+
+
+def clusters(count: int) -> list[str]:
+    return [f"c{k:03d}" for k in range(count)]
+
+
+async def write_prefix(bootstrap: str, prefix: str, names: list[str], *, pods: int,
+                       partitions: int) -> kit.Written:  # fmt: skip
+    await kit.create_topics(bootstrap, [object_topic(prefix, c, Resource.PODS) for c in names],
+                            partitions=partitions)  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
+                                acks="all", compression_type="gzip", linger_ms=5)  # fmt: skip
+    await producer.start()
+    try:
+        parts = [await kit.write_events(
+            bootstrap, prefix, c, Resource.PODS,
+            (kit.with_status(i, namespaces=NAMESPACES) for i in range(pods)),
+            partitions=partitions, producer=producer) for c in names]  # fmt: skip
+    finally:
+        await producer.stop()
+    return kit.Written(sum(p.records for p in parts), sum(p.bytes for p in parts),
+                       sum(p.seconds for p in parts))  # fmt: skip
+
+
+# children ---------------------------------------------------------------------------------
+
+
+async def drain_child(payload: dict[str, Any]) -> dict[str, Any]:
+    done = await kit.drain(payload["bootstrap"], payload["topics"])
+    return {"seconds": done.seconds, "records": done.records}
+
+
+async def member_child(payload: dict[str, Any]) -> dict[str, Any]:
+    """One fold member; prints {"ready": bool, "t": wall time} on each readiness change."""
+    config = ConsumerSettings(
+        kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=payload["prefix"]),
+        scrape_configs=(ScrapeJob.model_validate(
+            {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}]}),),
+        http=HttpSettings(port=0), group_id=payload["group"], mode="fold",
+        targets_partitions=payload["partitions"],
+    )  # fmt: skip
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    address: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(consume.serve(config, on_started=address.set_result))
+    where, was = await address, False
+    while not stop.is_set():
+        ready = (await kit.get(where, "/readyz"))[0] == 200
+        if ready != was:
+            print(json.dumps({"ready": ready, "t": time.time()}), flush=True)
+            was = ready
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.05)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return {}
+
+
+@dataclass
+class Member:
+    proc: subprocess.Popen[str]
+    states: list[tuple[float, bool]] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            data = json.loads(line)
+            if "ready" in data:
+                self.states.append((data["t"], data["ready"]))
+            else:
+                self.result = data
+
+
+def run_members(me: str, payload: dict[str, Any], count: int) -> dict[str, Any]:
+    """Start `count` members together; seconds until all are ready (and stay so)."""
+    started = time.time()
+    members = [Member(kit.spawn(me, "member", payload)) for _ in range(count)]
+    readers = [threading.Thread(target=m.read, daemon=True) for m in members]
+    for reader in readers:
+        reader.start()
+    deadline = started + payload["timeout_s"]
+    try:
+        while time.time() < deadline:
+            time.sleep(0.1)
+            if all(m.states and m.states[-1][1] for m in members):
+                last = max(m.states[-1][0] for m in members)
+                if time.time() - last >= SETTLE_S:
+                    break
+        else:
+            raise TimeoutError(f"members not ready after {payload['timeout_s']}s")
+    finally:
+        for m in members:
+            m.proc.send_signal(signal.SIGTERM)
+        for m, reader in zip(members, readers, strict=True):
+            m.proc.wait(timeout=60)
+            reader.join(timeout=10)
+    return {"seconds": last - started, "members": [m.result for m in members],
+            "unready_flips": sum(1 for m in members for _, r in m.states if not r)}  # fmt: skip
+
+
+def run_child(role: str, payload: str) -> int:
+    data = json.loads(payload)
+    work = drain_child(data) if role == "drain" else member_child(data)
+    kit.report(asyncio.run(work))
+    return 0
+
+
+# Kafka's Java perf tools --------------------------------------------------------------------
+
+
+def ensure_kafka_tools() -> Path:
+    """The kafka-tools jar, fetched once into the cache dir with Maven (checksums checked)."""
+    root = cache.cache_dir()
+    home = root / f"kafka-tools-{versions.KAFKA}"
+    jar = home / f"kafka-tools-{versions.KAFKA}.jar"
+    if not jar.exists():
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise DevstackError("mvn not found; it fetches org.apache.kafka:kafka-tools")
+        plugin = (f"org.apache.maven.plugins:maven-dependency-plugin:"
+                  f"{versions.MAVEN_DEPENDENCY_PLUGIN}")  # fmt: skip
+        cache.run_logged(
+            [mvn, "-B", "--strict-checksums", f"-Dmaven.repo.local={root / 'm2'}",
+             f"{plugin}:copy", f"-Dartifact=org.apache.kafka:kafka-tools:{versions.KAFKA}",
+             f"-DoutputDirectory={home}"],
+            log=root / "logs" / f"kafka-tools-{versions.KAFKA}-fetch.log",
+            what=f"fetching org.apache.kafka:kafka-tools:{versions.KAFKA} from Maven Central",
+        )  # fmt: skip
+    return jar
+
+
+def java_perf(bootstrap: str, *, records: int, size: int, partitions: int) -> dict[str, Any]:
+    jar = ensure_kafka_tools()
+    libs = cache.cache_dir() / f"kafka-{versions.KAFKA}" / "libs"
+    java = [shutil.which("java") or "java", "-Xmx512m", "-cp", f"{jar}:{libs}/*"]
+    asyncio.run(_create_delete_topic(bootstrap, partitions))
+    produced = subprocess.run(
+        [*java, "org.apache.kafka.tools.ProducerPerformance", "--topic", "perf",
+         "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
+         "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all",
+         "compression.type=gzip", "enable.idempotence=true"],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    last = produced.stdout.strip().splitlines()[-1]
+    match = re.search(r"([\d.]+) records/sec", last)
+    consumed = subprocess.run(
+        [*java, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", bootstrap,
+         "--topic", "perf", "--messages", str(records)],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    header, row = consumed.stdout.strip().splitlines()[-2:]
+    cells = dict(zip([h.strip() for h in header.split(",")],
+                     [c.strip() for c in row.split(",")], strict=False))  # fmt: skip
+    return {"produce_rps": float(match.group(1)) if match else float("nan"),
+            "produce_line": last, "consume_rps": float(cells.get("fetch.nMsg.sec", "nan")),
+            "consume_line": row}  # fmt: skip
+
+
+async def _create_delete_topic(bootstrap: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        configs = {"cleanup.policy": "delete"}  # the perf tools send null keys
+        await admin.create_topics([NewTopic("perf", partitions, 1, topic_configs=configs)])
+    finally:
+        await admin.close()
+
+
+# main --------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clusters", type=int, default=20)
+    parser.add_argument("--pods", type=int, default=5_000, help="per cluster")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--no-java", action="store_true", help="skip Kafka's Java perf tools")
+    parser.add_argument("--small", action="store_true", help="4 clusters x 500 pods")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return run_child(*args.child)
+    if args.small:
+        args.clusters, args.pods = 4, 500
+    names = clusters(args.clusters)
+    total = args.clusters * args.pods
+    print(f"machine: {kit.machine()}\n", flush=True)
+    me = str(Path(__file__))
+    with kit.devstack() as stack:
+        boot = stack.kafka_bootstrap
+        wrote = asyncio.run(write_prefix(boot, "one", names, pods=args.pods,
+                                         partitions=args.partitions))  # fmt: skip
+        asyncio.run(write_prefix(boot, "two", names, pods=args.pods, partitions=args.partitions))
+        kit.say(f"wrote {wrote.records} events x 2 prefixes")
+        topics = [object_topic("one", c, Resource.PODS) for c in names]
+        common = {"bootstrap": boot, "timeout_s": 1800, "partitions": args.partitions}
+        raw = kit.child(me, "drain", {**common, "topics": topics})
+        one = run_members(me, {**common, "prefix": "one", "group": f"g-{uuid.uuid4().hex[:6]}"}, 1)
+        two = run_members(me, {**common, "prefix": "two", "group": f"g-{uuid.uuid4().hex[:6]}"}, 2)
+        raw2 = kit.child(me, "drain", {**common, "topics": topics})
+        published = {p: asyncio.run(kit.drain(boot, [targets_topic(p)])).records
+                     for p in ("one", "two")}  # fmt: skip
+        java: dict[str, Any] | None = None
+        if not args.no_java:
+            try:
+                java = java_perf(boot, records=max(total, 100_000),
+                                 size=max(1, wrote.bytes // wrote.records),
+                                 partitions=args.partitions)  # fmt: skip
+            except (DevstackError, subprocess.SubprocessError, OSError) as exc:
+                kit.say(f"Java perf tools unavailable: {exc}")
+    print(f"input: {args.clusters} clusters x {args.pods} pods = {total} pod events, "
+          f"{args.partitions} partitions per topic, {wrote.bytes / wrote.records:.0f} B per "
+          f"value before gzip; targets topic records after the runs: {published}\n")  # fmt: skip
+    rows: list[tuple[object, ...]] = [
+        ("aiokafka producer (idempotent, acks=all, gzip) writing the events",
+         f"{wrote.seconds:.2f}", f"{wrote.records / wrote.seconds:.0f}", "-", "-"),
+        ("raw aiokafka consumer, all pod topics", f"{raw['seconds']:.2f}",
+         f"{total / raw['seconds']:.0f}", f"{raw['max_rss_mb']:.0f}", f"{raw['cpu_s']:.1f}"),
+        ("raw aiokafka consumer, again", f"{raw2['seconds']:.2f}",
+         f"{total / raw2['seconds']:.0f}", f"{raw2['max_rss_mb']:.0f}",
+         f"{raw2['cpu_s']:.1f}"),
+    ]  # fmt: skip
+    if java is not None:
+        rows += [("Kafka ProducerPerformance (Java, acks=all, gzip)", "-",
+                  f"{java['produce_rps']:.0f}", "-", "-"),
+                 ("Kafka ConsumerPerformance (Java)", "-", f"{java['consume_rps']:.0f}", "-",
+                  "-")]  # fmt: skip
+    for label, run in (("1 member", one), ("2 members, one group", two)):
+        for n, member in enumerate(run["members"]):
+            rows.append((f"sdstream fold, {label}: member {n + 1}, start to caught up + "
+                         "first full publish", f"{run['seconds']:.2f}",
+                         f"{total / run['seconds']:.0f}", f"{member['max_rss_mb']:.0f}",
+                         f"{member['cpu_s']:.1f}"))  # fmt: skip
+    print(kit.table(["step", "seconds", "records/s", "peak RSS MiB", "CPU s"], rows))
+    cpu = one["members"][0]["cpu_s"]
+    rss1 = one["members"][0]["max_rss_mb"]
+    rss2 = max(m["max_rss_mb"] for m in two["members"])
+    print(f"\none member: {total / cpu:.0f} events per CPU-second; RSS slope between 1 and "
+          f"2 members: {(rss1 - rss2) * 2**20 / (total / 2) / 1024:.2f} KiB per pod; "
+          f"readiness flips to unready (rebalances): {two['unready_flips']}")  # fmt: skip
+    if java is not None:
+        print(f"\nJava: {java['produce_line']}\nJava consumer: {java['consume_line']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
