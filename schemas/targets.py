@@ -44,7 +44,17 @@ class TargetGroup(BaseModel):
 
 
 def encode(group: TargetGroup) -> bytes:
-    return orjson.dumps(group.model_dump(mode="json"))
+    """The record value; fields in model order, as `model_dump` would give them."""
+    return orjson.dumps(
+        {
+            "schema_version": group.schema_version,
+            "job": group.job,
+            "cluster": group.cluster,
+            "source": group.source,
+            "labels": group.labels,
+            "targets": group.targets,
+        }
+    )
 
 
 def decode(value: bytes) -> TargetGroup:

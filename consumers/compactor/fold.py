@@ -175,7 +175,8 @@ class Fold:
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
-        group = TargetGroup(
+        # Built here from str-only dicts: validation would only re-check what we made.
+        group = TargetGroup.model_construct(
             job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
         )
         return self._set(tkey, group)

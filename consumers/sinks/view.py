@@ -119,6 +119,7 @@ class TargetView:
     configured: frozenset[str] = frozenset()
     _by_job: dict[str, dict[TargetKey, TargetGroup]] = field(default_factory=dict, init=False)
     _job_of: dict[TargetKey, str] = field(default_factory=dict, init=False)
+    _targets: dict[str, int] = field(default_factory=dict, init=False)  # kept per apply
 
     def __post_init__(self) -> None:
         for job in self.configured:
@@ -130,17 +131,24 @@ class TargetView:
         if group is None:
             if previous is None:
                 return frozenset()
-            del self._job_of[key], self._by_job[previous][key]
+            self._forget(previous, key)
             return frozenset({previous})
         groups = self._by_job.setdefault(group.job, {})
         if groups.get(key) == group:
             return frozenset()
+        if previous is not None:
+            self._forget(previous, key)
         groups[key] = group
         self._job_of[key] = group.job
+        self._targets[group.job] = self._targets.get(group.job, 0) + len(group.targets)
         if previous is not None and previous != group.job:  # "a/b"+"c" vs "a"+"b/c": keep one
-            del self._by_job[previous][key]
             return frozenset({previous, group.job})
         return frozenset({group.job})
+
+    def _forget(self, job: str, key: TargetKey) -> None:
+        old = self._by_job[job].pop(key)
+        del self._job_of[key]
+        self._targets[job] -= len(old.targets)
 
     def apply_records(self, records: Iterable[RawRecord]) -> Applied:
         changed: set[str] = set()
@@ -176,8 +184,7 @@ class TargetView:
 
     def counts(self, job: str) -> tuple[int, int]:
         """(groups, targets) of a job."""
-        groups = self._by_job.get(job, {})
-        return len(groups), sum(len(g.targets) for g in groups.values())
+        return len(self._by_job.get(job, {})), self._targets.get(job, 0)
 
     def __len__(self) -> int:
         return len(self._job_of)
