@@ -1,10 +1,13 @@
 """Turns listings and watch events into records: trim, reconcile, publish.
 
-One `Emitter` serves every resource of a cluster. Per topic it keeps what the
-topic holds (`{key: resourceVersion}`), read from Kafka at start and again after
-Kafka failed to take a record, and updated as records are handed over. Objects
-that cannot be trimmed or serialised are counted, logged with their key, and
-skipped.
+One `Emitter` serves every resource of a cluster. A listing streams: each page's
+changed objects are trimmed and published as the page arrives, only the listed
+keys are kept, and the tombstones for known keys nobody listed are written once
+the last page is in (`Listed.finish`), never for a listing abandoned midway.
+Per topic it keeps what the topic holds (`{key: resourceVersion}`), read from
+Kafka at start and again after Kafka failed to take a record, and updated as
+records are handed over. Objects that cannot be trimmed or serialised are
+counted, logged with their key, and skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 from producers import reconcile, trim
 from producers.known import KnownReader
-from producers.kubeapi.api import Listing, Scope, WatchEvent
+from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.metrics import ProducerMetrics
 from schemas import events
 from schemas.events import EventType, Headers, ObjectEvent
@@ -89,32 +92,17 @@ class Emitter:
         self._topics: dict[Resource, TopicState] = {}
         self._loading: dict[Resource, asyncio.Lock] = {}
 
-    async def listed(self, resource: Resource, scope: Scope, listing: Listing) -> None:
-        """Publish what the topic lacks; tombstone what vanished (within `scope`)."""
+    async def listing(self, resource: Resource, scope: Scope) -> Listed:
+        """Begin a listing of `resource` in `scope`: feed it pages, then finish it."""
         state = await self._state(resource)
-        observed_at = self._clock()
-        objects = self._by_key(resource, listing.items)
         known = {k: v for k, v in state.known.items() if _in_scope(k, resource, scope)}
-        plan = reconcile.plan({k: _version(o) for k, o in objects.items()}, known)
-        for key in plan.tombstones:
-            await self._tombstone(resource, key, version=known[key], observed_at=observed_at)
-        for key in plan.upserts:
-            kind = EventType.MODIFIED if key in state.known else EventType.ADDED
-            await self._upsert(resource, objects[key], kind=kind, observed_at=observed_at)
-        self._metrics.reconcile_tombstones.labels(resource.value).inc(len(plan.tombstones))
-        self._metrics.reconcile_unchanged.labels(resource.value).inc(plan.unchanged)
-        self._check(resource, state)
-        logger.info(
-            "Listed %s%s at %s: %d objects, %d published, %d tombstoned, %d unchanged.",
-            resource,
-            f" in {scope.namespace}" if scope.namespace else "",
-            listing.resource_version,
-            len(objects),
-            len(plan.upserts),
-            len(plan.tombstones),
-            plan.unchanged,
-            extra={"resource": resource.value, "namespace": scope.namespace},
-        )
+        return Listed(self, resource, scope, state=state, known=known)
+
+    async def listed(self, resource: Resource, scope: Scope, page: Page) -> None:
+        """A whole listing in one page: publish what the topic lacks, tombstone what vanished."""
+        run = await self.listing(resource, scope)
+        await run.page(page.items)
+        await run.finish(page.resource_version)
 
     async def event(self, resource: Resource, event: WatchEvent) -> None:
         state = await self._state(resource)
@@ -126,10 +114,17 @@ class Emitter:
             return
         kind = EventType(event["type"])
         if kind is EventType.DELETED:
-            await self._tombstone(resource, key, version=_version(obj), observed_at=self._clock())
+            await self.tombstone(resource, key, version=_version(obj), observed_at=self._clock())
         elif state.known.get(key) != _version(obj):
-            await self._upsert(resource, obj, kind=kind, observed_at=self._clock())
-        self._check(resource, state)
+            await self.upsert(resource, obj, kind=kind, observed_at=self._clock())
+        self.check(resource, state)
+
+    def reconciled(self, resource: Resource, *, tombstones: int, unchanged: int) -> None:
+        self._metrics.reconcile_tombstones.labels(resource.value).inc(tombstones)
+        self._metrics.reconcile_unchanged.labels(resource.value).inc(unchanged)
+
+    def clock(self) -> float:
+        return self._clock()
 
     def resync(self, resource: Resource) -> None:
         """Forget what the topic holds; the next listing reads it again."""
@@ -151,12 +146,12 @@ class Emitter:
         self._topics[resource] = state
         return state
 
-    def _check(self, resource: Resource, state: TopicState) -> None:
+    def check(self, resource: Resource, state: TopicState) -> None:
         if self._publisher.failures != state.loaded_at_failures:
             self.resync(resource)
             raise PublishFailed("Kafka did not acknowledge a record; re-reading the topic")
 
-    def _by_key(self, resource: Resource, items: list[KubeObject]) -> dict[ObjectKey, KubeObject]:
+    def by_key(self, resource: Resource, items: list[KubeObject]) -> dict[ObjectKey, KubeObject]:
         objects: dict[ObjectKey, KubeObject] = {}
         for obj in items:
             try:
@@ -165,7 +160,7 @@ class Emitter:
                 self._skip(resource, "untrimmable", key="?", reason=str(exc))
         return objects
 
-    async def _upsert(
+    async def upsert(
         self, resource: Resource, obj: KubeObject, *, kind: EventType, observed_at: float
     ) -> None:
         key = trim.key_of(obj)
@@ -189,7 +184,7 @@ class Emitter:
             return
         await self._send(resource, key, value, kind=kind, version=version, observed_at=observed_at)
 
-    async def _tombstone(
+    async def tombstone(
         self, resource: Resource, key: ObjectKey, *, version: str, observed_at: float
     ) -> None:
         kind = EventType.DELETED
@@ -236,6 +231,63 @@ class Emitter:
             why,
             reason,
             extra={"resource": resource.value, "key": key, "reason": reason},
+        )
+
+
+class Listed:
+    """One listing in progress (one resource, one scope), driven page by page.
+
+    Holds the scope's known `{key: resourceVersion}` and the keys listed so far,
+    never a page after it is published. Dropping it unfinished writes no tombstone.
+    """
+
+    def __init__(
+        self,
+        emitter: Emitter,
+        resource: Resource,
+        scope: Scope,
+        *,
+        state: TopicState,
+        known: dict[ObjectKey, str],
+    ) -> None:
+        self._emitter = emitter
+        self._resource = resource
+        self._scope = scope
+        self._state = state
+        self._reconciler = reconcile.Reconciler(known)
+
+    async def page(self, items: list[KubeObject]) -> None:
+        """Publish the page's objects the topic lacks (or holds at another version)."""
+        emitter, resource, state = self._emitter, self._resource, self._state
+        observed_at = emitter.clock()
+        objects = emitter.by_key(resource, items)
+        upserts = self._reconciler.listed({k: _version(o) for k, o in objects.items()})
+        for key in upserts:
+            kind = EventType.MODIFIED if key in state.known else EventType.ADDED
+            await emitter.upsert(resource, objects[key], kind=kind, observed_at=observed_at)
+        emitter.check(resource, state)
+
+    async def finish(self, resource_version: str) -> None:
+        """The last page is in: tombstone the known keys no page listed."""
+        emitter, resource, reconciler = self._emitter, self._resource, self._reconciler
+        emitter.check(resource, self._state)  # a lost record: re-read and re-list first
+        tombstones = reconciler.finish()
+        observed_at = emitter.clock()
+        for key in tombstones:
+            version = reconciler.known[key]
+            await emitter.tombstone(resource, key, version=version, observed_at=observed_at)
+        emitter.reconciled(resource, tombstones=len(tombstones), unchanged=reconciler.unchanged)
+        emitter.check(resource, self._state)
+        logger.info(
+            "Listed %s%s at %s: %d objects, %d published, %d tombstoned, %d unchanged.",
+            resource,
+            f" in {self._scope.namespace}" if self._scope.namespace else "",
+            resource_version,
+            len(reconciler.keys),
+            reconciler.upserted,
+            len(tombstones),
+            reconciler.unchanged,
+            extra={"resource": resource.value, "namespace": self._scope.namespace},
         )
 
 

@@ -3,9 +3,11 @@
 A watch that ends (server timeout) or breaks (connection) is resumed from the
 last resourceVersion seen, bookmarks included; only 410 Gone, or Kafka failing
 to take a record, needs a new LIST, and every LIST is reconciled against the
-topic, so nothing that happened meanwhile is lost. Errors back off
-exponentially; a 403 names the missing verb and resource and is retried slowly,
-while the other resources go on.
+topic, so nothing that happened meanwhile is lost. A LIST streams: each page
+goes to the sink as it arrives, and the listing is finished (vanished keys
+tombstoned) only after its last page; one that fails midway is just dropped.
+Errors back off exponentially; a 403 names the missing verb and resource and is
+retried slowly, while the other resources go on.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Protocol
 
 from producers.emit import PublishFailed
 from producers.kubeapi import errors
-from producers.kubeapi.api import Listing, Scope, WatchEvent
+from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.metrics import ProducerMetrics
+from schemas.objects import KubeObject
 from schemas.topics import Resource
 
 logger = logging.getLogger(__name__)
@@ -29,15 +32,23 @@ CHANGES = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
 class ObjectSource(Protocol):
-    async def list(self, resource: Resource, scope: Scope) -> Listing: ...
+    def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]: ...
 
     def watch(
         self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
     ) -> AsyncIterator[WatchEvent]: ...
 
 
+class ListingSink(Protocol):
+    """One listing in progress: pages as they arrive, then `finish` after the last one."""
+
+    async def page(self, items: list[KubeObject]) -> None: ...
+
+    async def finish(self, resource_version: str) -> None: ...
+
+
 class Sink(Protocol):
-    async def listed(self, resource: Resource, scope: Scope, listing: Listing) -> None: ...
+    async def listing(self, resource: Resource, scope: Scope) -> ListingSink: ...
 
     async def event(self, resource: Resource, event: WatchEvent) -> None: ...
 
@@ -118,13 +129,18 @@ class Watcher:
                 await self._sleep(backoff.next())
 
     async def _list(self, watch: Watch, relist_reason: str | None) -> str:
-        listing = await self._source.list(watch.resource, watch.scope)
+        """Stream one LIST into the sink; its resourceVersion, to watch from."""
+        listing = await self._sink.listing(watch.resource, watch.scope)
+        version = ""
+        async for page in self._source.pages(watch.resource, watch.scope):
+            await listing.page(page.items)
+            version = page.resource_version
         self._metrics.lists.labels(watch.resource.value).inc()
         if relist_reason is not None:
             self._metrics.relists.labels(watch.resource.value, relist_reason).inc()
-        await self._sink.listed(watch.resource, watch.scope, listing)
+        await listing.finish(version)
         self._on_listed(watch)
-        return listing.resource_version
+        return version
 
     async def _follow(self, watch: Watch, *, since: str, backoff: Backoff) -> None:
         """Watch from `since` forever, resuming after timeouts and retriable errors."""

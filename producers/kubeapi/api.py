@@ -69,7 +69,9 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Listing:
+class Page:
+    """One page of a LIST; every page of one listing has the listing's resourceVersion."""
+
     items: list[KubeObject]
     resource_version: str
 
@@ -113,25 +115,22 @@ class KubeApi:
     async def close(self) -> None:
         await self._client.close()
 
-    async def list(self, resource: Resource, scope: Scope) -> Listing:
-        """Every object, page by page (limit/continue); 410 on an expired token."""
+    async def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]:
+        """Every object, one page (limit/continue) at a time; 410 on an expired token.
+
+        Only the current page is held: a caller that stops early has read nothing more.
+        """
         path = collection_path(resource, scope.namespace)
-        items: list[KubeObject] = []
         token = ""
         while True:
             query = [("limit", str(self._page_size)), *scope.query()]
             if token:
                 query.append(("continue", token))
             call = Call("GET", path, query=query, verb="list", what=resource.value, scope=scope)
-            page = await self._json(call)
-            try:
-                items.extend(page["items"] or ())
-                token = page["metadata"].get("continue") or ""
-                version = str(page["metadata"]["resourceVersion"])
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise errors.MalformedResponse(f"list {resource}: not a list") from exc
+            page, token = _page(await self._json(call), resource=resource)
+            yield page
             if not token:
-                return Listing(items=items, resource_version=version)
+                return
 
     async def watch(
         self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
@@ -203,6 +202,17 @@ class KubeApi:
                 namespace=call.scope.namespace,
             )
         return response
+
+
+def _page(body: KubeObject, *, resource: Resource) -> tuple[Page, str]:
+    """A LIST response -> its page and its continue token ("" on the last page)."""
+    try:
+        items = list(body["items"] or ())
+        token = str(body["metadata"].get("continue") or "")
+        version = str(body["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise errors.MalformedResponse(f"list {resource}: not a list") from exc
+    return Page(items=items, resource_version=version), token
 
 
 async def _lines(response: aiohttp.ClientResponse, *, resource: Resource) -> AsyncIterator[bytes]:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from producers import metrics as producer_metrics
 from producers.kubeapi import auth, errors
-from producers.kubeapi.api import Listing, Scope, WatchEvent
+from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.runner import Producer
 from producers.watcher import ObjectSource
 from schemas import events
@@ -265,8 +265,8 @@ class ExpiresOnce:
         self.inner = inner
         self.expired: set[Resource] = set()
 
-    async def list(self, resource: Resource, scope: Scope) -> Listing:
-        return await self.inner.list(resource, scope)
+    def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]:
+        return self.inner.pages(resource, scope)
 
     async def watch(
         self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
@@ -304,6 +304,54 @@ async def test_410_gone_relists_and_goes_on(
             kafka_bootstrap, object_topic(topic_prefix, "c1", Resource.PODS), lambda rs: bool(rs)
         )
     assert set(keys(records)) == {f"{namespace}/after"}
+
+
+class ListFailsMidwayOnce:
+    """A fault seam: the first LIST fails with 410 Gone (an expired continue token)
+    after its first page; the watch never expires."""
+
+    def __init__(self, inner: ObjectSource) -> None:
+        self.inner = inner
+        self.failed = False
+
+    async def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]:
+        async for page in self.inner.pages(resource, scope):
+            yield page
+            if not self.failed:
+                self.failed = True
+                raise errors.Expired("the provided continue parameter is too old", status=410)
+
+    def watch(
+        self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
+    ) -> AsyncIterator[WatchEvent]:
+        return self.inner.watch(resource, scope, since=since, timeout_s=timeout_s)
+
+
+async def test_a_list_failing_midway_tombstones_nothing_and_the_relist_does(
+    kafka_bootstrap: str,
+    kubeconfig: Path,
+    kube_api: client.ApiClient,
+    namespace: str,
+    topic_prefix: str,
+) -> None:
+    for name in ("p0", "p1", "p2", "p3"):
+        objects.create_pod(kube_api, namespace, name, ip="10.244.4.1", node="n")
+    settings = settings_for(
+        kafka_bootstrap, kubeconfig, prefix=topic_prefix, namespace=namespace,
+        resources=(Resource.PODS,),
+    ).model_copy(update={"page_size": 1})  # fmt: skip
+    topic = object_topic(topic_prefix, "c1", Resource.PODS)
+    async with running(settings):
+        pass
+    first = await kafka_helpers.read_all(kafka_bootstrap, topic)
+    objects.delete_pod(kube_api, namespace, "p2")  # while the producer is down
+    async with running(settings, wrap_source=ListFailsMidwayOnce) as run:
+        assert run.sample("sdstream_producer_relists_total", resource="pods", reason="expired") == 1
+        assert run.sample("sdstream_producer_lists_total", resource="pods") == 1
+        assert run.sample("sdstream_producer_reconcile_tombstones_total", resource="pods") == 1
+        assert run.sample("sdstream_producer_reconcile_unchanged_total", resource="pods") == 3
+    new = (await kafka_helpers.read_all(kafka_bootstrap, topic))[len(first) :]
+    assert [(r.key, r.value) for r in new] == [(f"{namespace}/p2".encode(), None)]
 
 
 async def test_a_forbidden_resource_is_a_clear_error_and_the_others_go_on(

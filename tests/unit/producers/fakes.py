@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from producers.emit import Record
 from producers.kubeapi import errors
-from producers.kubeapi.api import Listing, Scope, WatchEvent
+from producers.kubeapi.api import Page, Scope, WatchEvent
 from schemas.objects import KubeObject
 from schemas.topics import ObjectKey, Resource
 
@@ -71,19 +71,21 @@ def event(kind: str, o: KubeObject) -> WatchEvent:
 class FakeSource:
     """Scripted listings and watch streams; an exception in a script is raised in turn.
 
-    When the scripts run out, `watch` blocks until cancelled, like an idle watch.
+    A listing is one page, or a list of pages (an exception in it fails the LIST
+    midway). When the scripts run out, `watch` blocks until cancelled, like an idle watch.
     """
 
-    listings: list[Listing | Exception] = field(default_factory=list)
+    listings: list[Page | list[Page | Exception] | Exception] = field(default_factory=list)
     streams: list[list[WatchEvent | Exception] | Exception] = field(default_factory=list)
     watched_from: list[str] = field(default_factory=list)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def list(self, resource: Resource, scope: Scope) -> Listing:
+    async def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]:
         item = self.listings.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item
+        for page in item if isinstance(item, list) else [item]:
+            if isinstance(page, Exception):
+                raise page
+            yield page
 
     async def watch(
         self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+import itertools
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from producers import emit, metrics
-from producers.kubeapi.api import Listing, Scope
+from producers.kubeapi.api import Page, Scope
 from schemas import events
 from schemas.topics import ObjectKey, Resource
 from tests.unit.producers.fakes import FakePublisher, FakeReader, event, obj
@@ -42,7 +47,7 @@ def summary(publisher: FakePublisher) -> list[tuple[str, str, str]]:
 
 async def test_first_listing_publishes_everything() -> None:
     emitter, publisher, _, _ = make()
-    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "2")], "9"))
+    await emitter.listed(Resource.PODS, Scope(), Page([obj("a", "1"), obj("b", "2")], "9"))
     assert summary(publisher) == [("ns/a", "ADDED", "v"), ("ns/b", "ADDED", "v")]
     record = publisher.records[0]
     assert record.topic == PODS
@@ -54,8 +59,8 @@ async def test_relisting_the_same_writes_nothing_and_tombstones_the_vanished() -
     emitter, publisher, _, registry = make(
         seeded={PODS: {ObjectKey("ns/a"): "1", ObjectKey("ns/gone"): "5"}}
     )
-    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "2")], "9"))
-    assert summary(publisher) == [("ns/gone", "DELETED", "tombstone"), ("ns/b", "ADDED", "v")]
+    await emitter.listed(Resource.PODS, Scope(), Page([obj("a", "1"), obj("b", "2")], "9"))
+    assert summary(publisher) == [("ns/b", "ADDED", "v"), ("ns/gone", "DELETED", "tombstone")]
     assert (
         registry.get_sample_value(
             "sdstream_producer_reconcile_tombstones_total", {"resource": "pods"}
@@ -72,13 +77,13 @@ async def test_relisting_the_same_writes_nothing_and_tombstones_the_vanished() -
 
 async def test_a_namespace_scope_only_tombstones_its_own_keys() -> None:
     emitter, publisher, _, _ = make(seeded={PODS: {ObjectKey("other/x"): "1"}})
-    await emitter.listed(Resource.PODS, Scope("ns"), Listing([], "9"))
+    await emitter.listed(Resource.PODS, Scope("ns"), Page([], "9"))
     assert publisher.records == []
 
 
 async def test_watch_events_update_and_tombstone() -> None:
     emitter, publisher, _, _ = make()
-    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1")], "1"))
+    await emitter.listed(Resource.PODS, Scope(), Page([obj("a", "1")], "1"))
     await emitter.event(Resource.PODS, event("MODIFIED", obj("a", "2")))
     await emitter.event(Resource.PODS, event("MODIFIED", obj("a", "2")))  # repeated: no record
     await emitter.event(Resource.PODS, event("DELETED", obj("a", "3")))
@@ -92,7 +97,7 @@ async def test_watch_events_update_and_tombstone() -> None:
 
 async def test_cluster_scoped_keys_have_no_namespace() -> None:
     emitter, publisher, _, _ = make()
-    await emitter.listed(Resource.NODES, Scope(), Listing([obj("n1", "1", namespace=None)], "1"))
+    await emitter.listed(Resource.NODES, Scope(), Page([obj("n1", "1", namespace=None)], "1"))
     assert [r.key for r in publisher.records] == ["n1"]
 
 
@@ -106,7 +111,7 @@ async def test_cluster_scoped_keys_have_no_namespace() -> None:
 )
 async def test_bad_objects_are_counted_and_skipped(bad: dict[str, object]) -> None:
     emitter, publisher, _, registry = make()
-    await emitter.listed(Resource.PODS, Scope(), Listing([bad, obj("ok", "1")], "1"))
+    await emitter.listed(Resource.PODS, Scope(), Page([bad, obj("ok", "1")], "1"))
     await emitter.event(Resource.PODS, event("ADDED", bad))
     assert [r.key for r in publisher.records] == ["ns/ok"]
     assert (
@@ -121,8 +126,67 @@ async def test_a_lost_record_rereads_the_topic_and_fails_the_watch() -> None:
     emitter, publisher, reader, _ = make()
     publisher.lose_next = 1
     with pytest.raises(emit.PublishFailed):
-        await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "1")], "1"))
+        await emitter.listed(Resource.PODS, Scope(), Page([obj("a", "1"), obj("b", "1")], "1"))
     assert reader.loads == 1
-    await emitter.listed(Resource.PODS, Scope(), Listing([obj("a", "1"), obj("b", "1")], "2"))
+    await emitter.listed(Resource.PODS, Scope(), Page([obj("a", "1"), obj("b", "1")], "2"))
     assert reader.loads == 2
     assert publisher.topic(PODS) == {"ns/a": "1", "ns/b": "1"}
+
+
+names = st.sampled_from(["a", "b", "c", "d", "e"])
+versions = st.sampled_from(["1", "2"])
+
+
+@st.composite
+def pages_of(draw: st.DrawFn, listing: dict[str, str]) -> list[Page]:
+    items = [obj(name, version) for name, version in listing.items()]
+    cuts = sorted(draw(st.lists(st.integers(0, len(items)), max_size=len(items) + 1)))
+    bounds = [0, *cuts, len(items)]
+    return [Page(items[a:b], "9") for a, b in itertools.pairwise(bounds)]
+
+
+def held(seeded: dict[ObjectKey, str], publisher: FakePublisher) -> dict[ObjectKey, str]:
+    """What the compacted topic holds: the seed, then every record in order."""
+    state = dict(seeded)
+    for r in publisher.records:
+        if r.value is None:
+            state.pop(r.key, None)
+        else:
+            state[r.key] = dict(r.headers)[events.HEADER_RESOURCE_VERSION].decode()
+    return state
+
+
+async def stream(emitter: emit.Emitter, pages: list[Page], *, finish: bool) -> None:
+    run = await emitter.listing(Resource.PODS, Scope())
+    for page in pages:
+        await run.page(page.items)
+    if finish:
+        await run.finish(pages[-1].resource_version)
+
+
+@given(
+    known=st.dictionaries(names, versions),
+    listing=st.dictionaries(names, versions),
+    data=st.data(),
+)
+def test_a_paged_listing_writes_what_a_whole_one_does_and_an_aborted_one_no_tombstone(
+    known: dict[str, str], listing: dict[str, str], data: st.DataObject
+) -> None:
+    seeded = {PODS: {ObjectKey(f"ns/{k}"): v for k, v in known.items()}}
+    pages = data.draw(pages_of(listing))
+    read = data.draw(st.integers(0, len(pages) - 1))
+
+    async def scenario() -> None:
+        paged, paged_out, _, _ = make(seeded)
+        await stream(paged, pages[:read], finish=False)  # the LIST fails before page `read`
+        assert all(r.value is not None for r in paged_out.records)
+        await stream(paged, pages, finish=True)  # the re-list
+        whole, whole_out, _, _ = make(seeded)
+        everything = Page([obj(k, v) for k, v in listing.items()], "9")
+        await whole.listed(Resource.PODS, Scope(), everything)
+        assert held(seeded[PODS], paged_out) == {f"ns/{k}": v for k, v in listing.items()}
+        fresh, fresh_out, _, _ = make(seeded)
+        await stream(fresh, pages, finish=True)
+        assert fresh_out.records == whole_out.records
+
+    asyncio.run(scenario())

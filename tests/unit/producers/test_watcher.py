@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry
 from producers import metrics
 from producers.emit import PublishFailed
 from producers.kubeapi import errors
-from producers.kubeapi.api import Listing, Scope, WatchEvent
+from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.watcher import Backoff, Watch, Watcher
+from schemas.objects import KubeObject
 from schemas.topics import Resource
 from tests.unit.producers.fakes import FakeSource, event, expired, obj
 
@@ -18,12 +19,26 @@ WATCH = Watch(Resource.PODS, Scope())
 
 
 @dataclass
+class RecordingListing:
+    calls: list[tuple[str, str]]
+    pages: bool
+
+    async def page(self, items: list[KubeObject]) -> None:
+        if self.pages:
+            self.calls.append(("page", ",".join(o["metadata"]["name"] for o in items)))
+
+    async def finish(self, resource_version: str) -> None:
+        self.calls.append(("listed", resource_version))
+
+
+@dataclass
 class RecordingSink:
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_events: int = 0
+    pages: bool = False  # record each page, too
 
-    async def listed(self, resource: Resource, scope: Scope, listing: Listing) -> None:
-        self.calls.append(("listed", listing.resource_version))
+    async def listing(self, resource: Resource, scope: Scope) -> RecordingListing:
+        return RecordingListing(self.calls, self.pages)
 
     async def event(self, resource: Resource, event: WatchEvent) -> None:
         if self.fail_events:
@@ -56,7 +71,7 @@ async def run_until_idle(
 
 async def test_list_then_watch_from_the_listed_version_skipping_bookmarks() -> None:
     source = FakeSource(
-        listings=[Listing([obj("a", "1")], "10")],
+        listings=[Page([obj("a", "1")], "10")],
         streams=[[event("ADDED", obj("b", "11")), event("BOOKMARK", obj("", "12"))]],
     )
     sink = RecordingSink()
@@ -67,7 +82,7 @@ async def test_list_then_watch_from_the_listed_version_skipping_bookmarks() -> N
 
 async def test_410_relists_without_backoff() -> None:
     source = FakeSource(
-        listings=[Listing([], "10"), Listing([], "20")],
+        listings=[Page([], "10"), Page([], "20")],
         streams=[[event("ADDED", obj("a", "11")), expired()]],
     )
     sink = RecordingSink()
@@ -85,7 +100,7 @@ async def test_410_relists_without_backoff() -> None:
 
 async def test_a_broken_watch_resumes_from_the_last_version_after_backoff() -> None:
     source = FakeSource(
-        listings=[Listing([], "10")],
+        listings=[Page([], "10")],
         streams=[[event("ADDED", obj("a", "11")), errors.ConnectionFailed("reset")]],
     )
     sink = RecordingSink()
@@ -96,7 +111,7 @@ async def test_a_broken_watch_resumes_from_the_last_version_after_backoff() -> N
 
 async def test_forbidden_backs_off_and_retries_the_list() -> None:
     forbidden = errors.from_status(403, "no", verb="list", resource="pods")
-    source = FakeSource(listings=[forbidden, forbidden, Listing([], "5")])
+    source = FakeSource(listings=[forbidden, forbidden, Page([], "5")])
     sink = RecordingSink()
     slept, registry = await run_until_idle(source, sink)
     assert sink.calls == [("listed", "5")]
@@ -112,7 +127,7 @@ async def test_forbidden_backs_off_and_retries_the_list() -> None:
 
 async def test_a_publish_failure_relists() -> None:
     source = FakeSource(
-        listings=[Listing([], "10"), Listing([], "30")],
+        listings=[Page([], "10"), Page([], "30")],
         streams=[[event("ADDED", obj("a", "11"))]],
     )
     sink = RecordingSink(fail_events=1)
@@ -122,6 +137,26 @@ async def test_a_publish_failure_relists() -> None:
     assert (
         registry.get_sample_value(
             "sdstream_producer_relists_total", {"resource": "pods", "reason": "publish"}
+        )
+        == 1
+    )
+
+
+async def test_pages_stream_in_and_only_a_complete_listing_is_finished() -> None:
+    source = FakeSource(
+        listings=[
+            [Page([obj("a", "1")], "10"), expired()],  # the continue token expired
+            [Page([obj("a", "1")], "20"), Page([obj("b", "2")], "20")],
+        ],
+    )
+    sink = RecordingSink(pages=True)
+    _, registry = await run_until_idle(source, sink)
+    assert sink.calls == [("page", "a"), ("page", "a"), ("page", "b"), ("listed", "20")]
+    assert source.watched_from == ["20"]
+    assert registry.get_sample_value("sdstream_producer_lists_total", {"resource": "pods"}) == 1
+    assert (
+        registry.get_sample_value(
+            "sdstream_producer_relists_total", {"resource": "pods", "reason": "expired"}
         )
         == 1
     )
