@@ -148,9 +148,23 @@ async def _create_missing(
         logger.info("Created compacted topic %s.", name, extra={"topic": name})
 
 
+async def _described(
+    admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, settle_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """Topic metadata once every topic shows partitions: a topic created a moment ago can
+    still describe as 0 partitions (or leader not available) until metadata settles."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(list(topics))
+        settled = all(m["error_code"] == 0 and m["partitions"] for m in described)
+        if settled or time.monotonic() >= deadline:
+            return described
+        await asyncio.sleep(0.2)
+
+
 async def _check(admin: AIOKafkaAdminClient, topics: Mapping[str, int]) -> None:
     problems: list[str] = []
-    for meta in await admin.describe_topics(list(topics)):
+    for meta in await _described(admin, topics):
         name, count = meta["topic"], len(meta["partitions"])
         if count != topics[name]:
             problems.append(f"topic {name} has {count} partitions, expected {topics[name]}")

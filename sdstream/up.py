@@ -113,22 +113,72 @@ async def _pipeline(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     registry = CollectorRegistry()
-    started: asyncio.Future[tuple[str, int]] = loop.create_future()
+    status = 0
+    try:
+        await _serve(producers, consumer, registry=registry, stop=stop, workloads=workloads,
+                     churn_rate=options.churn, bootstrap=bootstrap, file_sd=file_sd)  # fmt: skip
+    except* ProducerFailed as failed:
+        for error in failed.exceptions:
+            say(str(error))
+        status = 1
+    return status
+
+
+class ProducerFailed(RuntimeError):
+    """A producer stopped with an error: the demo would show stale or no targets."""
+
+
+async def _producer(settings: ProducerSettings, stop: asyncio.Event) -> None:
+    status = await produce.run(settings, stop=stop)
+    if status != 0 and not stop.is_set():
+        raise ProducerFailed(f"the producer of {settings.cluster} exited with status {status}")
+
+
+async def _serve(  # noqa: PLR0913 - the pipeline's parts, all keyword-only
+    producers: list[ProducerSettings],
+    consumer: ConsumerSettings,
+    *,
+    registry: CollectorRegistry,
+    stop: asyncio.Event,
+    workloads: list[demo.Workload],
+    churn_rate: float,
+    bootstrap: str,
+    file_sd: Path,
+) -> None:
+    started: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
     async with asyncio.TaskGroup() as tasks:
         for settings in producers:
-            tasks.create_task(produce.run(settings, stop=stop))
+            tasks.create_task(_producer(settings, stop))
         served = tasks.create_task(
             consume.serve(consumer, registry=registry, on_started=started.set_result)
         )
         address = await started
+        say("waiting for the first snapshot (producers listed, consumer caught up)")
+        await _ready(address, path="/http_sd/pods" if workloads else "/readyz")
         _describe(address, bootstrap, file_sd, producers)
-        churn = tasks.create_task(_churn(workloads, options.churn)) if options.churn else None
+        churn = tasks.create_task(_churn(workloads, churn_rate)) if churn_rate else None
         await stop.wait()
         say("stopping producers and consumer")
         served.cancel()
         if churn is not None:
             churn.cancel()
-    return 0
+
+
+async def _ready(address: tuple[str, int], *, path: str) -> None:
+    """Poll our own endpoint until it answers 200 with something in it, so the printed
+    URLs already show the demo's targets (the producers' topics appear a little after the
+    consumer starts, and an empty fold is ready too)."""
+    while True:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: up\r\n\r\n".encode())
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        if b" 200 " in head.split(b"\r\n", 1)[0] and body.strip() not in (b"", b"[]"):
+            return
+        await asyncio.sleep(0.2)
 
 
 async def _churn(workloads: list[demo.Workload], rate: float) -> None:
