@@ -127,6 +127,15 @@ def _render(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _flag_groups(**groups: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Flags for nested settings groups, keeping only those given: a group absent here is
+    left to the environment and the config file, field by field."""
+    given = {
+        name: {k: v for k, v in values.items() if v is not None} for name, values in groups.items()
+    }
+    return {name: values for name, values in given.items() if values}
+
+
 def _produce_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     produce = sub.add_parser(
         "produce",
@@ -149,16 +158,11 @@ def _produce_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _produce(args: argparse.Namespace) -> int:
     from sdstream import produce, settings
 
-    groups = {
-        "kube": {"kubeconfig": args.kubeconfig, "context": args.context},
-        "kafka": {"bootstrap": args.bootstrap, "topic_prefix": args.topic_prefix},
-        "http": {"port": args.http_port},
-    }
-    overrides = {
-        name: {k: v for k, v in values.items() if v is not None}
-        for name, values in groups.items()
-        if any(v is not None for v in values.values())
-    }
+    overrides = _flag_groups(
+        kube={"kubeconfig": args.kubeconfig, "context": args.context},
+        kafka={"bootstrap": args.bootstrap, "topic_prefix": args.topic_prefix},
+        http={"port": args.http_port},
+    )
     try:
         loaded = settings.load(
             settings.ProducerAppSettings,
@@ -193,10 +197,7 @@ def _consume(args: argparse.Namespace) -> int:
     from sdstream import consume
 
     overrides: dict[str, object] = {"mode": args.mode, "file_sd_dir": args.file_sd_dir}
-    if args.bootstrap:
-        overrides["kafka"] = {"bootstrap": args.bootstrap}
-    if args.http_port is not None:
-        overrides["http"] = {"port": args.http_port}
+    overrides |= _flag_groups(kafka={"bootstrap": args.bootstrap}, http={"port": args.http_port})
     return consume.main(config_file=args.config, overrides=overrides)
 
 
