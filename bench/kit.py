@@ -40,12 +40,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from producers import trim  # noqa: E402
 from schemas import events  # noqa: E402
+from schemas.config import KafkaSettings  # noqa: E402
 from schemas.topics import Resource, object_key, object_topic, partition_for  # noqa: E402
 from sdstream.devstack import cache, stack  # noqa: E402
 
 Body = dict[str, Any]
 READY = [{"type": t, "status": "True"}
          for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]  # fmt: skip
+CODEC = KafkaSettings().compression_type()  # the producer's default codec
 DROP = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
 
 
@@ -329,11 +331,11 @@ async def write_events(  # noqa: PLR0913 - a topic's parts, then the records
     producer: AIOKafkaProducer | None = None,
 ) -> Written:
     """Object events keyed and partitioned as the producer does, sent without waiting on
-    each one (the producer pipelines them too), gzip like the producer's default."""
+    each one (the producer pipelines them too), compressed like the producer's default."""
     own = producer is None
     if producer is None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
-                                    acks="all", compression_type="gzip", linger_ms=5)  # fmt: skip
+                                    acks="all", compression_type=CODEC, linger_ms=5)  # fmt: skip
         await producer.start()
     topic = object_topic(prefix, cluster, resource)
     started = time.perf_counter()

@@ -51,7 +51,7 @@ class KafkaPublisher:
             **self._settings.client_options(),
             enable_idempotence=True,
             acks="all",
-            compression_type=None if self._settings.compression == "none" else "gzip",
+            compression_type=self._settings.compression_type(),
             linger_ms=5,
         )
         try:

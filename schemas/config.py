@@ -30,12 +30,20 @@ class KafkaSettings(BaseModel):
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
     replication_factor: int = Field(1, ge=1, description="For topics sdstream creates")
-    compression: Literal["gzip", "none"] = "gzip"
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = Field(
+        "zstd",
+        description="Codec for records sdstream writes; zstd is >10x faster than gzip's level 9"
+        " (aiokafka's) at a better ratio, and every Kafka >= 2.1 client reads it",
+    )
 
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         return check_name("topic prefix", value)
+
+    def compression_type(self) -> str | None:
+        """`compression` as aiokafka's producers take it."""
+        return None if self.compression == "none" else self.compression
 
     def client_options(self) -> dict[str, Any]:
         """Connection keyword arguments shared by every aiokafka client we create."""
