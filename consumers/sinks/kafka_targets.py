@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from consumers import heap
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
 from schemas.config import KafkaSettings
@@ -149,6 +150,7 @@ class TargetsReader:
 
     def _fold(self, batch: Batch) -> views.Applied:
         applied = self.view.apply_records(_raw(batch))
+        heap.settle_after(applied.applied)
         self._metrics.records.inc(applied.applied)
         for skip in applied.skipped:
             self._metrics.skipped.labels(skip.reason).inc()
