@@ -61,6 +61,24 @@ def decode(value: bytes) -> TargetGroup:
     return TargetGroup.model_validate(orjson.loads(value))
 
 
+def http_sd_fragment(group: TargetGroup | Group) -> bytes:
+    """The group's HTTP SD entries as JSON, comma-joined without the enclosing brackets
+    (b"" without targets), sorted by address and then labels, labels by name.
+
+    Sinks keep one per group, so a document is a join of fragments, not a re-render of
+    every group: `b"[" + b",".join(fragments) + b"]"` is what `orjson.dumps` of all the
+    entries gives.
+    """
+    rendered = []
+    for entry in http_sd_entries(group):
+        address = orjson.dumps(entry["targets"])
+        labels = orjson.dumps(entry["labels"], option=orjson.OPT_SORT_KEYS)
+        rendered.append((address, labels))
+    rendered.sort()
+    return b",".join(b'{"labels":%s,"targets":%s}' % (labels, address)
+                     for address, labels in rendered)  # fmt: skip
+
+
 def http_sd_entries(
     group: TargetGroup | Group, *, extra: LabelSet | None = None
 ) -> list[dict[str, object]]:

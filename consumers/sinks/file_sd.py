@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from consumers.sinks import http_sd
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
 
@@ -54,7 +53,7 @@ def plan(
 
     `on_disk` holds the current content per file name (None: no file).
     """
-    wanted = {filename(job): http_sd.render(view.groups(job)) for job in jobs}
+    wanted = {filename(job): view.document(job) for job in jobs}
     return {name: body for name, body in wanted.items() if on_disk.get(name) != body}
 
 

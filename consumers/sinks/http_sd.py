@@ -25,14 +25,11 @@ from urllib.parse import quote, unquote
 import orjson
 
 from consumers.sinks import view as views
-from schemas.targets import TargetGroup, http_sd_entries
+from schemas.targets import TargetGroup, http_sd_fragment
 
 PREFIX = "/http_sd"
 CONTENT_TYPE = "application/json"
-_SORTED = orjson.OPT_SORT_KEYS
 _CACHE_LIMIT = 1024  # ?cluster= combinations are caller-chosen: bound what they can pin
-
-Entry = dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +41,16 @@ class Reply:
 
 def render(groups: Iterable[TargetGroup]) -> bytes:
     """The HTTP SD / file SD document of `groups`, in their order, targets sorted."""
-    entries = [entry for group in groups for entry in sorted(http_sd_entries(group), key=_order)]
-    return orjson.dumps(entries, option=_SORTED)
+    return b"[" + b",".join(f for f in map(http_sd_fragment, groups) if f) + b"]"
 
 
-def _order(entry: Entry) -> tuple[bytes, bytes]:
-    """By address, then labels: two targets of a group may share an address."""
-    return orjson.dumps(entry["targets"]), orjson.dumps(entry["labels"], option=_SORTED)
-
-
-def etag(body: bytes) -> str:
-    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+def etag(held: Iterable[views.Held]) -> str:
+    """A tag of the groups a body is made of: hashing their digests, not a body of
+    hundreds of MiB, at every change."""
+    tags = hashlib.blake2b(digest_size=16)
+    for group in held:
+        tags.update(group.digest)
+    return f'"{tags.hexdigest()}"'
 
 
 def matches(if_none_match: str, tag: str) -> bool:
@@ -112,8 +108,8 @@ class HttpSd:
     def _body(self, job: str, clusters: tuple[str, ...]) -> tuple[bytes, str]:
         cached = self._cache.get((job, clusters))
         if cached is None:
-            body = render(self._view.groups(job, clusters=clusters))
-            cached = body, etag(body)
+            body = self._view.document(job, clusters=clusters)
+            cached = body, etag(self._view.held(job, clusters=clusters))
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[job, clusters] = cached

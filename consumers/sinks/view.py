@@ -11,12 +11,14 @@ Bad records are not exceptions to the caller of `apply_records`: they come back 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import orjson
 import pydantic
 
+from schemas import targets
 from schemas.events import SCHEMA_VERSION
 from schemas.targets import TargetGroup
 from schemas.topics import Source, TargetKey, target_key
@@ -107,6 +109,32 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     return f"{where}: {first['msg']} ({exc.error_count()} errors)"
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A group as the sinks keep it: its HTTP SD entries rendered once, the record value
+    for equality and for decoding on demand. Parsed label dicts take several times the
+    memory of their JSON, and every request would render them again."""
+
+    job: str
+    cluster: str
+    targets: int
+    value: bytes
+    fragment: bytes
+    digest: bytes
+
+    @classmethod
+    def of(cls, group: TargetGroup, value: bytes | None = None) -> Held:
+        value = targets.encode(group) if value is None else value
+        return cls(
+            group.job,
+            group.cluster,
+            len(group.targets),
+            value,
+            targets.http_sd_fragment(group),
+            hashlib.blake2b(value, digest_size=16).digest(),
+        )
+
+
 @dataclass
 class TargetView:
     """Latest group per key, indexed by job. Jobs stay known once seen.
@@ -117,7 +145,7 @@ class TargetView:
     """
 
     configured: frozenset[str] = frozenset()
-    _by_job: dict[str, dict[TargetKey, TargetGroup]] = field(default_factory=dict, init=False)
+    _by_job: dict[str, dict[TargetKey, Held]] = field(default_factory=dict, init=False)
     _job_of: dict[TargetKey, str] = field(default_factory=dict, init=False)
     _targets: dict[str, int] = field(default_factory=dict, init=False)  # kept per apply
 
@@ -127,28 +155,32 @@ class TargetView:
 
     def apply(self, key: TargetKey, group: TargetGroup | None) -> frozenset[str]:
         """Upsert or delete one key; the jobs whose groups changed (none, or one)."""
+        return self._put(key, None if group is None else Held.of(group))
+
+    def _put(self, key: TargetKey, held: Held | None) -> frozenset[str]:
         previous = self._job_of.get(key)
-        if group is None:
+        if held is None:
             if previous is None:
                 return frozenset()
             self._forget(previous, key)
             return frozenset({previous})
-        groups = self._by_job.setdefault(group.job, {})
-        if groups.get(key) == group:
+        groups = self._by_job.setdefault(held.job, {})
+        current = groups.get(key)
+        if current is not None and current.value == held.value:
             return frozenset()
         if previous is not None:
             self._forget(previous, key)
-        groups[key] = group
-        self._job_of[key] = group.job
-        self._targets[group.job] = self._targets.get(group.job, 0) + len(group.targets)
-        if previous is not None and previous != group.job:  # "a/b"+"c" vs "a"+"b/c": keep one
-            return frozenset({previous, group.job})
-        return frozenset({group.job})
+        groups[key] = held
+        self._job_of[key] = held.job
+        self._targets[held.job] = self._targets.get(held.job, 0) + held.targets
+        if previous is not None and previous != held.job:  # "a/b"+"c" vs "a"+"b/c": keep one
+            return frozenset({previous, held.job})
+        return frozenset({held.job})
 
     def _forget(self, job: str, key: TargetKey) -> None:
         old = self._by_job[job].pop(key)
         del self._job_of[key]
-        self._targets[job] -= len(old.targets)
+        self._targets[job] -= old.targets
 
     def apply_records(self, records: Iterable[RawRecord]) -> Applied:
         changed: set[str] = set()
@@ -161,7 +193,8 @@ class TargetView:
                 skipped.append(Skip(record, exc.reason, exc.detail))
                 continue
             applied += 1
-            changed |= self.apply(key, group)
+            held = None if group is None or record.value is None else Held.of(group, record.value)
+            changed |= self._put(key, held)
         return Applied(frozenset(changed), applied, tuple(skipped))
 
     def jobs(self) -> list[str]:
@@ -170,7 +203,7 @@ class TargetView:
     def known(self, job: str) -> bool:
         return job in self._by_job
 
-    def groups(self, job: str, *, clusters: Iterable[str] = ()) -> list[TargetGroup]:
+    def held(self, job: str, *, clusters: Iterable[str] = ()) -> list[Held]:
         """A job's groups sorted by key; only those of `clusters` when given."""
         wanted = frozenset(clusters)
         groups = self._by_job.get(job, {})
@@ -178,9 +211,22 @@ class TargetView:
             groups[key] for key in sorted(groups) if not wanted or groups[key].cluster in wanted
         ]
 
+    def document(self, job: str, *, clusters: Iterable[str] = ()) -> bytes:
+        """The job's HTTP SD / file SD document: entries by group key, then by target."""
+        return b"[" + b",".join(h.fragment for h in self.held(job, clusters=clusters)
+                                if h.fragment) + b"]"  # fmt: skip
+
+    def groups(self, job: str, *, clusters: Iterable[str] = ()) -> list[TargetGroup]:
+        """A job's groups sorted by key, decoded again from their records."""
+        return [targets.decode(h.value) for h in self.held(job, clusters=clusters)]
+
     def snapshot(self) -> Mapping[TargetKey, TargetGroup]:
-        """Every live group by key (a copy), e.g. to compare two views."""
-        return {key: group for groups in self._by_job.values() for key, group in groups.items()}
+        """Every live group by key, decoded (a copy), e.g. to compare two views."""
+        return {
+            key: targets.decode(held.value)
+            for groups in self._by_job.values()
+            for key, held in groups.items()
+        }
 
     def counts(self, job: str) -> tuple[int, int]:
         """(groups, targets) of a job."""

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import targets
+
+SORTED = orjson.OPT_SORT_KEYS
 
 
 def test_encode_is_the_models_json_and_decodes_back() -> None:
@@ -30,3 +34,23 @@ def test_http_sd_entries_put_target_labels_over_group_labels() -> None:
     assert targets.http_sd_entries(group, extra={"c": "extra"}) == [
         {"targets": ["h:1"], "labels": {"a": "group", "b": "target", "c": "extra"}}
     ]
+
+
+label_values = st.sampled_from(["", "a", "b", "é", '"', "10.0.0.1:80", "[fd00::1]:80"])
+label_sets = st.dictionaries(st.sampled_from(["__address__", "x", "y", "ü"]), label_values)
+
+
+@given(labels=label_sets, targets_=st.lists(label_sets, max_size=4))
+def test_a_fragment_is_the_sorted_entries_json_without_brackets(
+    labels: dict[str, str], targets_: list[dict[str, str]]
+) -> None:
+    group = targets.TargetGroup(job="j", cluster="c", source="s", labels=labels, targets=targets_)
+    entries = sorted(
+        targets.http_sd_entries(group),
+        key=lambda e: (orjson.dumps(e["targets"]), orjson.dumps(e["labels"], option=SORTED)),
+    )
+
+    fragment = targets.http_sd_fragment(group)
+
+    assert b"[" + fragment + b"]" == orjson.dumps(entries, option=SORTED)
+    assert orjson.loads(b"[" + fragment + b"]") == entries

@@ -53,7 +53,14 @@ def test_the_body_and_etag_do_not_depend_on_arrival_order() -> None:
     first = _get(HttpSd(_view(WEB, WEB_WEST), ready=lambda: True), "/http_sd/web")
     second = _get(HttpSd(_view(WEB_WEST, WEB), ready=lambda: True), "/http_sd/web")
     assert (first.body, first.headers["ETag"]) == (second.body, second.headers["ETag"])
-    assert first.headers["ETag"] == http_sd.etag(first.body)
+
+
+def test_a_changed_job_gets_a_new_etag() -> None:
+    moved = group("web", "east", "web-0", "10.0.0.3:80")
+    before = _get(HttpSd(_view(WEB), ready=lambda: True), "/http_sd/web")
+    after = _get(HttpSd(_view(moved), ready=lambda: True), "/http_sd/web")
+    assert before.body != after.body
+    assert before.headers["ETag"] != after.headers["ETag"]
 
 
 @pytest.mark.parametrize(
