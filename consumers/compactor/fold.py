@@ -97,6 +97,7 @@ class Fold:
     groups: dict[TargetKey, TargetGroup] = field(default_factory=dict)
     deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
     pending: set[Owner] = field(default_factory=set)
+    totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
     _attach: list[lookups.Attach] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -153,7 +154,7 @@ class Fold:
             role = table.role(view.role.value)
             for key in keys:
                 self.deps.forget((position, cluster, key))
-                self.groups.pop(group_key(view, cluster, role.source(key)), None)
+                self._count(self.groups.pop(group_key(view, cluster, role.source(key)), None), -1)
 
     def _rebuild(self, owner: Owner) -> Change | None:
         position, cluster, key = owner
@@ -185,11 +186,19 @@ class Fold:
         old = self.groups.get(key)
         if old == group:
             return None
+        self._count(old, -1)
+        self._count(group, 1)
         if group is None:
             del self.groups[key]
         else:
             self.groups[key] = group
         return Change(key, group)
+
+    def _count(self, group: TargetGroup | None, sign: int) -> None:
+        """Keep `totals` (for the per-job gauges) without walking every group."""
+        if group is not None:
+            groups, targets = self.totals.get(group.job, (0, 0))
+            self.totals[group.job] = groups + sign, targets + sign * len(group.targets)
 
 
 def diff(

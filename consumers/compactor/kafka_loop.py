@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -33,6 +34,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
+from consumers import heap
 from consumers.compactor import fold as folds
 from consumers.compactor import metrics as fold_metrics
 from consumers.compactor import ownership
@@ -78,7 +80,7 @@ def decode(
     if record.value is None:
         return key, None
     try:
-        event = events.decode(record.value)
+        event_cluster, event_resource, obj = events.decode_object(record.value)
     except orjson.JSONDecodeError as exc:
         raise BadRecord("json", f"value is not JSON: {exc}") from exc
     except pydantic.ValidationError as exc:
@@ -86,9 +88,9 @@ def decode(
         where = ".".join(str(p) for p in first["loc"])
         reason = "schema_version" if where == "schema_version" else "invalid"
         raise BadRecord(reason, f"{where}: {first['msg']}") from exc
-    if event.cluster != cluster or event.resource is not resource:
-        raise BadRecord("mismatch", f"event for {event.cluster}/{event.resource} on this topic")
-    return key, event.object
+    if event_cluster != cluster or event_resource is not resource:
+        raise BadRecord("mismatch", f"event for {event_cluster}/{event_resource} on this topic")
+    return key, obj
 
 
 @dataclass
@@ -196,7 +198,7 @@ class FoldLoop:
         # one small batch per round trip (the defaults) made publishing the slowest step.
         producer = AIOKafkaProducer(
             **options, enable_idempotence=True, acks="all",
-            compression_type=_compression(self._kafka), linger_ms=5,
+            compression_type=self._kafka.compression_type(), linger_ms=5,
             max_batch_size=1 << 20, max_request_size=8 << 20,
         )  # fmt: skip
         self._group_consumer, self._producer = group, producer
@@ -342,6 +344,7 @@ class FoldLoop:
                 progress.positions[tp] = records[-1].offset + 1
             self._metrics.events.labels(cluster, resource.value).inc(len(records))
         self._metrics.objects.set(sum(s.size() for s in self.fold.clusters.values()))
+        heap.settle_after(sum(len(records) for records in batch.values()))
 
     def _fold_one(self, record: Record, cluster: str, resource: Resource) -> None:
         try:
@@ -377,9 +380,17 @@ class FoldLoop:
             self._gauges()
 
     async def _full_sync(self) -> list[folds.Change]:
+        objects = sum(s.size() for s in self.fold.clusters.values())
+        logger.info("Caught up: %d objects folded; building every group.", objects,
+                    extra={"objects": objects})  # fmt: skip
+        started = time.monotonic()
         self.fold.mark_all()
         _, errors = self.fold.rebuild()
+        heap.settle()
         self._report(errors)
+        built = len(self.fold.groups)
+        logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
+                    extra={"groups": built})  # fmt: skip
         published = await self._read_targets()
         owns = self.owners.owns
         desired = {k: g for k, g in self.fold.groups.items() if owns(k)}
@@ -435,13 +446,10 @@ class FoldLoop:
             )  # fmt: skip
 
     def _gauges(self) -> None:
-        counts: dict[str, tuple[int, int]] = {view.job: (0, 0) for view in self.fold.views}
-        for group in self.fold.groups.values():
-            groups, n = counts.get(group.job, (0, 0))
-            counts[group.job] = (groups + 1, n + len(group.targets))
-        for job, (groups, n) in counts.items():
-            self._metrics.groups.labels(job).set(groups)
-            self._metrics.targets.labels(job).set(n)
+        for view in self.fold.views:
+            groups, n = self.fold.totals.get(view.job, (0, 0))
+            self._metrics.groups.labels(view.job).set(groups)
+            self._metrics.targets.labels(view.job).set(n)
 
 
 async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:
@@ -462,7 +470,3 @@ def _apply_targets(held: dict[TargetKey, TargetGroup], records: Iterable[Record]
             held[key] = targets.decode(record.value)
         except (orjson.JSONDecodeError, pydantic.ValidationError):
             held.pop(key, None)  # unreadable: rewrite it if we own it
-
-
-def _compression(kafka: KafkaSettings) -> str | None:
-    return None if kafka.compression == "none" else kafka.compression

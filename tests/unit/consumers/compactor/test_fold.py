@@ -133,7 +133,13 @@ def from_scratch(log: list[Event]) -> fold.Fold:
 @given(log=st.lists(events(), max_size=40), every=st.integers(1, 5))
 def test_incremental_rebuilds_equal_a_rebuild_from_scratch(log: list[Event], every: int) -> None:
     log = numbered(log)
-    assert incremental(log, every=every).groups == from_scratch(log).groups
+    folded = incremental(log, every=every)
+    assert folded.groups == from_scratch(log).groups
+    recount: dict[str, tuple[int, int]] = {}
+    for group in folded.groups.values():
+        groups, targets = recount.get(group.job, (0, 0))
+        recount[group.job] = groups + 1, targets + len(group.targets)
+    assert {job: n for job, n in folded.totals.items() if n != (0, 0)} == recount
 
 
 @settings(max_examples=100, deadline=None)
