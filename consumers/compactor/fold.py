@@ -122,6 +122,13 @@ class Fold:
         self.pending.update(owner for owner in readers if owner[1] == cluster)
         return True
 
+    def load(
+        self, cluster: str, resource: Resource, key: ObjectKey, obj: KubeObject | None
+    ) -> None:
+        """Store the object (None removes it) without marking groups: for catching up,
+        which ends with `mark_all`."""
+        self.cluster(cluster).put(resource, key, obj)
+
     def mark_all(self) -> None:
         """Mark every group for a rebuild (after a catch-up or a rebalance)."""
         for position, view in enumerate(self.views):

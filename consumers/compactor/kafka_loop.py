@@ -357,7 +357,10 @@ class FoldLoop:
                        "offset": record.offset, "reason": exc.reason},
             )  # fmt: skip
             return
-        self.fold.apply(cluster, resource, key, obj)
+        if self._need_sync:  # the full sync rebuilds every group anyway
+            self.fold.load(cluster, resource, key, obj)
+        else:
+            self.fold.apply(cluster, resource, key, obj)
 
     # publishing ------------------------------------------------------------------------
 

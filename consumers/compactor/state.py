@@ -46,6 +46,13 @@ class ClusterState:
             table[key] = obj
         return True
 
+    def put(self, resource: Resource, key: ObjectKey, obj: KubeObject | None) -> None:
+        """Store or remove without comparing (bulk loads that rebuild everything after)."""
+        if obj is None:
+            self.objects[resource].pop(key, None)
+        else:
+            self.objects[resource][key] = obj
+
     def keys(self, resource: Resource) -> Iterable[ObjectKey]:
         return self.objects[resource].keys()
 

@@ -143,6 +143,24 @@ def test_incremental_rebuilds_equal_a_rebuild_from_scratch(log: list[Event], eve
 
 
 @settings(max_examples=100, deadline=None)
+@given(log=st.lists(events(), max_size=30), split=st.integers(0, 30))
+def test_a_catch_up_load_then_full_build_equals_folding_each_event(
+    log: list[Event], split: int
+) -> None:
+    """The Kafka loop loads without marking until its full sync, then applies."""
+    log = numbered(log)
+    f = fold.Fold(VIEWS)
+    for event in log[:split]:
+        f.load(*event)
+    f.mark_all()
+    f.rebuild()
+    for event in log[split:]:
+        f.apply(*event)
+    f.rebuild()
+    assert f.groups == incremental(log).groups
+
+
+@settings(max_examples=100, deadline=None)
 @given(log=st.lists(events(), max_size=30), data=st.data())
 def test_interleavings_that_keep_per_key_order_agree(log: list[Event], data: st.DataObject) -> None:
     log = numbered(log)
