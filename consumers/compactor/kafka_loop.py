@@ -398,13 +398,36 @@ class FoldLoop:
         owns = self.owners.owns
         desired = {k: g for k, g in self.fold.groups.items() if owns(k)}
         held = {k: g for k, g in published.items() if owns(k)}
-        changes = folds.diff(desired, held)
+        orphans = await self._orphans(published.keys() - held.keys())
+        changes = folds.diff(desired, held) + [folds.Change(k, None) for k in orphans]
         logger.info(
             "Synced: %d groups owned, %d in the targets topic, %d to write.",
             len(desired), len(held), len(changes),
             extra={"groups": len(desired), "published": len(held), "writes": len(changes)},
         )  # fmt: skip
         return changes
+
+    async def _orphans(self, unowned: Iterable[TargetKey]) -> list[TargetKey]:
+        """Published groups of clusters whose namespaced topics are all gone (a deleted
+        cluster): their partitions are nobody's, so the member holding partition 0 of
+        the first subscribed topic tombstones them (every member, if none is left).
+        Liveness is judged on fresh metadata of every topic, not only subscribed ones."""
+        consumer = self._group_consumer
+        if consumer is None:
+            return []
+        topics = await consumer.topics()
+        live = {parsed[0] for topic in topics
+                if (parsed := parse_object_topic(self._prefix, topic)) is not None
+                and parsed[1] in NAMESPACED}  # fmt: skip
+        orphans = ownership.orphaned(unowned, live)
+        pattern = topic_pattern(self._prefix, self._clusters, NAMESPACED)
+        subscribed = sorted(t for t in topics if re.match(pattern, t))
+        janitor = not subscribed or TopicPartition(subscribed[0], 0) in self._owned
+        if not orphans or not janitor:
+            return []
+        logger.info("Tombstoning %d groups of clusters without topics.", len(orphans),
+                    extra={"orphans": len(orphans)})  # fmt: skip
+        return orphans
 
     async def _read_targets(self) -> dict[TargetKey, TargetGroup]:
         """The targets topic as it is now (small: one record per group)."""

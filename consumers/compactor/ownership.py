@@ -5,11 +5,14 @@ range assignor gives a member the same partition numbers of every namespaced top
 cluster. A group is owned by the member holding its object's partition; node groups,
 built by every member from the global nodes table, are owned by the member holding the
 partition their name hashes to. So each group has exactly one publisher.
+
+A cluster whose namespaced topics were all deleted has no partitions, so no owner: its
+published groups are orphans, tombstoned by one member (see `kafka_loop`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from schemas.topics import ObjectKey, TargetKey, partition_for, split_key
@@ -44,3 +47,8 @@ class Ownership:
 
     def only_owned(self, groups: Mapping[TargetKey, object]) -> set[TargetKey]:
         return {key for key in groups if self.owns(key)}
+
+
+def orphaned(keys: Iterable[TargetKey], live_clusters: set[str]) -> list[TargetKey]:
+    """Keys of clusters with no namespaced topic left, sorted: nobody owns them now."""
+    return sorted(key for key in keys if parse_target_key(key)[1] not in live_clusters)

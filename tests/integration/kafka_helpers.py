@@ -41,6 +41,15 @@ async def create_topic(
         await admin.close()
 
 
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 async def read_all(bootstrap: str, topic: str) -> list[Record]:
     """Every record a fresh reader sees from the beginning up to the end offsets now."""
     consumer = AIOKafkaConsumer(

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
 from schemas.sd_config import ScrapeJob
-from schemas.topics import Resource, targets_topic
+from schemas.topics import Resource, object_topic, targets_topic
 from sdstream import consume
 from tests.integration import events, kafka_helpers
 from tests.integration.conftest import unique
@@ -166,6 +166,33 @@ async def test_two_clusters_feed_one_job_each_with_its_cluster_label(
             await writer.put("north", Resource.PODS, pod("a", "web-0", "10.244.2.1"))
             found = await running.until("pods", lambda e: len(e) == 3)  # picked up live
             assert sorted(e["labels"]["cluster"] for e in found) == ["east", "north", "west"]
+
+
+async def test_a_deleted_clusters_groups_are_tombstoned(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Deleting a cluster's topics leaves its partitions to nobody; its groups must not stay
+    served as stale targets."""
+    for cluster in ("east", "west"):
+        await events.create_topics(kafka_bootstrap, topic_prefix, cluster)
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("east", Resource.PODS, pod("a", "web-0", "10.244.4.1"))
+        await writer.put("west", Resource.PODS, pod("a", "web-0", "10.244.4.2"))
+        await writer.put("west", Resource.PODS, pod("b", "web-1", "10.244.4.3"))
+    config = settings(kafka_bootstrap, topic_prefix, POD_JOB, group=unique("g"))
+    async with consumer(config) as running:
+        await running.until("pods", lambda e: len(e) == 3)
+
+        await kafka_helpers.delete_topics(
+            kafka_bootstrap, [object_topic(topic_prefix, "west", r) for r in Resource]
+        )
+        found = await running.until("pods", lambda e: len(e) == 1)
+        assert [e["labels"]["cluster"] for e in found] == ["east"]
+
+    final = {r.key: r.value for r in await records(kafka_bootstrap, topic_prefix)}
+    assert final[b"pods/west/pod/a/web-0"] is None
+    assert final[b"pods/west/pod/b/web-1"] is None
+    assert final[b"pods/east/pod/a/web-0"] is not None
 
 
 async def test_two_consumers_in_a_group_publish_what_one_publishes(
