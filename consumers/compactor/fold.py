@@ -12,8 +12,9 @@ Pure: no Kafka, no logging; builder failures are returned, not raised.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from consumers.compactor import dependencies, state
 from consumers.compactor.jobs import JobView, namespace_of
@@ -23,6 +24,7 @@ from schemas.objects import KubeObject
 from schemas.targets import TargetGroup
 from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
 
+V = TypeVar("V")
 Owner = tuple[int, str, ObjectKey]  # (view position, cluster, key of the role's object)
 
 
@@ -209,15 +211,21 @@ class Fold:
 
 
 def diff(
-    desired: Mapping[TargetKey, TargetGroup],
-    published: Mapping[TargetKey, TargetGroup],
+    desired: Iterable[tuple[TargetKey, V]],
+    published: Mapping[TargetKey, V],
     *,
     owned: set[TargetKey] | None = None,
-) -> list[Change]:
-    """What to write so the topic holds `desired`: upserts where it differs, tombstones for
-    published keys no longer desired. `owned` limits tombstones to this member's keys."""
-    changes = [Change(k, g) for k, g in desired.items() if published.get(k) != g]
-    gone = published.keys() - desired.keys()
+) -> Iterator[tuple[TargetKey, V | None]]:
+    """What to write so the topic holds `desired`: upserts where it differs, then tombstones
+    (None) for published keys no longer desired. `owned` limits tombstones to this member's
+    keys. Lazy, so a caller can encode each desired value only as it is written."""
+    seen: set[TargetKey] = set()
+    for key, value in desired:
+        seen.add(key)
+        if published.get(key) != value:
+            yield key, value
+    gone = published.keys() - seen
     if owned is not None:
         gone &= owned
-    return changes + [Change(k, None) for k in sorted(gone)]
+    for key in sorted(gone):
+        yield key, None

@@ -20,10 +20,11 @@ the groups this member owns; 4. send them and wait for the acks.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -40,7 +41,6 @@ from consumers.compactor import metrics as fold_metrics
 from consumers.compactor import ownership
 from schemas import events, targets
 from schemas.config import KafkaSettings
-from schemas.targets import TargetGroup
 from schemas.topics import ObjectKey, Resource, TargetKey, parse_object_topic, targets_topic
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ NAMESPACED = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTS, Resource.END
 GLOBAL = (Resource.NODES, Resource.NAMESPACES)
 TOPIC_CHECK_S = 5.0
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
 
 
 def topic_pattern(prefix: str, clusters: str, resources: Iterable[Resource]) -> str:
@@ -373,16 +374,18 @@ class FoldLoop:
                 continue
             if self._need_sync:
                 self._need_sync = False
-                changes = await self._full_sync()
+                written = await self._send(producer, await self._full_sync())
+                logger.info("Synced: %d records written.", written, extra={"writes": written})
             else:
                 built, errors = self.fold.rebuild()
                 self._report(errors)
-                changes = [c for c in built if self.owners.owns(c.key)]
-            await self._send(producer, changes)
+                await self._send(producer, [
+                    (c.key, None if c.group is None else targets.encode(c.group))
+                    for c in built if self.owners.owns(c.key)])  # fmt: skip
             self._synced.set()
             self._gauges()
 
-    async def _full_sync(self) -> list[folds.Change]:
+    async def _full_sync(self) -> Iterator[Write]:
         objects = sum(s.size() for s in self.fold.clusters.values())
         logger.info("Caught up: %d objects folded; building every group.", objects,
                     extra={"objects": objects})  # fmt: skip
@@ -396,16 +399,17 @@ class FoldLoop:
                     extra={"groups": built})  # fmt: skip
         published = await self._read_targets()
         owns = self.owners.owns
-        desired = {k: g for k, g in self.fold.groups.items() if owns(k)}
-        held = {k: g for k, g in published.items() if owns(k)}
+        # Compared as record bytes (encoding is canonical), each encoded only as it is
+        # written: parsing the whole topic took longer than the build, and holding every
+        # desired value at once added the size of the topic to the peak.
+        owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
+        held = {k: v for k, v in published.items() if owns(k)}
         orphans = await self._orphans(published.keys() - held.keys())
-        changes = folds.diff(desired, held) + [folds.Change(k, None) for k in orphans]
-        logger.info(
-            "Synced: %d groups owned, %d in the targets topic, %d to write.",
-            len(desired), len(held), len(changes),
-            extra={"groups": len(desired), "published": len(held), "writes": len(changes)},
-        )  # fmt: skip
-        return changes
+        desired = ((k, targets.encode(g)) for k, g in owned)
+        logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
+                    len(owned), len(held), len(orphans),
+                    extra={"groups": len(owned), "published": len(held)})  # fmt: skip
+        return itertools.chain(folds.diff(desired, held), ((k, None) for k in orphans))
 
     async def _orphans(self, unowned: Iterable[TargetKey]) -> list[TargetKey]:
         """Published groups of clusters whose namespaced topics are all gone (a deleted
@@ -429,8 +433,9 @@ class FoldLoop:
                     extra={"orphans": len(orphans)})  # fmt: skip
         return orphans
 
-    async def _read_targets(self) -> dict[TargetKey, TargetGroup]:
-        """The targets topic as it is now (small: one record per group)."""
+    async def _read_targets(self) -> dict[TargetKey, bytes]:
+        """The targets topic as it is now: the latest value per key, unparsed (a value
+        that is not what we would write gets rewritten or tombstoned like any other)."""
         consumer = AIOKafkaConsumer(
             self._targets, **self._kafka.client_options(), enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -445,7 +450,7 @@ class FoldLoop:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
-            held: dict[TargetKey, TargetGroup] = {}
+            held: dict[TargetKey, bytes] = {}
             while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                 batch = await consumer.getmany(*tps, timeout_ms=200, max_records=10000)
                 for records in batch.values():
@@ -454,14 +459,15 @@ class FoldLoop:
         finally:
             await consumer.stop()
 
-    async def _send(self, producer: AIOKafkaProducer, changes: Sequence[folds.Change]) -> None:
+    async def _send(self, producer: AIOKafkaProducer, writes: Iterable[Write]) -> int:
+        """Send and wait for every ack; how many records were written."""
         futures = []
-        for change in changes:
-            value = None if change.group is None else targets.encode(change.group)
-            futures.append(await producer.send(self._targets, value, key=change.key.encode()))
+        for key, value in writes:
+            futures.append(await producer.send(self._targets, value, key=key.encode()))
             self._metrics.published.labels("tombstone" if value is None else "group").inc()
         if futures:
             await asyncio.gather(*futures)
+        return len(futures)
 
     def _report(self, errors: Sequence[folds.BuildError]) -> None:
         for error in errors:
@@ -484,15 +490,12 @@ async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartit
     return matching <= {tp.topic for tp in tps}
 
 
-def _apply_targets(held: dict[TargetKey, TargetGroup], records: Iterable[Record]) -> None:
+def _apply_targets(held: dict[TargetKey, bytes], records: Iterable[Record]) -> None:
     for record in records:
         if record.key is None:
             continue
         key = TargetKey(record.key.decode(errors="replace"))
         if record.value is None:
             held.pop(key, None)
-            continue
-        try:
-            held[key] = targets.decode(record.value)
-        except (orjson.JSONDecodeError, pydantic.ValidationError):
-            held.pop(key, None)  # unreadable: rewrite it if we own it
+        else:
+            held[key] = record.value

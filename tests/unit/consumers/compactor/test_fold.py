@@ -287,7 +287,7 @@ def test_diff_upserts_what_differs_and_tombstones_what_is_gone() -> None:
     desired = dict(f.groups)
     stale = {**desired, "nodes/c1/node/old": next(iter(desired.values()))}
 
-    assert fold.diff(desired, desired) == []
-    assert fold.diff(desired, stale) == [fold.Change("nodes/c1/node/old", None)]  # type: ignore[arg-type]
-    assert fold.diff(desired, stale, owned=set()) == []
-    assert [c.key for c in fold.diff(desired, {})] == list(desired)
+    assert list(fold.diff(desired.items(), desired)) == []
+    assert list(fold.diff(desired.items(), stale)) == [("nodes/c1/node/old", None)]
+    assert list(fold.diff(desired.items(), stale, owned=set())) == []
+    assert [key for key, _ in fold.diff(desired.items(), {})] == list(desired)
