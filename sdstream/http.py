@@ -40,6 +40,7 @@ ReadyCheck = Callable[[], str | None]  # None: ready; else why not
 TEXT = "text/plain; charset=utf-8"
 _MAX_HEAD_LINE = 8192
 _MAX_HEADERS = 100
+_CHUNK = 1 << 20  # bytes of a body written before waiting for the socket
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -287,5 +288,10 @@ async def _send(writer: asyncio.StreamWriter, answer: Answer, *, head_only: bool
     lines.append("Connection: close")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
     if not head_only:
-        writer.write(body)
+        # In slices, waiting for the socket between them: one write of a body of hundreds
+        # of MiB (HTTP SD of a big job) was copied whole into the transport's buffer.
+        view = memoryview(body)
+        for start in range(0, len(view), _CHUNK):
+            writer.write(view[start : start + _CHUNK])
+            await writer.drain()
     await writer.drain()

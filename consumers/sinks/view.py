@@ -213,8 +213,14 @@ class TargetView:
 
     def document(self, job: str, *, clusters: Iterable[str] = ()) -> bytes:
         """The job's HTTP SD / file SD document: entries by group key, then by target."""
-        return b"[" + b",".join(h.fragment for h in self.held(job, clusters=clusters)
-                                if h.fragment) + b"]"  # fmt: skip
+        parts = [b"["]
+        for held in self.held(job, clusters=clusters):
+            if held.fragment:
+                parts += (held.fragment, b",")
+        if len(parts) == 1:
+            return b"[]"
+        parts[-1] = b"]"  # in place of the last comma
+        return b"".join(parts)  # one copy of what may be hundreds of MiB
 
     def groups(self, job: str, *, clusters: Iterable[str] = ()) -> list[TargetGroup]:
         """A job's groups sorted by key, decoded again from their records."""
