@@ -26,22 +26,19 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
-import orjson
-import pydantic
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from consumers import heap
 from consumers.compactor import fold as folds
+from consumers.compactor import kafka_published, ownership, records
 from consumers.compactor import metrics as fold_metrics
-from consumers.compactor import ownership
-from schemas import events, targets
+from schemas import targets
 from schemas.config import KafkaSettings
-from schemas.topics import ObjectKey, Resource, TargetKey, parse_object_topic, targets_topic
+from schemas.topics import Resource, TargetKey, parse_object_topic, targets_topic
 
 logger = logging.getLogger(__name__)
 
@@ -51,47 +48,6 @@ GLOBAL = (Resource.NODES, Resource.NAMESPACES)
 TOPIC_CHECK_S = 5.0
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
-
-
-def topic_pattern(prefix: str, clusters: str, resources: Iterable[Resource]) -> str:
-    kinds = "|".join(r.value for r in resources)
-    return rf"^{re.escape(prefix)}\.({clusters})\.({kinds})$"
-
-
-def cluster_regex(clusters: Sequence[str], pattern: str) -> str:
-    return "|".join(re.escape(c) for c in clusters) if clusters else pattern
-
-
-class BadRecord(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        super().__init__(detail)
-
-
-def decode(
-    record: Record, cluster: str, resource: Resource
-) -> tuple[ObjectKey, dict[str, Any] | None]:
-    """The record's key and object (None for a tombstone); BadRecord says why not."""
-    if record.key is None:
-        raise BadRecord("no_key", "record without a key")
-    try:
-        key = ObjectKey(record.key.decode())
-    except UnicodeDecodeError as exc:
-        raise BadRecord("key", "key is not UTF-8") from exc
-    if record.value is None:
-        return key, None
-    try:
-        event_cluster, event_resource, obj = events.decode_object(record.value)
-    except orjson.JSONDecodeError as exc:
-        raise BadRecord("json", f"value is not JSON: {exc}") from exc
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        reason = "schema_version" if where == "schema_version" else "invalid"
-        raise BadRecord(reason, f"{where}: {first['msg']}") from exc
-    if event_cluster != cluster or event_resource is not resource:
-        raise BadRecord("mismatch", f"event for {event_cluster}/{event_resource} on this topic")
-    return key, obj
 
 
 @dataclass
@@ -140,7 +96,7 @@ class FoldLoop:
         self._metrics = metrics
         self._group_id = group_id
         self._prefix = kafka.topic_prefix
-        self._clusters = cluster_regex(clusters, cluster_pattern)
+        self._clusters = records.cluster_regex(clusters, cluster_pattern)
         self._targets = targets_topic(kafka.topic_prefix)
         self._targets_partitions = targets_partitions
         self._group = Progress()
@@ -184,7 +140,9 @@ class FoldLoop:
     # run -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self._ensure_targets_topic()
+        await kafka_published.ensure_topic(
+            self._kafka, self._targets, partitions=self._targets_partitions
+        )
         options = self._kafka.client_options()
         group = AIOKafkaConsumer(
             **options, group_id=self._group_id, enable_auto_commit=False,
@@ -208,7 +166,7 @@ class FoldLoop:
         await table.start()
         try:
             group.subscribe(
-                pattern=topic_pattern(self._prefix, self._clusters, NAMESPACED),
+                pattern=records.topic_pattern(self._prefix, self._clusters, NAMESPACED),
                 listener=_Rebalance(self),
             )
             async with asyncio.TaskGroup() as tasks:
@@ -219,20 +177,6 @@ class FoldLoop:
             await table.stop()
             await group.stop()
             await producer.stop()
-
-    async def _ensure_targets_topic(self) -> None:
-        admin = AIOKafkaAdminClient(**self._kafka.client_options())
-        await admin.start()
-        try:
-            topic = NewTopic(self._targets, self._targets_partitions,
-                             self._kafka.replication_factor,
-                             topic_configs={"cleanup.policy": "compact"})  # fmt: skip
-            response = await admin.create_topics([topic])
-            for name, code, *_ in response.topic_errors:
-                if code not in (0, 36):  # 36: already exists
-                    raise RuntimeError(f"cannot create {name}: Kafka error {code}")
-        finally:
-            await admin.close()
 
     # group-partitioned topics ----------------------------------------------------------
 
@@ -286,7 +230,7 @@ class FoldLoop:
         self.owners = ownership.Ownership(assigned, counts)
 
     async def _read_group(self, consumer: AIOKafkaConsumer) -> None:
-        pattern = topic_pattern(self._prefix, self._clusters, NAMESPACED)
+        pattern = records.topic_pattern(self._prefix, self._clusters, NAMESPACED)
         while True:
             if not self._assigned_once and await _covers(consumer, pattern, set()):
                 self._assigned_once = True  # no matching topic: an empty fold is current
@@ -301,7 +245,7 @@ class FoldLoop:
         """No group: every partition of every matching topic; metadata refreshes add new
         clusters' topics, and a changed assignment re-reads all of them (folding the same
         records again changes nothing)."""
-        pattern = topic_pattern(self._prefix, self._clusters, GLOBAL)
+        pattern = records.topic_pattern(self._prefix, self._clusters, GLOBAL)
         consumer.subscribe(pattern=pattern)
         known: set[TopicPartition] = set()
         while True:
@@ -334,23 +278,23 @@ class FoldLoop:
         self._dirty.set()
 
     def _fold(self, batch: Mapping[TopicPartition, Sequence[Record]], progress: Progress) -> None:
-        for tp, records in batch.items():
+        for tp, got in batch.items():
             parsed = parse_object_topic(self._prefix, tp.topic)
             if parsed is None:
                 continue
             cluster, resource = parsed
-            for record in records:
+            for record in got:
                 self._fold_one(record, cluster, resource)
-            if records:
-                progress.positions[tp] = records[-1].offset + 1
-            self._metrics.events.labels(cluster, resource.value).inc(len(records))
+            if got:
+                progress.positions[tp] = got[-1].offset + 1
+            self._metrics.events.labels(cluster, resource.value).inc(len(got))
         self._metrics.objects.set(sum(s.size() for s in self.fold.clusters.values()))
-        heap.settle_after(sum(len(records) for records in batch.values()))
+        heap.settle_after(sum(len(got) for got in batch.values()))
 
     def _fold_one(self, record: Record, cluster: str, resource: Resource) -> None:
         try:
-            key, obj = decode(record, cluster, resource)
-        except BadRecord as exc:
+            key, obj = records.decode(record.key, record.value, cluster, resource)
+        except records.BadRecord as exc:
             self._metrics.skipped.labels(exc.reason).inc()
             logger.warning(
                 "Skipping %s[%d]@%d: %s.", record.topic, record.partition, record.offset, exc,
@@ -397,7 +341,7 @@ class FoldLoop:
         built = len(self.fold.groups)
         logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
                     extra={"groups": built})  # fmt: skip
-        published = await self._read_targets()
+        published = await kafka_published.read_latest(self._kafka, self._targets)
         owns = self.owners.owns
         # Compared as record bytes (encoding is canonical), each encoded only as it is
         # written: parsing the whole topic took longer than the build, and holding every
@@ -424,7 +368,7 @@ class FoldLoop:
                 if (parsed := parse_object_topic(self._prefix, topic)) is not None
                 and parsed[1] in NAMESPACED}  # fmt: skip
         orphans = ownership.orphaned(unowned, live)
-        pattern = topic_pattern(self._prefix, self._clusters, NAMESPACED)
+        pattern = records.topic_pattern(self._prefix, self._clusters, NAMESPACED)
         subscribed = sorted(t for t in topics if re.match(pattern, t))
         janitor = not subscribed or TopicPartition(subscribed[0], 0) in self._owned
         if not orphans or not janitor:
@@ -432,32 +376,6 @@ class FoldLoop:
         logger.info("Tombstoning %d groups of clusters without topics.", len(orphans),
                     extra={"orphans": len(orphans)})  # fmt: skip
         return orphans
-
-    async def _read_targets(self) -> dict[TargetKey, bytes]:
-        """The targets topic as it is now: the latest value per key, unparsed (a value
-        that is not what we would write gets rewritten or tombstoned like any other)."""
-        consumer = AIOKafkaConsumer(
-            self._targets, **self._kafka.client_options(), enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )  # fmt: skip
-        await consumer.start()  # subscribed at start, so the topic's metadata is loaded
-        try:
-            tps = [TopicPartition(self._targets, p)
-                   for p in consumer.partitions_for_topic(self._targets) or ()]  # fmt: skip
-            if not tps:
-                raise RuntimeError(f"{self._targets} has no partitions")
-            consumer.unsubscribe()
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            held: dict[TargetKey, bytes] = {}
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                batch = await consumer.getmany(*tps, timeout_ms=200, max_records=10000)
-                for records in batch.values():
-                    _apply_targets(held, records)
-            return held
-        finally:
-            await consumer.stop()
 
     async def _send(self, producer: AIOKafkaProducer, writes: Iterable[Write]) -> int:
         """Send and wait for every ack; how many records were written."""
@@ -488,14 +406,3 @@ async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartit
     """Whether `tps` include every topic matching `pattern` that exists now."""
     matching = {t for t in await consumer.topics() if re.match(pattern, t)}
     return matching <= {tp.topic for tp in tps}
-
-
-def _apply_targets(held: dict[TargetKey, bytes], records: Iterable[Record]) -> None:
-    for record in records:
-        if record.key is None:
-            continue
-        key = TargetKey(record.key.decode(errors="replace"))
-        if record.value is None:
-            held.pop(key, None)
-        else:
-            held[key] = record.value

@@ -1,0 +1,68 @@
+"""The targets topic as the folding consumer needs it: created, and read once whole.
+
+The sinks tail the same topic (`consumers.sinks.kafka_targets`); the fold only reads it at
+a full sync, to write what differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas.config import KafkaSettings
+from schemas.topics import TargetKey
+
+TOPIC_EXISTS = 36  # Kafka error code
+
+
+async def ensure_topic(kafka: KafkaSettings, topic: str, *, partitions: int) -> None:
+    """Create the compacted topic unless it exists; a refusal is a RuntimeError."""
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        new = NewTopic(topic, partitions, kafka.replication_factor,
+                       topic_configs={"cleanup.policy": "compact"})  # fmt: skip
+        response = await admin.create_topics([new])
+        for name, code, *_ in response.topic_errors:
+            if code not in (0, TOPIC_EXISTS):
+                raise RuntimeError(f"cannot create {name}: Kafka error {code}")
+    finally:
+        await admin.close()
+
+
+async def read_latest(kafka: KafkaSettings, topic: str) -> dict[TargetKey, bytes]:
+    """The topic as it is now: the latest value per key, unparsed (a value that is not
+    what we would write gets rewritten or tombstoned like any other)."""
+    consumer = AIOKafkaConsumer(
+        topic, **kafka.client_options(), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()  # subscribed at start, so the topic's metadata is loaded
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not tps:
+            raise RuntimeError(f"{topic} has no partitions")
+        consumer.unsubscribe()
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        held: dict[TargetKey, bytes] = {}
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*tps, timeout_ms=200, max_records=10000)
+            for records in batch.values():
+                _apply(held, records)
+        return held
+    finally:
+        await consumer.stop()
+
+
+def _apply(held: dict[TargetKey, bytes], records: Iterable[ConsumerRecord[bytes, bytes]]) -> None:
+    for record in records:
+        if record.key is None:
+            continue
+        key = TargetKey(record.key.decode(errors="replace"))
+        if record.value is None:
+            held.pop(key, None)
+        else:
+            held[key] = record.value
