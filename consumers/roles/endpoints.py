@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
-from consumers.roles import labels
+from consumers.roles import joins, labels
 from consumers.roles import lookup as lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
@@ -35,7 +35,7 @@ class _Address(NamedTuple):
     ip: str
     ready: str
     labels: LabelSet
-    pod: labels.JoinedPod | None
+    pod: joins.JoinedPod | None
 
 
 def _group_labels(
@@ -70,8 +70,8 @@ def _address(
     address: Mapping[str, Any],
     ready: str,
     *,
-    nodes: labels.NodeBlocks | None,
-    pods: labels.PodJoin,
+    nodes: joins.NodeBlocks | None,
+    pods: joins.PodJoin,
 ) -> _Address:
     out: LabelSet = {}
     ref = address.get("targetRef")
@@ -90,7 +90,7 @@ def _address(
 
 
 def _subset_targets(
-    subset: Mapping[str, Any], *, nodes: labels.NodeBlocks | None, pods: labels.PodJoin
+    subset: Mapping[str, Any], *, nodes: joins.NodeBlocks | None, pods: joins.PodJoin
 ) -> Iterator[LabelSet]:
     """Per port: each ready address (`"true"`), then each not-ready one (`"false"`)."""
     addresses = [
@@ -127,8 +127,8 @@ def build_group(endpoints: KubeObject, *, lookup: lookups.Lookup, attach: lookup
     Empty `subsets` give the group labels and no targets.
     """
     m = meta(endpoints)
-    nodes = labels.NodeBlocks(lookup) if attach.node else None
-    pods = labels.PodJoin(lookup=lookup, attach=attach)
+    nodes = joins.NodeBlocks(lookup) if attach.node else None
+    pods = joins.PodJoin(lookup=lookup, attach=attach)
     targets = [
         target
         for subset in endpoints.get("subsets") or ()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from consumers.roles import labels
+from consumers.roles import joins, labels
 from consumers.roles import lookup as lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
@@ -105,7 +105,7 @@ def _node_to_join(endpoint: Mapping[str, Any]) -> str | None:
     return node_name
 
 
-def _endpoint_labels(endpoint: Mapping[str, Any], *, nodes: labels.NodeBlocks | None) -> LabelSet:
+def _endpoint_labels(endpoint: Mapping[str, Any], *, nodes: joins.NodeBlocks | None) -> LabelSet:
     """The labels every target of one endpoint shares, whatever the port or address."""
     conditions = endpoint.get("conditions") or {}
     out: LabelSet = {
@@ -151,8 +151,8 @@ def _targets(
 ) -> list[LabelSet]:
     """For each endpoint, each port, each address; then the extra pod-port targets."""
     ports = [_port(port) for port in endpoint_slice.get("ports") or ()]
-    nodes = labels.NodeBlocks(lookup) if attach.node else None
-    pods = labels.PodJoin(lookup=lookup, attach=attach)
+    nodes = joins.NodeBlocks(lookup) if attach.node else None
+    pods = joins.PodJoin(lookup=lookup, attach=attach)
     out: list[LabelSet] = []
     for endpoint in endpoint_slice.get("endpoints") or ():
         addresses: list[str] = endpoint.get("addresses") or []

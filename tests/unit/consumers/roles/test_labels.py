@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.roles import labels
+from consumers.roles import joins, labels
 from consumers.roles import lookup as lookups
 
 
@@ -312,7 +312,7 @@ def _pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> 
 )
 def test_pod_join_container_match(pod: dict[str, Any], port_name: str | None) -> None:
     """Spec §4.4: containers then init containers; a later container's match overwrites."""
-    join = labels.PodJoin(
+    join = joins.PodJoin(
         lookup=lookups.MemoryLookup.from_objects(pods=[pod]), attach=lookups.NO_ATTACH
     )
     joined = join.resolve({"kind": "Pod", "name": "p", "namespace": "ns"})
@@ -352,7 +352,7 @@ class _CountingLookup:
 
 def test_node_blocks_read_each_node_once() -> None:
     lookup = _CountingLookup(lookups.MemoryLookup.from_objects(nodes=[{"metadata": {"name": "n"}}]))
-    blocks = labels.NodeBlocks(lookup)
+    blocks = joins.NodeBlocks(lookup)
     found: list[dict[str, str]] = []
     for name in ("n", "n", "x", "x", None):
         out: dict[str, str] = {}
