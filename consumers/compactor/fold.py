@@ -127,9 +127,14 @@ class Fold:
     def load(
         self, cluster: str, resource: Resource, key: ObjectKey, obj: KubeObject | None
     ) -> None:
-        """Store the object (None removes it) without marking groups: for catching up,
-        which ends with `mark_all`."""
-        self.cluster(cluster).put(resource, key, obj)
+        """Store the object (None removes it) for a catch-up that ends with `mark_all`:
+        without marking groups while none is built yet. Once groups exist this is `apply`,
+        since `mark_all` only reaches objects still stored and a removed object's group
+        must still be rebuilt away."""
+        if self.groups:
+            self.apply(cluster, resource, key, obj)
+        else:
+            self.cluster(cluster).put(resource, key, obj)
 
     def mark_all(self) -> None:
         """Mark every group for a rebuild (after a catch-up or a rebalance)."""

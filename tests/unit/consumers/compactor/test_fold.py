@@ -161,6 +161,22 @@ def test_a_catch_up_load_then_full_build_equals_folding_each_event(
 
 
 @settings(max_examples=100, deadline=None)
+@given(log=st.lists(events(), max_size=30), split=st.integers(0, 30), every=st.integers(1, 5))
+def test_loading_after_groups_were_built_still_equals_folding_each_event(
+    log: list[Event], split: int, every: int
+) -> None:
+    """A rebalance sends the loop back to loading while groups exist: a delete loaded then
+    must still remove its group at the next full build."""
+    log = numbered(log)
+    f = incremental(log[:split], every=every)
+    for event in log[split:]:
+        f.load(*event)
+    f.mark_all()
+    f.rebuild()
+    assert f.groups == incremental(log).groups
+
+
+@settings(max_examples=100, deadline=None)
 @given(log=st.lists(events(), max_size=30), data=st.data())
 def test_interleavings_that_keep_per_key_order_agree(log: list[Event], data: st.DataObject) -> None:
     log = numbered(log)
