@@ -1,4 +1,4 @@
-"""The sinks' in-memory copy of `<prefix>.targets`: `{TargetKey: TargetGroup}`, per job.
+"""The sinks' in-memory copy of `<prefix>.targets`: `{TargetKey: Held}`, per job.
 
 Every sink replica reads the whole compacted topic and folds it here, so the view is
 pure: records in, "which jobs changed" out. Nothing here knows Kafka or HTTP, so replay
@@ -111,25 +111,25 @@ def _first_error(exc: pydantic.ValidationError) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """A group as the sinks keep it: its HTTP SD entries rendered once, the record value
-    for equality and for decoding on demand. Parsed label dicts take several times the
-    memory of their JSON, and every request would render them again."""
+    """A group as the sinks keep it: only what they serve, its HTTP SD entries rendered
+    once, and a digest of its record for equality and ETags. Parsed label dicts (or the
+    record itself) would take several times the memory, and every request would render
+    them again."""
 
     job: str
     cluster: str
     targets: int
-    value: bytes
     fragment: bytes
     digest: bytes
 
     @classmethod
     def of(cls, group: TargetGroup, value: bytes | None = None) -> Held:
+        """`value` is the group's record, when it came from one."""
         value = targets.encode(group) if value is None else value
         return cls(
             group.job,
             group.cluster,
             len(group.targets),
-            value,
             targets.http_sd_fragment(group),
             hashlib.blake2b(value, digest_size=16).digest(),
         )
@@ -166,7 +166,7 @@ class TargetView:
             return frozenset({previous})
         groups = self._by_job.setdefault(held.job, {})
         current = groups.get(key)
-        if current is not None and current.value == held.value:
+        if current is not None and current.digest == held.digest:
             return frozenset()
         if previous is not None:
             self._forget(previous, key)
@@ -222,17 +222,9 @@ class TargetView:
         parts[-1] = b"]"  # in place of the last comma
         return b"".join(parts)  # one copy of what may be hundreds of MiB
 
-    def groups(self, job: str, *, clusters: Iterable[str] = ()) -> list[TargetGroup]:
-        """A job's groups sorted by key, decoded again from their records."""
-        return [targets.decode(h.value) for h in self.held(job, clusters=clusters)]
-
-    def snapshot(self) -> Mapping[TargetKey, TargetGroup]:
-        """Every live group by key, decoded (a copy), e.g. to compare two views."""
-        return {
-            key: targets.decode(held.value)
-            for groups in self._by_job.values()
-            for key, held in groups.items()
-        }
+    def snapshot(self) -> Mapping[TargetKey, Held]:
+        """Every live group by key (a copy), e.g. to compare two views."""
+        return {key: held for groups in self._by_job.values() for key, held in groups.items()}
 
     def counts(self, job: str) -> tuple[int, int]:
         """(groups, targets) of a job."""

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.sinks import view as views
-from consumers.sinks.view import RawRecord, TargetView
-from schemas.targets import TargetGroup, encode
+from consumers.sinks.view import Held, RawRecord, TargetView
+from schemas.targets import encode
 from schemas.topics import TargetKey
 from tests.unit.consumers.sinks.builders import group, key, record
 
@@ -53,7 +53,7 @@ def test_apply_reports_the_changed_job_once() -> None:
     assert view.apply(key(WEB), WEB) == {"web"}
     assert view.apply(key(WEB), WEB) == frozenset()
     assert view.apply(key(WEB), WEB_MOVED) == {"web"}
-    assert view.groups("web") == [WEB_MOVED]
+    assert view.held("web") == [Held.of(WEB_MOVED)]
 
 
 def test_a_tombstone_deletes_and_the_job_stays_known() -> None:
@@ -61,7 +61,7 @@ def test_a_tombstone_deletes_and_the_job_stays_known() -> None:
     view.apply(key(WEB), WEB)
     assert view.apply(key(WEB), None) == {"web"}
     assert view.apply(key(WEB), None) == frozenset()
-    assert (view.jobs(), view.groups("web"), len(view)) == (["web"], [], 0)
+    assert (view.jobs(), view.held("web"), len(view)) == (["web"], [], 0)
 
 
 def test_a_tombstone_of_an_unseen_key_changes_nothing() -> None:
@@ -74,7 +74,7 @@ def test_configured_jobs_are_known_without_groups() -> None:
     view = TargetView(configured=frozenset({"idle"}))
     assert view.known("idle")
     assert not view.known("web")
-    assert view.groups("idle") == []
+    assert view.held("idle") == []
 
 
 def test_groups_are_sorted_by_key_and_filtered_by_cluster() -> None:
@@ -83,8 +83,8 @@ def test_groups_are_sorted_by_key_and_filtered_by_cluster() -> None:
     view = TargetView()
     for g in (west, WEB, other):
         view.apply(key(g), g)
-    assert view.groups("web") == [other, WEB, west]
-    assert view.groups("web", clusters=["west"]) == [west]
+    assert view.held("web") == [Held.of(other), Held.of(WEB), Held.of(west)]
+    assert view.held("web", clusters=["west"]) == [Held.of(west)]
     assert view.counts("web") == (3, 3)
 
 
@@ -142,7 +142,7 @@ def interleavings(draw: st.DrawFn, log: Log) -> Log:
     return merged
 
 
-def _final(log: Log) -> dict[TargetKey, TargetGroup]:
+def _final(log: Log) -> dict[TargetKey, Held]:
     view = TargetView()
     view.apply_records(RawRecord(k, v) for k, v in log)
     return dict(view.snapshot())
@@ -178,7 +178,7 @@ def test_a_repeated_record_changes_nothing(log: Log) -> None:
 def test_changed_jobs_cover_every_difference(log: Log) -> None:
     view = TargetView()
     for k, v in log:
-        before = {job: view.groups(job) for job in view.jobs()}
+        before = {job: view.held(job) for job in view.jobs()}
         changed = view.apply_records([RawRecord(k, v)]).changed
-        after = {job: view.groups(job) for job in view.jobs()}
+        after = {job: view.held(job) for job in view.jobs()}
         assert {j for j in after if before.get(j) != after[j]} == changed
