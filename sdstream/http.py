@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -50,7 +50,11 @@ class Answer(Protocol):
     @property
     def status(self) -> int: ...
     @property
-    def body(self) -> bytes: ...
+    def parts(self) -> Sequence[bytes]:
+        """The body, in pieces written one after another (a big HTTP SD document is its
+        groups' fragments: joining them first would copy hundreds of MiB per answer)."""
+        ...
+
     @property
     def headers(self) -> Mapping[str, str]: ...
 
@@ -68,6 +72,10 @@ class Reply:
     status: int
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def parts(self) -> Sequence[bytes]:
+        return (self.body,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +284,7 @@ async def _line(reader: asyncio.StreamReader) -> str:
 
 
 async def _send(writer: asyncio.StreamWriter, answer: Answer, *, head_only: bool = False) -> None:
-    body = answer.body if answer.status not in (204, 304) else b""
+    parts = answer.parts if answer.status not in (204, 304) else ()
     try:
         reason = HTTPStatus(answer.status).phrase
     except ValueError:
@@ -284,14 +292,34 @@ async def _send(writer: asyncio.StreamWriter, answer: Answer, *, head_only: bool
     lines = [f"HTTP/1.1 {answer.status} {reason}"]
     lines += [f"{name}: {value}" for name, value in answer.headers.items()]
     if answer.status != 304:
-        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Content-Length: {sum(len(part) for part in parts)}")
     lines.append("Connection: close")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
     if not head_only:
-        # In slices, waiting for the socket between them: one write of a body of hundreds
-        # of MiB (HTTP SD of a big job) was copied whole into the transport's buffer.
-        view = memoryview(body)
-        for start in range(0, len(view), _CHUNK):
-            writer.write(view[start : start + _CHUNK])
+        for piece in _slices(parts):
+            writer.write(piece)
             await writer.drain()
     await writer.drain()
+
+
+def _slices(parts: Sequence[bytes]) -> Iterator[bytes | memoryview]:
+    """`parts` as writes of about `_CHUNK` bytes: big parts cut, small ones gathered, so
+    the transport never buffers a whole body and small fragments cost few writes."""
+    gathered: list[bytes] = []
+    size = 0
+    for part in parts:
+        if len(part) >= _CHUNK:
+            if gathered:
+                yield b"".join(gathered)
+                gathered, size = [], 0
+            view = memoryview(part)
+            for start in range(0, len(view), _CHUNK):
+                yield view[start : start + _CHUNK]
+            continue
+        gathered.append(part)
+        size += len(part)
+        if size >= _CHUNK:
+            yield b"".join(gathered)
+            gathered, size = [], 0
+    if gathered:
+        yield b"".join(gathered)

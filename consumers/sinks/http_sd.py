@@ -35,8 +35,12 @@ _CACHE_LIMIT = 1024  # ?cluster= combinations are caller-chosen: bound what they
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
-    body: bytes = b""
+    parts: Sequence[bytes] = ()  # the body in pieces: a document is its groups' fragments
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.parts)
 
 
 def render(groups: Iterable[TargetGroup]) -> bytes:
@@ -60,7 +64,7 @@ def matches(if_none_match: str, tag: str) -> bool:
 
 
 def _json(status: int, document: object) -> Reply:
-    return Reply(status, orjson.dumps(document) + b"\n", {"Content-Type": CONTENT_TYPE})
+    return Reply(status, (orjson.dumps(document) + b"\n",), {"Content-Type": CONTENT_TYPE})
 
 
 def _clusters(query: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
@@ -75,7 +79,7 @@ class HttpSd:
     def __init__(self, view: views.TargetView, *, ready: Callable[[], bool]) -> None:
         self._view = view
         self._ready = ready
-        self._cache: dict[tuple[str, tuple[str, ...]], tuple[bytes, str]] = {}
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[list[bytes], str]] = {}
 
     def invalidate(self, jobs: Iterable[str]) -> None:
         gone = set(jobs)
@@ -102,13 +106,13 @@ class HttpSd:
             return _json(404, {"error": "unknown job", "job": job, "jobs": self._view.jobs()})
         body, tag = self._body(job, _clusters(query))
         if matches(headers.get("if-none-match", ""), tag):
-            return Reply(304, b"", {"ETag": tag})
+            return Reply(304, (), {"ETag": tag})
         return Reply(200, body, {"Content-Type": CONTENT_TYPE, "ETag": tag})
 
-    def _body(self, job: str, clusters: tuple[str, ...]) -> tuple[bytes, str]:
+    def _body(self, job: str, clusters: tuple[str, ...]) -> tuple[list[bytes], str]:
         cached = self._cache.get((job, clusters))
         if cached is None:
-            body = self._view.document(job, clusters=clusters)
+            body = self._view.document_parts(job, clusters=clusters)
             cached = body, etag(self._view.held(job, clusters=clusters))
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()

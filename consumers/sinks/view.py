@@ -213,14 +213,19 @@ class TargetView:
 
     def document(self, job: str, *, clusters: Iterable[str] = ()) -> bytes:
         """The job's HTTP SD / file SD document: entries by group key, then by target."""
+        return b"".join(self.document_parts(job, clusters=clusters))
+
+    def document_parts(self, job: str, *, clusters: Iterable[str] = ()) -> list[bytes]:
+        """`document` in pieces, for writing it out without joining (hundreds of MiB for a
+        big job): brackets, the groups' fragments and the commas between them."""
         parts = [b"["]
         for held in self.held(job, clusters=clusters):
             if held.fragment:
                 parts += (held.fragment, b",")
         if len(parts) == 1:
-            return b"[]"
+            return [b"[]"]
         parts[-1] = b"]"  # in place of the last comma
-        return b"".join(parts)  # one copy of what may be hundreds of MiB
+        return parts
 
     def snapshot(self) -> Mapping[TargetKey, Held]:
         """Every live group by key (a copy), e.g. to compare two views."""

@@ -196,3 +196,14 @@ async def test_a_stalled_client_is_dropped_after_the_read_timeout() -> None:
         async with asyncio.timeout(5):
             assert await reader.read() == b""
         writer.close()
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[], [5], [10, 3 * (1 << 20) + 5, 7], [1000] * 3000, [(1 << 20) - 1, 2, 1 << 20]],
+)
+def test_a_body_in_parts_goes_out_whole_in_bounded_writes(sizes: list[int]) -> None:
+    parts = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    writes = list(http._slices(parts))
+    assert b"".join(writes) == b"".join(parts)
+    assert all(len(w) < 2 << 20 for w in writes)  # a gathered write stops at the first MiB
