@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -79,6 +80,20 @@ def http_sd_fragment(group: TargetGroup | Group) -> bytes:
     rendered.sort()
     return b",".join(b'{"labels":%s,"targets":%s}' % (labels, address)
                      for address, labels in rendered)  # fmt: skip
+
+
+def http_sd_document(fragments: Iterable[bytes]) -> list[bytes]:
+    """The HTTP SD / file SD document made of `fragments`, in pieces to write one after
+    another (joining hundreds of MiB only to write them out again is a copy too many):
+    brackets, the non-empty fragments and the commas between them."""
+    parts = [b"["]
+    for fragment in fragments:
+        if fragment:
+            parts += (fragment, b",")
+    if len(parts) == 1:
+        return [b"[]"]
+    parts[-1] = b"]"  # in place of the last comma
+    return parts
 
 
 def http_sd_entries(

@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote
 import orjson
 
 from consumers.sinks import view as views
-from schemas.targets import TargetGroup, http_sd_fragment
+from schemas.targets import TargetGroup, http_sd_document, http_sd_fragment
 
 PREFIX = "/http_sd"
 CONTENT_TYPE = "application/json"
@@ -45,7 +45,7 @@ class Reply:
 
 def render(groups: Iterable[TargetGroup]) -> bytes:
     """The HTTP SD / file SD document of `groups`, in their order, targets sorted."""
-    return b"[" + b",".join(f for f in map(http_sd_fragment, groups) if f) + b"]"
+    return b"".join(http_sd_document(map(http_sd_fragment, groups)))
 
 
 def etag(held: Iterable[views.Held]) -> str:

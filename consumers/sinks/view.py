@@ -217,15 +217,8 @@ class TargetView:
 
     def document_parts(self, job: str, *, clusters: Iterable[str] = ()) -> list[bytes]:
         """`document` in pieces, for writing it out without joining (hundreds of MiB for a
-        big job): brackets, the groups' fragments and the commas between them."""
-        parts = [b"["]
-        for held in self.held(job, clusters=clusters):
-            if held.fragment:
-                parts += (held.fragment, b",")
-        if len(parts) == 1:
-            return [b"[]"]
-        parts[-1] = b"]"  # in place of the last comma
-        return parts
+        big job)."""
+        return targets.http_sd_document(h.fragment for h in self.held(job, clusters=clusters))
 
     def snapshot(self) -> Mapping[TargetKey, Held]:
         """Every live group by key (a copy), e.g. to compare two views."""
