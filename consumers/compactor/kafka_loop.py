@@ -96,7 +96,9 @@ class FoldLoop:
         self._metrics = metrics
         self._group_id = group_id
         self._prefix = kafka.topic_prefix
-        self._clusters = records.cluster_regex(clusters, cluster_pattern)
+        regex = records.cluster_regex(clusters, cluster_pattern)
+        self._group_pattern = records.topic_pattern(self._prefix, regex, NAMESPACED)
+        self._global_pattern = records.topic_pattern(self._prefix, regex, GLOBAL)
         self._targets = targets_topic(kafka.topic_prefix)
         self._targets_partitions = targets_partitions
         self._group = Progress()
@@ -166,7 +168,7 @@ class FoldLoop:
         await table.start()
         try:
             group.subscribe(
-                pattern=records.topic_pattern(self._prefix, self._clusters, NAMESPACED),
+                pattern=self._group_pattern,
                 listener=_Rebalance(self),
             )
             async with asyncio.TaskGroup() as tasks:
@@ -230,9 +232,8 @@ class FoldLoop:
         self.owners = ownership.Ownership(assigned, counts)
 
     async def _read_group(self, consumer: AIOKafkaConsumer) -> None:
-        pattern = records.topic_pattern(self._prefix, self._clusters, NAMESPACED)
         while True:
-            if not self._assigned_once and await _covers(consumer, pattern, set()):
+            if not self._assigned_once and await _covers(consumer, self._group_pattern, set()):
                 self._assigned_once = True  # no matching topic: an empty fold is current
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             if batch:
@@ -245,8 +246,7 @@ class FoldLoop:
         """No group: every partition of every matching topic; metadata refreshes add new
         clusters' topics, and a changed assignment re-reads all of them (folding the same
         records again changes nothing)."""
-        pattern = records.topic_pattern(self._prefix, self._clusters, GLOBAL)
-        consumer.subscribe(pattern=pattern)
+        consumer.subscribe(pattern=self._global_pattern)
         known: set[TopicPartition] = set()
         while True:
             assignment = set(consumer.assignment())
@@ -255,7 +255,7 @@ class FoldLoop:
                 self._global = Progress(ends=await consumer.end_offsets(list(known)))
                 self._dirty.set()
             if not self._global_complete:
-                self._global_complete = await _covers(consumer, pattern, known)
+                self._global_complete = await _covers(consumer, self._global_pattern, known)
             if not known:
                 await asyncio.sleep(0.2)
                 continue
@@ -368,8 +368,7 @@ class FoldLoop:
                 if (parsed := parse_object_topic(self._prefix, topic)) is not None
                 and parsed[1] in NAMESPACED}  # fmt: skip
         orphans = ownership.orphaned(unowned, live)
-        pattern = records.topic_pattern(self._prefix, self._clusters, NAMESPACED)
-        subscribed = sorted(t for t in topics if re.match(pattern, t))
+        subscribed = sorted(t for t in topics if re.match(self._group_pattern, t))
         janitor = not subscribed or TopicPartition(subscribed[0], 0) in self._owned
         if not orphans or not janitor:
             return []
