@@ -12,11 +12,17 @@ replaced or deleted.
 Only bulk work settles: freezing after every small batch would also pin, again and
 again, whatever cyclic garbage of the event loop or the Kafka client happened to be
 waiting for a collection at that moment.
+
+A full build is one synchronous step that creates every group (and parses every object
+it reads); the collections it triggered found nothing to free and took a fifth of it
+(0.6-0.8 s of 3.0-3.6 s at 50k pods), so it runs `paused()` and settles after.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 BULK = 1000  # records applied in one go that count as bulk work
 
@@ -30,4 +36,17 @@ def settle() -> None:
 def settle_after(records: int) -> None:
     """`settle()` when `records` applied in one go were bulk work."""
     if records >= BULK:
+        settle()
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No cyclic collection inside (one synchronous bulk step); settle after it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
         settle()

@@ -334,9 +334,9 @@ class FoldLoop:
         logger.info("Caught up: %d objects folded; building every group.", objects,
                     extra={"objects": objects})  # fmt: skip
         started = time.monotonic()
-        self.fold.mark_all()
-        _, errors = self.fold.rebuild()
-        heap.settle()
+        with heap.paused():
+            self.fold.mark_all()
+            _, errors = self.fold.rebuild()
         self._report(errors)
         built = len(self.fold.groups)
         logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
