@@ -100,6 +100,7 @@ class Fold:
     deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
     pending: set[Owner] = field(default_factory=set)
     totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
+    parsed: state.ParseCache = field(default_factory=state.ParseCache)  # shared by clusters
     _attach: list[lookups.Attach] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -108,11 +109,11 @@ class Fold:
     def cluster(self, name: str) -> state.ClusterState:
         found = self.clusters.get(name)
         if found is None:
-            found = self.clusters[name] = state.ClusterState()
+            found = self.clusters[name] = state.ClusterState(cache=self.parsed)
         return found
 
     def apply(
-        self, cluster: str, resource: Resource, key: ObjectKey, obj: KubeObject | None
+        self, cluster: str, resource: Resource, key: ObjectKey, obj: state.Stored | None
     ) -> bool:
         """Store the object (None removes it); True when the state changed."""
         if not self.cluster(cluster).apply(resource, key, obj):
@@ -125,7 +126,7 @@ class Fold:
         return True
 
     def load(
-        self, cluster: str, resource: Resource, key: ObjectKey, obj: KubeObject | None
+        self, cluster: str, resource: Resource, key: ObjectKey, obj: state.Stored | None
     ) -> None:
         """Store the object (None removes it) for a catch-up that ends with `mark_all`:
         without marking groups while none is built yet. Once groups exist this is `apply`,
@@ -176,7 +177,7 @@ class Fold:
         role = table.role(view.role.value)
         tkey = group_key(view, cluster, role.source(key))
         objects = self.cluster(cluster)
-        obj = objects.get(view.role_resource, key)
+        obj = objects.get(view.role_resource, key, cached=False)
         if obj is None or not view.sees(view.role_resource, obj):
             self.deps.forget(owner)
             return self._set(tkey, None)

@@ -34,7 +34,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from consumers import heap
 from consumers.compactor import fold as folds
-from consumers.compactor import kafka_published, ownership, records
+from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
 from schemas import targets
 from schemas.config import KafkaSettings
@@ -302,10 +302,11 @@ class FoldLoop:
                        "offset": record.offset, "reason": exc.reason},
             )  # fmt: skip
             return
+        kept = None if obj is None else state.Encoded.of(obj, record.value)
         if self._need_sync:  # the full sync rebuilds every group anyway
-            self.fold.load(cluster, resource, key, obj)
+            self.fold.load(cluster, resource, key, kept)
         else:
-            self.fold.apply(cluster, resource, key, obj)
+            self.fold.apply(cluster, resource, key, kept)
 
     # publishing ------------------------------------------------------------------------
 

@@ -3,38 +3,103 @@
 A record's value replaces the object; a tombstone removes it. Whether a change is
 real is judged by resourceVersion, so replays and duplicate deliveries (at-least-once
 across producer restarts) change nothing.
+
+The Kafka loop keeps each object as the record value it came in (`Encoded`), checked
+but not kept parsed: parsed JSON takes about five times the memory of its text, and
+allocating it was most of the fold's catch-up time. `get` parses on demand; a small
+cache keeps the objects read most recently (nodes, namespaces and owners are read
+for every pod). Objects handed over already parsed (tests, the render CLI) stay so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+import orjson
 
 from schemas.objects import KubeObject, meta
 from schemas.topics import ObjectKey, Resource, partition_for
 
+PARSED_CACHE: Final = 4096  # parsed objects kept, for all clusters of a fold
 
-def same(old: KubeObject | None, new: KubeObject | None) -> bool:
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An object as its object-event record value, already validated by the reader."""
+
+    version: str | None  # metadata.resourceVersion
+    value: bytes
+
+    @classmethod
+    def of(cls, obj: KubeObject, value: bytes) -> Encoded:
+        """`value` is the event whose `object` is `obj` (parsed once, to check it)."""
+        return cls(meta(obj).get("resourceVersion"), value)
+
+    def parse(self) -> KubeObject:
+        obj: KubeObject = orjson.loads(self.value)["object"]
+        return obj
+
+
+Stored: TypeAlias = KubeObject | Encoded
+
+
+@dataclass
+class ParseCache:
+    """The objects parsed last, first in first out: a build reads the same node, namespace
+    or owner for many pods, and one parse then serves them all."""
+
+    size: int = PARSED_CACHE
+    _entries: dict[int, tuple[Encoded, KubeObject]] = field(default_factory=dict)
+
+    def parse(self, stored: Encoded) -> KubeObject:
+        # Keyed by identity: an entry holds its Encoded, so the id cannot be reused while
+        # it is cached, and a replaced object (a new Encoded) is never served stale.
+        cached = self._entries.get(id(stored))
+        if cached is not None:
+            return cached[1]
+        obj = stored.parse()
+        self._entries[id(stored)] = (stored, obj)
+        if len(self._entries) > self.size:
+            del self._entries[next(iter(self._entries))]
+        return obj
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _version(stored: Stored) -> str | None:
+    return stored.version if isinstance(stored, Encoded) else meta(stored).get("resourceVersion")
+
+
+def same(old: Stored | None, new: Stored | None) -> bool:
     if old is None or new is None:
         return old is new
-    version = meta(new).get("resourceVersion")
-    if version and version == meta(old).get("resourceVersion"):
+    version = _version(new)
+    if version and version == _version(old):
         return True
-    return old == new
+    return type(old) is type(new) and old == new
 
 
 @dataclass
 class ClusterState:
     """Objects by resource and key; partitions only matter when a rebalance takes some away."""
 
-    objects: dict[Resource, dict[ObjectKey, KubeObject]] = field(
+    objects: dict[Resource, dict[ObjectKey, Stored]] = field(
         default_factory=lambda: {resource: {} for resource in Resource}
     )
+    cache: ParseCache = field(default_factory=ParseCache)
 
-    def get(self, resource: Resource, key: ObjectKey) -> KubeObject | None:
-        return self.objects[resource].get(key)
+    def get(self, resource: Resource, key: ObjectKey, *, cached: bool = True) -> KubeObject | None:
+        """The object, parsed if need be; `cached=False` for an object read once per build
+        (a role's own), which then never pushes the joined ones out of the cache."""
+        stored = self.objects[resource].get(key)
+        if stored is None or not isinstance(stored, Encoded):
+            return stored
+        return self.cache.parse(stored) if cached else stored.parse()
 
-    def apply(self, resource: Resource, key: ObjectKey, obj: KubeObject | None) -> bool:
+    def apply(self, resource: Resource, key: ObjectKey, obj: Stored | None) -> bool:
         """Store or remove; True when the stored state really changed."""
         table = self.objects[resource]
         old = table.get(key)
@@ -46,7 +111,7 @@ class ClusterState:
             table[key] = obj
         return True
 
-    def put(self, resource: Resource, key: ObjectKey, obj: KubeObject | None) -> None:
+    def put(self, resource: Resource, key: ObjectKey, obj: Stored | None) -> None:
         """Store or remove without comparing (bulk loads that rebuild everything after)."""
         if obj is None:
             self.objects[resource].pop(key, None)

@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.compactor import fold
+from consumers.compactor import fold, state
 from consumers.compactor.jobs import compile_jobs
+from schemas import events as object_events
 from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource
 
@@ -107,8 +108,8 @@ def numbered(log: list[Event]) -> list[Event]:
     return out
 
 
-def incremental(log: list[Event], *, every: int = 1) -> fold.Fold:
-    f = fold.Fold(VIEWS)
+def incremental(log: list[Event], *, every: int = 1, cache: int = state.PARSED_CACHE) -> fold.Fold:
+    f = fold.Fold(VIEWS, parsed=state.ParseCache(size=cache))
     for i, event in enumerate(log):
         f.apply(*event)
         if i % every == 0:
@@ -174,6 +175,31 @@ def test_loading_after_groups_were_built_still_equals_folding_each_event(
     f.mark_all()
     f.rebuild()
     assert f.groups == incremental(log).groups
+
+
+def as_record_values(log: list[Event]) -> list[tuple[str, Resource, ObjectKey, Any]]:
+    """Each object as the Kafka loop keeps it: the producer's event record value."""
+    out: list[tuple[str, Resource, ObjectKey, Any]] = []
+    for cluster, resource, key, obj in log:
+        kept = None
+        if obj is not None:
+            event = object_events.ObjectEvent(
+                type=object_events.EventType.MODIFIED, cluster=cluster, resource=resource,
+                resource_version=obj["metadata"]["resourceVersion"], observed_at=1.0,
+                object=obj)  # fmt: skip
+            kept = state.Encoded.of(obj, object_events.encode(event))
+        out.append((cluster, resource, key, kept))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(log=st.lists(events(), max_size=30), every=st.integers(1, 5))
+def test_objects_kept_as_record_values_build_the_same_groups(log: list[Event], every: int) -> None:
+    """Parsed on demand through a cache smaller than the state, as with many objects."""
+    log = numbered(log)
+    kept = incremental(as_record_values(log), every=every, cache=2)  # type: ignore[arg-type]
+
+    assert kept.groups == incremental(log, every=every).groups
 
 
 @settings(max_examples=100, deadline=None)

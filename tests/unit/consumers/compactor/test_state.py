@@ -1,0 +1,71 @@
+"""The fold's state keeps objects as their record values and parses them when read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumers.compactor import state
+from schemas import events
+from schemas.topics import ObjectKey, Resource
+
+KEY = ObjectKey("shop/web-0")
+
+
+def pod(version: str, ip: str = "10.1.0.1") -> dict[str, Any]:
+    return {"metadata": {"name": "web-0", "namespace": "shop", "resourceVersion": version},
+            "status": {"podIP": ip}}  # fmt: skip
+
+
+def encoded(obj: dict[str, Any], *, observed_at: float = 1.0) -> state.Encoded:
+    value = events.encode(events.ObjectEvent(
+        type=events.EventType.MODIFIED, cluster="east", resource=Resource.PODS,
+        resource_version=obj["metadata"]["resourceVersion"], observed_at=observed_at,
+        object=obj))  # fmt: skip
+    return state.Encoded.of(obj, value)
+
+
+def test_an_encoded_object_reads_back_as_the_object() -> None:
+    s = state.ClusterState()
+    s.apply(Resource.PODS, KEY, encoded(pod("1")))
+
+    assert s.get(Resource.PODS, KEY) == pod("1")
+
+
+def test_a_replaced_object_is_read_anew_not_from_the_cache() -> None:
+    s = state.ClusterState()
+    s.apply(Resource.PODS, KEY, encoded(pod("1", ip="10.1.0.1")))
+    s.get(Resource.PODS, KEY)
+    s.apply(Resource.PODS, KEY, encoded(pod("2", ip="10.1.0.2")))
+
+    assert s.get(Resource.PODS, KEY) == pod("2", ip="10.1.0.2")
+
+
+def test_the_same_version_seen_again_is_no_change_even_at_another_time() -> None:
+    """A producer's relist writes the same object with a new observed_at."""
+    s = state.ClusterState()
+    assert s.apply(Resource.PODS, KEY, encoded(pod("1"), observed_at=1.0))
+
+    assert not s.apply(Resource.PODS, KEY, encoded(pod("1"), observed_at=2.0))
+    assert s.apply(Resource.PODS, KEY, encoded(pod("2"), observed_at=3.0))
+
+
+def test_a_tombstone_removes_an_encoded_object() -> None:
+    s = state.ClusterState()
+    s.apply(Resource.PODS, KEY, encoded(pod("1")))
+    s.get(Resource.PODS, KEY)
+
+    assert s.apply(Resource.PODS, KEY, None)
+    assert s.get(Resource.PODS, KEY) is None
+
+
+def test_more_objects_than_the_cache_holds_all_read_correctly() -> None:
+    s = state.ClusterState(cache=state.ParseCache(size=3))
+    keys = [ObjectKey(f"shop/web-{i}") for i in range(10)]
+    for i, key in enumerate(keys):
+        s.apply(Resource.PODS, key, encoded(pod(str(i), ip=f"10.1.0.{i}")))
+
+    for _ in range(2):
+        assert [s.get(Resource.PODS, k)["status"]["podIP"] for k in keys] == [  # type: ignore[index]
+            f"10.1.0.{i}" for i in range(10)
+        ]
+    assert len(s.cache) == 3
