@@ -288,7 +288,9 @@ class FoldLoop:
             if got:
                 progress.positions[tp] = got[-1].offset + 1
             self._metrics.events.labels(cluster, resource.value).inc(len(got))
-        self._metrics.objects.set(sum(s.size() for s in self.fold.clusters.values()))
+        clusters = self.fold.clusters.values()
+        self._metrics.objects.set(sum(s.size() for s in clusters))
+        self._metrics.state_bytes.set(sum(s.encoded_bytes for s in clusters))
         heap.settle_after(sum(len(got) for got in batch.values()))
 
     def _fold_one(self, record: Record, cluster: str, resource: Resource) -> None:

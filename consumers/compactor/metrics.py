@@ -16,6 +16,7 @@ class FoldMetrics:
     groups: Gauge
     targets: Gauge
     objects: Gauge
+    state_bytes: Gauge
     lag: Gauge
     caught_up: Gauge
 
@@ -36,6 +37,10 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                       registry=registry),
         objects=Gauge("sdstream_fold_objects", "Objects held in the fold state.",
                       registry=registry),
+        state_bytes=Gauge("sdstream_fold_state_bytes",
+                          "Bytes of object records held in the fold state, as read "
+                          "(objects are parsed only while a build reads them).",
+                          registry=registry),
         lag=Gauge("sdstream_fold_partition_lag", "Records behind the end offset.",
                   ["topic", "partition"], registry=registry),
         caught_up=Gauge("sdstream_fold_caught_up", "1 once every partition caught up.",

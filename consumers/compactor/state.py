@@ -69,6 +69,10 @@ class ParseCache:
         return len(self._entries)
 
 
+def _encoded_size(stored: Stored | None) -> int:
+    return len(stored.value) if isinstance(stored, Encoded) else 0
+
+
 def _version(stored: Stored) -> str | None:
     return stored.version if isinstance(stored, Encoded) else meta(stored).get("resourceVersion")
 
@@ -90,6 +94,7 @@ class ClusterState:
         default_factory=lambda: {resource: {} for resource in Resource}
     )
     cache: ParseCache = field(default_factory=ParseCache)
+    encoded_bytes: int = 0  # record values held (the /metrics state size)
 
     def get(self, resource: Resource, key: ObjectKey, *, cached: bool = True) -> KubeObject | None:
         """The object, parsed if need be; `cached=False` for an object read once per build
@@ -105,18 +110,22 @@ class ClusterState:
         old = table.get(key)
         if same(old, obj):
             return False
-        if obj is None:
-            del table[key]
-        else:
-            table[key] = obj
+        self._replace(table, key, old, obj)
         return True
 
     def put(self, resource: Resource, key: ObjectKey, obj: Stored | None) -> None:
         """Store or remove without comparing (bulk loads that rebuild everything after)."""
-        if obj is None:
-            self.objects[resource].pop(key, None)
+        table = self.objects[resource]
+        self._replace(table, key, table.get(key), obj)
+
+    def _replace(
+        self, table: dict[ObjectKey, Stored], key: ObjectKey, old: Stored | None, new: Stored | None
+    ) -> None:
+        self.encoded_bytes += _encoded_size(new) - _encoded_size(old)
+        if new is None:
+            table.pop(key, None)
         else:
-            self.objects[resource][key] = obj
+            table[key] = new
 
     def keys(self, resource: Resource) -> Iterable[ObjectKey]:
         return self.objects[resource].keys()
@@ -130,7 +139,7 @@ class ClusterState:
             table = self.objects[resource]
             gone = [k for k in table if partition_for(k, count) in partitions]
             for key in gone:
-                del table[key]
+                self._replace(table, key, table[key], None)
             dropped += [(resource, key) for key in gone]
         return dropped
 

@@ -69,3 +69,22 @@ def test_more_objects_than_the_cache_holds_all_read_correctly() -> None:
             f"10.1.0.{i}" for i in range(10)
         ]
     assert len(s.cache) == 3
+
+
+def test_the_state_counts_the_bytes_it_holds_through_replaces_deletes_and_drops() -> None:
+    s = state.ClusterState()
+    first, second = encoded(pod("1")), encoded(pod("2", ip="10.1.0.22"))
+    other = encoded({**pod("3"), "metadata": {"name": "db-0", "namespace": "data",
+                                               "resourceVersion": "3"}})  # fmt: skip
+    s.apply(Resource.PODS, KEY, first)
+    s.put(Resource.PODS, ObjectKey("data/db-0"), other)
+    assert s.encoded_bytes == len(first.value) + len(other.value)
+
+    s.apply(Resource.PODS, KEY, second)
+    assert s.encoded_bytes == len(second.value) + len(other.value)
+
+    s.put(Resource.PODS, KEY, None)
+    assert s.encoded_bytes == len(other.value)
+
+    s.drop_partitions([Resource.PODS], partitions=set(range(6)), count=6)
+    assert (s.size(), s.encoded_bytes) == (0, 0)
