@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
 from schemas.sd_config import ScrapeJob
-from schemas.topics import Resource, object_topic, targets_topic
+from schemas.topics import ObjectKey, Resource, object_topic, partition_for, targets_topic
 from sdstream import consume
 from tests.integration import events, kafka_helpers
 from tests.integration.conftest import unique
@@ -237,14 +237,20 @@ async def test_poison_records_are_skipped_and_counted(
                                "observed_at": 0, "object": {}})  # fmt: skip
         await writer.raw("c1", Resource.PODS, b"x/future", future)
         await writer.put("c1", Resource.PODS, pod("a", "good", "10.244.4.1"))
+        # A bad record after a good one of the same key (raw writes go to partition 0)
+        # must not replace it.
+        assert partition_for(ObjectKey("a/good"), events.PARTITIONS) == 0
+        await writer.raw("c1", Resource.PODS, b"a/good", b"{not json")
         config = settings(kafka_bootstrap, topic_prefix, POD_JOB, group=unique("g"))
         async with consumer(config) as running:
             found = await running.until("pods", lambda e: len(e) == 1)
             assert addresses(found) == ["10.244.4.1:8080"]
-            assert running.metric("sdstream_fold_records_skipped_total", reason="json") == 1
+            assert running.metric("sdstream_fold_records_skipped_total", reason="json") == 2
             assert (
                 running.metric("sdstream_fold_records_skipped_total", reason="schema_version") == 1
             )
+            assert running.metric("sdstream_fold_objects") == 1
+            assert running.metric("sdstream_fold_state_bytes") > 0
 
 
 def test_bad_config_stops_at_start_naming_the_field(tmp_path: pytest.TempPathFactory) -> None:
