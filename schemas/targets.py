@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -58,6 +59,12 @@ def encode(group: TargetGroup) -> bytes:
         },
         option=orjson.OPT_SORT_KEYS,
     )
+
+
+def digest(value: bytes) -> bytes:
+    """16 bytes standing for a record value (encoding is canonical, so for its group):
+    readers that only compare groups keep this instead of the record."""
+    return hashlib.blake2b(value, digest_size=16).digest()
 
 
 def decode(value: bytes) -> TargetGroup:

@@ -12,7 +12,7 @@ Pure: no Kafka, no logging; builder failures are returned, not raised.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -25,6 +25,7 @@ from schemas.targets import TargetGroup
 from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
 
 V = TypeVar("V")
+D = TypeVar("D")
 Owner = tuple[int, str, ObjectKey]  # (view position, cluster, key of the role's object)
 
 
@@ -218,17 +219,19 @@ class Fold:
 
 def diff(
     desired: Iterable[tuple[TargetKey, V]],
-    published: Mapping[TargetKey, V],
+    published: Mapping[TargetKey, D],
     *,
+    fingerprint: Callable[[V], D],
     owned: set[TargetKey] | None = None,
 ) -> Iterator[tuple[TargetKey, V | None]]:
-    """What to write so the topic holds `desired`: upserts where it differs, then tombstones
-    (None) for published keys no longer desired. `owned` limits tombstones to this member's
-    keys. Lazy, so a caller can encode each desired value only as it is written."""
+    """What to write so the topic holds `desired`: upserts where the value's fingerprint
+    differs from the published one, then tombstones (None) for published keys no longer
+    desired. `owned` limits tombstones to this member's keys. Lazy, so a caller can encode
+    each desired value only as it is written."""
     seen: set[TargetKey] = set()
     for key, value in desired:
         seen.add(key)
-        if published.get(key) != value:
+        if published.get(key) != fingerprint(value):
             yield key, value
     gone = published.keys() - seen
     if owned is not None:

@@ -344,11 +344,11 @@ class FoldLoop:
         built = len(self.fold.groups)
         logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
                     extra={"groups": built})  # fmt: skip
-        published = await kafka_published.read_latest(self._kafka, self._targets)
+        published = await kafka_published.read_digests(self._kafka, self._targets)
         owns = self.owners.owns
-        # Compared as record bytes (encoding is canonical), each encoded only as it is
-        # written: parsing the whole topic took longer than the build, and holding every
-        # desired value at once added the size of the topic to the peak.
+        # Compared as digests of record bytes (encoding is canonical), each group encoded
+        # only as it is written: parsing the whole topic took longer than the build, and
+        # holding its values, or every desired value at once, added its size to the peak.
         owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
         held = {k: v for k, v in published.items() if owns(k)}
         orphans = await self._orphans(published.keys() - held.keys())
@@ -356,7 +356,8 @@ class FoldLoop:
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip
-        return itertools.chain(folds.diff(desired, held), ((k, None) for k in orphans))
+        changed = folds.diff(desired, held, fingerprint=targets.digest)
+        return itertools.chain(changed, ((k, None) for k in orphans))
 
     async def _orphans(self, unowned: Iterable[TargetKey]) -> list[TargetKey]:
         """Published groups of clusters whose namespaced topics are all gone (a deleted

@@ -11,7 +11,6 @@ Bad records are not exceptions to the caller of `apply_records`: they come back 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -131,7 +130,7 @@ class Held:
             group.cluster,
             len(group.targets),
             targets.http_sd_fragment(group),
-            hashlib.blake2b(value, digest_size=16).digest(),
+            targets.digest(value),
         )
 
 

@@ -329,7 +329,10 @@ def test_diff_upserts_what_differs_and_tombstones_what_is_gone() -> None:
     desired = dict(f.groups)
     stale = {**desired, "nodes/c1/node/old": next(iter(desired.values()))}
 
-    assert list(fold.diff(desired.items(), desired)) == []
-    assert list(fold.diff(desired.items(), stale)) == [("nodes/c1/node/old", None)]
-    assert list(fold.diff(desired.items(), stale, owned=set())) == []
-    assert [key for key, _ in fold.diff(desired.items(), {})] == list(desired)
+    same = fold.diff(desired.items(), desired, fingerprint=lambda g: g)
+    assert list(same) == []
+    gone = fold.diff(desired.items(), stale, fingerprint=lambda g: g)
+    assert list(gone) == [("nodes/c1/node/old", None)]
+    assert list(fold.diff(desired.items(), stale, fingerprint=lambda g: g, owned=set())) == []
+    new = fold.diff(desired.items(), {}, fingerprint=lambda g: g)
+    assert [key for key, _ in new] == list(desired)
