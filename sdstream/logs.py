@@ -28,6 +28,24 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RetriableAsWarning(logging.Filter):
+    """aiokafka logs a failed group-coordinator lookup at ERROR even when it retries, as it
+    does on every first start against a fresh broker (no __consumer_offsets topic yet).
+    Such a line says nothing is wrong yet, so it is logged as a warning; errors it does
+    not retry stay errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.msg == "Group Coordinator Request failed: %s"
+            and isinstance(record.args, tuple)
+            and record.args
+            and getattr(record.args[0], "retriable", False) is True
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup(*, level: str = "INFO", json: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -39,4 +57,7 @@ def setup(*, level: str = "INFO", json: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, RetriableAsWarning) for f in coordinator.filters):
+        coordinator.addFilter(RetriableAsWarning())
     logging.getLogger("kubernetes").setLevel(max(root.level, logging.WARNING))

@@ -1,0 +1,50 @@
+"""Log lines as an operator reads them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import errors
+
+from sdstream import logs
+
+COORDINATOR = "aiokafka.consumer.group_coordinator"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def lookup_failed(caplog: pytest.LogCaptureFixture, err: Exception) -> logging.LogRecord:
+    logs.setup()
+    logger = logging.getLogger(COORDINATOR)
+    logger.addHandler(caplog.handler)
+    try:
+        logger.error("Group Coordinator Request failed: %s", err)
+    finally:
+        logger.removeHandler(caplog.handler)
+    (record,) = [r for r in caplog.records if r.name == COORDINATOR]
+    return record
+
+
+def test_a_coordinator_lookup_that_is_retried_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    record = lookup_failed(caplog, errors.GroupCoordinatorNotAvailableError())
+
+    assert record.levelname == "WARNING"
+
+
+def test_a_coordinator_lookup_that_is_not_retried_stays_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    record = lookup_failed(caplog, errors.GroupAuthorizationFailedError())
+
+    assert record.levelname == "ERROR"
