@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -28,19 +28,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+# aiokafka lines logged at ERROR although the client retries; the error is the last arg.
+RETRIED: Final = {
+    ("aiokafka.consumer.group_coordinator", "Group Coordinator Request failed: %s"),
+    ("aiokafka.consumer.fetcher", "Failed fetch offsets from %s: %s"),
+}
+
+
 class RetriableAsWarning(logging.Filter):
-    """aiokafka logs a failed group-coordinator lookup at ERROR even when it retries, as it
-    does on every first start against a fresh broker (no __consumer_offsets topic yet).
-    Such a line says nothing is wrong yet, so it is logged as a warning; errors it does
-    not retry stay errors."""
+    """aiokafka logs some failed requests at ERROR even when it retries them, as on every
+    first start against a fresh broker (no __consumer_offsets topic yet, partitions of
+    new topics without a leader for a moment). Such a line says nothing is wrong yet, so
+    it is logged as a warning; errors that are not retriable stay errors."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if (
             record.levelno == logging.ERROR
-            and record.msg == "Group Coordinator Request failed: %s"
+            and (record.name, record.msg) in RETRIED
             and isinstance(record.args, tuple)
             and record.args
-            and getattr(record.args[0], "retriable", False) is True
+            and getattr(record.args[-1], "retriable", False) is True
         ):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
@@ -57,7 +64,8 @@ def setup(*, level: str = "INFO", json: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
-    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
-    if not any(isinstance(f, RetriableAsWarning) for f in coordinator.filters):
-        coordinator.addFilter(RetriableAsWarning())
+    for name in {name for name, _ in RETRIED}:
+        retrying = logging.getLogger(name)
+        if not any(isinstance(f, RetriableAsWarning) for f in retrying.filters):
+            retrying.addFilter(RetriableAsWarning())
     logging.getLogger("kubernetes").setLevel(max(root.level, logging.WARNING))

@@ -22,16 +22,22 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def lookup_failed(caplog: pytest.LogCaptureFixture, err: Exception) -> logging.LogRecord:
+def logged(
+    caplog: pytest.LogCaptureFixture, name: str, msg: str, *args: object
+) -> logging.LogRecord:
     logs.setup()
-    logger = logging.getLogger(COORDINATOR)
+    logger = logging.getLogger(name)
     logger.addHandler(caplog.handler)
     try:
-        logger.error("Group Coordinator Request failed: %s", err)
+        logger.error(msg, *args)
     finally:
         logger.removeHandler(caplog.handler)
-    (record,) = [r for r in caplog.records if r.name == COORDINATOR]
+    (record,) = [r for r in caplog.records if r.name == name]
     return record
+
+
+def lookup_failed(caplog: pytest.LogCaptureFixture, err: Exception) -> logging.LogRecord:
+    return logged(caplog, COORDINATOR, "Group Coordinator Request failed: %s", err)
 
 
 def test_a_coordinator_lookup_that_is_retried_is_a_warning(
@@ -46,5 +52,21 @@ def test_a_coordinator_lookup_that_is_not_retried_stays_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     record = lookup_failed(caplog, errors.GroupAuthorizationFailedError())
+
+    assert record.levelname == "ERROR"
+
+
+def test_an_offset_lookup_on_a_partition_without_a_leader_yet_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    record = logged(caplog, "aiokafka.consumer.fetcher", "Failed fetch offsets from %s: %s", 1,
+                    errors.NotLeaderForPartitionError())  # fmt: skip
+
+    assert record.levelname == "WARNING"
+
+
+def test_other_aiokafka_errors_stay_errors(caplog: pytest.LogCaptureFixture) -> None:
+    record = logged(caplog, "aiokafka.consumer.fetcher", "Unexpected error: %s",
+                    errors.NotLeaderForPartitionError())  # fmt: skip
 
     assert record.levelname == "ERROR"
