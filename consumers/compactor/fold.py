@@ -231,7 +231,8 @@ def diff(
     seen: set[TargetKey] = set()
     for key, value in desired:
         seen.add(key)
-        if published.get(key) != fingerprint(value):
+        old = published.get(key)
+        if old is None or old != fingerprint(value):  # a new key needs no fingerprint
             yield key, value
     gone = published.keys() - seen
     if owned is not None:
