@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from consumers import kafka_reading
 from schemas import targets
 from schemas.config import KafkaSettings
 from schemas.topics import TargetKey
@@ -48,10 +49,8 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
         consumer.unsubscribe()
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
         held: dict[TargetKey, bytes] = {}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(*tps, timeout_ms=200, max_records=10000)
+        async for batch, _ in kafka_reading.batches_to_end(consumer, tps, max_records=10000):
             for records in batch.values():
                 _apply(held, records)
         return held

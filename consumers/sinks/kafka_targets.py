@@ -5,10 +5,9 @@ Every sink replica reads the small compacted topic from the beginning on its own
 makes HTTP SD survive restarts: a new process rebuilds the same view from the topic and
 serves the same answer as soon as it has caught up.
 
-Caught up means `position(tp) >= end_offsets(tp)` for the end offsets seen at start, for
-every partition (the last offsets may be compacted away or be markers, so the last
-record's offset is never compared). Until then listeners hear nothing and readiness says
-why; at catch-up they hear every job once, then each batch's changed jobs.
+Caught up (`consumers.kafka_reading`): every partition read to the end offsets seen at
+start. Until then listeners hear nothing and readiness says why; at catch-up they hear
+every job once, then each batch's changed jobs.
 
 Bad records are counted by reason, logged with topic[partition]@offset, and skipped.
 The partition count is read once: targets topics never grow partitions (keys would move).
@@ -19,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from consumers import heap
+from consumers import heap, kafka_reading
+from consumers.kafka_reading import Batch
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
 from schemas.config import KafkaSettings
@@ -35,7 +35,6 @@ from schemas.topics import targets_topic
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[frozenset[str]], Awaitable[None]]
-Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
 class TargetsReadFailed(Exception):
@@ -126,12 +125,10 @@ class TargetsReader:
 
     async def _catch_up(self, consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> None:
         started = time.monotonic()
-        end: dict[TopicPartition, int] = await consumer.end_offsets(parts)
-        behind = [tp for tp in parts if await consumer.position(tp) < end[tp]]
-        while behind:
-            self._behind = f"reading {self.topic}: {len(behind)} of {len(parts)} partitions"
-            self._fold(await consumer.getmany(*behind, timeout_ms=500))
-            behind = [tp for tp in behind if await consumer.position(tp) < end[tp]]
+        self._behind = f"reading {self.topic}: {len(parts)} partitions"
+        async for batch, behind in kafka_reading.batches_to_end(consumer, parts):
+            self._behind = f"reading {self.topic}: {behind} of {len(parts)} partitions"
+            self._fold(batch)
         jobs = frozenset(self.view.jobs())
         await self._notify(jobs)  # sinks hold the whole topic before anyone calls us ready
         self._caught_up.set()
