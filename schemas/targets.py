@@ -79,14 +79,16 @@ def http_sd_fragment(group: TargetGroup | Group) -> bytes:
     every group: `b"[" + b",".join(fragments) + b"]"` is what `orjson.dumps` of all the
     entries gives.
     """
+    # One dumps per entry: sorted keys put "labels" before "targets", and entries with the
+    # same address then order by their labels' JSON, as the entries themselves do.
     rendered = []
-    for entry in http_sd_entries(group):
-        address = orjson.dumps(entry["targets"])
-        labels = orjson.dumps(entry["labels"], option=orjson.OPT_SORT_KEYS)
-        rendered.append((address, labels))
+    for target in group.targets:
+        labels = {**group.labels, **target}
+        address = labels.pop("__address__", "")
+        entry = {"labels": labels, "targets": [address]}
+        rendered.append((orjson.dumps(address), orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)))
     rendered.sort()
-    return b",".join(b'{"labels":%s,"targets":%s}' % (labels, address)
-                     for address, labels in rendered)  # fmt: skip
+    return b",".join(entry for _, entry in rendered)
 
 
 def http_sd_document(fragments: Iterable[bytes]) -> list[bytes]:
