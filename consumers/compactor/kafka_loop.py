@@ -360,27 +360,24 @@ class FoldLoop:
         return itertools.chain(changed, ((k, None) for k in orphans))
 
     async def _orphans(self, unowned: Iterable[TargetKey]) -> list[TargetKey]:
-        """Published groups of clusters this consumer group does not read: deleted ones
-        (their namespaced topics are gone) and ones taken out of `clusters` or
-        `cluster_pattern`. Nobody owns their partitions, so the member holding partition 0
-        of the first matching topic tombstones them (every member, if none is left). The
-        targets topic belongs to one consumer group, as it does for jobs: groups of a job
-        taken out of the config are tombstoned by the full sync too. Liveness is judged
-        on fresh metadata matched against the pattern, not on the subscription, which
-        can lag it by a metadata refresh."""
+        """Published groups of clusters whose namespaced topics are all gone (a deleted
+        cluster): their partitions are nobody's, so the member holding partition 0 of
+        the first subscribed topic tombstones them (every member, if none is left).
+        Liveness is judged on fresh metadata of every topic, not only subscribed ones."""
         consumer = self._group_consumer
         if consumer is None:
             return []
         topics = await consumer.topics()
-        subscribed = sorted(t for t in topics if re.match(self._group_pattern, t))
-        live = {parsed[0] for topic in subscribed
-                if (parsed := parse_object_topic(self._prefix, topic)) is not None}  # fmt: skip
+        live = {parsed[0] for topic in topics
+                if (parsed := parse_object_topic(self._prefix, topic)) is not None
+                and parsed[1] in NAMESPACED}  # fmt: skip
         orphans = ownership.orphaned(unowned, live)
+        subscribed = sorted(t for t in topics if re.match(self._group_pattern, t))
         janitor = not subscribed or TopicPartition(subscribed[0], 0) in self._owned
         if not orphans or not janitor:
             return []
-        logger.info("Tombstoning %d groups of clusters this consumer does not read.",
-                    len(orphans), extra={"orphans": len(orphans)})  # fmt: skip
+        logger.info("Tombstoning %d groups of clusters without topics.", len(orphans),
+                    extra={"orphans": len(orphans)})  # fmt: skip
         return orphans
 
     async def _send(self, producer: AIOKafkaProducer, writes: Iterable[Write]) -> int:

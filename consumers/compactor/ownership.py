@@ -6,8 +6,7 @@ cluster. A group is owned by the member holding its object's partition; node gro
 built by every member from the global nodes table, are owned by the member holding the
 partition their name hashes to. So each group has exactly one publisher.
 
-A cluster whose namespaced topics were all deleted, or that the consumer no longer reads
-(taken out of its cluster list or pattern), has no partitions here, so no owner: its
+A cluster whose namespaced topics were all deleted has no partitions, so no owner: its
 published groups are orphans, tombstoned by one member (see `kafka_loop`).
 """
 
@@ -51,5 +50,5 @@ class Ownership:
 
 
 def orphaned(keys: Iterable[TargetKey], live_clusters: set[str]) -> list[TargetKey]:
-    """Keys of clusters not among the live ones, sorted: nobody owns them now."""
+    """Keys of clusters with no namespaced topic left, sorted: nobody owns them now."""
     return sorted(key for key in keys if parse_target_key(key)[1] not in live_clusters)

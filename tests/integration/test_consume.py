@@ -195,30 +195,6 @@ async def test_a_deleted_clusters_groups_are_tombstoned(
     assert final[b"pods/east/pod/a/web-0"] is not None
 
 
-async def test_a_cluster_taken_out_of_the_config_is_tombstoned_at_restart(
-    kafka_bootstrap: str, topic_prefix: str
-) -> None:
-    """Its topics still exist, but no consumer reads them any more: its groups must not
-    stay served as stale targets."""
-    for cluster in ("east", "west"):
-        await events.create_topics(kafka_bootstrap, topic_prefix, cluster)
-    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
-        await writer.put("east", Resource.PODS, pod("a", "web-0", "10.244.5.1"))
-        await writer.put("west", Resource.PODS, pod("a", "web-0", "10.244.5.2"))
-    both = settings(kafka_bootstrap, topic_prefix, POD_JOB, group=unique("g"))
-    async with consumer(both) as running:
-        await running.until("pods", lambda e: len(e) == 2)
-
-    east_only = both.model_copy(update={"clusters": ("east",), "group_id": unique("g")})
-    async with consumer(east_only) as running:
-        found = await running.until("pods", lambda e: len(e) == 1)
-        assert [e["labels"]["cluster"] for e in found] == ["east"]
-
-    final = {r.key: r.value for r in await records(kafka_bootstrap, topic_prefix)}
-    assert final[b"pods/west/pod/a/web-0"] is None
-    assert final[b"pods/east/pod/a/web-0"] is not None
-
-
 async def test_two_consumers_in_a_group_publish_what_one_publishes(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
