@@ -10,10 +10,10 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from schemas.sd_config import ScrapeJob
-from schemas.topics import Resource, check_name
+from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -133,12 +133,33 @@ class ConsumerSettings(BaseModel):
         None, description="For jobs with namespaces.own_namespace: where this consumer runs"
     )
     targets_partitions: int = Field(6, ge=1, description="Partitions of <prefix>.targets")
+    targets_topic: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Topic of this consumer group's target groups; default <prefix>.targets. "
+        "A group owns its targets topic: consumers that read the same clusters with other "
+        "jobs need one of their own",
+    )
     file_sd_dir: Path | None = Field(None, description="Write one file SD JSON file per job")
     scrape_configs: tuple[ScrapeJob, ...] = Field(
         (), description="Jobs, as Prometheus scrape_configs with kubernetes_sd_configs"
     )
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings(port=8081)
+
+    @model_validator(mode="after")
+    def _targets_topic_is_no_object_topic(self) -> ConsumerSettings:
+        topic = self.targets_topic
+        if topic is not None and (
+            topic in (".", "..") or parse_object_topic(self.kafka.topic_prefix, topic)
+        ):
+            raise ValueError(f"targets_topic {topic!r} would be read as an object topic")
+        return self
+
+    @property
+    def targets(self) -> str:
+        """The targets topic's name (`targets_topic`, or `<prefix>.targets`)."""
+        return self.targets_topic or targets_topic(self.kafka.topic_prefix)
 
     @field_validator("scrape_configs")
     @classmethod

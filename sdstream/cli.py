@@ -182,7 +182,8 @@ def _consume_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="fold object topics into target groups; serve HTTP SD and file SD",
         description="Read <prefix>.<cluster>.<resource> topics, build the target groups of "
         "the jobs in the config file (Prometheus scrape_configs with kubernetes_sd_configs), "
-        "publish them to <prefix>.targets, and serve them over HTTP SD (/http_sd/<job>) and "
+        "publish them to <prefix>.targets (or the config's targets_topic), and serve them "
+        "over HTTP SD (/http_sd/<job>) and "
         "as file SD files. Settings: flags > SDSTREAM_* variables > the config file.",
     )
     consume.add_argument("--config", type=Path, help="YAML: settings and scrape_configs")

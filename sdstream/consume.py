@@ -40,6 +40,7 @@ def build_loop(config: ConsumerSettings, registry: CollectorRegistry) -> kafka_l
         clusters=config.clusters,
         cluster_pattern=config.cluster_pattern,
         targets_partitions=config.targets_partitions,
+        targets_topic=config.targets,
     )
 
 
@@ -56,8 +57,9 @@ async def serve(
     if config.mode in ("all", "serve"):
         names = [job.job_name for job in config.scrape_configs]
         sinks = sinks_runner.build(
-            config.kafka, registry=registry, jobs=names, file_sd_dir=config.file_sd_dir
-        )
+            config.kafka, registry=registry, jobs=names, file_sd_dir=config.file_sd_dir,
+            topic=config.targets,
+        )  # fmt: skip
 
     def unready() -> str | None:
         return (loop.unready_reason() if loop else None) or (

@@ -54,8 +54,9 @@ class TargetsReader:
         metrics: sink_metrics.SinkMetrics,
         listeners: Sequence[Listener] = (),
         retry_s: float = 2.0,
+        topic: str | None = None,
     ) -> None:
-        self.topic = targets_topic(settings.topic_prefix)
+        self.topic = topic or targets_topic(settings.topic_prefix)
         self.view = view
         self._settings = settings
         self._metrics = metrics

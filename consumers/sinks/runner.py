@@ -41,8 +41,10 @@ def build(
     jobs: Iterable[str] = (),
     file_sd_dir: Path | None = None,
     retry_s: float = 2.0,
+    topic: str | None = None,
 ) -> Sinks:
-    """Sinks reading `<kafka.topic_prefix>.targets`; `jobs` are the configured job names.
+    """Sinks reading `topic` (default `<kafka.topic_prefix>.targets`); `jobs` are the
+    configured job names.
 
     Configured jobs answer `[]` (HTTP SD) and get a `[]` file (file SD) while they have no
     groups, instead of 404 / no file; jobs seen in the topic are known anyway.
@@ -57,6 +59,6 @@ def build(
         files = file_sd.FileSd(file_sd_dir, view=view, metrics=metrics)
         listeners.append(files.update)
     reader = kafka_targets.TargetsReader(
-        kafka, view=view, metrics=metrics, listeners=listeners, retry_s=retry_s
+        kafka, view=view, metrics=metrics, listeners=listeners, retry_s=retry_s, topic=topic
     )
     return Sinks(view, reader, sd, files, metrics)

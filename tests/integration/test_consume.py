@@ -147,6 +147,33 @@ async def test_a_restart_publishes_nothing_new_and_catches_deletes_made_while_do
     assert [(r.key, r.value) for r in after[len(before) :]] == [(b"pods/c1/pod/ns0/p0", None)]
 
 
+async def test_two_consumer_groups_with_other_jobs_keep_to_their_own_targets_topics(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Team A folds pods, team B nodes, from the same cluster. Sharing one targets topic,
+    each group's full sync would tombstone the other's jobs; with `targets_topic` each
+    owns its own, and restarts leave the other's groups alone."""
+    await events.create_topics(kafka_bootstrap, topic_prefix, "c1")
+    team_a = settings(kafka_bootstrap, topic_prefix, POD_JOB, group=unique("a"))
+    team_b = settings(kafka_bootstrap, topic_prefix, NODE_JOB, group=unique("b")).model_copy(
+        update={"targets_topic": f"{topic_prefix}-team-b.targets"}
+    )
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("c1", Resource.NODES, node("n1", "10.1.0.1"))
+        await writer.put("c1", Resource.PODS, pod("a", "web-0", "10.244.6.1"))
+        async with consumer(team_a) as a, consumer(team_b) as b:
+            await a.until("pods", lambda e: len(e) == 1)
+            await b.until("nodes", lambda e: len(e) == 1)
+        async with consumer(team_a) as a, consumer(team_b) as b:  # full syncs again
+            assert addresses(await a.targets("pods")) == ["10.244.6.1:8080"]
+            assert len(await b.targets("nodes")) == 1
+
+    a_records = await records(kafka_bootstrap, topic_prefix)
+    b_records = await kafka_helpers.read_all(kafka_bootstrap, f"{topic_prefix}-team-b.targets")
+    assert [(r.key, r.value is None) for r in a_records] == [(b"pods/c1/pod/a/web-0", False)]
+    assert [(r.key, r.value is None) for r in b_records] == [(b"nodes/c1/node/n1", False)]
+
+
 async def test_two_clusters_feed_one_job_each_with_its_cluster_label(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:

@@ -52,3 +52,24 @@ def test_unknown_keys_in_the_file_are_errors(tmp_path: Path) -> None:
 def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(settings.SettingsError, match="does not exist"):
         settings.load(settings.ProducerAppSettings, config_file=tmp_path / "nope.yml")
+
+
+def test_the_targets_topic_defaults_to_the_prefixs_and_can_be_named(tmp_path: Path) -> None:
+    config = tmp_path / "consumer.yml"
+    config.write_text("kafka: {topic_prefix: prod}\n")
+    assert settings.load(settings.ConsumerAppSettings, config_file=config).targets == "prod.targets"
+
+    config.write_text("kafka: {topic_prefix: prod}\ntargets_topic: team-a.targets\n")
+    loaded = settings.load(settings.ConsumerAppSettings, config_file=config)
+    assert loaded.targets == "team-a.targets"
+
+
+@pytest.mark.parametrize("topic", ["prod.east.pods", "no spaces", ".."])
+def test_a_targets_topic_that_kafka_or_the_fold_would_misread_is_refused(
+    tmp_path: Path, topic: str
+) -> None:
+    config = tmp_path / "consumer.yml"
+    config.write_text(f"kafka: {{topic_prefix: prod}}\ntargets_topic: '{topic}'\n")
+
+    with pytest.raises(settings.SettingsError, match="targets_topic"):
+        settings.load(settings.ConsumerAppSettings, config_file=config)
