@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from consumers.compactor import fold as folds
 from consumers.compactor import jobs, kafka_loop
 from consumers.compactor import metrics as fold_metrics
+from consumers.sinks import kafka_targets
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
 from sdstream import http, settings
@@ -77,15 +78,22 @@ async def serve(
                 tasks.create_task(sinks.reader.run(), name="sinks")
 
 
-async def _main(config: ConsumerSettings) -> None:
+async def _main(config: ConsumerSettings) -> int:
     task = asyncio.current_task()
     assert task is not None  # noqa: S101 - always set inside asyncio.run
     running = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         running.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await serve(config)
+    status = 0
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(config)
+    except* (kafka_loop.FoldFailed, kafka_targets.TargetsReadFailed) as failed:
+        for error in failed.exceptions:
+            logger.error("Stopping: %s", error)  # noqa: TRY400 - one line: Kafka said why
+        status = 1
     logger.info("Stopped.")
+    return status
 
 
 def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
@@ -105,5 +113,4 @@ def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
         if job.ignored_keys:
             logger.info("Job %s: %s are not applied by sdstream (the scraper applies them).",
                         job.job_name, ", ".join(job.ignored_keys))  # fmt: skip
-    asyncio.run(_main(config))
-    return 0
+    return asyncio.run(_main(config))

@@ -31,6 +31,7 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from consumers import heap
 from consumers.compactor import fold as folds
@@ -47,6 +48,7 @@ NAMESPACED = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTS, Resource.END
               Resource.INGRESSES, Resource.REPLICASETS, Resource.JOBS)  # fmt: skip
 GLOBAL = (Resource.NODES, Resource.NAMESPACES)
 TOPIC_CHECK_S = 5.0
+START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at start
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
 
@@ -66,6 +68,10 @@ class Progress:
         for tp in tps:
             self.ends.pop(tp, None)
             self.positions.pop(tp, None)
+
+
+class FoldFailed(RuntimeError):
+    """The fold cannot go on (Kafka refused what it needs); the message says what."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -113,6 +119,7 @@ class FoldLoop:
         self._owned: set[TopicPartition] = set()
         self._group_consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._kafka_problem: str | None = None
 
     # readiness -----------------------------------------------------------------------
 
@@ -130,6 +137,8 @@ class FoldLoop:
     def unready_reason(self) -> str | None:
         if self.ready():
             return None
+        if self._kafka_problem is not None:
+            return self._kafka_problem
         if not self._assigned_once or not self._global_complete:
             return "waiting for partition assignments"
         behind = sum({**self._group.behind(), **self._global.behind()}.values())
@@ -144,9 +153,7 @@ class FoldLoop:
     # run -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await kafka_published.ensure_topic(
-            self._kafka, self._targets, partitions=self._targets_partitions
-        )
+        await self._ensure_targets_topic()
         options = self._kafka.client_options()
         group = AIOKafkaConsumer(
             **options, group_id=self._group_id, enable_auto_commit=False,
@@ -181,6 +188,34 @@ class FoldLoop:
             await table.stop()
             await group.stop()
             await producer.stop()
+
+    async def _ensure_targets_topic(self) -> None:
+        """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
+        reached (it may start after us), retry with backoff and say so on /readyz."""
+        attempt = 0
+        while True:
+            try:
+                await kafka_published.ensure_topic(
+                    self._kafka, self._targets, partitions=self._targets_partitions
+                )
+            except (KafkaConnectionError, KafkaTimeoutError) as exc:
+                problem = f"{exc!r}"
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise FoldFailed(f"creating {self._targets}: {exc!r}") from exc
+                problem = f"{exc!r}"
+            except kafka_published.TopicRefused as exc:
+                raise FoldFailed(str(exc)) from exc
+            else:
+                self._kafka_problem = None
+                return
+            delay = min(START_RETRY_MAX_S, 0.5 * 2**attempt)
+            attempt += 1
+            self._kafka_problem = f"cannot reach Kafka at {self._kafka.bootstrap}: {problem}"
+            logger.warning("Cannot reach Kafka at %s (%s); retrying in %.1f s.",
+                           self._kafka.bootstrap, problem, delay,
+                           extra={"attempt": attempt})  # fmt: skip
+            await asyncio.sleep(delay)
 
     # group-partitioned topics ----------------------------------------------------------
 

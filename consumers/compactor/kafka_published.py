@@ -19,8 +19,12 @@ from schemas.topics import TargetKey
 TOPIC_EXISTS = 36  # Kafka error code
 
 
+class TopicRefused(RuntimeError):
+    """Kafka answered the creation of a topic with an error."""
+
+
 async def ensure_topic(kafka: KafkaSettings, topic: str, *, partitions: int) -> None:
-    """Create the compacted topic unless it exists; a refusal is a RuntimeError."""
+    """Create the compacted topic unless it exists; a refusal is `TopicRefused`."""
     admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
@@ -29,7 +33,7 @@ async def ensure_topic(kafka: KafkaSettings, topic: str, *, partitions: int) -> 
         response = await admin.create_topics([new])
         for name, code, *_ in response.topic_errors:
             if code not in (0, TOPIC_EXISTS):
-                raise RuntimeError(f"cannot create {name}: Kafka error {code}")
+                raise TopicRefused(f"cannot create {name}: Kafka error {code}")
     finally:
         await admin.close()
 

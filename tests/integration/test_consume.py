@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -287,3 +288,33 @@ def test_bad_config_stops_at_start_naming_the_field(tmp_path: pytest.TempPathFac
     config.write_text("scrape_configs:\n  - job_name: pods\n    kubernetes_sd_configs:\n"
                       "      - role: pods\n")  # fmt: skip
     assert consume.main(config_file=config, overrides={}) == 2
+
+
+async def test_kafka_unreachable_at_start_is_retried_and_readyz_says_why(
+    topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kafka may start after the consumer (compose, Kubernetes): no crash, a reason."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{s.getsockname()[1]}"  # a closed port on loopback
+    config = settings(nobody, topic_prefix, POD_JOB, group=unique("g"))
+    started: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(consume.serve(config, on_started=started.set_result))
+    try:
+        address = await asyncio.wait_for(started, 10)
+
+        def retries() -> int:
+            return sum("retrying in" in r.getMessage() for r in caplog.records
+                       if r.name.startswith("consumers.compactor"))  # fmt: skip
+
+        async with asyncio.timeout(20):
+            while retries() < 2:  # noqa: ASYNC110 - polling the log
+                await asyncio.sleep(0.1)
+        ready = await fetch(address, path="/readyz")
+        assert ready.status == 503
+        assert f"cannot reach Kafka at {nobody}" in ready.body.decode()
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
