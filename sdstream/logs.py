@@ -28,18 +28,22 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-# aiokafka lines logged at ERROR although the client retries; the error is the last arg.
+# aiokafka lines logged at ERROR although the client (or sdstream, for bootstrap) retries;
+# the error is the last arg.
 RETRIED: Final = {
     ("aiokafka.consumer.group_coordinator", "Group Coordinator Request failed: %s"),
     ("aiokafka.consumer.fetcher", "Failed fetch offsets from %s: %s"),
+    ("aiokafka", 'Unable connect to "%s:%s": %s'),
+    ("aiokafka", "Unable connect to node with id %s: %s"),
 }
 
 
 class RetriableAsWarning(logging.Filter):
-    """aiokafka logs some failed requests at ERROR even when it retries them, as on every
+    """aiokafka logs some failed requests at ERROR even when they are retried, as on every
     first start against a fresh broker (no __consumer_offsets topic yet, partitions of
-    new topics without a leader for a moment). Such a line says nothing is wrong yet, so
-    it is logged as a warning; errors that are not retriable stay errors."""
+    new topics without a leader for a moment) or while Kafka is not up yet. Such a line
+    says nothing is wrong yet, so it is logged as a warning; errors that are not
+    retriable stay errors."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if (
@@ -47,10 +51,16 @@ class RetriableAsWarning(logging.Filter):
             and (record.name, record.msg) in RETRIED
             and isinstance(record.args, tuple)
             and record.args
-            and getattr(record.args[-1], "retriable", False) is True
+            and _retriable(record.args[-1])
         ):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+def _retriable(error: object) -> bool:
+    """Kafka's retriable errors, and refused or dropped connections (sdstream's readers
+    and writers retry those, and readiness says why meanwhile)."""
+    return isinstance(error, OSError) or getattr(error, "retriable", False) is True
 
 
 def setup(*, level: str = "INFO", json: bool = False) -> None:

@@ -70,3 +70,10 @@ def test_other_aiokafka_errors_stay_errors(caplog: pytest.LogCaptureFixture) -> 
                     errors.NotLeaderForPartitionError())  # fmt: skip
 
     assert record.levelname == "ERROR"
+
+
+def test_a_refused_connection_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    record = logged(caplog, "aiokafka", 'Unable connect to "%s:%s": %s', "127.0.0.1", 9092,
+                    ConnectionRefusedError(111, "Connect call failed"))  # fmt: skip
+
+    assert record.levelname == "WARNING"
