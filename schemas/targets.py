@@ -91,6 +91,24 @@ def http_sd_fragment(group: TargetGroup | Group) -> bytes:
     return b",".join(entry for _, entry in rendered)
 
 
+_NEXT_ENTRY = b'},{"labels":'  # only between entries: inside them, quotes are escaped
+_TARGETS = b'},"targets":['  # where an entry's labels end and its one address starts
+
+
+def fragment_entries(fragment: bytes) -> list[tuple[str, bytes]]:
+    """The (address, entry JSON) pairs of an `http_sd_fragment`, in its order."""
+    if not fragment:
+        return []
+    pieces = fragment.split(_NEXT_ENTRY)
+    last = len(pieces) - 1
+    out: list[tuple[str, bytes]] = []
+    for i, piece in enumerate(pieces):
+        entry = (b'{"labels":' if i else b"") + piece + (b"}" if i < last else b"")
+        address: str = orjson.loads(entry.rpartition(_TARGETS)[2][:-2])  # '"addr"]}'
+        out.append((address, entry))
+    return out
+
+
 def http_sd_document(fragments: Iterable[bytes]) -> list[bytes]:
     """The HTTP SD / file SD document made of `fragments`, in pieces to write one after
     another (joining hundreds of MiB only to write them out again is a copy too many):

@@ -6,6 +6,11 @@ Pure: a request (path, query, headers) in, a `Reply` out; the socket is `sdstrea
   entry per target (the format cannot carry per-target labels), 200 with `[]` when a known
   job has none. Entries are sorted by group key, then by target, and labels by name, so
   the body, and its ETag, only change when the targets do; `If-None-Match` gives 304.
+- `&shards=N&shard=I`: only the targets Prometheus's `hashmod` of `__address__` with
+  modulus N puts in shard I, so N scrapers each fetch (and hold) their share instead of
+  all of it and dropping the rest by relabeling. Bad values: 400. A shard's body is
+  computed once per change of the job, from the groups' fragments (~2.4 us per target
+  of the job: 0.7 s at 300k), then cached like the others.
 - Unknown job: 404 (Prometheus counts a failure and keeps its last targets).
 - Before the reader has caught up with the topic: 503 for everything, for the same
   reason: a partial list would make Prometheus drop live targets ("stale beats partial").
@@ -25,11 +30,11 @@ from urllib.parse import quote, unquote
 import orjson
 
 from consumers.sinks import view as views
-from schemas.targets import TargetGroup, http_sd_document, http_sd_fragment
+from schemas.targets import TargetGroup, fragment_entries, http_sd_document, http_sd_fragment
 
 PREFIX = "/http_sd"
 CONTENT_TYPE = "application/json"
-_CACHE_LIMIT = 1024  # ?cluster= combinations are caller-chosen: bound what they can pin
+_CACHE_LIMIT = 1024  # ?cluster= and shard combinations are caller-chosen: bound what they pin
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +53,53 @@ def render(groups: Iterable[TargetGroup]) -> bytes:
     return b"".join(http_sd_document(map(http_sd_fragment, groups)))
 
 
-def etag(held: Iterable[views.Held]) -> str:
+def etag(held: Iterable[views.Held], *, salt: bytes = b"") -> str:
     """A tag of the groups a body is made of: hashing their digests, not a body of
-    hundreds of MiB, at every change."""
-    tags = hashlib.blake2b(digest_size=16)
+    hundreds of MiB, at every change (`salt`: what else selects the body, e.g. a shard)."""
+    tags = hashlib.blake2b(salt, digest_size=16)
     for group in held:
         tags.update(group.digest)
     return f'"{tags.hexdigest()}"'
+
+
+def hashmod(value: str, modulus: int) -> int:
+    """Prometheus's relabel `hashmod`: the last 8 bytes of the MD5 of the value, big-endian,
+    modulo `modulus`."""
+    digest = hashlib.md5(value.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[8:], "big") % modulus
+
+
+Shard = tuple[int, int]  # (shard, shards)
+
+
+class BadQuery(ValueError):
+    """A query parameter a client got wrong; answered 400 with the message."""
+
+
+def _shard(query: Mapping[str, Sequence[str]]) -> Shard | None:
+    """`shards=N&shard=I` (0 <= I < N), both or neither."""
+    given = {name: query[name] for name in ("shard", "shards") if name in query}
+    if not given:
+        return None
+    try:
+        shard, shards = (int(given[name][-1]) for name in ("shard", "shards"))
+    except (KeyError, ValueError) as exc:
+        raise BadQuery("shard and shards go together, as integers") from exc
+    if not 0 <= shard < shards:
+        raise BadQuery(f"shard must be in 0..shards-1, got shard={shard} shards={shards}")
+    return shard, shards
+
+
+def sharded(held: Iterable[views.Held], shard: Shard) -> list[bytes]:
+    """The document of `held`, only with entries whose address hashes to `shard`."""
+    index, modulus = shard
+    kept = (
+        entry
+        for group in held
+        for address, entry in fragment_entries(group.fragment)
+        if hashmod(address, modulus) == index
+    )
+    return http_sd_document(kept)
 
 
 def matches(if_none_match: str, tag: str) -> bool:
@@ -79,7 +124,8 @@ class HttpSd:
     def __init__(self, view: views.TargetView, *, ready: Callable[[], bool]) -> None:
         self._view = view
         self._ready = ready
-        self._cache: dict[tuple[str, tuple[str, ...]], tuple[list[bytes], str]] = {}
+        self._cache: dict[tuple[str, tuple[str, ...], Shard | None], tuple[list[bytes], str]]
+        self._cache = {}
 
     def invalidate(self, jobs: Iterable[str]) -> None:
         gone = set(jobs)
@@ -102,21 +148,35 @@ class HttpSd:
         job = unquote(rest[1:])
         if not job:
             return _json(200, self._jobs())
+        return self._job(job, query=query, headers=headers)
+
+    def _job(
+        self, job: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
+    ) -> Reply:
         if not self._view.known(job):
             return _json(404, {"error": "unknown job", "job": job, "jobs": self._view.jobs()})
-        body, tag = self._body(job, _clusters(query))
+        try:
+            shard = _shard(query)
+        except BadQuery as exc:
+            return _json(400, {"error": str(exc)})
+        body, tag = self._body(job, _clusters(query), shard)
         if matches(headers.get("if-none-match", ""), tag):
             return Reply(304, (), {"ETag": tag})
         return Reply(200, body, {"Content-Type": CONTENT_TYPE, "ETag": tag})
 
-    def _body(self, job: str, clusters: tuple[str, ...]) -> tuple[list[bytes], str]:
-        cached = self._cache.get((job, clusters))
+    def _body(
+        self, job: str, clusters: tuple[str, ...], shard: Shard | None
+    ) -> tuple[list[bytes], str]:
+        cached = self._cache.get((job, clusters, shard))
         if cached is None:
-            body = self._view.document_parts(job, clusters=clusters)
-            cached = body, etag(self._view.held(job, clusters=clusters))
+            held = self._view.held(job, clusters=clusters)
+            if shard is None:
+                cached = self._view.document_parts(job, clusters=clusters), etag(held)
+            else:
+                cached = sharded(held, shard), etag(held, salt=b"%d/%d" % shard)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[job, clusters] = cached
+            self._cache[job, clusters, shard] = cached
         return cached
 
     def _jobs(self) -> list[dict[str, object]]:

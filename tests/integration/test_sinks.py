@@ -381,3 +381,60 @@ async def test_promtool_discovers_what_http_sd_serves(
 
 def _address(labels: dict[str, str]) -> str:
     return labels["__address__"]
+
+
+def _prometheus_config(path: Path, job: dict[str, Any]) -> tuple[Path, str]:
+    path.write_text(json.dumps({"scrape_configs": [job]}))
+    return path, job["job_name"]
+
+
+async def _promtool_targets(promtool: Path, config: tuple[Path, str]) -> list[Any]:
+    """promtool's check service-discovery of one job: discovered and relabeled labels."""
+    check = await asyncio.create_subprocess_exec(
+        promtool, "check", "service-discovery", *config, "--timeout=3s",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        stdout, stderr = await check.communicate()
+    assert check.returncode == 0, stderr.decode()
+    found: list[Any] = json.loads(stdout)
+    return found
+
+
+async def test_a_shard_is_what_prometheus_hashmod_relabeling_keeps(
+    kafka_bootstrap: str, topic_prefix: str, promtool: Path, tmp_path: Path
+) -> None:
+    """`?shards=3&shard=1` serves exactly the targets that a scraper fetching everything and
+    relabeling with `hashmod` on `__address__` (modulus 3) and `keep` 1 would keep."""
+    pods = [group("web", "east", f"web-{i}", f"10.0.{i}.1:80", f"10.0.{i}.2:9100")
+            for i in range(12)]  # fmt: skip
+    await targets(kafka_bootstrap, topic_prefix, [upsert(g) for g in pods])
+
+    async with sinks(kafka_bootstrap, topic_prefix) as running:
+        host, port = running.server.address
+        url = f"http://{host}:{port}/http_sd/web"
+        hashmod = [
+            {"source_labels": ["__address__"], "modulus": 3, "target_label": "__tmp_shard",
+             "action": "hashmod"},
+            {"source_labels": ["__tmp_shard"], "regex": "1", "action": "keep"},
+        ]  # fmt: skip
+        everything = _prometheus_config(
+            tmp_path / "relabel.yml",
+            {"job_name": "web", "http_sd_configs": [{"url": url}], "relabel_configs": hashmod},
+        )
+        one_shard = _prometheus_config(
+            tmp_path / "shard.yml",
+            {"job_name": "web", "http_sd_configs": [{"url": f"{url}?shards=3&shard=1"}]},
+        )
+        relabeled, served = await asyncio.gather(
+            _promtool_targets(promtool, everything), _promtool_targets(promtool, one_shard)
+        )  # fmt: skip
+
+    def addresses(found: list[Any], *, kept_only: bool) -> list[str]:
+        return sorted(t["discoveredLabels"]["__address__"] for t in found
+                      if t.get("labels") or not kept_only)  # fmt: skip
+
+    assert len(relabeled) == 24  # promtool discovered every target, then relabeled
+    kept = addresses(relabeled, kept_only=True)
+    assert 0 < len(kept) < 24
+    assert addresses(served, kept_only=False) == kept

@@ -157,3 +157,55 @@ def test_paths_outside_the_prefix_are_404(path: str) -> None:
 
 def test_render_of_no_groups_is_an_empty_list() -> None:
     assert http_sd.render([]) == b"[]"
+
+
+MANY = [group("web", "east", f"web-{i}", f"10.0.{i}.1:80", f"10.0.{i}.2:80") for i in range(30)]
+
+
+def test_hashmod_is_prometheus_relabel_hashmod() -> None:
+    """The vector from Prometheus's relabel tests: hashmod of "baz", modulus 1000, is 976."""
+    assert http_sd.hashmod("baz", 1000) == 976
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 7])
+def test_shards_split_a_job_by_hashmod_of_the_address(shards: int) -> None:
+    sd = HttpSd(_view(*MANY, WEB_WEST), ready=lambda: True)
+    whole = orjson.loads(_get(sd, "/http_sd/web").body)
+
+    parts, tags = [], set()
+    for shard in range(shards):
+        query = {"shard": [str(shard)], "shards": [str(shards)]}
+        reply = _get(sd, "/http_sd/web", query=query)
+        entries = orjson.loads(reply.body)
+        assert entries  # 62 targets: every shard gets some
+        assert {http_sd.hashmod(e["targets"][0], shards) for e in entries} == {shard}
+        parts += entries
+        tags.add(reply.headers["ETag"])
+
+    assert sorted(parts, key=orjson.dumps) == sorted(whole, key=orjson.dumps)
+    assert len(tags) == shards  # each shard's body has its own tag
+
+
+def test_a_shard_combines_with_the_cluster_filter() -> None:
+    sd = HttpSd(_view(*MANY, WEB_WEST), ready=lambda: True)
+    shard = http_sd.hashmod("10.9.0.1:80", 2)
+
+    query = {"cluster": ["west"], "shard": [str(shard)], "shards": ["2"]}
+    assert [e["targets"] for e in orjson.loads(_get(sd, "/http_sd/web", query=query).body)] == [
+        ["10.9.0.1:80"]
+    ]
+    query = {"cluster": ["west"], "shard": [str(1 - shard)], "shards": ["2"]}
+    assert _get(sd, "/http_sd/web", query=query).body == b"[]"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"shard": ["1"]}, {"shards": ["2"]}, {"shard": ["2"], "shards": ["2"]},
+     {"shard": ["-1"], "shards": ["2"]}, {"shard": ["a"], "shards": ["2"]},
+     {"shard": ["0"], "shards": ["0"]}],
+)  # fmt: skip
+def test_bad_shard_parameters_are_400(query: Mapping[str, Sequence[str]]) -> None:
+    reply = _get(HttpSd(_view(WEB), ready=lambda: True), "/http_sd/web", query=query)
+
+    assert reply.status == 400
+    assert "shard" in orjson.loads(reply.body)["error"]
