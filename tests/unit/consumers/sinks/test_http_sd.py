@@ -209,3 +209,21 @@ def test_bad_shard_parameters_are_400(query: Mapping[str, Sequence[str]]) -> Non
 
     assert reply.status == 400
     assert "shard" in orjson.loads(reply.body)["error"]
+
+
+def test_a_changed_group_is_served_from_its_new_shard() -> None:
+    view = _view(*MANY)
+    sd = HttpSd(view, ready=lambda: True)
+
+    def shard_of(address: str) -> list[str]:
+        """The addresses served by the shard that `address` hashes to (of 3)."""
+        query = {"shard": [str(http_sd.hashmod(address, 3))], "shards": ["3"]}
+        return [e["targets"][0] for e in orjson.loads(_get(sd, "/http_sd/web", query=query).body)]
+
+    assert "10.0.5.1:80" in shard_of("10.0.5.1:80")
+    moved = group("web", "east", "web-5", "10.7.7.7:80")
+    view.apply(key(moved), moved)
+    sd.invalidate({"web"})
+
+    assert "10.7.7.7:80" in shard_of("10.7.7.7:80")
+    assert "10.0.5.1:80" not in shard_of("10.0.5.1:80")
