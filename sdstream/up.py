@@ -203,6 +203,7 @@ def _describe(address: tuple[str, int], bootstrap: str, file_sd: Path,
         + ", ".join(job.job_name for job in jobs())
         + ")",
         f"             http://{host}:{port}/http_sd/pods?cluster=dev-1",
+        f"             http://{host}:{port}/http_sd/pods?shards=2&shard=0  (one of 2 scrapers)",
         f"  readiness: http://{host}:{port}/readyz    metrics: http://{host}:{port}/metrics",
         f"  file SD:   {file_sd}/<job>.json",
         f"  Kafka:     {bootstrap}  topics {PREFIX}.<cluster>.<resource>, {targets_topic(PREFIX)}",
