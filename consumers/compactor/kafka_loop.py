@@ -40,7 +40,6 @@ from consumers.compactor import metrics as fold_metrics
 from schemas import targets
 from schemas.config import KafkaSettings
 from schemas.topics import Resource, TargetKey, parse_object_topic
-from schemas.topics import targets_topic as default_targets_topic
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +94,8 @@ class FoldLoop:
         group_id: str,
         clusters: Sequence[str] = (),
         cluster_pattern: str = ".*",
+        targets_topic: str,
         targets_partitions: int = 6,
-        targets_topic: str | None = None,
     ) -> None:
         self.fold = fold
         self.owners = ownership.Ownership()
@@ -107,7 +106,7 @@ class FoldLoop:
         regex = records.cluster_regex(clusters, cluster_pattern)
         self._group_pattern = records.topic_pattern(self._prefix, regex, NAMESPACED)
         self._global_pattern = records.topic_pattern(self._prefix, regex, GLOBAL)
-        self._targets = targets_topic or default_targets_topic(kafka.topic_prefix)
+        self._targets = targets_topic
         self._targets_partitions = targets_partitions
         self._group = Progress()
         self._global = Progress()
