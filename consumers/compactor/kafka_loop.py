@@ -31,7 +31,7 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers import heap
 from consumers.compactor import fold as folds
@@ -197,10 +197,8 @@ class FoldLoop:
                 await kafka_published.ensure_topic(
                     self._kafka, self._targets, partitions=self._targets_partitions
                 )
-            except (KafkaConnectionError, KafkaTimeoutError) as exc:
-                problem = f"{exc!r}"
-            except KafkaError as exc:
-                if not exc.retriable:
+            except KafkaError as exc:  # aiokafka marks a timeout not retriable; we retry it
+                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise FoldFailed(f"creating {self._targets}: {exc!r}") from exc
                 problem = f"{exc!r}"
             except kafka_published.TopicRefused as exc:
