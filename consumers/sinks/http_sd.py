@@ -174,17 +174,22 @@ class HttpSd:
             if shard is None:
                 cached = self._view.document_parts(job, clusters=clusters), etag(held)
             else:
-                cached = self._sharded(job, held, shard), etag(held, salt=b"%d/%d" % shard)
+                whole = self._view.held(job) if clusters else held  # a filter keeps the rest
+                body = self._sharded(job, whole, held, shard)
+                cached = body, etag(held, salt=b"%d/%d" % shard)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[job, clusters, shard] = cached
         return cached
 
-    def _sharded(self, job: str, held: list[views.Held], shard: Shard) -> list[bytes]:
+    def _sharded(
+        self, job: str, whole: list[views.Held], held: list[views.Held], shard: Shard
+    ) -> list[bytes]:
+        """`held`'s document for `shard`, refreshing the splits of the `whole` job."""
         index, modulus = shard
         known = self._splits.get((job, modulus), {})
         current: dict[int, tuple[views.Held, list[bytes]]] = {}
-        for group in self._view.held(job):  # the whole job, so a filter keeps the rest
+        for group in whole:
             split = known.get(id(group))
             if split is None:
                 split = group, split_by_shard(group.fragment, modulus)
