@@ -18,7 +18,7 @@ from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource, object_topic, partition_for, targets_topic
 from sdstream import consume
 from tests.integration import events, kafka_helpers
-from tests.integration.conftest import unique
+from tests.naming import unique
 from tests.unit.consumers.sinks.http_client import fetch
 
 POD_JOB = {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}]}

@@ -19,7 +19,7 @@ from kubernetes import client, config
 from sdstream.devstack import build, cache, stack
 from tests.integration import e2e_pipeline as e2e
 from tests.integration import objects
-from tests.integration.conftest import unique
+from tests.naming import unique
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from schemas.topics import targets_topic
 from sdstream.devstack import processes, stack
 from tests.integration import e2e_pipeline as e2e
 from tests.integration import kafka_helpers
-from tests.integration.conftest import unique
+from tests.naming import unique
 from tests.integration.e2e_churn import Churn, Observe
 
 JOB_OF_KIND = {"pod": "pods", "endpoints": "endpoints", "endpointslice": "slices"}

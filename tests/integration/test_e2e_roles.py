@@ -19,7 +19,7 @@ from kubernetes import client
 
 from tests.integration import e2e_pipeline as e2e
 from tests.integration import objects
-from tests.integration.conftest import unique
+from tests.naming import unique
 
 MERGE = "application/merge-patch+json"
 PORTS = [{"name": "http", "port": 8080, "protocol": "TCP"},

@@ -29,7 +29,7 @@ from schemas.config import (
 )
 from schemas.topics import ObjectKey, Resource, object_topic, partition_for
 from tests.integration import kafka_helpers, objects
-from tests.integration.conftest import unique
+from tests.naming import unique
 
 NAMESPACED = (
     Resource.PODS,

@@ -25,7 +25,7 @@ from schemas.config import (
 )
 from schemas.topics import Resource
 from sdstream import settings as app_settings
-from tests.integration.conftest import unique
+from tests.naming import unique
 
 DEPLOY = Path(__file__).parents[2] / "deploy" / "kubernetes"
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding"}

@@ -33,7 +33,7 @@ from kubernetes import client
 
 from tests.integration import kube_render_objects as k
 from tests.integration import objects, promtool
-from tests.integration.conftest import unique
+from tests.naming import unique
 
 Labels = dict[str, str]
 Adjust = Callable[[Labels], Labels]

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from kubernetes import client
 
 from tests.integration import kafka_helpers, objects
-from tests.integration.conftest import unique
+from tests.naming import unique
 
 
 async def test_a_record_goes_through_the_broker(kafka_bootstrap: str, topic_prefix: str) -> None:

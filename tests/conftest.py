@@ -1,5 +1,10 @@
 """Session fixtures: one real Kafka broker and one real etcd + kube-apiserver per run.
 
+Shared by `tests/integration` (the pipeline against real servers) and `tests/faults`
+(hostile objects, records, requests and settings against the same servers), so one
+run starts the servers once. Tests in either folder are marked `integration`, tests in
+`tests/faults` also `faults`.
+
 The stack is started by `sdstream.devstack` in a temporary run directory, so it
 never disturbs a developer's own `sdstream devstack up`. Each test gets its own
 namespace and topic prefix, so tests never see each other's objects.
@@ -7,7 +12,6 @@ namespace and topic prefix, so tests never see each other's objects.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,13 +20,17 @@ from kubernetes import client, config
 
 from sdstream.devstack import cache, stack
 from tests.integration import objects
+from tests.naming import unique
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
-        if here in Path(item.path).parents:
+        parents = Path(item.path).parents
+        if here / "integration" in parents or here / "faults" in parents:
             item.add_marker(pytest.mark.integration)
+        if here / "faults" in parents:
+            item.add_marker(pytest.mark.faults)
 
 
 @pytest.fixture(scope="session")
@@ -57,10 +65,6 @@ def kube_api(kubeconfig: Path) -> Iterator[client.ApiClient]:
         yield api
     finally:
         api.close()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture
