@@ -7,12 +7,14 @@ reuses it and `rm -rf` of that directory gives a truly cold start.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from sdstream.devstack.errors import DevstackError
@@ -25,6 +27,23 @@ def cache_dir(override: Path | None = None) -> Path:
         return override
     env = os.environ.get("SDSTREAM_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "sdstream"
+
+
+@contextlib.contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the cache for fetching and building (released at exit, even
+    if the process is killed); a second builder says it waits, then waits."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "build.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another build in {root} to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def say(message: str, *, who: str = "devstack") -> None:

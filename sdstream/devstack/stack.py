@@ -53,14 +53,17 @@ def load(run_dir: Path) -> Stack | None:
 
 
 def build_all(root: Path, *, promtool: bool = True) -> dict[str, Path]:
-    """Fetch and build every server; cached artefacts make this instant."""
-    built = {
-        "kafka": build.ensure_kafka(root),
-        "etcd": build.ensure_etcd(root),
-        "kube-apiserver": build.ensure_kube_apiserver(root),
-    }
-    if promtool:
-        built["promtool"] = build.ensure_promtool(root)
+    """Fetch and build every server; cached artefacts make this instant. Holds the
+    cache's build lock, so two checkouts sharing a cache never build the same binary
+    into the same path at once: the second waits, then finds it built."""
+    with cache.build_lock(root):
+        built = {
+            "kafka": build.ensure_kafka(root),
+            "etcd": build.ensure_etcd(root),
+            "kube-apiserver": build.ensure_kube_apiserver(root),
+        }
+        if promtool:
+            built["promtool"] = build.ensure_promtool(root)
     return built
 
 
