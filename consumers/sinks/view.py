@@ -210,6 +210,10 @@ class TargetView:
             groups[key] for key in sorted(groups) if not wanted or groups[key].cluster in wanted
         ]
 
+    def groups(self, job: str) -> dict[TargetKey, Held]:
+        """A copy of a job's groups by key, unsorted (for work off the event loop)."""
+        return dict(self._by_job.get(job, {}))
+
     def document(self, job: str, *, clusters: Iterable[str] = ()) -> bytes:
         """The job's HTTP SD / file SD document: entries by group key, then by target."""
         return b"".join(self.document_parts(job, clusters=clusters))
