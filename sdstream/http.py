@@ -49,6 +49,7 @@ ReadyCheck = Callable[[], str | None]  # None: ready; else why not
 TEXT = "text/plain; charset=utf-8"
 _MAX_HEAD_LINE = 8192
 _MAX_HEADERS = 100
+_LOG_EVERY_S = 10.0  # at most one line per interval about refused or cut connections
 _CHUNK = 1 << 20  # bytes of a body written before waiting for the socket
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -97,6 +98,28 @@ class Request:
 
 class BadRequest(ValueError):
     pass
+
+
+@dataclass
+class _Every:
+    """Counts events; `due()` says when one line may summarise those since the last."""
+
+    interval_s: float
+    pending: int = 0
+    last: float = float("-inf")
+
+    def due(self) -> bool:
+        self.pending += 1
+        return time.monotonic() - self.last >= self.interval_s
+
+    def take(self) -> int:
+        taken, self.pending, self.last = self.pending, 0, time.monotonic()
+        return taken
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
 
 _REFUSED = (
@@ -168,6 +191,8 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._metrics.connections.set_function(lambda: len(self._in_flight))
+        self._refusals = _Every(_LOG_EVERY_S)  # a flood of them is one line per interval
+        self._cuts = _Every(_LOG_EVERY_S)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -235,7 +260,13 @@ class HttpServer:
     def _refuse(self, writer: asyncio.StreamWriter) -> None:
         """503 without reading the request: the few bytes go out with the first write."""
         self._metrics.refused.inc()
-        logger.debug("Refusing a connection: %d being answered.", len(self._in_flight))
+        if self._refusals.due():
+            logger.warning(
+                "Refused %d connections: %d (max_connections) were being answered.",
+                self._refusals.take(),
+                len(self._in_flight),
+                extra={"reason": "max_connections", "peer": _peer(writer)},
+            )
         writer.write(_REFUSED)
         writer.close()
 
@@ -263,7 +294,15 @@ class HttpServer:
     def _cut(self, writer: asyncio.StreamWriter, route: str) -> None:
         """Drop a response the client does not read: `close()` would wait for it to."""
         self._metrics.write_timeouts.inc()
-        logger.debug("Cut a response to %s after %.1f s.", route, self._settings.write_timeout_s)
+        if self._cuts.due():
+            logger.warning(
+                "Cut %d responses (the last of %s to %s) not read within %.1f s.",
+                self._cuts.take(),
+                route,
+                _peer(writer),
+                self._settings.write_timeout_s,
+                extra={"reason": "write_timeout", "route": route, "peer": _peer(writer)},
+            )
         writer.transport.abort()
 
     async def _dispatch(self, request: Request) -> tuple[str, Answer]:
