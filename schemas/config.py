@@ -16,6 +16,9 @@ from schemas.sd_config import ScrapeJob
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+# Prometheus shards scrapers with hashmod over tens of replicas; 1024 is far above any
+# fleet yet keeps a hostile `shards=` a cheap filter (one modulo per target, whatever N).
+MAX_SHARDS = 1024
 
 
 class KafkaSettings(BaseModel):
@@ -92,6 +95,18 @@ class HttpSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    max_connections: int = Field(
+        256,
+        ge=1,
+        description="Connections answered at once; beyond it a new one gets 503 and is closed "
+        "at once (sdstream_http_refused_connections_total)",
+    )
+    write_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline for writing one response; a client that reads slower is cut "
+        "off (sdstream_http_write_timeouts_total)",
+    )
 
 
 class ProducerSettings(BaseModel):
@@ -141,6 +156,24 @@ class ConsumerSettings(BaseModel):
         "jobs need one of their own",
     )
     file_sd_dir: Path | None = Field(None, description="Write one file SD JSON file per job")
+    file_sd_mode: str = Field(
+        "0644",
+        pattern=r"^0?[0-7]{3}$",
+        description="Permission bits of file SD files, octal (0644: the scraper may run as "
+        "another user)",
+    )
+    http_sd_max_shards: int = Field(
+        MAX_SHARDS,
+        ge=1,
+        le=MAX_SHARDS,
+        description="Largest shards=N an HTTP SD request may ask for; above it: 400",
+    )
+    http_sd_cache_bytes: int = Field(
+        128 << 20,
+        ge=0,
+        description="Budget of the HTTP SD answer cache, bytes; least recently used answers "
+        "go first (sdstream_sink_http_sd_cache_evictions_total)",
+    )
     scrape_configs: tuple[ScrapeJob, ...] = Field(
         (), description="Jobs, as Prometheus scrape_configs with kubernetes_sd_configs"
     )
@@ -155,6 +188,11 @@ class ConsumerSettings(BaseModel):
         ):
             raise ValueError(f"targets_topic {topic!r} would be read as an object topic")
         return self
+
+    @property
+    def file_sd_permissions(self) -> int:
+        """`file_sd_mode` as permission bits."""
+        return int(self.file_sd_mode, 8)
 
     @property
     def targets(self) -> str:

@@ -59,7 +59,8 @@ async def serve(
         names = [job.job_name for job in config.scrape_configs]
         sinks = sinks_runner.build(
             config.kafka, registry=registry, jobs=names, file_sd_dir=config.file_sd_dir,
-            topic=config.targets,
+            topic=config.targets, file_sd_mode=config.file_sd_permissions,
+            max_shards=config.http_sd_max_shards, cache_bytes=config.http_sd_cache_bytes,
         )  # fmt: skip
 
     def unready() -> str | None:
@@ -103,8 +104,8 @@ def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
     except (settings.SettingsError, jobs.JobConfigError) as exc:
         print(f"sdstream consume: {exc}", file=sys.stderr)
         return 2
-    if not config.scrape_configs and config.mode != "serve":
-        logger.warning("No scrape_configs: the fold publishes nothing.")
+    if not config.scrape_configs:
+        logger.warning("No scrape_configs: nothing is published or served.")
     for job in config.scrape_configs:
         for sd_config in job.kubernetes_sd_configs:
             if sd_config.watching_fields:

@@ -5,11 +5,19 @@ send one GET at a time and Prometheus polls HTTP SD once a minute, so one reques
 connection (`Connection: close`), GET and HEAD only, bounded request heads and a read
 timeout are all it needs, and the dependency list stays short.
 
+Limits, so that no client can hold the process (`HttpSettings`):
+- `max_connections`: connections answered at once. One more is answered 503 at once,
+  before its request is read, and closed (`sdstream_http_refused_connections_total`).
+- `write_timeout_s`: deadline for writing one response. A client that reads slower (or
+  not at all) is cut off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`),
+  so slow readers cannot pin connections and bodies.
+
 - `/metrics`: exposition of the injected `CollectorRegistry` (OpenMetrics on request).
 - `/healthz`: 200 while the event loop answers.
 - `/readyz`: 200 when the injected check returns None, else 503 with its reason.
 - Mounted routes: `routes={"/http_sd": http_sd.HttpSd(...)}` answers `/http_sd` and
-  `/http_sd/...`; a route is a pure callable from (path, query, headers) to an answer.
+  `/http_sd/...`; a route is a callable from (path, query, headers) to an answer, or to
+  an awaitable of one (a route does long work off the event loop, never on it).
 
 Every request is counted and timed by route and status (`HttpMetrics`) on the same
 registry. Bound to loopback unless `HttpSettings.host` says otherwise. `stop()` stops
@@ -20,16 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
 from schemas.config import HttpSettings
@@ -40,6 +49,7 @@ ReadyCheck = Callable[[], str | None]  # None: ready; else why not
 TEXT = "text/plain; charset=utf-8"
 _MAX_HEAD_LINE = 8192
 _MAX_HEADERS = 100
+_LOG_EVERY_S = 10.0  # at most one line per interval about refused or cut connections
 _CHUNK = 1 << 20  # bytes of a body written before waiting for the socket
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -64,7 +74,7 @@ class Route(Protocol):
 
     def __call__(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
-    ) -> Answer: ...
+    ) -> Answer | Awaitable[Answer]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +100,42 @@ class BadRequest(ValueError):
     pass
 
 
+@dataclass
+class _Every:
+    """Counts events; `due()` says when one line may summarise those since the last."""
+
+    interval_s: float
+    pending: int = 0
+    last: float = float("-inf")
+
+    def due(self) -> bool:
+        self.pending += 1
+        return time.monotonic() - self.last >= self.interval_s
+
+    def take(self) -> int:
+        taken, self.pending, self.last = self.pending, 0, time.monotonic()
+        return taken
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    b"too many connections\n"
+)
+
+
 @dataclass(frozen=True)
 class HttpMetrics:
     requests: Counter  # route, status
     latency: Histogram  # route, status: request head read to response written
+    connections: Gauge  # connections being answered
+    refused: Counter  # connections refused beyond max_connections
+    write_timeouts: Counter  # responses cut off at write_timeout_s
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -110,6 +152,19 @@ class HttpMetrics:
                 "HTTP request latency by route and status.",
                 labels,
                 buckets=_BUCKETS,
+                registry=registry,
+            ),
+            connections=Gauge(
+                "sdstream_http_connections", "Connections being answered.", registry=registry
+            ),
+            refused=Counter(
+                "sdstream_http_refused_connections_total",
+                "Connections refused with 503 because max_connections were being answered.",
+                registry=registry,
+            ),
+            write_timeouts=Counter(
+                "sdstream_http_write_timeouts_total",
+                "Responses cut off because the client did not read them within write_timeout_s.",
                 registry=registry,
             ),
         )
@@ -135,6 +190,9 @@ class HttpServer:
         self._metrics = HttpMetrics.create(registry)
         self._server: asyncio.Server | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._metrics.connections.set_function(lambda: len(self._in_flight))
+        self._refusals = _Every(_LOG_EVERY_S)  # a flood of them is one line per interval
+        self._cuts = _Every(_LOG_EVERY_S)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -182,6 +240,9 @@ class HttpServer:
         await self.stop()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._in_flight) >= self._settings.max_connections:
+            self._refuse(writer)
+            return
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
@@ -196,6 +257,19 @@ class HttpServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
+    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        """503 without reading the request: the few bytes go out with the first write."""
+        self._metrics.refused.inc()
+        if self._refusals.due():
+            logger.warning(
+                "Refused %d connections: %d (max_connections) were being answered.",
+                self._refusals.take(),
+                len(self._in_flight),
+                extra={"reason": "max_connections", "peer": _peer(writer)},
+            )
+        writer.write(_REFUSED)
+        writer.close()
+
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(self._read_timeout_s):
@@ -205,13 +279,33 @@ class HttpServer:
             answer: Answer = Reply(400, f"{exc}\n".encode(), {"Content-Type": TEXT})
         started = time.perf_counter()
         if request is not None:
-            route, answer = self._dispatch(request)
-        await _send(writer, answer, head_only=request is not None and request.method == "HEAD")
+            route, answer = await self._dispatch(request)
+        head_only = request is not None and request.method == "HEAD"
+        try:
+            async with asyncio.timeout(self._settings.write_timeout_s):
+                await _send(writer, answer, head_only=head_only)
+        except TimeoutError:
+            self._cut(writer, route)
+            raise
         status = str(answer.status)
         self._metrics.requests.labels(route, status).inc()
         self._metrics.latency.labels(route, status).observe(time.perf_counter() - started)
 
-    def _dispatch(self, request: Request) -> tuple[str, Answer]:
+    def _cut(self, writer: asyncio.StreamWriter, route: str) -> None:
+        """Drop a response the client does not read: `close()` would wait for it to."""
+        self._metrics.write_timeouts.inc()
+        if self._cuts.due():
+            logger.warning(
+                "Cut %d responses (the last of %s to %s) not read within %.1f s.",
+                self._cuts.take(),
+                route,
+                _peer(writer),
+                self._settings.write_timeout_s,
+                extra={"reason": "write_timeout", "route": route, "peer": _peer(writer)},
+            )
+        writer.transport.abort()
+
+    async def _dispatch(self, request: Request) -> tuple[str, Answer]:
         """(route label, answer) for a parsed request."""
         if request.method not in ("GET", "HEAD"):
             allow = {"Allow": "GET, HEAD", "Content-Type": TEXT}
@@ -224,12 +318,13 @@ class HttpServer:
             return request.path, self._readyz()
         for prefix, route in self._routes.items():
             if request.path == prefix or request.path.startswith(prefix + "/"):
-                return prefix, self._call(route, request)
+                return prefix, await self._call(route, request)
         return "other", Reply(404, b"not found\n", {"Content-Type": TEXT})
 
-    def _call(self, route: Route, request: Request) -> Answer:
+    async def _call(self, route: Route, request: Request) -> Answer:
         try:
-            return route(request.path, query=request.query, headers=request.headers)
+            answer = route(request.path, query=request.query, headers=request.headers)
+            return await answer if inspect.isawaitable(answer) else answer
         except Exception:
             logger.exception("Route failed on %s.", request.path, extra={"path": request.path})
             return Reply(500, b"internal error\n", {"Content-Type": TEXT})

@@ -2,9 +2,9 @@
 
 Prometheus watches the files with inotify and re-reads one as soon as it changes, so:
 
-- a file is replaced atomically (temp file in the same directory, fsync, chmod 0644,
-  `os.replace`, fsync of the directory): a reader sees the old or the new list, never a
-  torn one;
+- a file is replaced atomically (temp file in the same directory, fsync, chmod to the
+  configured mode, 0644 by default, `os.replace`, fsync of the directory): a reader sees
+  the old or the new list, never a torn one;
 - a file is written only when its bytes change (compared with what is on disk, also
   after a restart), so an unchanged job never wakes Prometheus up;
 - a job whose groups all vanish gets `[]`, not a deleted file: Prometheus reads `[]` as
@@ -32,7 +32,7 @@ from consumers.sinks import view as views
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".json"
-_MODE = 0o644  # mkstemp makes 0600; Prometheus often runs as another user
+MODE = 0o644  # mkstemp makes 0600; Prometheus often runs as another user
 
 
 def filename(job: str) -> str:
@@ -57,15 +57,16 @@ def plan(
     return {name: body for name, body in wanted.items() if on_disk.get(name) != body}
 
 
-def write_atomic(directory: Path, name: str, data: bytes) -> None:
-    """Replace `directory/name` by `data` so a concurrent reader never sees a partial file."""
+def write_atomic(directory: Path, name: str, data: bytes, *, mode: int = MODE) -> None:
+    """Replace `directory/name` by `data`, with permission bits `mode`, so a concurrent
+    reader never sees a partial file (nor one with the temporary file's 0600)."""
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, _MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, directory / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -97,8 +98,10 @@ class FileSd:
         *,
         view: views.TargetView,
         metrics: sink_metrics.SinkMetrics | None = None,
+        mode: int = MODE,
     ) -> None:
         self.directory = directory
+        self._mode = mode
         self._view = view
         self._metrics = metrics
         self._on_disk: dict[str, bytes | None] = {}
@@ -117,7 +120,7 @@ class FileSd:
                 self._on_disk[name] = _read(self.directory / name)
         changes = plan(self._view, jobs, on_disk=self._on_disk)
         for name, body in sorted(changes.items()):
-            write_atomic(self.directory, name, body)
+            write_atomic(self.directory, name, body, mode=self._mode)
             self._on_disk[name] = body
             if self._metrics is not None:
                 self._metrics.file_writes.inc()

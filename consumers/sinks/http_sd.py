@@ -1,6 +1,6 @@
 """HTTP SD answers for Prometheus `http_sd_configs` (and vmagent, Alloy), from the view.
 
-Pure: a request (path, query, headers) in, a `Reply` out; the socket is `sdstream.http`'s.
+A request (path, query, headers) in, a `Reply` out; the socket is `sdstream.http`'s.
 
 - `GET /http_sd/<job>[?cluster=a&cluster=b]`: the job's targets in HTTP SD format, one
   entry per target (the format cannot carry per-target labels), 200 with `[]` when a known
@@ -8,33 +8,47 @@ Pure: a request (path, query, headers) in, a `Reply` out; the socket is `sdstrea
   the body, and its ETag, only change when the targets do; `If-None-Match` gives 304.
 - `&shards=N&shard=I`: only the targets Prometheus's `hashmod` of `__address__` with
   modulus N puts in shard I, so N scrapers each fetch (and hold) their share instead of
-  all of it and dropping the rest by relabeling. Bad values: 400. Each group's fragment
-  is split by shard once (~2.4 us per target) and kept while the group is unchanged, so
-  after a change only the changed groups are split again.
+  all of it and dropping the rest by relabeling. Bad values, or N above `max_shards`
+  (default `schemas.config.MAX_SHARDS`): 400. Each group's targets are hashed once (the
+  64-bit hash, not a split per N), so any N is a filter over the same index: a request's
+  work grows with the job's targets, never with N.
 - Unknown job: 404 (Prometheus counts a failure and keeps its last targets).
 - Before the reader has caught up with the topic: 503 for everything, for the same
   reason: a partial list would make Prometheus drop live targets ("stale beats partial").
 - `GET /http_sd`: the known jobs with their paths and sizes, for people and tooling.
 
-Bodies are cached per (job, clusters) and dropped when the reader reports the job
-changed (`invalidate`); a request between two changes costs a dict lookup.
+Answers are cached per (job, clusters, shard) in a byte-budgeted LRU
+(`answer_cache.AnswerCache`) and dropped when the reader reports the job changed
+(`invalidate`); a request between two changes costs a dict lookup. A miss is rendered in
+a small thread pool from a copy of the job's groups (immutable `Held`s), never on the
+event loop, so /healthz and the Kafka clients keep their loop while a big or hostile
+answer is built; concurrent misses of one answer share one render.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import sys
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 import orjson
 
+from consumers.sinks import answer_cache
+from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
+from schemas.config import MAX_SHARDS
 from schemas.targets import TargetGroup, fragment_entries, http_sd_document, http_sd_fragment
+from schemas.topics import TargetKey
 
 PREFIX = "/http_sd"
 CONTENT_TYPE = "application/json"
-_CACHE_LIMIT = 1024  # ?cluster= and shard combinations are caller-chosen: bound what they pin
+DEFAULT_CACHE_BYTES = 128 << 20
+_WORKERS = 2  # renders at once: hostile misses queue here, the event loop stays free
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +76,16 @@ def etag(held: Iterable[views.Held], *, salt: bytes = b"") -> str:
     return f'"{tags.hexdigest()}"'
 
 
-def hashmod(value: str, modulus: int) -> int:
-    """Prometheus's relabel `hashmod`: the last 8 bytes of the MD5 of the value, big-endian,
-    modulo `modulus`."""
+def hash64(value: str) -> int:
+    """What Prometheus's relabel `hashmod` takes the modulus of: the last 8 bytes of the
+    MD5 of the value, big-endian."""
     digest = hashlib.md5(value.encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest[8:], "big") % modulus
+    return int.from_bytes(digest[8:], "big")
+
+
+def hashmod(value: str, modulus: int) -> int:
+    """Prometheus's relabel `hashmod`."""
+    return hash64(value) % modulus
 
 
 Shard = tuple[int, int]  # (shard, shards)
@@ -76,8 +95,8 @@ class BadQuery(ValueError):
     """A query parameter a client got wrong; answered 400 with the message."""
 
 
-def _shard(query: Mapping[str, Sequence[str]]) -> Shard | None:
-    """`shards=N&shard=I` (0 <= I < N), both or neither."""
+def _shard(query: Mapping[str, Sequence[str]], max_shards: int) -> Shard | None:
+    """`shards=N&shard=I` (0 <= I < N <= max_shards), both or neither."""
     given = {name: query[name] for name in ("shard", "shards") if name in query}
     if not given:
         return None
@@ -85,18 +104,41 @@ def _shard(query: Mapping[str, Sequence[str]]) -> Shard | None:
         shard, shards = (int(given[name][-1]) for name in ("shard", "shards"))
     except (KeyError, ValueError) as exc:
         raise BadQuery("shard and shards go together, as integers") from exc
+    if shards > max_shards:
+        raise BadQuery(f"shards must be at most {max_shards}, got shards={shards}")
     if not 0 <= shard < shards:
         raise BadQuery(f"shard must be in 0..shards-1, got shard={shard} shards={shards}")
     return shard, shards
 
 
-def split_by_shard(fragment: bytes, modulus: int) -> list[bytes]:
-    """A group's fragment cut into `modulus` fragments, the i-th holding the entries whose
-    address `hashmod` puts in shard i (b"" for none)."""
-    shards: list[list[bytes]] = [[] for _ in range(modulus)]
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A group fragment's entries as hashes and spans: what any `shards=N` needs, once."""
+
+    hashes: array[int]  # hash64 of each entry's address, in fragment order
+    ends: array[int]  # where each entry ends in the fragment (the next starts 1 after)
+
+
+def index(fragment: bytes) -> Index:
+    hashes, ends = array("Q"), array("I")  # 12 bytes a target
+    end = -1
     for address, entry in fragment_entries(fragment):
-        shards[hashmod(address, modulus)].append(entry)
-    return [b",".join(entries) for entries in shards]
+        end += 1 + len(entry)
+        hashes.append(hash64(address))
+        ends.append(end)
+    return Index(hashes, ends)
+
+
+def shard_fragment(fragment: bytes, indexed: Index, shard: Shard) -> bytes:
+    """The entries of `fragment` that `hashmod` puts in `shard`, comma-joined."""
+    wanted, modulus = shard
+    view = memoryview(fragment)
+    start, kept = 0, []
+    for hashed, end in zip(indexed.hashes, indexed.ends, strict=True):
+        if hashed % modulus == wanted:
+            kept.append(view[start:end])
+        start = end + 1
+    return b",".join(kept)
 
 
 def matches(if_none_match: str, tag: str) -> bool:
@@ -115,32 +157,99 @@ def _clusters(query: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """A valid request for a known job's document."""
+
+    job: str
+    clusters: tuple[str, ...]
+    shard: Shard | None
+
+    @property
+    def key(self) -> answer_cache.Key:
+        return self.job, (self.clusters, self.shard)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    parts: Sequence[bytes]
+    tag: str
+    cost: int  # bytes it holds beyond the view's own fragments
+
+
+def _reply(answer: Answer, headers: Mapping[str, str]) -> Reply:
+    if matches(headers.get("if-none-match", ""), answer.tag):
+        return Reply(304, (), {"ETag": answer.tag})
+    return Reply(200, answer.parts, {"Content-Type": CONTENT_TYPE, "ETag": answer.tag})
+
+
 class HttpSd:
     """The `/http_sd` route. `ready()` is false until the reader caught up."""
 
-    def __init__(self, view: views.TargetView, *, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        view: views.TargetView,
+        *,
+        ready: Callable[[], bool],
+        max_shards: int = MAX_SHARDS,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        metrics: sink_metrics.SinkMetrics | None = None,
+    ) -> None:
         self._view = view
         self._ready = ready
-        self._cache: dict[tuple[str, tuple[str, ...], Shard | None], tuple[list[bytes], str]]
-        self._cache = {}
-        # Per (job, modulus): each group's fragment split by shard, keyed by the group's
-        # identity (a changed group is a new Held), so a change re-splits only itself. An
-        # entry holds its Held, so no other Held can have that id while it is cached.
-        self._splits: dict[tuple[str, int], dict[int, tuple[views.Held, list[bytes]]]] = {}
+        self._max_shards = max_shards
+        self._metrics = metrics
+        self._cache: answer_cache.AnswerCache[Answer] = answer_cache.AnswerCache(cache_bytes)
+        self._evicted = 0  # evictions already counted in metrics
+        self._generation: dict[str, int] = {}  # per job, bumped by invalidate
+        self._pending: dict[answer_cache.Key, asyncio.Future[Answer]] = {}
+        # Per job: each group's shard index by record digest. Bounded by the view (only
+        # configured jobs, only live groups after each sharded render); holds no Held.
+        self._indexes: dict[str, dict[bytes, Index]] = {}
+        self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="http-sd")
 
     def invalidate(self, jobs: Iterable[str]) -> None:
-        gone = set(jobs)
-        for cached in [k for k in self._cache if k[0] in gone]:
-            del self._cache[cached]
+        for job in jobs:
+            self._cache.drop_job(job)
+            self._generation[job] = self._generation.get(job, 0) + 1
+        self._count()
 
     async def update(self, jobs: frozenset[str]) -> None:
         """`invalidate` as a reader listener; list it first, it never yields."""
         self.invalidate(jobs)
 
-    def __call__(
+    async def __call__(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
     ) -> Reply:
-        """Answer a GET of `path` (still percent-encoded); header names in lower case."""
+        """Answer a GET of `path` (still percent-encoded); header names in lower case.
+        A document not in the cache is rendered in a worker thread."""
+        wanted = self._route(path, query)
+        if isinstance(wanted, Reply):
+            return wanted
+        found = self._cache.get(wanted.key)
+        if found is None:
+            found = await self._render_shared(wanted)
+        return _reply(found, headers)
+
+    def answer(
+        self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
+    ) -> Reply:
+        """`__call__`, rendering on the calling thread (tests, tools without a loop)."""
+        wanted = self._route(path, query)
+        if isinstance(wanted, Reply):
+            return wanted
+        found = self._cache.get(wanted.key)
+        if found is None:
+            generation = self._generation.get(wanted.job, 0)
+            found = self._build(wanted, self._view.groups(wanted.job))
+            self._keep(wanted, found, generation)
+        return _reply(found, headers)
+
+    @property
+    def cache_bytes(self) -> int:
+        return self._cache.size
+
+    def _route(self, path: str, query: Mapping[str, Sequence[str]]) -> Reply | Wanted:
         rest = path.removeprefix(PREFIX)
         if rest == path or (rest and not rest.startswith("/")):
             return _json(404, {"error": "not found"})
@@ -149,55 +258,74 @@ class HttpSd:
         job = unquote(rest[1:])
         if not job:
             return _json(200, self._jobs())
-        return self._job(job, query=query, headers=headers)
-
-    def _job(
-        self, job: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
-    ) -> Reply:
         if not self._view.known(job):
             return _json(404, {"error": "unknown job", "job": job, "jobs": self._view.jobs()})
         try:
-            shard = _shard(query)
+            shard = _shard(query, self._max_shards)
         except BadQuery as exc:
             return _json(400, {"error": str(exc)})
-        body, tag = self._body(job, _clusters(query), shard)
-        if matches(headers.get("if-none-match", ""), tag):
-            return Reply(304, (), {"ETag": tag})
-        return Reply(200, body, {"Content-Type": CONTENT_TYPE, "ETag": tag})
+        return Wanted(job, _clusters(query), shard)
 
-    def _body(
-        self, job: str, clusters: tuple[str, ...], shard: Shard | None
-    ) -> tuple[list[bytes], str]:
-        cached = self._cache.get((job, clusters, shard))
-        if cached is None:
-            held = self._view.held(job, clusters=clusters)
-            if shard is None:
-                cached = self._view.document_parts(job, clusters=clusters), etag(held)
-            else:
-                whole = self._view.held(job) if clusters else held  # a filter keeps the rest
-                body = self._sharded(job, whole, held, shard)
-                cached = body, etag(held, salt=b"%d/%d" % shard)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[job, clusters, shard] = cached
-        return cached
+    async def _render_shared(self, wanted: Wanted) -> Answer:
+        """One render per answer at a time, however many requests wait for it."""
+        pending = self._pending.get(wanted.key)
+        if pending is None:
+            generation = self._generation.get(wanted.job, 0)
+            groups = self._view.groups(wanted.job)  # a copy: the reader mutates the view
+            pending = asyncio.ensure_future(self._render(wanted, groups, generation))
+            self._pending[wanted.key] = pending
+            pending.add_done_callback(lambda done: self._forget(wanted.key, done))
+        return await asyncio.shield(pending)
 
-    def _sharded(
-        self, job: str, whole: list[views.Held], held: list[views.Held], shard: Shard
-    ) -> list[bytes]:
-        """`held`'s document for `shard`, refreshing the splits of the `whole` job."""
-        index, modulus = shard
-        known = self._splits.get((job, modulus), {})
-        current: dict[int, tuple[views.Held, list[bytes]]] = {}
-        for group in whole:
-            split = known.get(id(group))
-            if split is None:
-                split = group, split_by_shard(group.fragment, modulus)
-            current[id(group)] = split
-        if len(self._splits) >= _CACHE_LIMIT:
-            self._splits.clear()
-        self._splits[job, modulus] = current
-        return http_sd_document(current[id(group)][1][index] for group in held)
+    def _forget(self, key: answer_cache.Key, done: asyncio.Future[Answer]) -> None:
+        if self._pending.get(key) is done:
+            del self._pending[key]
+
+    async def _render(
+        self, wanted: Wanted, groups: Mapping[TargetKey, views.Held], generation: int
+    ) -> Answer:
+        running = asyncio.get_running_loop()
+        answer = await running.run_in_executor(self._pool, self._build, wanted, groups)
+        self._keep(wanted, answer, generation)
+        return answer
+
+    def _keep(self, wanted: Wanted, answer: Answer, generation: int) -> None:
+        """Cache `answer` unless its job changed while it was rendered."""
+        if self._generation.get(wanted.job, 0) == generation:
+            self._cache.put(wanted.key, answer, answer.cost)
+            self._count()
+
+    def _count(self) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.cache_bytes.set(self._cache.size)
+        self._metrics.cache_entries.set(len(self._cache))
+        self._metrics.cache_evictions.inc(self._cache.evictions - self._evicted)
+        self._evicted = self._cache.evictions
+
+    def _build(self, wanted: Wanted, groups: Mapping[TargetKey, views.Held]) -> Answer:
+        """The document `wanted` asks for, from a job's groups (thread-safe: reads only
+        immutable `Held`s and replaces the job's shard index in one store)."""
+        ordered = [groups[key] for key in sorted(groups)]
+        wanted_clusters = frozenset(wanted.clusters)
+        held = [h for h in ordered if h.cluster in wanted_clusters] if wanted_clusters else ordered
+        if wanted.shard is None:
+            parts = http_sd_document(h.fragment for h in held)
+            return Answer(parts, etag(held), sys.getsizeof(parts))
+        indexes = self._shard_indexes(wanted.job, ordered)
+        fragments = (shard_fragment(h.fragment, indexes[h.digest], wanted.shard) for h in held)
+        body = b"".join(http_sd_document(fragments))
+        return Answer((body,), etag(held, salt=b"%d/%d" % wanted.shard), sys.getsizeof(body))
+
+    def _shard_indexes(self, job: str, ordered: list[views.Held]) -> dict[bytes, Index]:
+        """The shard index of every group of `job`, computing only new groups' ones."""
+        known = self._indexes.get(job, {})
+        current = {}
+        for held in ordered:
+            found = known.get(held.digest)
+            current[held.digest] = index(held.fragment) if found is None else found
+        self._indexes[job] = current
+        return current
 
     def _jobs(self) -> list[dict[str, object]]:
         jobs = []

@@ -9,7 +9,8 @@ Caught up (`consumers.kafka_reading`): every partition read to the end offsets s
 start. Until then listeners hear nothing and readiness says why; at catch-up they hear
 every job once, then each batch's changed jobs.
 
-Bad records are counted by reason, logged with topic[partition]@offset, and skipped.
+Bad records are counted by reason, logged with topic[partition]@offset, and skipped;
+records of jobs not configured here are counted and named once per batch.
 The partition count is read once: targets topics never grow partitions (keys would move).
 """
 
@@ -150,22 +151,21 @@ class TargetsReader:
         applied = self.view.apply_records(_raw(batch))
         heap.settle_after(applied.applied)
         self._metrics.records.inc(applied.applied)
+        unconfigured: set[str] = set()
         for skip in applied.skipped:
             self._metrics.skipped.labels(skip.reason).inc()
-            where = skip.record
+            if skip.reason == views.UNCONFIGURED_JOB:
+                unconfigured.add(skip.detail)  # one line per batch, not one per record
+            else:
+                _log_skip(skip)
+        if unconfigured:
+            named = sorted(unconfigured)
             logger.warning(
-                "Skipping %s[%d]@%d: %s (%s).",
-                where.topic,
-                where.partition,
-                where.offset,
-                skip.reason,
-                skip.detail,
-                extra={
-                    "topic": where.topic,
-                    "partition": where.partition,
-                    "offset": where.offset,
-                    "reason": skip.reason,
-                },
+                "Skipping records of %d jobs not configured here: %s%s.",
+                len(named),
+                ", ".join(named[:10]),
+                ", ..." if len(named) > 10 else "",
+                extra={"topic": self.topic, "reason": views.UNCONFIGURED_JOB, "jobs": named[:100]},
             )
         return applied
 
@@ -183,6 +183,24 @@ class TargetsReader:
                     len(jobs),
                     extra={"topic": self.topic, "jobs": sorted(jobs)},
                 )
+
+
+def _log_skip(skip: views.Skip) -> None:
+    where = skip.record
+    logger.warning(
+        "Skipping %s[%d]@%d: %s (%s).",
+        where.topic,
+        where.partition,
+        where.offset,
+        skip.reason,
+        skip.detail,
+        extra={
+            "topic": where.topic,
+            "partition": where.partition,
+            "offset": where.offset,
+            "reason": skip.reason,
+        },
+    )
 
 
 def _raw(batch: Batch) -> Iterable[views.RawRecord]:

@@ -21,6 +21,9 @@ class SinkMetrics:
     targets: Gauge  # job: targets (HTTP SD entries)
     caught_up: Gauge  # 1 once the reader reached the end offsets it saw at start
     file_writes: Counter  # file SD files replaced
+    cache_bytes: Gauge  # bytes held by the HTTP SD answer cache
+    cache_entries: Gauge  # answers in it
+    cache_evictions: Counter  # answers dropped (or not kept) to stay within its budget
 
     def set_job(self, job: str, view: views.TargetView) -> None:
         groups, targets = view.counts(job)
@@ -42,6 +45,12 @@ def create(registry: CollectorRegistry) -> SinkMetrics:
         targets=gauge("targets", "Targets per job.", "job"),
         caught_up=gauge("caught_up", "1 once the targets topic was read to its end."),
         file_writes=counter("file_sd_writes_total", "File SD files replaced."),
+        cache_bytes=gauge("http_sd_cache_bytes", "Bytes held by the HTTP SD answer cache."),
+        cache_entries=gauge("http_sd_cache_entries", "Answers in the HTTP SD answer cache."),
+        cache_evictions=counter(
+            "http_sd_cache_evictions_total",
+            "HTTP SD answers dropped, or not kept, to stay within the cache budget.",
+        ),
     )
     for reason in views.REASONS:
         metrics.skipped.labels(reason)

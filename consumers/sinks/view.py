@@ -29,7 +29,11 @@ INVALID_JSON = "invalid_json"
 UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
 INVALID_GROUP = "invalid_group"
 KEY_MISMATCH = "key_mismatch"
-REASONS = (NO_KEY, BAD_KEY, INVALID_JSON, UNKNOWN_SCHEMA_VERSION, INVALID_GROUP, KEY_MISMATCH)
+UNCONFIGURED_JOB = "unconfigured_job"
+REASONS = (
+    NO_KEY, BAD_KEY, INVALID_JSON, UNKNOWN_SCHEMA_VERSION, INVALID_GROUP, KEY_MISMATCH,
+    UNCONFIGURED_JOB,
+)  # fmt: skip
 
 
 class BadRecord(ValueError):
@@ -140,16 +144,19 @@ class TargetView:
 
     A job whose last group is tombstoned stays in `jobs()` (with no groups) for the life
     of the view, so its sinks serve `[]` rather than "unknown job". `configured` jobs are
-    known from the start, even before (or without) any group.
+    known from the start, even before (or without) any group, and are the only ones
+    served: `apply_records` skips a record of any other job (`UNCONFIGURED_JOB`), so a
+    writer of the targets topic cannot make the sinks serve, or write files for, jobs
+    nobody configured. None (tools, tests): every job found is taken.
     """
 
-    configured: frozenset[str] = frozenset()
+    configured: frozenset[str] | None = None
     _by_job: dict[str, dict[TargetKey, Held]] = field(default_factory=dict, init=False)
     _job_of: dict[TargetKey, str] = field(default_factory=dict, init=False)
     _targets: dict[str, int] = field(default_factory=dict, init=False)  # kept per apply
 
     def __post_init__(self) -> None:
-        for job in self.configured:
+        for job in self.configured or ():
             self._by_job[job] = {}
 
     def apply(self, key: TargetKey, group: TargetGroup | None) -> frozenset[str]:
@@ -191,10 +198,16 @@ class TargetView:
             except BadRecord as exc:
                 skipped.append(Skip(record, exc.reason, exc.detail))
                 continue
+            if group is not None and not self._configured(group.job):
+                skipped.append(Skip(record, UNCONFIGURED_JOB, group.job))
+                continue
             applied += 1
             held = None if group is None or record.value is None else Held.of(group, record.value)
             changed |= self._put(key, held)
         return Applied(frozenset(changed), applied, tuple(skipped))
+
+    def _configured(self, job: str) -> bool:
+        return self.configured is None or job in self.configured
 
     def jobs(self) -> list[str]:
         return sorted(self._by_job)
@@ -209,6 +222,10 @@ class TargetView:
         return [
             groups[key] for key in sorted(groups) if not wanted or groups[key].cluster in wanted
         ]
+
+    def groups(self, job: str) -> dict[TargetKey, Held]:
+        """A copy of a job's groups by key, unsorted (for work off the event loop)."""
+        return dict(self._by_job.get(job, {}))
 
     def document(self, job: str, *, clusters: Iterable[str] = ()) -> bytes:
         """The job's HTTP SD / file SD document: entries by group key, then by target."""

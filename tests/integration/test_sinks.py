@@ -42,6 +42,7 @@ WEB_1 = group("web", "west", "web-1", "10.9.0.1:80", ns="shop")
 GONE = group("web", "east", "web-9", "10.0.0.9:80")
 API = group("api", "east", "api-0", "10.0.1.1:8080")
 IDLE = frozenset({"idle"})
+JOBS = frozenset({"web", "api"})  # sinks serve configured jobs only
 
 Record = tuple[bytes, bytes | None]
 
@@ -110,7 +111,7 @@ async def sinks(
     prefix: str,
     *,
     file_sd_dir: Path | None = None,
-    configured: frozenset[str] = frozenset(),
+    configured: frozenset[str] = JOBS,
     listeners: Sequence[Listener] = (),
 ) -> AsyncIterator[Sinks]:
     """The sinks as `sdstream consume` wires them (runner.build + HttpServer), caught up."""
@@ -309,7 +310,7 @@ async def test_file_sd_files_are_atomic_and_only_rewritten_on_change(
     out = tmp_path / "file_sd"
     await targets(kafka_bootstrap, topic_prefix, [upsert(WEB_0), upsert(WEB_1)])
 
-    async with sinks(kafka_bootstrap, topic_prefix, file_sd_dir=out, configured=IDLE) as run:
+    async with sinks(kafka_bootstrap, topic_prefix, file_sd_dir=out, configured=IDLE | JOBS) as run:
         first = {p.name: p.stat() for p in out.iterdir()}
         run.changes.seen.clear()
         await targets(kafka_bootstrap, topic_prefix, [upsert(WEB_0), upsert(API)])  # web: same
@@ -322,9 +323,8 @@ async def test_file_sd_files_are_atomic_and_only_rewritten_on_change(
         third = {p.name: p.stat() for p in out.iterdir()}
         rewrites = restarted.sample("sdstream_sink_file_sd_writes_total")
 
-    assert sorted(first) == ["idle.json", "web.json"]
-    assert sorted(second) == sorted(third) == ["api.json", "idle.json", "web.json"]
-    for name in first:
+    assert sorted(first) == sorted(second) == sorted(third) == ["api.json", "idle.json", "web.json"]
+    for name in ("idle.json", "web.json"):  # unchanged: not rewritten
         assert (second[name].st_ino, second[name].st_mtime_ns) == (
             first[name].st_ino,
             first[name].st_mtime_ns,
@@ -333,7 +333,7 @@ async def test_file_sd_files_are_atomic_and_only_rewritten_on_change(
         (third[n].st_ino, third[n].st_mtime_ns) == (second[n].st_ino, second[n].st_mtime_ns)
         for n in third
     )
-    assert (writes, rewrites) == (3.0, 0.0)
+    assert (writes, rewrites) == (4.0, 0.0)  # api: [] at start, then its group
     assert orjson.loads((out / "web.json").read_bytes()) == entries(WEB_0, WEB_1)
     assert orjson.loads((out / "idle.json").read_bytes()) == []
 

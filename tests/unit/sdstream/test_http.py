@@ -207,3 +207,29 @@ def test_a_body_in_parts_goes_out_whole_in_bounded_writes(sizes: list[int]) -> N
     writes = list(http._slices(parts))
     assert b"".join(writes) == b"".join(parts)
     assert all(len(w) < 2 << 20 for w in writes)  # a gathered write stops at the first MiB
+
+
+async def test_a_plain_route_and_an_async_route_both_answer() -> None:
+    def plain(path: str, **_: object) -> http.Reply:
+        return http.Reply(200, b"plain\n")
+
+    async def later(path: str, **_: object) -> http.Reply:
+        await asyncio.sleep(0)
+        return http.Reply(200, b"later\n")
+
+    routes: dict[str, http.Route] = {"/plain": plain, "/later": later}
+    server = http.HttpServer(
+        LOOPBACK, registry=CollectorRegistry(), ready=lambda: None, routes=routes
+    )
+    async with server:
+        answers = [await fetch(server.address, path=p) for p in ("/plain", "/later")]
+    assert [(a.status, a.body) for a in answers] == [(200, b"plain\n"), (200, b"later\n")]
+
+
+def test_a_flood_of_refusals_is_one_log_line_per_interval() -> None:
+    every = http._Every(3600)
+    lines = [every.take() for _ in range(5) if every.due()]
+    assert (lines, every.pending) == ([1], 4)
+    assert every.due() is False
+    every.last = float("-inf")
+    assert (every.due(), every.take()) == (True, 6)

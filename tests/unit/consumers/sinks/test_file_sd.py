@@ -103,3 +103,13 @@ async def test_update_writes_in_a_worker_thread(tmp_path: Path) -> None:
     view.apply(key(API), API)
     await FileSd(tmp_path, view=view).update(frozenset({"api"}))
     assert (tmp_path / "api.json").read_bytes() == http_sd.render([API])
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600])
+def test_files_get_the_configured_mode(tmp_path: Path, mode: int) -> None:
+    view = TargetView()
+    view.apply(key(WEB), WEB)
+
+    FileSd(tmp_path, view=view, mode=mode).sync(["web"])
+
+    assert stat.S_IMODE((tmp_path / "web.json").stat().st_mode) == mode

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from consumers.sinks import http_sd
+from consumers.sinks import metrics as sink_metrics
 from consumers.sinks.http_sd import HttpSd, Reply
 from consumers.sinks.view import TargetView
 from schemas.targets import TargetGroup
@@ -29,7 +32,7 @@ def _get(
     query: Mapping[str, Sequence[str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Reply:
-    return sd(path, query=query or {}, headers=headers or {})
+    return sd.answer(path, query=query or {}, headers=headers or {})
 
 
 def test_a_job_is_one_entry_per_target_sorted_with_target_labels_over_group_labels() -> None:
@@ -227,3 +230,64 @@ def test_a_changed_group_is_served_from_its_new_shard() -> None:
 
     assert "10.7.7.7:80" in shard_of("10.7.7.7:80")
     assert "10.0.5.1:80" not in shard_of("10.0.5.1:80")
+
+
+def test_shards_above_the_maximum_are_400_before_any_work() -> None:
+    sd = HttpSd(_view(*MANY), ready=lambda: True, max_shards=16)
+    ok = _get(sd, "/http_sd/web", query={"shard": ["15"], "shards": ["16"]})
+    huge = _get(sd, "/http_sd/web", query={"shard": ["0"], "shards": ["1000000"]})
+
+    assert ok.status == 200
+    assert (huge.status, orjson.loads(huge.body)) == (
+        400,
+        {"error": "shards must be at most 16, got shards=1000000"},
+    )
+    assert sd.cache_bytes < 4096  # one small answer, nothing sized by N
+
+
+def test_a_shard_index_filters_a_fragment_like_hashmod() -> None:
+    fragment = http_sd.http_sd_fragment(MANY[3])
+    indexed = http_sd.index(fragment)
+    whole = orjson.loads(b"[" + fragment + b"]")
+    for shard in range(5):
+        kept = orjson.loads(b"[" + http_sd.shard_fragment(fragment, indexed, (shard, 5)) + b"]")
+        assert kept == [e for e in whole if http_sd.hashmod(e["targets"][0], 5) == shard]
+
+
+def test_many_distinct_queries_stay_within_the_cache_budget() -> None:
+    registry = CollectorRegistry()
+    metrics = sink_metrics.create(registry)
+    sd = HttpSd(_view(*MANY, WEB_WEST), ready=lambda: True, cache_bytes=8192, metrics=metrics)
+    for shards in range(1, 40):
+        query = {"shard": ["0"], "shards": [str(shards)], "cluster": [f"c{shards},east"]}
+        assert _get(sd, "/http_sd/web", query=query).status == 200
+
+    assert 0 < sd.cache_bytes <= 8192
+    assert registry.get_sample_value("sdstream_sink_http_sd_cache_bytes") == sd.cache_bytes
+    assert (registry.get_sample_value("sdstream_sink_http_sd_cache_evictions_total") or 0) > 0
+
+
+async def test_the_route_renders_off_the_event_loop_and_caches() -> None:
+    sd = HttpSd(_view(*MANY, WEB_WEST), ready=lambda: True)
+    query = {"shard": ["1"], "shards": ["3"]}
+
+    first, second = await asyncio.gather(
+        sd("/http_sd/web", query=query, headers={}), sd("/http_sd/web", query=query, headers={})
+    )
+
+    assert first == second == _get(sd, "/http_sd/web", query=query)
+    assert sd.cache_bytes > 0
+
+
+async def test_an_answer_rendered_across_a_change_is_not_kept() -> None:
+    view = _view(WEB)
+    sd = HttpSd(view, ready=lambda: True)
+    rendering = asyncio.ensure_future(sd("/http_sd/web", query={}, headers={}))
+    await asyncio.sleep(0)  # the render has taken its copy of the job
+    view.apply(key(WEB), None)
+    sd.invalidate({"web"})
+
+    await rendering
+
+    assert sd.cache_bytes == 0
+    assert _get(sd, "/http_sd/web").body == b"[]"

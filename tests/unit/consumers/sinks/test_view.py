@@ -182,3 +182,17 @@ def test_changed_jobs_cover_every_difference(log: Log) -> None:
         changed = view.apply_records([RawRecord(k, v)]).changed
         after = {job: view.held(job) for job in view.jobs()}
         assert {j for j in after if before.get(j) != after[j]} == changed
+
+
+def test_records_of_unconfigured_jobs_are_skipped_not_served() -> None:
+    view = TargetView(configured=frozenset({"web"}))
+    records = [RawRecord(*record(API), offset=1), RawRecord(*record(WEB), offset=2)]
+
+    applied = view.apply_records(records)
+
+    assert applied.changed == {"web"}
+    assert [(s.reason, s.detail, s.record.offset) for s in applied.skipped] == [
+        (views.UNCONFIGURED_JOB, "api", 1)
+    ]
+    assert (view.jobs(), view.known("api")) == (["web"], False)
+    assert view.apply_records([RawRecord(key(API).encode(), None)]).changed == frozenset()
