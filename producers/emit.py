@@ -68,7 +68,7 @@ class Naming:
     cluster: str
     prefix: str
     partitions: int
-    drop_annotations: frozenset[str]
+    drop_annotations: trim.DropAnnotations
 
     def topic(self, resource: Resource) -> str:
         return object_topic(self.prefix, self.cluster, resource)

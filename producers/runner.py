@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from producers import emit, leader
+from producers import emit, leader, trim
 from producers.emit import PublishFailed
 from producers.kafka_known import KafkaKnownReader
 from producers.kafka_publisher import KafkaPublisher, TopicMismatch
@@ -161,7 +161,9 @@ class Producer:
             cluster=settings.cluster,
             prefix=settings.kafka.topic_prefix,
             partitions=settings.partitions,
-            drop_annotations=frozenset(settings.drop_annotations),
+            drop_annotations=trim.DropAnnotations.of(
+                settings.drop_annotations, settings.drop_annotation_patterns
+            ),
         )
         topics = {naming.topic(r): settings.partitions for r in settings.resources}
         await retry("checking topics", lambda: publisher.ensure_topics(topics))

@@ -6,11 +6,20 @@ environment and files and builds these.
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from schemas.sd_config import ScrapeJob
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
@@ -94,6 +103,29 @@ class HttpSettings(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
 
 
+# Annotations known to carry a whole manifest (a copy of the object, often larger than
+# everything discovery reads): kubectl apply's, kapp's original, Rancher/wrangler's applied.
+MANIFEST_ANNOTATIONS: Final = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "kapp.k14s.io/original",
+    "objectset.rio.cattle.io/applied",
+)
+
+
+def _drop_entry(entry: str) -> str:
+    if not entry or "*" in entry[:-1]:
+        raise ValueError(f"{entry!r}: an annotation key, or a key prefix ending in a single '*'")
+    return entry
+
+
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
+    return pattern
+
+
 class ProducerSettings(BaseModel):
     model_config = _FROZEN
 
@@ -102,7 +134,15 @@ class ProducerSettings(BaseModel):
     namespaces: tuple[str, ...] = Field((), description="Empty: all namespaces")
     label_selector: str | None = None
     field_selector: str | None = None
-    drop_annotations: tuple[str, ...] = ("kubectl.kubernetes.io/last-applied-configuration",)
+    drop_annotations: tuple[Annotated[str, AfterValidator(_drop_entry)], ...] = Field(
+        MANIFEST_ANNOTATIONS,
+        description="Annotation keys never published; an entry ending in '*' is a key prefix "
+        "(e.g. 'kapp.k14s.io/*'). Setting it replaces the default, which drops annotations "
+        "known to carry whole manifests",
+    )
+    drop_annotation_patterns: tuple[Annotated[str, AfterValidator(_regex)], ...] = Field(
+        (), description="Regexes (Python syntax, full match) of annotation keys never published"
+    )
     partitions: int = Field(6, ge=1, description="Partitions of every namespaced topic")
     page_size: int = Field(500, ge=1)
     kafka: KafkaSettings = KafkaSettings()

@@ -8,13 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from producers import emit, metrics
+from producers import emit, metrics, trim
 from producers.kubeapi.api import Page, Scope
 from schemas import events
 from schemas.topics import ObjectKey, Resource
 from tests.unit.producers.fakes import FakePublisher, FakeReader, event, obj
 
-NAMING = emit.Naming(cluster="c1", prefix="sd", partitions=4, drop_annotations=frozenset())
+NAMING = emit.Naming(
+    cluster="c1", prefix="sd", partitions=4, drop_annotations=trim.DropAnnotations()
+)
 PODS = "sd.c1.pods"
 
 
