@@ -18,19 +18,19 @@ from typing import Any, TypeVar
 
 from producers import emit, leader, trim
 from producers.emit import PublishFailed
+from producers.health import WatchHealth
 from producers.kafka_known import KafkaKnownReader
 from producers.kafka_publisher import KafkaPublisher, TopicMismatch
 from producers.kubeapi import api, auth, errors
 from producers.metrics import ProducerMetrics
 from producers.watcher import Backoff, ObjectSource, Watch, Watcher
+from schemas import config
 from schemas.config import ProducerSettings
-from schemas.topics import Resource
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Prometheus never filters these watches (owner chains and namespace metadata).
-UNFILTERED = frozenset({Resource.NAMESPACES, Resource.REPLICASETS, Resource.JOBS})
+UNFILTERED = config.UNFILTERED  # never filtered by the producer's selectors
 
 
 def watches(settings: ProducerSettings, *, timeout_s: int = 300) -> list[Watch]:
@@ -49,12 +49,13 @@ def watches(settings: ProducerSettings, *, timeout_s: int = 300) -> list[Watch]:
 
 @dataclass
 class Readiness:
-    """Ready once every watch's initial list is published."""
+    """Ready once every watch's initial list is published, and while no watch is stuck."""
 
     expected: frozenset[Watch] = frozenset()
     listed: set[Watch] = field(default_factory=set)
     metrics: ProducerMetrics | None = None
     standby: bool = False  # a healthy hot standby counts as ready (rollouts must not stall)
+    health: WatchHealth = field(default_factory=WatchHealth)
 
     def mark(self, watch: Watch) -> None:
         self.listed.add(watch)
@@ -63,9 +64,20 @@ class Readiness:
         ):
             self.metrics.ready.labels(watch.resource.value).set(1)
 
+    def reason(self) -> str | None:
+        """Why /readyz says 503, or None when ready."""
+        if self.standby:
+            return None
+        stuck = self.health.stuck()
+        if stuck:
+            return "; ".join(stuck)
+        if not self.expected or not self.expected <= self.listed:
+            return "initial lists not yet published"
+        return None
+
     @property
     def ready(self) -> bool:
-        return self.standby or (bool(self.expected) and self.expected <= self.listed)
+        return self.reason() is None
 
 
 async def retry(what: str, step: Callable[[], Awaitable[None]]) -> None:
@@ -101,6 +113,7 @@ class Producer:
         """Watch and publish until `stop` (as leader, if election is on); the exit status."""
         self.readiness.expected = frozenset(watches(self.settings))
         self.readiness.metrics = self.metrics
+        self.readiness.health = WatchHealth(self.metrics)
         elector: leader.Elector | None = None
         try:
             self._api = api.KubeApi(
@@ -140,6 +153,7 @@ class Producer:
         """One term as the writer: True if the lease was lost (campaign again)."""
         self.readiness.standby = False
         self.readiness.listed.clear()
+        self.readiness.health.clear()
         lost = asyncio.Event()
         publisher = KafkaPublisher(self.settings.kafka, metrics=self.metrics)
         holder = asyncio.create_task(_hold(elector, lost)) if elector else None
@@ -172,7 +186,13 @@ class Producer:
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
         assert self._api is not None  # noqa: S101  # set by run() before any term
         source = self.wrap_source(self._api)
-        return Watcher(source, sink, metrics=self.metrics, on_listed=self.readiness.mark)
+        return Watcher(
+            source,
+            sink,
+            metrics=self.metrics,
+            on_listed=self.readiness.mark,
+            health=self.readiness.health,
+        )
 
     async def _close(self, elector: leader.Elector | None) -> None:
         if elector is not None:

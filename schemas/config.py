@@ -17,11 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from schemas.sd_config import ScrapeJob
+from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -112,6 +114,11 @@ MANIFEST_ANNOTATIONS: Final = (
 )
 
 
+# Watched whatever the selectors say: Prometheus never filters these (owner chains,
+# namespace metadata), so the producer's selectors do not apply to them.
+UNFILTERED: Final = frozenset({Resource.NAMESPACES, Resource.REPLICASETS, Resource.JOBS})
+
+
 def _drop_entry(entry: str) -> str:
     if not entry or "*" in entry[:-1]:
         raise ValueError(f"{entry!r}: an annotation key, or a key prefix ending in a single '*'")
@@ -154,6 +161,30 @@ class ProducerSettings(BaseModel):
     @classmethod
     def _cluster(cls, value: str) -> str:
         return check_name("cluster", value)
+
+    @field_validator("label_selector")
+    @classmethod
+    def _label_selector(cls, value: str | None) -> str | None:
+        """The API server answers a bad selector with HTTP 400 on every list: fail at load."""
+        if value is not None:
+            try:
+                parse_label_selector(value)
+            except SelectorError as exc:
+                raise ValueError(f"invalid label selector: {exc}") from exc
+        return value
+
+    @field_validator("field_selector")
+    @classmethod
+    def _field_selector(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Valid for every filtered resource watched: the server checks fields per kind."""
+        if value is None:
+            return None
+        for resource in (r for r in info.data.get("resources", ()) if r not in UNFILTERED):
+            try:
+                parse_field_selector(value, kind=resource)
+            except SelectorError as exc:
+                raise ValueError(f"invalid field selector for {resource.value}: {exc}") from exc
+        return value
 
 
 class ConsumerSettings(BaseModel):
