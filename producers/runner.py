@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import uuid
@@ -155,7 +156,11 @@ class Producer:
         self.readiness.listed.clear()
         self.readiness.health.clear()
         lost = asyncio.Event()
-        publisher = KafkaPublisher(self.settings.kafka, metrics=self.metrics)
+        publisher = KafkaPublisher(
+            self.settings.kafka,
+            metrics=self.metrics,
+            max_request_size=self.settings.max_record_bytes,
+        )
         holder = asyncio.create_task(_hold(elector, lost)) if elector else None
         try:
             watcher = await _first(self._start(publisher), stop, lost)
@@ -178,9 +183,16 @@ class Producer:
             drop_annotations=trim.DropAnnotations.of(
                 settings.drop_annotations, settings.drop_annotation_patterns
             ),
+            max_record_bytes=settings.max_record_bytes,
         )
         topics = {naming.topic(r): settings.partitions for r in settings.resources}
-        await retry("checking topics", lambda: publisher.ensure_topics(topics))
+        limits: dict[str, int] = {}
+
+        async def check_topics() -> None:
+            limits.update(await publisher.ensure_topics(topics))
+
+        await retry("checking topics", check_topics)
+        naming = _fit(naming, limits)
         await retry("starting the Kafka producer", publisher.start)
         reader = KafkaKnownReader(settings.kafka)
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
@@ -201,6 +213,23 @@ class Producer:
         if self._api is not None:
             await self._api.close()
             self._api = None
+
+
+def _fit(naming: emit.Naming, topic_limits: dict[str, int]) -> emit.Naming:
+    """Lower the record limit to what every topic accepts: Kafka refusing a record would
+    break the idempotent producer's sequence for its partition until a restart."""
+    limit, lowering = emit.fitting(naming.max_record_bytes, topic_limits)
+    for topic in lowering:
+        logger.warning(
+            "Topic %s takes records up to max.message.bytes=%d, below max_record_bytes=%d: "
+            "objects over %d bytes are skipped as too_large.",
+            topic,
+            topic_limits[topic],
+            naming.max_record_bytes,
+            limit,
+            extra={"topic": topic, "limit": limit},
+        )
+    return dataclasses.replace(naming, max_record_bytes=limit)
 
 
 async def _hold(elector: leader.Elector | None, lost: asyncio.Event) -> None:

@@ -152,6 +152,14 @@ class ProducerSettings(BaseModel):
     )
     partitions: int = Field(6, ge=1, description="Partitions of every namespaced topic")
     page_size: int = Field(500, ge=1)
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=4096,
+        description="Largest record published (key, value, headers and framing, before "
+        "compression); also the Kafka producer's max_request_size. A larger object is "
+        "skipped and counted (reason too_large) and its earlier record tombstoned. The "
+        "default fits Kafka's default 1 MiB message.max.bytes; raise both together",
+    )
     kafka: KafkaSettings = KafkaSettings()
     kube: KubeSettings = KubeSettings()
     leader: LeaderSettings = LeaderSettings()
