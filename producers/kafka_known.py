@@ -1,7 +1,9 @@
 """Reads an object topic to its end offsets and folds it into `{key: resourceVersion}`.
 
 Records are folded as each batch arrives and then dropped, so reading a topic of
-large values costs one fetch's worth of memory, not the topic's size.
+large values costs one fetch's worth of memory, not the topic's size; fetches are
+kept small (FETCH_BYTES) since only keys and headers are wanted. Kafka still hands
+over a record larger than a fetch whole.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from schemas.topics import ObjectKey
 
 logger = logging.getLogger(__name__)
 
+FETCH_BYTES = 4 * 2**20  # per fetch; aiokafka's default is 50 MiB
+PARTITION_FETCH_BYTES = 512 * 2**10  # per partition and fetch; default 1 MiB
+
 
 class KafkaKnownReader:
     def __init__(self, settings: KafkaSettings) -> None:
@@ -29,6 +34,8 @@ class KafkaKnownReader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_bytes=FETCH_BYTES,
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
         )
         try:
             await consumer.start()
