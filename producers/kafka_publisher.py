@@ -6,11 +6,14 @@ number of unacknowledged records blocks `publish()`, and so the watch, when the
 broker is slow or away: nothing is dropped. A record the broker never
 acknowledged bumps `failures`; its writer then re-reads the topic and re-lists.
 
-A record Kafka refuses for what it is (too large for the broker's or the topic's
-limit) is different: re-listing would only send it again, forever. It is counted
-as skipped (`reason="rejected"`) and logged, and everything else goes on. The
-emitter already keeps records within `max_request_size`, so this happens only when
-a broker or topic limit is below it.
+A record Kafka refuses for what it is (too large for the topic's limit) is
+different: re-listing would only send it again, forever. The emitter keeps records
+within `max_request_size` and the topics' max.message.bytes read at start, so this
+happens only when a topic's limit is lowered under a running producer. Then the
+record is counted as skipped (`reason="rejected"`) and logged, and `refused` is set:
+a refused batch leaves the idempotent producer's sequence for that partition broken
+(OutOfOrderSequenceNumber for every later record), so the runner starts a new
+publisher, which reads the topics' limits again and skips the record before sending.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class KafkaPublisher:
         self._slots = asyncio.Semaphore(max_unacked)
         self._producer: AIOKafkaProducer | None = None
         self.failures = 0
+        self.refused = asyncio.Event()  # Kafka refused a record: start a new publisher
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -121,6 +125,7 @@ class KafkaPublisher:
         exc = future.exception()
         if isinstance(exc, REJECTIONS):
             self._rejected(record, exc)
+            self.refused.set()
             return
         if exc is not None:
             self._failed(record, exc)

@@ -151,7 +151,8 @@ class Producer:
         return True
 
     async def _term(self, stop: asyncio.Event, elector: leader.Elector | None) -> bool:
-        """One term as the writer: True if the lease was lost (campaign again)."""
+        """One term as the writer: True to start another (the lease was lost: campaign
+        again; or Kafka refused a record: a new Kafka producer, topic limits read again)."""
         self.readiness.standby = False
         self.readiness.listed.clear()
         self.readiness.health.clear()
@@ -163,16 +164,23 @@ class Producer:
         )
         holder = asyncio.create_task(_hold(elector, lost)) if elector else None
         try:
+            refused = publisher.refused
             watcher = await _first(self._start(publisher), stop, lost)
             if watcher is not None:
-                await _until([watcher.run(w) for w in self.readiness.expected], stop, lost)
+                jobs = [watcher.run(w) for w in self.readiness.expected]
+                await _until(jobs, stop, lost, refused)
+            if refused.is_set() and not stop.is_set():
+                logger.warning(
+                    "Kafka refused a record: restarting the Kafka producer (its sequence for "
+                    "that partition is broken) and reading the topics' limits again."
+                )
         finally:
             if holder is not None:
                 holder.cancel()
                 await asyncio.gather(holder, return_exceptions=True)
             await publisher.stop()
             logger.info("Stopped writing; buffered records flushed.")
-        return lost.is_set()
+        return lost.is_set() or (publisher.refused.is_set() and not stop.is_set())
 
     async def _start(self, publisher: KafkaPublisher) -> Watcher:
         settings = self.settings
