@@ -80,8 +80,10 @@ class WatchHealth:
         ]
 
     def clear(self) -> None:
-        for resource in {watch[0] for watch in self._failing}:
-            self._failing = {w: f for w, f in self._failing.items() if w[0] is not resource}
+        """Forget every watch (a new term starts its watches afresh)."""
+        resources = {watch[0] for watch in self._failing}
+        self._failing.clear()
+        for resource in resources:
             self._gauge(resource)
 
     def _gauge(self, resource: Resource) -> None:
