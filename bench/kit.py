@@ -48,7 +48,7 @@ Body = dict[str, Any]
 READY = [{"type": t, "status": "True"}
          for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]  # fmt: skip
 CODEC = KafkaSettings().compression_type()  # the producer's default codec
-DROP = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+DROP = trim.DropAnnotations.of(["kubectl.kubernetes.io/last-applied-configuration"])
 
 
 # machine and load ------------------------------------------------------------------------

@@ -8,6 +8,15 @@ Per topic it keeps what the topic holds (`{key: resourceVersion}`), read from
 Kafka at start and again after Kafka failed to take a record, and updated as
 records are handed over. Objects that cannot be trimmed or serialised are
 counted, logged with their key, and skipped.
+
+So is an object whose record would exceed `max_record_bytes` (the Kafka
+producer's max_request_size): Kafka would refuse it, and a refusal used to read
+as a failed publish, re-listing the resource with backoff forever while none of
+the cluster's other changes of that resource got through. If the topic holds an
+earlier, smaller record of that key, it is tombstoned: the topic says what each
+object is now, or nothing, never a stale version that no later event corrects
+while the object stays too large (an Endpoints object's old addresses, say). The
+object is published again once it shrinks; a delete tombstones it as usual.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -63,12 +72,39 @@ class TopicState:
     loaded_at_failures: int = 0  # publisher.failures when `known` was read
 
 
+# An upper bound of what Kafka's record format adds to a record's key, value and header
+# bytes (aiokafka's estimate_size_in_bytes): the batch header (61), a record's fixed
+# overhead (21), and a length varint of at most 5 bytes per key, value, header count,
+# and per header name and value.
+BATCH_OVERHEAD = 61 + 21 + 3 * 5
+HEADER_OVERHEAD = 2 * 5
+
+
+def record_size(key: bytes, value: bytes | None, headers: Headers) -> int:
+    """Bytes the record takes in a batch of its own, uncompressed (never an underestimate)."""
+    size = BATCH_OVERHEAD + len(key) + len(value or b"")
+    return size + sum(HEADER_OVERHEAD + len(n.encode()) + len(v) for n, v in headers)
+
+
+def fitting(max_record_bytes: int, topic_limits: Mapping[str, int]) -> tuple[int, list[str]]:
+    """The record limit that every topic's max.message.bytes takes, and the topics that
+    lowered it. Kafka checks compressed batches; compression can add a little to data
+    it cannot shrink, hence the margin."""
+    limit, lowering = max_record_bytes, list[str]()
+    for topic, topic_limit in sorted(topic_limits.items()):
+        fits = topic_limit - 1024 - topic_limit // 256
+        if fits < limit:
+            limit, lowering = fits, [*lowering, topic]
+    return max(limit, 0), lowering
+
+
 @dataclass(frozen=True)
 class Naming:
     cluster: str
     prefix: str
     partitions: int
-    drop_annotations: frozenset[str]
+    drop_annotations: trim.DropAnnotations
+    max_record_bytes: int = 1_000_000  # ProducerSettings.max_record_bytes
 
     def topic(self, resource: Resource) -> str:
         return object_topic(self.prefix, self.cluster, resource)
@@ -213,6 +249,11 @@ class Emitter:
             event=kind,
             observed_at=observed_at,
         )
+        if value is not None:
+            size = record_size(key.encode(), value, record.headers)
+            if size > naming.max_record_bytes:
+                await self._too_large(record, size=size, version=version)
+                return
         await self._publisher.publish(record)
         state = self._topics.get(resource)  # None after a resync: the next read has it
         if state is None:
@@ -222,7 +263,26 @@ class Emitter:
         else:
             state.known[key] = version
 
-    def _skip(self, resource: Resource, why: str, *, key: str, reason: str) -> None:
+    async def _too_large(self, record: Record, *, size: int, version: str) -> None:
+        """Skip the record; tombstone the key if the topic holds an earlier record of it."""
+        resource, key = record.resource, record.key
+        state = self._topics.get(resource)
+        held = state is not None and key in state.known
+        limit = self._naming.max_record_bytes
+        reason = f"a record of {size} bytes, over max_record_bytes={limit}"
+        self._skip(resource, "too_large", key=key, reason=reason, size=size)
+        if held:
+            logger.warning(
+                "Tombstoning the earlier record of %s %s while it is too large.",
+                resource,
+                key,
+                extra={"resource": resource.value, "key": key},
+            )
+            await self.tombstone(resource, key, version=version, observed_at=record.observed_at)
+
+    def _skip(
+        self, resource: Resource, why: str, *, key: str, reason: str, size: int | None = None
+    ) -> None:
         self._metrics.skipped.labels(resource.value, why).inc()
         logger.warning(
             "Skipping %s %s: %s (%s).",
@@ -230,7 +290,7 @@ class Emitter:
             key,
             why,
             reason,
-            extra={"resource": resource.value, "key": key, "reason": reason},
+            extra={"resource": resource.value, "key": key, "reason": reason, "bytes": size},
         )
 
 

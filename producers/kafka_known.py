@@ -1,4 +1,10 @@
-"""Reads an object topic to its end offsets and folds it into `{key: resourceVersion}`."""
+"""Reads an object topic to its end offsets and folds it into `{key: resourceVersion}`.
+
+Records are folded as each batch arrives and then dropped, so reading a topic of
+large values costs one fetch's worth of memory, not the topic's size; fetches are
+kept small (FETCH_BYTES) since only keys and headers are wanted. Kafka still hands
+over a record larger than a fetch whole.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from schemas.topics import ObjectKey
 
 logger = logging.getLogger(__name__)
 
+FETCH_BYTES = 4 * 2**20  # per fetch; aiokafka's default is 50 MiB
+PARTITION_FETCH_BYTES = 512 * 2**10  # per partition and fetch; default 1 MiB
+
 
 class KafkaKnownReader:
     def __init__(self, settings: KafkaSettings) -> None:
@@ -25,29 +34,28 @@ class KafkaKnownReader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_bytes=FETCH_BYTES,
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
         )
         try:
             await consumer.start()
-            records = await _read_to_end(consumer, topic, partitions=partitions)
+            folded = await _read_to_end(consumer, topic, partitions=partitions)
         except KafkaError as exc:
             raise PublishFailed(f"reading {topic}: {exc!r}") from exc
         finally:
             await consumer.stop()
-        state, unusable = known.fold(records)
         logger.info(
             "Read %d records of %s: %d live keys, %d unusable.",
-            len(records),
+            folded.records,
             topic,
-            len(state),
-            unusable,
-            extra={"topic": topic, "keys": len(state), "unusable": unusable},
+            len(folded.state),
+            folded.unusable,
+            extra={"topic": topic, "keys": len(folded.state), "unusable": folded.unusable},
         )
-        return state
+        return folded.state
 
 
-async def _read_to_end(
-    consumer: AIOKafkaConsumer, topic: str, *, partitions: int
-) -> list[known.StoredRecord]:
+async def _read_to_end(consumer: AIOKafkaConsumer, topic: str, *, partitions: int) -> known.Fold:
     # The partition count comes from the caller, who checked the topic: a fresh consumer's
     # partitions_for_topic() stays None until something subscribes, and end_offsets() of
     # a partition that does not exist would wait forever.
@@ -55,13 +63,11 @@ async def _read_to_end(
     consumer.assign(parts)
     await consumer.seek_to_beginning(*parts)
     end = await consumer.end_offsets(parts)
-    records: list[known.StoredRecord] = []
+    folded = known.Fold()
     while any([await consumer.position(tp) < end[tp] for tp in parts]):
         batch = await consumer.getmany(*parts, timeout_ms=500)
         for tp, rs in batch.items():
-            records.extend(
-                known.StoredRecord(r.key, r.value, tuple(r.headers))
-                for r in rs
-                if r.offset < end[tp]
-            )
-    return records
+            for r in rs:
+                if r.offset < end[tp]:
+                    folded.add(known.StoredRecord(r.key, r.value, tuple(r.headers)))
+    return folded

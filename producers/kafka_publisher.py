@@ -5,11 +5,21 @@ namespace's objects meet in one partition number on every topic. A bounded
 number of unacknowledged records blocks `publish()`, and so the watch, when the
 broker is slow or away: nothing is dropped. A record the broker never
 acknowledged bumps `failures`; its writer then re-reads the topic and re-lists.
+
+A record Kafka refuses for what it is (too large for the topic's limit) is
+different: re-listing would only send it again, forever. The emitter keeps records
+within `max_request_size` and the topics' max.message.bytes read at start, so this
+happens only when a topic's limit is lowered under a running producer. Then the
+record is counted as skipped (`reason="rejected"`) and logged, and `refused` is set:
+a refused batch leaves the idempotent producer's sequence for that partition broken
+(OutOfOrderSequenceNumber for every later record), so the runner starts a new
+publisher, which reads the topics' limits again and skips the record before sending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -18,7 +28,7 @@ from typing import Any, ClassVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from producers.emit import PublishFailed, Record
 from producers.metrics import ProducerMetrics
@@ -28,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 TOPIC_EXISTS = 36
 COMPACTED = {"cleanup.policy": "compact"}
+# Kafka refuses the record itself: sending it again cannot help.
+REJECTIONS = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class TopicMismatch(Exception):
@@ -38,13 +50,20 @@ class TopicMismatch(Exception):
 
 class KafkaPublisher:
     def __init__(
-        self, settings: KafkaSettings, *, metrics: ProducerMetrics, max_unacked: int = 10_000
+        self,
+        settings: KafkaSettings,
+        *,
+        metrics: ProducerMetrics,
+        max_unacked: int = 10_000,
+        max_request_size: int = 1_048_576,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._max_request_size = max_request_size
         self._slots = asyncio.Semaphore(max_unacked)
         self._producer: AIOKafkaProducer | None = None
         self.failures = 0
+        self.refused = asyncio.Event()  # Kafka refused a record: start a new publisher
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -53,6 +72,7 @@ class KafkaPublisher:
             acks="all",
             compression_type=self._settings.compression_type(),
             linger_ms=5,
+            max_request_size=self._max_request_size,
         )
         try:
             await producer.start()
@@ -87,6 +107,10 @@ class KafkaPublisher:
                 partition=record.partition,
                 headers=record.headers,
             )
+        except REJECTIONS as exc:  # aiokafka's own size check, before any batch
+            self._slots.release()
+            self._rejected(record, exc)
+            return
         except KafkaError as exc:
             self._slots.release()
             self._failed(record, exc)
@@ -99,6 +123,10 @@ class KafkaPublisher:
             self._failed(record, asyncio.CancelledError())
             return
         exc = future.exception()
+        if isinstance(exc, REJECTIONS):
+            self._rejected(record, exc)
+            self.refused.set()
+            return
         if exc is not None:
             self._failed(record, exc)
             return
@@ -117,13 +145,30 @@ class KafkaPublisher:
             extra={"topic": record.topic, "key": record.key, "error": repr(exc)},
         )
 
-    async def ensure_topics(self, topics: Mapping[str, int]) -> None:
-        """Create missing topics compacted; TopicMismatch if an existing one differs."""
+    def _rejected(self, record: Record, exc: BaseException) -> None:
+        self._metrics.skipped.labels(record.resource.value, "rejected").inc()
+        size = len(record.value or b"")
+        logger.warning(
+            "Skipping %s %s: Kafka rejected its record of %d bytes: %r.",
+            record.resource,
+            record.key,
+            size,
+            exc,
+            extra={"topic": record.topic, "key": record.key, "bytes": size, "error": repr(exc)},
+        )
+
+    async def ensure_topics(self, topics: Mapping[str, int]) -> dict[str, int]:
+        """Create missing topics compacted; TopicMismatch if an existing one differs.
+
+        Returns each topic's max.message.bytes (the broker's default unless the topic
+        sets its own): a record over it would be refused, and a refused batch leaves the
+        idempotent producer's sequence broken for its partition until a restart.
+        """
         admin = AIOKafkaAdminClient(**self._settings.client_options())
         try:
             await admin.start()
             await _create_missing(admin, topics, replication=self._settings.replication_factor)
-            await _check(admin, topics)
+            return await _check(admin, topics)
         except KafkaError as exc:
             raise PublishFailed(f"checking topics: {exc!r}") from exc
         finally:
@@ -162,13 +207,15 @@ async def _described(
         await asyncio.sleep(0.2)
 
 
-async def _check(admin: AIOKafkaAdminClient, topics: Mapping[str, int]) -> None:
+async def _check(admin: AIOKafkaAdminClient, topics: Mapping[str, int]) -> dict[str, int]:
     problems: list[str] = []
     for meta in await _described(admin, topics):
         name, count = meta["topic"], len(meta["partitions"])
         if count != topics[name]:
             problems.append(f"topic {name} has {count} partitions, expected {topics[name]}")
-    for name, policy in (await _cleanup_policies(admin, list(topics))).items():
+    configs = await _configs(admin, list(topics))
+    for name, config in configs.items():
+        policy = config.get("cleanup.policy")
         if policy != "compact":
             problems.append(f"topic {name} has cleanup.policy={policy!r}, expected 'compact'")
     if problems:
@@ -176,14 +223,23 @@ async def _check(admin: AIOKafkaAdminClient, topics: Mapping[str, int]) -> None:
             "; ".join(problems) + " (object topics must be compacted and share one partition "
             "count; delete or fix them, or set the partitions setting to match)"
         )
+    return _max_message_bytes(configs)
 
 
-async def _cleanup_policies(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str]:
+async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
     resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
-    policies: dict[str, str] = {}
+    configs: dict[str, dict[str, str]] = {}
     for response in await admin.describe_configs(resources):
         for resource in response.to_object()["resources"]:
-            for entry in resource["config_entries"]:
-                if entry["config_names"] == "cleanup.policy":
-                    policies[resource["resource_name"]] = entry["config_value"]
-    return policies
+            configs[resource["resource_name"]] = {
+                entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]
+            }
+    return configs
+
+
+def _max_message_bytes(configs: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for name, config in configs.items():
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            limits[name] = int(config["max.message.bytes"])
+    return limits

@@ -1,14 +1,16 @@
 """What a compacted object topic already holds: `{key: resourceVersion}`.
 
 Read once at start (and after a failed publish) so reconciliation can skip what
-is already there and tombstone what vanished. The fold is pure; reading the
-topic is a `KnownReader` (Kafka in `kafka_known`, a dict in tests).
+is already there and tombstone what vanished. The fold is pure and incremental
+(`Fold.add`, one record at a time), so a reader keeps only keys and versions, never
+the records' values: memory grows with the number of keys, not with value sizes.
+Reading the topic is a `KnownReader` (Kafka in `kafka_known`, a dict in tests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
@@ -44,22 +46,33 @@ def version_of(record: StoredRecord) -> str | None:
     return version if isinstance(version, str) else None
 
 
-def fold(records: Iterable[StoredRecord]) -> tuple[dict[ObjectKey, str], int]:
-    """Latest version per key, tombstones removing keys; also how many records were unusable."""
-    state: dict[ObjectKey, str] = {}
-    unusable = 0
-    for record in records:
+@dataclass
+class Fold:
+    """`{key: resourceVersion}` so far; feed it records in topic order, then read `state`."""
+
+    state: dict[ObjectKey, str] = field(default_factory=dict)
+    records: int = 0
+    unusable: int = 0
+
+    def add(self, record: StoredRecord) -> None:
+        """Fold one record in: the latest version per key, a tombstone removing its key."""
+        self.records += 1
         if record.key is None:
-            unusable += 1
-            continue
+            self.unusable += 1
+            return
         key = ObjectKey(record.key.decode(errors="replace"))
         if record.value is None:
-            state.pop(key, None)
-            continue
+            self.state.pop(key, None)
+            return
         version = version_of(record)
         if version is None:
-            unusable += 1
-            state[key] = ""  # held, version unknown: republished by the next reconcile
-        else:
-            state[key] = version
-    return state, unusable
+            self.unusable += 1
+        self.state[key] = version or ""  # unknown version: republished by the next reconcile
+
+
+def fold(records: Iterable[StoredRecord]) -> tuple[dict[ObjectKey, str], int]:
+    """Latest version per key, tombstones removing keys; also how many records were unusable."""
+    folded = Fold()
+    for record in records:
+        folded.add(record)
+    return folded.state, folded.unusable

@@ -18,12 +18,13 @@ class ProducerMetrics:
     watch_restarts: Counter  # resource, reason (timeout, expired, error)
     reconcile_tombstones: Counter  # resource
     reconcile_unchanged: Counter  # resource
-    skipped: Counter  # resource, reason (untrimmable, unserialisable)
+    skipped: Counter  # resource, reason (untrimmable, unserialisable, too_large, rejected)
     errors: Counter  # resource, kind (exception class)
     publish_latency: Histogram  # from send() to broker ack
     lag: Histogram  # from the producer seeing an API event to the broker ack
     ready: Gauge  # resource: 1 once the initial list is published
     leader: Gauge  # 1 while this replica holds the lease
+    watch_failures: Gauge  # resource: consecutive failures of its watch, 0 when it works
 
 
 def create(registry: CollectorRegistry) -> ProducerMetrics:
@@ -55,7 +56,8 @@ def create(registry: CollectorRegistry) -> ProducerMetrics:
         ),
         skipped=counter(
             "skipped_objects_total",
-            "Objects skipped as untrimmable or unserialisable.",
+            "Objects not published: untrimmable, unserialisable, too_large (over "
+            "max_record_bytes), rejected (by Kafka).",
             "resource",
             "reason",
         ),
@@ -70,5 +72,12 @@ def create(registry: CollectorRegistry) -> ProducerMetrics:
         ),
         leader=Gauge(
             "sdstream_producer_leader", "1 while this replica holds the lease.", registry=registry
+        ),
+        watch_failures=Gauge(
+            "sdstream_producer_watch_failures",
+            "Consecutive failures of the resource's watch (list or watch), 0 once it works; "
+            "/readyz is 503 from 3 on.",
+            ["resource"],
+            registry=registry,
         ),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import uuid
@@ -16,21 +17,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from producers import emit, leader
+from producers import emit, leader, trim
 from producers.emit import PublishFailed
+from producers.health import WatchHealth
 from producers.kafka_known import KafkaKnownReader
 from producers.kafka_publisher import KafkaPublisher, TopicMismatch
 from producers.kubeapi import api, auth, errors
 from producers.metrics import ProducerMetrics
 from producers.watcher import Backoff, ObjectSource, Watch, Watcher
+from schemas import config
 from schemas.config import ProducerSettings
-from schemas.topics import Resource
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Prometheus never filters these watches (owner chains and namespace metadata).
-UNFILTERED = frozenset({Resource.NAMESPACES, Resource.REPLICASETS, Resource.JOBS})
+UNFILTERED = config.UNFILTERED  # never filtered by the producer's selectors
 
 
 def watches(settings: ProducerSettings, *, timeout_s: int = 300) -> list[Watch]:
@@ -49,12 +50,13 @@ def watches(settings: ProducerSettings, *, timeout_s: int = 300) -> list[Watch]:
 
 @dataclass
 class Readiness:
-    """Ready once every watch's initial list is published."""
+    """Ready once every watch's initial list is published, and while no watch is stuck."""
 
     expected: frozenset[Watch] = frozenset()
     listed: set[Watch] = field(default_factory=set)
     metrics: ProducerMetrics | None = None
     standby: bool = False  # a healthy hot standby counts as ready (rollouts must not stall)
+    health: WatchHealth = field(default_factory=WatchHealth)
 
     def mark(self, watch: Watch) -> None:
         self.listed.add(watch)
@@ -63,9 +65,20 @@ class Readiness:
         ):
             self.metrics.ready.labels(watch.resource.value).set(1)
 
+    def reason(self) -> str | None:
+        """Why /readyz says 503, or None when ready."""
+        if self.standby:
+            return None
+        stuck = self.health.stuck()
+        if stuck:
+            return "; ".join(stuck)
+        if not self.expected or not self.expected <= self.listed:
+            return "initial lists not yet published"
+        return None
+
     @property
     def ready(self) -> bool:
-        return self.standby or (bool(self.expected) and self.expected <= self.listed)
+        return self.reason() is None
 
 
 async def retry(what: str, step: Callable[[], Awaitable[None]]) -> None:
@@ -101,6 +114,7 @@ class Producer:
         """Watch and publish until `stop` (as leader, if election is on); the exit status."""
         self.readiness.expected = frozenset(watches(self.settings))
         self.readiness.metrics = self.metrics
+        self.readiness.health = WatchHealth(self.metrics)
         elector: leader.Elector | None = None
         try:
             self._api = api.KubeApi(
@@ -137,23 +151,36 @@ class Producer:
         return True
 
     async def _term(self, stop: asyncio.Event, elector: leader.Elector | None) -> bool:
-        """One term as the writer: True if the lease was lost (campaign again)."""
+        """One term as the writer: True to start another (the lease was lost: campaign
+        again; or Kafka refused a record: a new Kafka producer, topic limits read again)."""
         self.readiness.standby = False
         self.readiness.listed.clear()
+        self.readiness.health.clear()
         lost = asyncio.Event()
-        publisher = KafkaPublisher(self.settings.kafka, metrics=self.metrics)
+        publisher = KafkaPublisher(
+            self.settings.kafka,
+            metrics=self.metrics,
+            max_request_size=self.settings.max_record_bytes,
+        )
         holder = asyncio.create_task(_hold(elector, lost)) if elector else None
         try:
+            refused = publisher.refused
             watcher = await _first(self._start(publisher), stop, lost)
             if watcher is not None:
-                await _until([watcher.run(w) for w in self.readiness.expected], stop, lost)
+                jobs = [watcher.run(w) for w in self.readiness.expected]
+                await _until(jobs, stop, lost, refused)
+            if refused.is_set() and not stop.is_set():
+                logger.warning(
+                    "Kafka refused a record: restarting the Kafka producer (its sequence for "
+                    "that partition is broken) and reading the topics' limits again."
+                )
         finally:
             if holder is not None:
                 holder.cancel()
                 await asyncio.gather(holder, return_exceptions=True)
             await publisher.stop()
             logger.info("Stopped writing; buffered records flushed.")
-        return lost.is_set()
+        return lost.is_set() or (publisher.refused.is_set() and not stop.is_set())
 
     async def _start(self, publisher: KafkaPublisher) -> Watcher:
         settings = self.settings
@@ -161,16 +188,31 @@ class Producer:
             cluster=settings.cluster,
             prefix=settings.kafka.topic_prefix,
             partitions=settings.partitions,
-            drop_annotations=frozenset(settings.drop_annotations),
+            drop_annotations=trim.DropAnnotations.of(
+                settings.drop_annotations, settings.drop_annotation_patterns
+            ),
+            max_record_bytes=settings.max_record_bytes,
         )
         topics = {naming.topic(r): settings.partitions for r in settings.resources}
-        await retry("checking topics", lambda: publisher.ensure_topics(topics))
+        limits: dict[str, int] = {}
+
+        async def check_topics() -> None:
+            limits.update(await publisher.ensure_topics(topics))
+
+        await retry("checking topics", check_topics)
+        naming = _fit(naming, limits)
         await retry("starting the Kafka producer", publisher.start)
         reader = KafkaKnownReader(settings.kafka)
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
         assert self._api is not None  # noqa: S101  # set by run() before any term
         source = self.wrap_source(self._api)
-        return Watcher(source, sink, metrics=self.metrics, on_listed=self.readiness.mark)
+        return Watcher(
+            source,
+            sink,
+            metrics=self.metrics,
+            on_listed=self.readiness.mark,
+            health=self.readiness.health,
+        )
 
     async def _close(self, elector: leader.Elector | None) -> None:
         if elector is not None:
@@ -179,6 +221,23 @@ class Producer:
         if self._api is not None:
             await self._api.close()
             self._api = None
+
+
+def _fit(naming: emit.Naming, topic_limits: dict[str, int]) -> emit.Naming:
+    """Lower the record limit to what every topic accepts: Kafka refusing a record would
+    break the idempotent producer's sequence for its partition until a restart."""
+    limit, lowering = emit.fitting(naming.max_record_bytes, topic_limits)
+    for topic in lowering:
+        logger.warning(
+            "Topic %s takes records up to max.message.bytes=%d, below max_record_bytes=%d: "
+            "objects over %d bytes are skipped as too_large.",
+            topic,
+            topic_limits[topic],
+            naming.max_record_bytes,
+            limit,
+            extra={"topic": topic, "limit": limit},
+        )
+    return dataclasses.replace(naming, max_record_bytes=limit)
 
 
 async def _hold(elector: leader.Elector | None, lost: asyncio.Event) -> None:

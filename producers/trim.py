@@ -5,11 +5,18 @@ whatever is not listed (managedFields, env, volumes, secrets, probes, ...) never
 reaches Kafka. Fields a server-side field selector can name are kept as well,
 so a consumer can emulate selectors. Null and empty are kept apart: a present
 `null` or `{}` stays, an absent field stays absent.
+
+Annotations are kept (roles publish them as labels) except the keys a
+`DropAnnotations` names: exact keys, key prefixes (an entry ending in `*`) and
+full-match regexes. Some tools keep whole manifests in annotations, which would
+otherwise make a record as large as the object's manifest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from schemas.objects import KubeObject
@@ -142,7 +149,36 @@ def key_of(obj: Any) -> ObjectKey:
     return object_key(namespace, name)
 
 
-def trim(resource: Resource, obj: Any, *, drop_annotations: frozenset[str]) -> KubeObject:
+@dataclass(frozen=True)
+class DropAnnotations:
+    """Annotation keys never published: exact keys, key prefixes, full-match regexes."""
+
+    exact: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None  # the patterns as one alternation
+
+    @classmethod
+    def of(cls, entries: Iterable[str], patterns: Iterable[str] = ()) -> DropAnnotations:
+        """Entries ending in `*` are prefixes, the others exact keys; patterns are regexes."""
+        entries, regexes = list(entries), list(patterns)
+        return cls(
+            exact=frozenset(e for e in entries if not e.endswith("*")),
+            prefixes=tuple(e[:-1] for e in entries if e.endswith("*")),
+            pattern=re.compile("|".join(f"(?:{r})" for r in regexes)) if regexes else None,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.exact or self.prefixes or self.pattern)
+
+    def drops(self, key: str) -> bool:
+        return (
+            key in self.exact
+            or key.startswith(self.prefixes)
+            or (self.pattern is not None and self.pattern.fullmatch(key) is not None)
+        )
+
+
+def trim(resource: Resource, obj: Any, *, drop_annotations: DropAnnotations) -> KubeObject:
     """The object reduced to SPECS[resource] plus metadata; TrimError on a bad shape."""
     key_of(obj)
     trimmed = _project(obj, SPECS[resource], "")
@@ -150,7 +186,8 @@ def trim(resource: Resource, obj: Any, *, drop_annotations: frozenset[str]) -> K
     _check_string_map(meta, "labels")
     annotations = _check_string_map(meta, "annotations")
     if annotations is not None and drop_annotations:
-        meta["annotations"] = {k: v for k, v in annotations.items() if k not in drop_annotations}
+        kept = {k: v for k, v in annotations.items() if not drop_annotations.drops(k)}
+        meta["annotations"] = kept
     return {"metadata": meta, **trimmed}
 
 

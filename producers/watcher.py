@@ -7,7 +7,10 @@ topic, so nothing that happened meanwhile is lost. A LIST streams: each page
 goes to the sink as it arrives, and the listing is finished (vanished keys
 tombstoned) only after its last page; one that fails midway is just dropped.
 Errors back off exponentially; a 403 names the missing verb and resource and is
-retried slowly, while the other resources go on.
+retried slowly, while the other resources go on. Every failure is counted in
+`WatchHealth` until the watch works again, so a watch that keeps failing (a 400
+for a selector the server rejects, say) shows on /readyz and a gauge, and is
+logged once per backoff period rather than at every try.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from producers.emit import PublishFailed
+from producers.health import WatchHealth
 from producers.kubeapi import errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.metrics import ProducerMetrics
@@ -90,12 +94,14 @@ class Watcher:
         *,
         metrics: ProducerMetrics,
         on_listed: Callable[[Watch], None] = lambda _: None,
+        health: WatchHealth | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._source = source
         self._sink = sink
         self._metrics = metrics
         self._on_listed = on_listed
+        self._health = health or WatchHealth(metrics)
         self._sleep = sleep
 
     async def run(self, watch: Watch) -> None:
@@ -122,10 +128,9 @@ class Watcher:
                 relist_reason = "error"
                 self._failed(watch, exc)
                 await self._sleep(backoff.next())
-            except Exception as exc:  # a bug must not stop the other resources
+            except Exception as exc:  # noqa: BLE001  # a bug must not stop the other resources
                 relist_reason = "error"
-                logger.exception("Unexpected error watching %s.", watch.resource)
-                self._metrics.errors.labels(watch.resource.value, type(exc).__name__).inc()
+                self._failed(watch, exc, unexpected=True)
                 await self._sleep(backoff.next())
 
     async def _list(self, watch: Watch, relist_reason: str | None) -> str:
@@ -139,6 +144,7 @@ class Watcher:
         if relist_reason is not None:
             self._metrics.relists.labels(watch.resource.value, relist_reason).inc()
         await listing.finish(version)
+        self._worked(watch)
         self._on_listed(watch)
         return version
 
@@ -153,7 +159,9 @@ class Watcher:
                 async for event in stream:
                     since = await self._handle(resource, event) or since
                     backoff.reset()
+                    self._worked(watch)
                 reason = "timeout"
+                self._worked(watch)
             except errors.Expired:
                 self._metrics.watch_restarts.labels(resource.value, "expired").inc()
                 raise
@@ -177,14 +185,37 @@ class Watcher:
             self._metrics.errors.labels(resource.value, "UnknownEventType").inc()
         return str(version) if version else None
 
-    def _failed(self, watch: Watch, exc: Exception) -> None:
+    def _worked(self, watch: Watch) -> None:
+        failing = self._health.succeeded((watch.resource, watch.scope.namespace))
+        if failing is not None:
+            logger.info(
+                "%s%s works again after %d failures in %.0fs.",
+                watch.resource,
+                _where(watch),
+                failing.count,
+                self._health.elapsed(failing),
+                extra={"resource": watch.resource.value, "failures": failing.count},
+            )
+
+    def _failed(self, watch: Watch, exc: Exception, *, unexpected: bool = False) -> None:
+        """Count the failure; log it unless the same error was logged this backoff period."""
         self._metrics.errors.labels(watch.resource.value, type(exc).__name__).inc()
-        level = logging.ERROR if isinstance(exc, errors.Forbidden) else logging.WARNING
+        failing = self._health.failed((watch.resource, watch.scope.namespace), exc)
+        if failing is None:
+            return
+        config = isinstance(exc, errors.Forbidden | errors.Invalid)  # a user must fix it
         logger.log(
-            level,
-            "%s%s: %s",
+            logging.ERROR if config or unexpected else logging.WARNING,
+            "%s%s: %s (%d failures in a row over %.0fs; retrying with backoff).",
             watch.resource,
-            f" in {watch.scope.namespace}" if watch.scope.namespace else "",
+            _where(watch),
             exc,
+            failing.count,
+            self._health.elapsed(failing),
+            exc_info=exc if unexpected else None,
             extra={"resource": watch.resource.value, "error": type(exc).__name__},
         )
+
+
+def _where(watch: Watch) -> str:
+    return f" in {watch.scope.namespace}" if watch.scope.namespace else ""

@@ -6,13 +6,24 @@ environment and files and builds these.
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas.sd_config import ScrapeJob
+from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -109,6 +120,34 @@ class HttpSettings(BaseModel):
     )
 
 
+# Annotations known to carry a whole manifest (a copy of the object, often larger than
+# everything discovery reads): kubectl apply's, kapp's original, Rancher/wrangler's applied.
+MANIFEST_ANNOTATIONS: Final = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "kapp.k14s.io/original",
+    "objectset.rio.cattle.io/applied",
+)
+
+
+# Watched whatever the selectors say: Prometheus never filters these (owner chains,
+# namespace metadata), so the producer's selectors do not apply to them.
+UNFILTERED: Final = frozenset({Resource.NAMESPACES, Resource.REPLICASETS, Resource.JOBS})
+
+
+def _drop_entry(entry: str) -> str:
+    if not entry or "*" in entry[:-1]:
+        raise ValueError(f"{entry!r}: an annotation key, or a key prefix ending in a single '*'")
+    return entry
+
+
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
+    return pattern
+
+
 class ProducerSettings(BaseModel):
     model_config = _FROZEN
 
@@ -117,9 +156,25 @@ class ProducerSettings(BaseModel):
     namespaces: tuple[str, ...] = Field((), description="Empty: all namespaces")
     label_selector: str | None = None
     field_selector: str | None = None
-    drop_annotations: tuple[str, ...] = ("kubectl.kubernetes.io/last-applied-configuration",)
+    drop_annotations: tuple[Annotated[str, AfterValidator(_drop_entry)], ...] = Field(
+        MANIFEST_ANNOTATIONS,
+        description="Annotation keys never published; an entry ending in '*' is a key prefix "
+        "(e.g. 'kapp.k14s.io/*'). Setting it replaces the default, which drops annotations "
+        "known to carry whole manifests",
+    )
+    drop_annotation_patterns: tuple[Annotated[str, AfterValidator(_regex)], ...] = Field(
+        (), description="Regexes (Python syntax, full match) of annotation keys never published"
+    )
     partitions: int = Field(6, ge=1, description="Partitions of every namespaced topic")
     page_size: int = Field(500, ge=1)
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=4096,
+        description="Largest record published (key, value, headers and framing, before "
+        "compression); also the Kafka producer's max_request_size. A larger object is "
+        "skipped and counted (reason too_large) and its earlier record tombstoned. The "
+        "default fits Kafka's default 1 MiB message.max.bytes; raise both together",
+    )
     kafka: KafkaSettings = KafkaSettings()
     kube: KubeSettings = KubeSettings()
     leader: LeaderSettings = LeaderSettings()
@@ -129,6 +184,30 @@ class ProducerSettings(BaseModel):
     @classmethod
     def _cluster(cls, value: str) -> str:
         return check_name("cluster", value)
+
+    @field_validator("label_selector")
+    @classmethod
+    def _label_selector(cls, value: str | None) -> str | None:
+        """The API server answers a bad selector with HTTP 400 on every list: fail at load."""
+        if value is not None:
+            try:
+                parse_label_selector(value)
+            except SelectorError as exc:
+                raise ValueError(f"invalid label selector: {exc}") from exc
+        return value
+
+    @field_validator("field_selector")
+    @classmethod
+    def _field_selector(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Valid for every filtered resource watched: the server checks fields per kind."""
+        if value is None:
+            return None
+        for resource in (r for r in info.data.get("resources", ()) if r not in UNFILTERED):
+            try:
+                parse_field_selector(value, kind=resource)
+            except SelectorError as exc:
+                raise ValueError(f"invalid field selector for {resource.value}: {exc}") from exc
+        return value
 
 
 class ConsumerSettings(BaseModel):

@@ -39,8 +39,5 @@ async def run(
     registry = registry or CollectorRegistry()
     producer = Producer(settings, producer_metrics.create(registry))
 
-    def unready() -> str | None:
-        return None if producer.readiness.ready else "initial lists not yet published"
-
-    async with http.HttpServer(settings.http, registry=registry, ready=unready):
+    async with http.HttpServer(settings.http, registry=registry, ready=producer.readiness.reason):
         return await producer.run(stop)

@@ -4,17 +4,21 @@ import asyncio
 import itertools
 
 import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from producers import emit, metrics
+from producers import emit, metrics, trim
 from producers.kubeapi.api import Page, Scope
 from schemas import events
+from schemas.objects import KubeObject
 from schemas.topics import ObjectKey, Resource
 from tests.unit.producers.fakes import FakePublisher, FakeReader, event, obj
 
-NAMING = emit.Naming(cluster="c1", prefix="sd", partitions=4, drop_annotations=frozenset())
+NAMING = emit.Naming(
+    cluster="c1", prefix="sd", partitions=4, drop_annotations=trim.DropAnnotations()
+)
 PODS = "sd.c1.pods"
 
 
@@ -190,3 +194,60 @@ def test_a_paged_listing_writes_what_a_whole_one_does_and_an_aborted_one_no_tomb
         assert fresh_out.records == whole_out.records
 
     asyncio.run(scenario())
+
+
+def big(name: str, version: str, image_bytes: int) -> KubeObject:
+    return obj(name, version, spec={"containers": [{"name": "app", "image": "x" * image_bytes}]})
+
+
+async def test_a_record_over_max_record_bytes_is_skipped_and_counted_and_the_rest_flows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emitter, publisher, _, registry = make()
+    limit = NAMING.max_record_bytes
+    page = Page([obj("a", "1"), big("huge", "2", limit), obj("b", "3")], "9")
+    await emitter.listed(Resource.PODS, Scope(), page)
+    assert summary(publisher) == [("ns/a", "ADDED", "v"), ("ns/b", "ADDED", "v")]
+    skipped = {"resource": "pods", "reason": "too_large"}
+    assert registry.get_sample_value("sdstream_producer_skipped_objects_total", skipped) == 1
+    assert "Skipping pods ns/huge: too_large (a record of 10" in caplog.text
+
+    await emitter.event(Resource.PODS, event("MODIFIED", big("huge", "4", 100)))  # shrunk
+    await emitter.event(Resource.PODS, event("DELETED", obj("b", "5")))
+    assert summary(publisher)[2:] == [
+        ("ns/huge", "MODIFIED", "v"),
+        ("ns/b", "DELETED", "tombstone"),
+    ]
+
+
+async def test_an_object_that_grows_too_large_has_its_earlier_record_tombstoned() -> None:
+    emitter, publisher, _, registry = make()
+    await emitter.listed(Resource.PODS, Scope(), Page([big("p", "1", 100)], "9"))
+    await emitter.event(Resource.PODS, event("MODIFIED", big("p", "2", NAMING.max_record_bytes)))
+    await emitter.event(Resource.PODS, event("MODIFIED", big("p", "3", NAMING.max_record_bytes)))
+    assert summary(publisher) == [("ns/p", "ADDED", "v"), ("ns/p", "DELETED", "tombstone")]
+    assert publisher.topic(PODS) == {}
+    skipped = {"resource": "pods", "reason": "too_large"}
+    assert registry.get_sample_value("sdstream_producer_skipped_objects_total", skipped) == 2
+
+    await emitter.listed(
+        Resource.PODS, Scope(), Page([big("p", "3", NAMING.max_record_bytes)], "9")
+    )
+    assert len(publisher.records) == 2  # re-listing it writes nothing: no tombstone loop
+
+
+@pytest.mark.parametrize("value_bytes", [0, 100, 20_000, 1_000_000])
+def test_record_size_never_underestimates_what_aiokafka_checks(value_bytes: int) -> None:
+    headers = events.headers(
+        event=events.EventType.ADDED, cluster="c1", resource=Resource.PODS, resource_version="7"
+    )
+    key, value = b"namespace/name", b"x" * value_bytes
+    theirs = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
+    assert theirs <= emit.record_size(key, value, headers) <= theirs + 64
+
+
+def test_the_record_limit_fits_every_topic() -> None:
+    assert emit.fitting(1_000_000, {"a": 1_048_588, "b": 1_048_588}) == (1_000_000, [])
+    limit, lowering = emit.fitting(1_000_000, {"a": 1_048_588, "b": 20_000, "c": 50_000})
+    assert lowering == ["b"]
+    assert limit < 20_000 - 64

@@ -23,3 +23,21 @@ def test_fold_keeps_the_latest_version_and_drops_tombstoned_keys() -> None:
     )
     assert state == {"ns/a": "3", "ns/c": "7", "ns/d": ""}
     assert unusable == 2
+
+
+def test_fold_one_record_at_a_time_keeps_only_keys_and_versions() -> None:
+    big = b"x" * 100_000
+    records = [
+        record(b"ns/a", big, "1"),
+        record(b"ns/b", big, "2"),
+        record(b"ns/a", None, "3"),
+        record(b"ns/c", b'{"resource_version": "9"}', None),
+        record(b"ns/b", big, "4"),
+        record(None, big, "5"),
+    ]
+    folded = known.Fold()
+    for one in records:
+        folded.add(one)
+    assert folded.state == {"ns/b": "4", "ns/c": "9"}
+    assert (folded.records, folded.unusable) == (6, 1)
+    assert (folded.state, folded.unusable) == known.fold(records)

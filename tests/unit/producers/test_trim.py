@@ -4,12 +4,14 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from producers import trim
+from schemas.config import ProducerSettings
 from schemas.topics import Resource
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-DROP = frozenset({LAST_APPLIED})
+DROP = trim.DropAnnotations.of([LAST_APPLIED])
 
 
 def meta(**extra: Any) -> dict[str, Any]:
@@ -326,7 +328,7 @@ def test_secrets_never_survive() -> None:
 
 
 def test_annotations_kept_unless_dropped() -> None:
-    kept = trim.trim(Resource.SERVICES, RAW_SERVICE, drop_annotations=frozenset())
+    kept = trim.trim(Resource.SERVICES, RAW_SERVICE, drop_annotations=trim.DropAnnotations())
     assert LAST_APPLIED in kept["metadata"]["annotations"]
 
 
@@ -370,3 +372,77 @@ def test_key_of(raw: dict[str, Any], key: str) -> None:
 
 def test_every_resource_has_a_spec() -> None:
     assert set(trim.SPECS) == set(Resource)
+
+
+def annotated(annotations: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "web-1", "namespace": "shop", "annotations": annotations}}
+
+
+def kept_keys(drop: trim.DropAnnotations, annotations: dict[str, str]) -> set[str]:
+    out = trim.trim(Resource.SERVICES, annotated(annotations), drop_annotations=drop)
+    return set(out["metadata"]["annotations"])
+
+
+ANNOTATIONS = {
+    LAST_APPLIED: "{...}",
+    "kapp.k14s.io/original": "{...}",
+    "kapp.k14s.io/identity": "v1;shop/web",
+    "objectset.rio.cattle.io/applied": "H4sI...",
+    "prometheus.io/port": "8080",
+    "example.com/debug-dump": "...",
+    "example.com/debug": "on",
+}
+
+
+def test_default_drops_annotations_that_carry_whole_manifests() -> None:
+    drop = trim.DropAnnotations.of(ProducerSettings(cluster="c1").drop_annotations)
+    assert kept_keys(drop, ANNOTATIONS) == {
+        "kapp.k14s.io/identity",
+        "prometheus.io/port",
+        "example.com/debug-dump",
+        "example.com/debug",
+    }
+
+
+def test_entries_ending_in_a_star_are_prefixes() -> None:
+    drop = trim.DropAnnotations.of(["kapp.k14s.io/*", LAST_APPLIED])
+    assert kept_keys(drop, ANNOTATIONS) == {
+        "objectset.rio.cattle.io/applied",
+        "prometheus.io/port",
+        "example.com/debug-dump",
+        "example.com/debug",
+    }
+
+
+def test_patterns_match_whole_keys() -> None:
+    drop = trim.DropAnnotations.of([], [r"example\.com/debug-.*", r".*\.cattle\.io/applied"])
+    assert kept_keys(drop, ANNOTATIONS) == {
+        LAST_APPLIED,
+        "kapp.k14s.io/original",
+        "kapp.k14s.io/identity",
+        "prometheus.io/port",
+        "example.com/debug",  # `debug-.*` must match the whole key
+    }
+
+
+def test_nothing_to_drop_keeps_every_annotation() -> None:
+    assert not trim.DropAnnotations.of([], [])
+    assert kept_keys(trim.DropAnnotations.of([], []), ANNOTATIONS) == set(ANNOTATIONS)
+
+
+@pytest.mark.parametrize(
+    ("settings", "path"),
+    [
+        ({"drop_annotations": ["a/*b"]}, "drop_annotations.0"),
+        ({"drop_annotations": ["ok", "**"]}, "drop_annotations.1"),
+        ({"drop_annotations": [""]}, "drop_annotations.0"),
+        ({"drop_annotation_patterns": ["ok", "(unclosed"]}, "drop_annotation_patterns.1"),
+    ],
+)
+def test_bad_drop_entries_are_rejected_at_load_naming_the_field(
+    settings: dict[str, Any], path: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ProducerSettings(cluster="c1", **settings)
+    (error,) = caught.value.errors()
+    assert ".".join(str(p) for p in error["loc"]) == path

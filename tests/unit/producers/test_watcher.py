@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from producers import metrics
+from producers import health, metrics
 from producers.emit import PublishFailed
 from producers.kubeapi import errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
@@ -169,3 +170,34 @@ def test_backoff_grows_to_its_maximum_and_resets() -> None:
     assert delays[-1] >= 4
     backoff.reset()
     assert backoff.next() <= 1
+
+
+async def test_a_rejected_selector_is_logged_once_per_period_and_makes_the_watch_stuck(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    bad = errors.Invalid("list pods: HTTP 400: unable to parse requirement", status=400)
+    source = FakeSource(listings=[bad] * 6 + [Page([obj("a", "1")], "10")])
+    sink = RecordingSink()
+    registry = CollectorRegistry()
+    watches = health.WatchHealth(metrics.create(registry))
+    seen: list[list[str]] = []
+
+    async def sleep(seconds: float) -> None:
+        seen.append(watches.stuck())
+
+    watcher = Watcher(source, sink, metrics=metrics.create(CollectorRegistry()), health=watches,
+                      sleep=sleep)  # fmt: skip
+    task = asyncio.create_task(watcher.run(WATCH))
+    async with asyncio.timeout(5):
+        await source.idle.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert [bool(s) for s in seen] == [False, False, True, True, True, True]
+    assert "HTTP 400" in seen[-1][0]
+    assert watches.stuck() == []  # listed at last
+    errors_logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors_logged) == 1  # not one per try
+    assert "works again after 6 failures" in caplog.text
