@@ -88,11 +88,15 @@ async def _main(config: ConsumerSettings) -> int:
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(config)
+    except* http.ListenError as bad:  # nothing started: one line, as for bad settings
+        print(f"sdstream consume: {bad.exceptions[0]}", file=sys.stderr)
+        status = 2
     except* (kafka_loop.FoldFailed, kafka_targets.TargetsReadFailed) as failed:
         for error in failed.exceptions:
             logger.error("Stopping: %s", error)  # noqa: TRY400 - one line: Kafka said why
         status = 1
-    logger.info("Stopped.")
+    if status != 2:
+        logger.info("Stopped.")
     return status
 
 

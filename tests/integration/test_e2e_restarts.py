@@ -27,8 +27,8 @@ from schemas.topics import targets_topic
 from sdstream.devstack import processes, stack
 from tests.integration import e2e_pipeline as e2e
 from tests.integration import kafka_helpers
-from tests.naming import unique
 from tests.integration.e2e_churn import Churn, Observe
+from tests.naming import unique
 
 JOB_OF_KIND = {"pod": "pods", "endpoints": "endpoints", "endpointslice": "slices"}
 NAME_LABEL = {"pods": "__meta_kubernetes_pod_name", "endpoints": "__meta_kubernetes_endpoints_name",
