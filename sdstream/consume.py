@@ -24,7 +24,7 @@ from consumers.compactor import metrics as fold_metrics
 from consumers.sinks import kafka_targets
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
-from sdstream import http, settings
+from sdstream import http, logs, settings
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ async def serve(
         if on_started is not None:
             on_started(srv.address)
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(logs.started_when(lambda: unready() is None), name="started")
             if loop is not None:
                 tasks.create_task(loop.run(), name="fold")
             if sinks is not None:

@@ -20,7 +20,7 @@ from producers import metrics as producer_metrics
 from producers.kubeapi import auth
 from producers.runner import Producer
 from schemas.config import ProducerSettings
-from sdstream import http
+from sdstream import http, logs
 
 
 def main(settings: ProducerSettings) -> int:
@@ -61,7 +61,9 @@ async def run(
     except BaseException:
         await client.close()
         raise
+    started = asyncio.create_task(logs.started_when(lambda: unready() is None))
     try:
         return await producer.run(stop)  # closes the client
     finally:
+        started.cancel()
         await server.stop()
