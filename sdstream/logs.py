@@ -129,10 +129,11 @@ async def started_when(ready: Callable[[], bool], *, poll_s: float = 0.5) -> Non
     started()
 
 
-def _ticking(noise: KafkaNoiseFilter) -> None:
+def _ticking() -> None:
     while True:
         time.sleep(1.0)
-        noise.tick()
+        if _filter is not None:
+            _filter.tick()
 
 
 def setup(*, level: str = "INFO", json: bool = False) -> None:
@@ -144,8 +145,8 @@ def setup(*, level: str = "INFO", json: bool = False) -> None:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     if _filter is None:
-        _filter = KafkaNoiseFilter(log_noise.NoiseGate(now=time.monotonic()))
-        threading.Thread(target=_ticking, args=(_filter,), name="log-noise", daemon=True).start()
+        threading.Thread(target=_ticking, name="log-noise", daemon=True).start()
+    _filter = KafkaNoiseFilter(log_noise.NoiseGate(now=time.monotonic()))
     handler.addFilter(_filter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
