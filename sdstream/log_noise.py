@@ -54,6 +54,8 @@ class Summary:
     level: int
     message: str
     args: tuple[object, ...]
+    duration_s: float = 0.0
+    suppressed: int = 0
 
 
 @dataclass
@@ -162,15 +164,15 @@ class NoiseGate:
         lasted, total = episode.last - episode.start, sum(episode.suppressed.values())
         if episode.starting:
             message = "Kafka start-up: %d retried client messages logged at DEBUG over %.1f s (%s)."
-            return [Summary(logging.INFO, message, (total, lasted, _top(episode)))]
+            return [Summary(logging.INFO, message, (total, lasted, _top(episode)), lasted, total)]
         message = "Kafka client errors stopped after %.1f s (%d repeated messages suppressed%s)."
-        return [Summary(logging.INFO, message, (lasted, total, _among(episode)))]
+        return [Summary(logging.INFO, message, (lasted, total, _among(episode)), lasted, total)]
 
     @staticmethod
     def _ongoing(episode: Episode, now: float) -> Summary:
         message = "Kafka client errors go on for %.0f s (%d repeated messages suppressed%s)."
-        total = sum(episode.suppressed.values())
-        return Summary(logging.WARNING, message, (now - episode.start, total, _among(episode)))
+        lasted, total = now - episode.start, sum(episode.suppressed.values())
+        return Summary(logging.WARNING, message, (lasted, total, _among(episode)), lasted, total)
 
 
 def _top(episode: Episode) -> str:

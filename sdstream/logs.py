@@ -113,7 +113,9 @@ _filter: KafkaNoiseFilter | None = None
 
 def _log(summaries: list[log_noise.Summary]) -> None:
     for summary in summaries:
-        _noise_logger.log(summary.level, summary.message, *summary.args)
+        _noise_logger.log(summary.level, summary.message, *summary.args,
+                          extra={"duration_s": round(summary.duration_s, 1),
+                                 "suppressed": summary.suppressed})  # fmt: skip
 
 
 def started() -> None:
