@@ -76,6 +76,17 @@ async def logged(process: cli.Running, text: str, *, timeout_s: float = 60) -> N
             await asyncio.sleep(0.2)
 
 
+async def restart_under_churn(broker: Broker, api: client.ApiClient, namespace: str) -> None:
+    """Restart the broker while pods keep coming (at most 100, one per 0.2 s), so the
+    producer has records to send during the outage."""
+    restart = asyncio.create_task(asyncio.to_thread(broker.restart))
+    for number in range(100):
+        objects.create_pod(api, namespace, f"during-{number}", ip="10.244.8.1", node="n")
+        if (await asyncio.wait({restart}, timeout=0.2))[0]:
+            break
+    await restart
+
+
 async def test_fresh_start_is_quiet_and_a_broker_restart_is_a_few_lines(
     fresh_kafka: Broker, kubeconfig: Path, kube_api: client.ApiClient, namespace: str,
     tmp_path: Path,
@@ -105,7 +116,7 @@ async def test_fresh_start_is_quiet_and_a_broker_restart_is_a_few_lines(
         at_start = {p: noise(p.lines) for p in (producer, consumer)}
         marks = {p: len(p.lines) for p in (producer, consumer)}
 
-        await asyncio.to_thread(fresh_kafka.restart)
+        await restart_under_churn(fresh_kafka, kube_api, namespace)
         objects.create_pod(kube_api, namespace, "after", ip="10.244.7.2", node="n")
         await served(consume_port, "after")
         await logged(consumer, "Kafka client errors stopped after")
