@@ -72,10 +72,14 @@ class Running:
     reader: asyncio.Task[None]
 
     async def ready(self, port: int, *, timeout_s: float = 90) -> None:
-        async with asyncio.timeout(timeout_s):
-            while await status_of(port, "/readyz") != 200:
-                assert self.process.returncode is None, "\n".join(self.lines[-20:])
-                await asyncio.sleep(0.2)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await status_of(port, "/readyz") != 200:
+                    assert self.process.returncode is None, "\n".join(self.lines[-20:])
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            said = "\n".join(self.lines[-25:])
+            raise AssertionError(f"not ready within {timeout_s} s; last lines:\n{said}") from None
 
 
 async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:

@@ -13,9 +13,10 @@ other tests use is never disturbed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,14 +65,25 @@ def noise(lines: list[str]) -> list[str]:
     return [line for line in lines if AIOKAFKA_WARNING.search(line)]
 
 
-async def served(port: int, name: str, *, timeout_s: float = 120) -> None:
-    async with asyncio.timeout(timeout_s):
+@contextlib.asynccontextmanager
+async def within(timeout_s: float, what: str, *processes: cli.Running) -> AsyncIterator[None]:
+    """A deadline whose failure shows what the processes said last."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except TimeoutError:
+        said = "\n".join(line for p in processes for line in p.lines[-25:])
+        raise AssertionError(f"{what} within {timeout_s} s; last lines:\n{said}") from None
+
+
+async def served(consumer: cli.Running, port: int, name: str) -> None:
+    async with within(120, f"pod {name} in HTTP SD", consumer):
         while name.encode() not in await cli.body_of(port, "/http_sd/pods"):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
 
 
-async def logged(process: cli.Running, text: str, *, timeout_s: float = 60) -> None:
-    async with asyncio.timeout(timeout_s):
+async def logged(process: cli.Running, text: str) -> None:
+    async with within(60, f"{text!r} logged", process):
         while not any(text in line for line in process.lines):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
 
@@ -112,13 +124,13 @@ async def test_fresh_start_is_quiet_and_a_broker_restart_is_a_few_lines(
     ):  # fmt: skip
         await asyncio.gather(producer.ready(produce_port), consumer.ready(consume_port))
         objects.create_pod(kube_api, namespace, "before", ip="10.244.7.1", node="n")
-        await served(consume_port, "before")
+        await served(consumer, consume_port, "before")
         at_start = {p: noise(p.lines) for p in (producer, consumer)}
         marks = {p: len(p.lines) for p in (producer, consumer)}
 
         await restart_under_churn(fresh_kafka, kube_api, namespace)
         objects.create_pod(kube_api, namespace, "after", ip="10.244.7.2", node="n")
-        await served(consume_port, "after")
+        await served(consumer, consume_port, "after")
         await logged(consumer, "Kafka client errors stopped after")
         during = {p: noise(p.lines[marks[p] :]) for p in (producer, consumer)}
 
