@@ -196,12 +196,18 @@ async def _create_missing(
 async def _described(
     admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, settle_s: float = 30.0
 ) -> list[dict[str, Any]]:
-    """Topic metadata once every topic shows partitions: a topic created a moment ago can
-    still describe as 0 partitions (or leader not available) until metadata settles."""
+    """Topic metadata once every topic shows partitions, each with a leader: a topic
+    created a moment ago can still describe as 0 partitions (or leader not available)
+    until metadata settles, and writing to it then logs NotLeaderForPartition warnings."""
     deadline = time.monotonic() + settle_s
     while True:
         described: list[dict[str, Any]] = await admin.describe_topics(list(topics))
-        settled = all(m["error_code"] == 0 and m["partitions"] for m in described)
+        settled = all(
+            m["error_code"] == 0
+            and m["partitions"]
+            and all(p["leader"] >= 0 for p in m["partitions"])
+            for m in described
+        )
         if settled or time.monotonic() >= deadline:
             return described
         await asyncio.sleep(0.2)

@@ -24,7 +24,7 @@ from consumers.compactor import metrics as fold_metrics
 from consumers.sinks import kafka_targets
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
-from sdstream import http, settings
+from sdstream import http, logs, settings
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ async def serve(
         if on_started is not None:
             on_started(srv.address)
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(logs.started_when(lambda: unready() is None), name="started")
             if loop is not None:
                 tasks.create_task(loop.run(), name="fold")
             if sinks is not None:
@@ -89,11 +90,15 @@ async def _main(config: ConsumerSettings) -> int:
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(config)
+    except* http.ListenError as bad:  # nothing started: one line, as for bad settings
+        print(f"sdstream consume: {bad.exceptions[0]}", file=sys.stderr)
+        status = 2
     except* (kafka_loop.FoldFailed, kafka_targets.TargetsReadFailed) as failed:
         for error in failed.exceptions:
             logger.error("Stopping: %s", error)  # noqa: TRY400 - one line: Kafka said why
         status = 1
-    logger.info("Stopped.")
+    if status != 2:
+        logger.info("Stopped.")
     return status
 
 

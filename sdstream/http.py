@@ -129,6 +129,11 @@ _REFUSED = (
 )
 
 
+class ListenError(Exception):
+    """`http.host`/`http.port` cannot be listened on (port in use, unknown host): a
+    configuration error, said in one line, naming the settings."""
+
+
 @dataclass(frozen=True)
 class HttpMetrics:
     requests: Counter  # route, status
@@ -208,10 +213,17 @@ class HttpServer:
         return len(self._in_flight)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._connection, self._settings.host, self._settings.port, limit=_MAX_HEAD_LINE
-        )
-        host, port = self.address
+        host, port = self._settings.host, self._settings.port
+        try:
+            self._server = await asyncio.start_server(
+                self._connection, host, port, limit=_MAX_HEAD_LINE
+            )
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).rsplit(": ", 1)[-1]
+            raise ListenError(
+                f"http.host, http.port: cannot listen on {host}:{port}: {reason}"
+            ) from exc
+        host, port = self.address  # the real port when 0 was set
         logger.info("Serving HTTP on %s:%d.", host, port, extra={"host": host, "port": port})
 
     async def stop(self, *, grace_s: float = 5.0) -> None:

@@ -1,27 +1,35 @@
 """`sdstream produce`: the watch producer's process wiring (signals, HTTP endpoints).
 
 cli.py calls `main(settings)` with the loaded ProducerSettings; `run` is the same
-without signal handling, for `sdstream up`. Everything else lives in
-`producers.runner`. SIGTERM/SIGINT stop the watches, flush what Kafka has not yet
-acknowledged, and exit 0.
+without signal handling, for `sdstream up`. Settings that cannot work (Kubernetes
+access, the HTTP address) are found before anything starts: one line on stderr, exit 2.
+Everything else lives in `producers.runner`. SIGTERM/SIGINT stop the watches, flush what
+Kafka has not yet acknowledged, and exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from producers import metrics as producer_metrics
+from producers.kubeapi import auth
 from producers.runner import Producer
 from schemas.config import ProducerSettings
-from sdstream import http
+from sdstream import http, logs
 
 
 def main(settings: ProducerSettings) -> int:
     """Run the producer until SIGTERM or SIGINT; the exit status."""
-    return asyncio.run(_main(settings))
+    try:
+        return asyncio.run(_main(settings))
+    except (auth.KubeConfigError, http.ListenError) as exc:
+        print(f"sdstream produce: {exc}", file=sys.stderr)
+        return 2
 
 
 async def _main(settings: ProducerSettings) -> int:
@@ -37,7 +45,23 @@ async def run(
 ) -> int:
     """Run until `stop` is set; serves /metrics, /healthz and /readyz meanwhile."""
     registry = registry or CollectorRegistry()
-    producer = Producer(settings, producer_metrics.create(registry))
+    client = await auth.connect(settings.kube)  # KubeConfigError before anything starts
 
-    async with http.HttpServer(settings.http, registry=registry, ready=producer.readiness.reason):
-        return await producer.run(stop)
+    async def connected(_: Any) -> Any:
+        return client
+
+    producer = Producer(settings, producer_metrics.create(registry), connect=connected)
+
+    unready = producer.readiness.reason
+    try:
+        server = http.HttpServer(settings.http, registry=registry, ready=unready)
+        await server.start()
+    except BaseException:
+        await client.close()
+        raise
+    started = asyncio.create_task(logs.started_when(lambda: unready() is None))
+    try:
+        return await producer.run(stop)  # closes the client
+    finally:
+        started.cancel()
+        await server.stop()

@@ -2,23 +2,41 @@
 
 Precedence, highest first: command-line flags, `SDSTREAM_*` environment
 variables, the YAML config file, defaults. Nested groups use one `_` after the
-group name: `SDSTREAM_KAFKA_BOOTSTRAP`, `SDSTREAM_LEADER_ENABLED`.
+group name: `SDSTREAM_KAFKA_BOOTSTRAP`, `SDSTREAM_LEADER_ENABLED`. Lists of names
+(`SDSTREAM_RESOURCES`, `SDSTREAM_NAMESPACES`, ...) take JSON or commas: `pods,services`.
+
+Settings are strict (an unknown `SDSTREAM_*` variable or file key is an error, so a typo
+never passes silently), with one exception: Kubernetes injects docker-links variables for
+every Service in the pod's namespace (`<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT=tcp://...`,
+...), so a Service named `sdstream-kafka` or `sdstream-http` would otherwise make both
+processes exit at start. Variables of exactly those shapes are ignored and logged.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import ssl
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
-from schemas.config import ConsumerSettings, ProducerSettings
+from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "SDSTREAM_"
 _CONFIG = SettingsConfigDict(
@@ -29,9 +47,66 @@ _CONFIG = SettingsConfigDict(
     extra="forbid",
 )
 
+# Kubernetes' service-link variables (kubelet's envvars.FromServices), for a Service `svc`
+# with a port 9092/TCP: SVC_SERVICE_HOST, SVC_SERVICE_PORT, SVC_SERVICE_PORT_<NAME>,
+# SVC_PORT=tcp://10.0.0.1:9092, SVC_PORT_9092_TCP=tcp://..., SVC_PORT_9092_TCP_PROTO,
+# SVC_PORT_9092_TCP_PORT, SVC_PORT_9092_TCP_ADDR.
+_LINK_NAME = re.compile(
+    r"(?:_SERVICE_HOST|_SERVICE_PORT(?:_[A-Z0-9_]+)?|_PORT_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)$",
+    re.IGNORECASE,
+)
+_LINK_URL = re.compile(r"(?:tcp|udp|sctp)://(?:\[[0-9a-f:.]+\]|[^:/\s]+):\d+", re.IGNORECASE)
+
+
+def service_link(name: str, value: str | None, *, settings: frozenset[str]) -> bool:
+    """Whether `name=value` is a Kubernetes service-link variable, not one of `settings`
+    (upper-case names). `<SVC>_PORT` is one only with a `tcp://host:port` value, since
+    `SDSTREAM_HTTP_PORT` is both a setting and what a Service `sdstream-http` injects."""
+    upper = name.upper()
+    if upper.endswith("_PORT") and value is not None and _LINK_URL.fullmatch(value.strip()):
+        return True
+    return upper not in settings and _LINK_NAME.search(upper) is not None
+
+
+def _string_tuple(annotation: Any) -> bool:
+    """tuple[str, ...] and tuples of str enums/NewTypes (`tuple[Resource, ...]`)."""
+    if typing.get_origin(annotation) is not tuple:
+        return False
+    args = typing.get_args(annotation)
+    return (
+        len(args) == 2
+        and args[1] is Ellipsis
+        and isinstance(args[0], type)
+        and (issubclass(args[0], str))
+    )
+
+
+class _Env(EnvSettingsSource):
+    """Environment source that skips service links and reads comma-separated lists."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        loaded = super()._load_env_vars()
+        names = frozenset(env_names(self.settings_cls))
+        prefix = ENV_PREFIX.lower()
+        links = sorted(
+            name for name, value in loaded.items()
+            if name.lower().startswith(prefix) and service_link(name, value, settings=names)
+        )  # fmt: skip
+        if links:
+            logger.info("Ignoring %d Kubernetes service-link variables: %s.", len(links),
+                        ", ".join(n.upper() for n in links), extra={"ignored": links})  # fmt: skip
+        return {k: v for k, v in loaded.items() if k not in set(links)}
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and _string_tuple(field.annotation):
+            stripped = value.strip()
+            if not stripped.startswith("["):
+                return [part.strip() for part in stripped.split(",") if part.strip()]
+        return super().decode_complex_value(field_name, field, value)
+
 
 class _FromFile(BaseSettings):
-    config_path: ClassVar[Path | None] = None
+    file_values: ClassVar[dict[str, Any] | None] = None
 
     @classmethod
     def settings_customise_sources(
@@ -42,9 +117,9 @@ class _FromFile(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.config_path is not None:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cls.config_path))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _Env(settings_cls)]
+        if cls.file_values is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=cls.file_values))
         return tuple(sources)
 
 
@@ -60,19 +135,80 @@ class SettingsError(Exception):
     """Bad configuration; the message lists each bad field by its path."""
 
 
-S = TypeVar("S", bound=_FromFile)
+S = TypeVar("S", ProducerAppSettings, ConsumerAppSettings)
 
 
 def load(kind: type[S], *, config_file: Path | None = None, **flags: Any) -> S:
-    if config_file is not None and not config_file.is_file():
-        raise SettingsError(f"config file {config_file} does not exist")
-    kind.config_path = config_file
+    kind.file_values = None if config_file is None else read_file(config_file)
     try:
-        return kind(**{k: v for k, v in flags.items() if v is not None})
+        loaded = kind(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         raise SettingsError(describe(exc)) from exc
+    except SourceError as exc:  # a variable that does not parse (bad JSON, ...)
+        raise SettingsError(_unparsed(exc)) from exc
     finally:
-        kind.config_path = None
+        kind.file_values = None
+    _check_kafka_tls(loaded.kafka)
+    return loaded
+
+
+def _check_kafka_tls(kafka: KafkaSettings) -> None:
+    """Build the TLS context now, so a missing or bad `kafka.ssl_cafile` is a settings
+    error at start rather than a traceback from the first Kafka client."""
+    try:
+        kafka.client_options()
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"kafka.ssl_cafile: {kafka.ssl_cafile}: {_one_line(exc)}") from exc
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The YAML config file as a mapping (empty: no settings); SettingsError naming the
+    file (and line) when it is missing, unreadable, not YAML, or not a mapping."""
+    if path.is_dir():
+        raise SettingsError(f"config file {path} is a directory")
+    if not path.exists():
+        raise SettingsError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"config file {path}: not UTF-8 text ({exc.reason})") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path}: invalid YAML{_where(exc)}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(
+            f"config file {path}: expected a mapping of settings, got a {_yaml_kind(data)}"
+        )
+    return data
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{at}: {problem}" if problem else at
+
+
+def _yaml_kind(data: object) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(data), type(data).__name__
+    )
+
+
+def _unparsed(exc: SourceError) -> str:
+    field = re.search(r'field "([^"]+)"', str(exc))
+    if field is None:
+        return f"invalid settings: {_one_line(exc)}"
+    name = f"{ENV_PREFIX}{field.group(1).upper()}"
+    return (f"invalid settings: {name} does not parse: write JSON "
+            f"(lists may also be comma-separated: a,b,c)")  # fmt: skip
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def describe(exc: ValidationError) -> str:

@@ -6,7 +6,10 @@ a full sync, to write what differs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,6 +20,7 @@ from schemas.config import KafkaSettings
 from schemas.topics import TargetKey
 
 TOPIC_EXISTS = 36  # Kafka error code
+LEADER_WAIT_S = 10.0
 
 
 class TopicRefused(RuntimeError):
@@ -34,8 +38,29 @@ async def ensure_topic(kafka: KafkaSettings, topic: str, *, partitions: int) -> 
         for name, code, *_ in response.topic_errors:
             if code not in (0, TOPIC_EXISTS):
                 raise TopicRefused(f"cannot create {name}: Kafka error {code}")
+        await _wait_for_leaders(admin, [topic])
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Until every partition has a leader (at most LEADER_WAIT_S): clients that use a
+    topic created a moment ago otherwise log LeaderNotAvailable/NotLeaderForPartition
+    warnings while they retry."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(LEADER_WAIT_S):
+            while not leaders_elected(await admin.describe_topics(topics)):  # noqa: ASYNC110 - polling Kafka
+                await asyncio.sleep(0.1)
+
+
+def leaders_elected(described: list[dict[str, Any]]) -> bool:
+    """Whether admin.describe_topics() shows every partition of every topic led."""
+    return all(
+        meta["error_code"] == 0
+        and meta["partitions"]
+        and all(p["error_code"] == 0 and p["leader"] >= 0 for p in meta["partitions"])
+        for meta in described
+    )
 
 
 async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, bytes]:

@@ -5,16 +5,22 @@ client certificates, exec and OIDC plugins; the in-cluster service account);
 we only add what it lacks: an explicit API server URL with a bearer token file
 re-read whenever it changes (projected tokens rotate), and a periodic refresh of
 kubeconfig credentials (exec and OIDC tokens expire).
+
+Settings that cannot work (a missing kubeconfig, an unknown context, a missing token or
+CA file, no in-cluster service account) are `KubeConfigError`, raised by `connect` before
+any request: the process says so in one line and exits 2.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes.aio import config as kube_config
 from kubernetes.aio.client import ApiClient, Configuration
 
@@ -24,6 +30,10 @@ from schemas.config import KubeSettings
 logger = logging.getLogger(__name__)
 
 KUBECONFIG_REFRESH_S = 60.0
+
+
+class KubeConfigError(Exception):
+    """The Kubernetes access settings cannot be used; the message names the setting."""
 
 
 class TokenFile:
@@ -113,5 +123,52 @@ def _apply_overrides(cfg: Any, settings: KubeSettings) -> None:
 
 
 async def connect(settings: KubeSettings) -> Any:
-    """An ApiClient (kubernetes.aio); close it with `await client.close()`."""
-    return ApiClient(configuration=await configuration(settings))
+    """An ApiClient (kubernetes.aio); close it with `await client.close()`.
+    KubeConfigError if the settings cannot work."""
+    _check_files(settings)
+    kubeconfig = _kubeconfig_path(settings)
+    try:
+        return ApiClient(configuration=await configuration(settings))
+    except kube_config.ConfigException as exc:
+        raise KubeConfigError(_config_problem(settings, kubeconfig, exc)) from exc
+    except (OSError, ssl.SSLError) as exc:  # a file named inside the kubeconfig
+        raise KubeConfigError(f"{_where(kubeconfig)}: {_one_line(exc)}") from exc
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # the package reads a malformed kubeconfig without checking its shape
+        problem = f"malformed ({type(exc).__name__}: {_one_line(exc)})"
+        raise KubeConfigError(f"{_where(kubeconfig)}: {problem}") from exc
+
+
+def _where(kubeconfig: Path | None) -> str:
+    return f"kube.kubeconfig {kubeconfig}" if kubeconfig else "in-cluster configuration"
+
+
+def _check_files(settings: KubeSettings) -> None:
+    """Files named by the settings exist and can be read (the CA file parses)."""
+    for name, path in (("kubeconfig", settings.kubeconfig), ("token_file", settings.token_file),
+                       ("ca_file", settings.ca_file)):  # fmt: skip
+        if path is None:
+            continue
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise KubeConfigError(f"kube.{name}: {path}: {exc.strerror or exc}") from exc
+    if settings.ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=str(settings.ca_file))
+        except ssl.SSLError as exc:
+            raise KubeConfigError(f"kube.ca_file: {settings.ca_file}: no PEM certificate "
+                                  f"({_one_line(exc)})") from exc  # fmt: skip
+
+
+def _config_problem(settings: KubeSettings, kubeconfig: Path | None, exc: Exception) -> str:
+    if kubeconfig is None:
+        return (f"no kube.kubeconfig (nor ~/.kube/config) and no in-cluster service account: "
+                f"{_one_line(exc)}")  # fmt: skip
+    context = f" (kube.context {settings.context})" if settings.context else ""
+    return f"kube.kubeconfig {kubeconfig}{context}: {_one_line(exc)}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

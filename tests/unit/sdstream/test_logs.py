@@ -77,3 +77,19 @@ def test_a_refused_connection_is_a_warning(caplog: pytest.LogCaptureFixture) -> 
                     ConnectionRefusedError(111, "Connect call failed"))  # fmt: skip
 
     assert record.levelname == "WARNING"
+
+
+def test_repeated_kafka_client_noise_reaches_the_log_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.setup()
+    logs.started()
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    for _ in range(50):
+        logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 1, refused)
+    logging.getLogger("aiokafka.consumer.fetcher").error("Not retried: %s", "boom")
+
+    lines = capsys.readouterr().err.splitlines()
+
+    assert len([line for line in lines if "Unable connect to node" in line]) == 1
+    assert any("Not retried: boom" in line for line in lines)

@@ -73,3 +73,142 @@ def test_a_targets_topic_that_kafka_or_the_fold_would_misread_is_refused(
 
     with pytest.raises(settings.SettingsError, match="targets_topic"):
         settings.load(settings.ConsumerAppSettings, config_file=config)
+
+
+# Kubernetes service links: what kubelet injects for Services named sdstream-kafka
+# (port 9092/TCP), sdstream-http (port 80, named "web") and sdstream (port 8080).
+SERVICE_LINKS = {
+    "SDSTREAM_KAFKA_SERVICE_HOST": "10.0.0.1",
+    "SDSTREAM_KAFKA_SERVICE_PORT": "9092",
+    "SDSTREAM_KAFKA_PORT": "tcp://10.0.0.1:9092",
+    "SDSTREAM_KAFKA_PORT_9092_TCP": "tcp://10.0.0.1:9092",
+    "SDSTREAM_KAFKA_PORT_9092_TCP_PROTO": "tcp",
+    "SDSTREAM_KAFKA_PORT_9092_TCP_PORT": "9092",
+    "SDSTREAM_KAFKA_PORT_9092_TCP_ADDR": "10.0.0.1",
+    "SDSTREAM_HTTP_SERVICE_HOST": "10.0.0.2",
+    "SDSTREAM_HTTP_SERVICE_PORT": "80",
+    "SDSTREAM_HTTP_SERVICE_PORT_WEB": "80",
+    "SDSTREAM_HTTP_PORT": "tcp://10.0.0.2:80",
+    "SDSTREAM_HTTP_PORT_80_TCP": "tcp://10.0.0.2:80",
+    "SDSTREAM_SERVICE_HOST": "fd00::3",
+    "SDSTREAM_PORT": "tcp://[fd00::3]:8080",
+    "SDSTREAM_PORT_8080_UDP_ADDR": "fd00::3",
+}
+
+
+@pytest.mark.parametrize("kind", [settings.ProducerAppSettings, settings.ConsumerAppSettings])
+def test_kubernetes_service_links_are_ignored_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, kind: type[settings.S]
+) -> None:
+    for name, value in SERVICE_LINKS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SDSTREAM_KAFKA_BOOTSTRAP", "kafka:9092")
+
+    with caplog.at_level("INFO", logger="sdstream.settings"):
+        loaded = settings.load(kind, cluster="eu-1") if kind is settings.ProducerAppSettings \
+            else settings.load(kind)  # fmt: skip
+
+    assert loaded.kafka.bootstrap == "kafka:9092"
+    assert loaded.http.port == kind.model_fields["http"].default.port
+    assert "SDSTREAM_HTTP_PORT" in caplog.text
+    assert f"Ignoring {len(SERVICE_LINKS)} Kubernetes service-link variables" in caplog.text
+
+
+def test_a_real_setting_beside_service_links_still_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_HTTP_PORT", "9000")
+    monkeypatch.setenv("SDSTREAM_HTTP_SERVICE_HOST", "10.0.0.2")
+
+    assert settings.load(settings.ConsumerAppSettings).http.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("SDSTREAM_KAFKA_BOOTSTRA", "kafka:9092", "kafka.bootstra"),
+        ("SDSTREAM_HTTP_PORT", "80a", "http.port"),
+        ("SDSTREAM_HTTP_PORT", "http://10.0.0.2:80", "http.port"),  # not a link's shape
+        ("SDSTREAM_KAFKA_SERVICE_HOSTS", "10.0.0.1", "kafka.service_hosts"),
+        ("SDSTREAM_KAFKA_PORT_9092_HTTP", "tcp://10.0.0.1:9092", "kafka.port_9092_http"),
+    ],
+)
+def test_typos_near_service_link_shapes_still_fail(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, field: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(settings.SettingsError, match=field.replace(".", r"\.")):
+        settings.load(settings.ConsumerAppSettings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shape"),
+    [
+        ("SDSTREAM_X_PORT", "tcp://10.0.0.1:80", True),
+        ("SDSTREAM_X_PORT", "80", False),
+        ("SDSTREAM_X_SERVICE_PORT_METRICS_HTTP", "80", True),
+        ("SDSTREAM_HTTP_PORT", "8080", False),
+        ("SDSTREAM_X_PORT_53_SCTP_PROTO", "sctp", True),
+        ("SDSTREAM_X_PORTS", "tcp://10.0.0.1:80", False),
+    ],
+)
+def test_service_link_shapes(name: str, value: str, shape: bool) -> None:
+    names = frozenset(settings.env_names(settings.ConsumerAppSettings))
+    assert settings.service_link(name, value, settings=names) is shape
+
+
+def test_lists_of_names_may_be_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_RESOURCES", "pods, services")
+    monkeypatch.setenv("SDSTREAM_NAMESPACES", '["a", "b"]')
+
+    loaded = settings.load(settings.ProducerAppSettings, cluster="eu-1")
+
+    assert [r.value for r in loaded.resources] == ["pods", "services"]
+    assert loaded.namespaces == ("a", "b")
+
+
+def test_a_list_that_does_not_parse_says_how_to_write_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_RESOURCES", '["pods"')
+
+    with pytest.raises(settings.SettingsError, match=r"SDSTREAM_RESOURCES .*a,b,c"):
+        settings.load(settings.ProducerAppSettings, cluster="eu-1")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("cluster: a\nkafka: [\n", "invalid YAML at line 3"),
+        ("- a\n- b\n", "expected a mapping of settings, got a list"),
+        ("just words\n", "got a string"),
+    ],
+)
+def test_a_config_file_that_is_no_mapping_is_one_clear_error(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    config = tmp_path / "producer.yml"
+    config.write_text(text)
+
+    with pytest.raises(settings.SettingsError, match=problem) as raised:
+        settings.load(settings.ProducerAppSettings, config_file=config)
+    assert str(config) in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_directory_as_config_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(settings.SettingsError, match="is a directory"):
+        settings.load(settings.ProducerAppSettings, config_file=tmp_path)
+
+
+def test_an_empty_config_file_is_no_settings(tmp_path: Path) -> None:
+    config = tmp_path / "producer.yml"
+    config.write_text("# nothing yet\n")
+
+    loaded = settings.load(settings.ProducerAppSettings, config_file=config, cluster="a")
+    assert loaded.cluster == "a"
+
+
+def test_a_missing_kafka_ca_file_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("SDSTREAM_KAFKA_SSL_CAFILE", "/nonexistent/ca.pem")
+
+    with pytest.raises(settings.SettingsError, match=r"kafka\.ssl_cafile: /nonexistent/ca\.pem"):
+        settings.load(settings.ConsumerAppSettings)

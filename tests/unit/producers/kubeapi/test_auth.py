@@ -69,3 +69,52 @@ current-context: ca
     assert cfg.host == "https://127.0.0.1:2222"
     assert cfg.verify_ssl is False
     assert await cfg.get_api_key_with_prefix("BearerToken") == "Bearer secret"
+
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters:
+- {name: a, cluster: {server: "https://127.0.0.1:1111"}}
+users:
+- {name: u, user: {token: secret}}
+contexts:
+- {name: ca, context: {cluster: a, user: u}}
+current-context: ca
+"""
+
+
+def settings_for(tmp_path: Path, case: str) -> KubeSettings:
+    config = tmp_path / "config"
+    config.write_text(KUBECONFIG)
+    (tmp_path / "not-pem").write_text("hello\n")
+    server = "https://127.0.0.1:9"
+    return {
+        "missing kubeconfig": KubeSettings(kubeconfig=tmp_path / "nope"),
+        "kubeconfig not a mapping": KubeSettings(kubeconfig=tmp_path / "not-pem"),
+        "unknown context": KubeSettings(kubeconfig=config, context="nope"),
+        "missing token file": KubeSettings(api_server=server, token_file=tmp_path / "nope"),
+        "missing CA file": KubeSettings(api_server=server, ca_file=tmp_path / "nope"),
+        "CA file not PEM": KubeSettings(api_server=server, ca_file=tmp_path / "not-pem"),
+    }[case]
+
+
+@pytest.mark.parametrize(
+    ("case", "named"),
+    [
+        ("missing kubeconfig", "kube.kubeconfig"),
+        ("kubeconfig not a mapping", "kube.kubeconfig"),
+        ("unknown context", "kube.context nope"),
+        ("missing token file", "kube.token_file"),
+        ("missing CA file", "kube.ca_file"),
+        ("CA file not PEM", "kube.ca_file"),
+    ],
+)
+async def test_settings_that_cannot_work_are_one_line_naming_the_setting(
+    tmp_path: Path, case: str, named: str
+) -> None:
+    with pytest.raises(auth.KubeConfigError) as raised:
+        await auth.connect(settings_for(tmp_path, case))
+
+    assert named in str(raised.value)
+    assert "\n" not in str(raised.value)

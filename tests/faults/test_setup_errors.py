@@ -1,0 +1,89 @@
+"""Set-up mistakes end the real `sdstream produce`/`consume` in one line on stderr naming
+the setting or file, exit status 2: no traceback, nothing started first.
+
+Each case is what a user types; `{kubeconfig}`, `{tmp}` and `{busy}` (a port something
+already listens on) are filled in per run.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults import cli
+
+API = {"SDSTREAM_KUBE_API_SERVER": "https://127.0.0.1:9"}  # never reached: fails before
+CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
+    "yaml syntax": (["produce", "--config", "{tmp}/bad.yml"], {},
+                    ["{tmp}/bad.yml", "invalid YAML at line 3"]),
+    "yaml list": (["consume", "--config", "{tmp}/list.yml"], {},
+                  ["{tmp}/list.yml", "expected a mapping"]),
+    "config is a directory": (["consume", "--config", "{tmp}"], {}, ["{tmp} is a directory"]),
+    "resources not a list": (["produce", "--cluster", "c"], {"SDSTREAM_RESOURCES": "[pods"},
+                             ["SDSTREAM_RESOURCES", "a,b,c"]),
+    "missing kubeconfig": (["produce", "--cluster", "c", "--kubeconfig", "{tmp}/nope"], {},
+                           ["kube.kubeconfig", "{tmp}/nope"]),
+    "unknown context": (["produce", "--cluster", "c", "--kubeconfig", "{kubeconfig}",
+                         "--context", "nope"], {}, ["kube.context nope"]),
+    "missing token file": (["produce", "--cluster", "c"],
+                           API | {"SDSTREAM_KUBE_TOKEN_FILE": "{tmp}/token"},
+                           ["kube.token_file", "{tmp}/token"]),
+    "missing CA file": (["produce", "--cluster", "c"], API | {"SDSTREAM_KUBE_CA_FILE": "{tmp}/ca"},
+                        ["kube.ca_file", "{tmp}/ca"]),
+    "CA file not PEM": (["produce", "--cluster", "c"],
+                        API | {"SDSTREAM_KUBE_CA_FILE": "{tmp}/list.yml"},
+                        ["kube.ca_file", "{tmp}/list.yml"]),
+    "Kafka CA file": (["consume", "--mode", "serve"],
+                      {"SDSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+                       "SDSTREAM_KAFKA_SSL_CAFILE": "{tmp}/ca"}, ["kafka.ssl_cafile"]),
+    "unresolvable http.host": (["consume", "--mode", "serve"],
+                               {"SDSTREAM_HTTP_HOST": "no-such-host.invalid"},
+                               ["http.host", "no-such-host.invalid"]),
+    "consumer port in use": (["consume", "--mode", "serve", "--http-port", "{busy}"], {},
+                             ["http.port", "{busy}", "address already in use"]),
+    "producer port in use": (["produce", "--cluster", "c", "--kubeconfig", "{kubeconfig}",
+                              "--http-port", "{busy}"], {}, ["http.port", "{busy}"]),
+}  # fmt: skip
+
+
+@pytest.fixture
+def busy() -> Iterator[int]:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        yield int(listening.getsockname()[1])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_a_set_up_mistake_is_one_line_and_exit_2(
+    case: str, tmp_path: Path, kubeconfig: Path, busy: int
+) -> None:
+    (tmp_path / "bad.yml").write_text("cluster: a\nkafka: [\n")
+    (tmp_path / "list.yml").write_text("- a\n- b\n")
+    values = {"tmp": str(tmp_path), "kubeconfig": str(kubeconfig), "busy": str(busy)}
+    args, env, expected = CASES[case]
+
+    finished = await cli.run(
+        *[a.format(**values) for a in args],
+        env={k: v.format(**values) for k, v in env.items()} | {"HOME": str(tmp_path)},
+    )
+
+    assert "Traceback" not in finished.stderr, finished.stderr
+    assert finished.code == 2, finished.stderr
+    (line,) = finished.lines
+    for part in expected:
+        assert part.format(**values) in line
+
+
+async def test_comma_separated_resources_are_accepted(tmp_path: Path) -> None:
+    """Not a mistake: `SDSTREAM_RESOURCES=pods,services` gets as far as Kubernetes access."""
+    finished = await cli.run(
+        "produce", "--cluster", "c", "--kubeconfig", str(tmp_path / "nope"),
+        env={"SDSTREAM_RESOURCES": "pods,services"},
+    )  # fmt: skip
+
+    assert finished.code == 2
+    assert "kube.kubeconfig" in finished.stderr
