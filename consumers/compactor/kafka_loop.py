@@ -271,7 +271,7 @@ class FoldLoop:
                 self._assigned_once = True  # no matching topic: an empty fold is current
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             if batch:
-                self._fold(batch, self._group)
+                self._fold(batch, self._group, consumer)
             await self._positions(consumer, self._group)
 
     # global tables ---------------------------------------------------------------------
@@ -295,7 +295,7 @@ class FoldLoop:
                 continue
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             if batch:
-                self._fold(batch, self._global)
+                self._fold(batch, self._global, consumer)
             await self._positions(consumer, self._global)
 
     # shared ----------------------------------------------------------------------------
@@ -311,14 +311,20 @@ class FoldLoop:
                     )
         self._dirty.set()
 
-    def _fold(self, batch: Mapping[TopicPartition, Sequence[Record]], progress: Progress) -> None:
+    def _fold(
+        self,
+        batch: Mapping[TopicPartition, Sequence[Record]],
+        progress: Progress,
+        consumer: AIOKafkaConsumer,
+    ) -> None:
         for tp, got in batch.items():
             parsed = parse_object_topic(self._prefix, tp.topic)
             if parsed is None:
                 continue
             cluster, resource = parsed
+            partitions = len(consumer.partitions_for_topic(tp.topic) or ())
             for record in got:
-                self._fold_one(record, cluster, resource)
+                self._fold_one(record, cluster, resource, partitions)
             if got:
                 progress.positions[tp] = got[-1].offset + 1
             self._metrics.events.labels(cluster, resource.value).inc(len(got))
@@ -327,9 +333,10 @@ class FoldLoop:
         self._metrics.state_bytes.set(sum(s.encoded_bytes for s in clusters))
         heap.settle_after(sum(len(got) for got in batch.values()))
 
-    def _fold_one(self, record: Record, cluster: str, resource: Resource) -> None:
+    def _fold_one(self, record: Record, cluster: str, resource: Resource, partitions: int) -> None:
         try:
             key, obj = records.decode(record.key, record.value, cluster, resource)
+            records.check_placement(key, obj, partition=record.partition, partitions=partitions)
         except records.BadRecord as exc:
             self._metrics.skipped.labels(exc.reason).inc()
             logger.warning(
