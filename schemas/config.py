@@ -6,6 +6,7 @@ environment and files and builds these.
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -155,6 +156,18 @@ class ConsumerSettings(BaseModel):
         ):
             raise ValueError(f"targets_topic {topic!r} would be read as an object topic")
         return self
+
+    @field_validator("cluster_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        """Compiled as the fold uses it, inside a group of its topic pattern (so a global
+        flag such as "(?i)" in the middle is refused too): a pattern that fails later
+        fails inside the Kafka client, where it cannot be reported."""
+        try:
+            re.compile(rf"^p\.({value})\.r$")
+        except re.error as exc:
+            raise ValueError(f"not a usable regular expression: {exc}") from exc
+        return value
 
     @property
     def targets(self) -> str:

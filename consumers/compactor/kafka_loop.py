@@ -20,13 +20,14 @@ the groups this member owns; 4. send them and wait for the acks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -48,6 +49,7 @@ NAMESPACED = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTS, Resource.END
 GLOBAL = (Resource.NODES, Resource.NAMESPACES)
 TOPIC_CHECK_S = 5.0
 START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at start
+STOP_TIMEOUT_S = 10.0  # longest wait for one Kafka client to stop
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
 
@@ -171,22 +173,19 @@ class FoldLoop:
             max_batch_size=1 << 20, max_request_size=8 << 20,
         )  # fmt: skip
         self._group_consumer, self._producer = group, producer
-        await producer.start()
-        await group.start()
-        await table.start()
-        try:
-            group.subscribe(
-                pattern=self._group_pattern,
-                listener=_Rebalance(self),
-            )
+        async with contextlib.AsyncExitStack() as started:
+            for name, client in (("producer", producer), ("group consumer", group),
+                                 ("table consumer", table)):  # fmt: skip
+                await client.start()
+                started.push_async_callback(_stop, name, client)
+            try:
+                group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
+            except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
+                raise FoldFailed(f"cluster_pattern: {exc}") from exc
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._read_group(group))
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop(producer))
-        finally:
-            await table.stop()
-            await group.stop()
-            await producer.stop()
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
@@ -444,6 +443,37 @@ class FoldLoop:
             groups, n = self.fold.totals.get(view.job, (0, 0))
             self._metrics.groups.labels(view.job).set(groups)
             self._metrics.targets.labels(view.job).set(n)
+
+
+class _Client(Protocol):
+    async def stop(self) -> None: ...
+
+
+async def _stop(name: str, client: _Client) -> None:
+    """Stop a client within STOP_TIMEOUT_S, whatever stopped the run: a stop that hangs or
+    fails must neither keep the process from exiting nor skip the next client's stop."""
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await _stop_once(name, client)
+    except TimeoutError:
+        logger.warning("Stopping the %s took over %.0f s; left behind.", name, STOP_TIMEOUT_S,
+                       extra={"client": name})  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - logged; the error that stopped the run goes on
+        logger.warning("Stopping the %s failed: %r.", name, exc, extra={"client": name})
+
+
+async def _stop_once(name: str, client: _Client) -> None:
+    """aiokafka's consumer without a group, stopped before its first loop ran, raises
+    CancelledError from stop(): escaping run(), it turned the error that stopped the run
+    into a cancelled fold task, which the process's task group ignores (the consumer then
+    sat at /readyz 503 for ever). Only a cancellation of this task is one."""
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        logger.debug("Stopping the %s: its own task was cancelled.", name)
 
 
 async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:
