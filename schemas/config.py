@@ -17,6 +17,10 @@ from schemas.sd_config import ScrapeJob
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+# 4 MiB: ~8x the largest group a real cluster builds (a 1000-pod Endpoints with a few ports
+# is ~0.5 MB) and within what Kafka moves without client tuning (fetches return an
+# oversized batch whole), while each served or written copy of a group stays small.
+MAX_GROUP_BYTES = 4 << 20
 
 
 class KafkaSettings(BaseModel):
@@ -134,6 +138,14 @@ class ConsumerSettings(BaseModel):
         None, description="For jobs with namespaces.own_namespace: where this consumer runs"
     )
     targets_partitions: int = Field(6, ge=1, description="Partitions of <prefix>.targets")
+    max_group_bytes: int = Field(
+        MAX_GROUP_BYTES,
+        ge=1 << 10,
+        description="Largest target-group record (key and value, bytes) the fold publishes. "
+        "A larger group is not published: its key gets a tombstone, and it is counted in "
+        'sdstream_fold_groups_skipped_total{reason="too_large"}. The targets topic is '
+        "created to take it",
+    )
     targets_topic: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9._-]{1,249}$",

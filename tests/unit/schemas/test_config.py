@@ -22,3 +22,8 @@ def test_a_pattern_that_cannot_be_compiled_in_the_topic_pattern_is_refused(
     with pytest.raises(pydantic.ValidationError) as caught:
         ConsumerSettings(cluster_pattern=pattern)
     assert caught.value.errors()[0]["loc"] == ("cluster_pattern",)
+
+
+def test_max_group_bytes_has_a_floor() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        ConsumerSettings(max_group_bytes=10)
