@@ -165,3 +165,19 @@ async def lower_limit(bootstrap: str, topic: str, limit: int) -> None:
         )])  # fmt: skip
     finally:
         await admin.close()
+
+
+async def test_the_issues_endpoints_object_is_skipped_at_the_default_limit(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """The issue's object: 1000 addresses x 60 ports, a ~10 MB group, over 4 MiB."""
+    await events.create_topics(kafka_bootstrap, topic_prefix, "c1")
+    config = settings(kafka_bootstrap, topic_prefix, POD_JOB, ENDPOINTS_JOB, group=unique("g"))
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("c1", Resource.ENDPOINTS, endpoints("a", "big", addresses=1000, ports=60))
+        await writer.put("c1", Resource.PODS, pod("a", "web-0", "10.244.10.1"))
+        async with consumer(config) as running:
+            assert skipped(running, "too_large") == 1
+            await writer.put("c1", Resource.PODS, pod("b", "web-1", "10.244.10.2"))
+            await running.until("pods", lambda e: len(e) == 2)
+    assert await latest(kafka_bootstrap, topic_prefix, BIG_KEY) == []
