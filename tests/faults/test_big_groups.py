@@ -10,6 +10,7 @@ for a 10 MB group against the 4 MiB default.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,10 @@ async def until(check: Callable[[], bool]) -> None:
     async with asyncio.timeout(60):
         while not check():  # noqa: ASYNC110 - polling metrics
             await asyncio.sleep(0.1)
+
+
+def targets(entries: list[dict[str, Any]]) -> int:
+    return sum(len(e["targets"]) for e in entries)
 
 
 def skipped(running: Running, reason: str) -> float:
@@ -181,3 +186,30 @@ async def test_the_issues_endpoints_object_is_skipped_at_the_default_limit(
             await writer.put("c1", Resource.PODS, pod("b", "web-1", "10.244.10.2"))
             await running.until("pods", lambda e: len(e) == 2)
     assert await latest(kafka_bootstrap, topic_prefix, BIG_KEY) == []
+
+
+async def test_a_group_over_the_brokers_default_message_size_is_published_and_served(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """The issue's second trigger: 8 pods with ~240 KB annotations (random, so they
+    compress little) behind one Endpoints object make a ~2 MB group, over the broker's
+    default 1 MiB message.max.bytes even compressed, under 4 MiB: the targets topic is
+    created to take it, and the sinks read it back, across a restart."""
+    await events.create_topics(kafka_bootstrap, topic_prefix, "c1")
+    config = settings(kafka_bootstrap, topic_prefix, ENDPOINTS_JOB, group=unique("g"))
+    big = endpoints("a", "big", addresses=8, ports=1)
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        for i, address in enumerate(big["subsets"][0]["addresses"]):
+            address["targetRef"] = {"kind": "Pod", "namespace": "a", "name": f"p{i}"}
+            noted = pod("a", f"p{i}", address["ip"])
+            blob = base64.b64encode(os.urandom(180_000)).decode()  # 240 KB
+            noted["metadata"]["annotations"] = {"blob": blob}
+            await writer.put("c1", Resource.PODS, noted)
+        await writer.put("c1", Resource.ENDPOINTS, big)
+        for _ in range(2):  # the second start reads the group back in its full sync
+            async with consumer(config) as running:
+                await running.until("endpoints", lambda e: targets(e) >= 8)
+                assert skipped(running, "too_large") == 0
+    sizes = [len(v or b"") for v in await latest(kafka_bootstrap, topic_prefix, BIG_KEY)]
+    assert len(sizes) == 1
+    assert sizes[0] > 3 << 19  # 1.5 MiB
