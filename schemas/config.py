@@ -30,6 +30,10 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 # Prometheus shards scrapers with hashmod over tens of replicas; 1024 is far above any
 # fleet yet keeps a hostile `shards=` a cheap filter (one modulo per target, whatever N).
 MAX_SHARDS = 1024
+# 4 MiB: ~8x the largest group a real cluster builds (a 1000-pod Endpoints with a few ports
+# is ~0.5 MB) and within what Kafka moves without client tuning (fetches return an
+# oversized batch whole), while each served or written copy of a group stays small.
+MAX_GROUP_BYTES = 4 << 20
 
 
 class KafkaSettings(BaseModel):
@@ -227,6 +231,14 @@ class ConsumerSettings(BaseModel):
         None, description="For jobs with namespaces.own_namespace: where this consumer runs"
     )
     targets_partitions: int = Field(6, ge=1, description="Partitions of <prefix>.targets")
+    max_group_bytes: int = Field(
+        MAX_GROUP_BYTES,
+        ge=1 << 10,
+        description="Largest target-group record (key and value, bytes) the fold publishes. "
+        "A larger group is not published: its key gets a tombstone, and it is counted in "
+        'sdstream_fold_groups_skipped_total{reason="too_large"}. The targets topic is '
+        "created to take it",
+    )
     targets_topic: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9._-]{1,249}$",
@@ -267,6 +279,18 @@ class ConsumerSettings(BaseModel):
         ):
             raise ValueError(f"targets_topic {topic!r} would be read as an object topic")
         return self
+
+    @field_validator("cluster_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        """Compiled as the fold uses it, inside a group of its topic pattern (so a global
+        flag such as "(?i)" in the middle is refused too): a pattern that fails later
+        fails inside the Kafka client, where it cannot be reported."""
+        try:
+            re.compile(rf"^p\.({value})\.r$")
+        except re.error as exc:
+            raise ValueError(f"not a usable regular expression: {exc}") from exc
+        return value
 
     @property
     def file_sd_permissions(self) -> int:

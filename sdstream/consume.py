@@ -41,6 +41,7 @@ def build_loop(config: ConsumerSettings, registry: CollectorRegistry) -> kafka_l
         clusters=config.clusters,
         cluster_pattern=config.cluster_pattern,
         targets_partitions=config.targets_partitions,
+        max_group_bytes=config.max_group_bytes,
         targets_topic=config.targets,
     )
 

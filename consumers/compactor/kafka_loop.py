@@ -15,30 +15,41 @@ the compacted topics at every start and for every gained partition.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
 the groups this member owns; 4. send them and wait for the acks.
+
+Limits: a group whose record exceeds `max_group_bytes` (or what the targets topic takes)
+is not published: its key gets a tombstone, so no stale version is served, and it is
+counted and logged; a record Kafka refuses anyway is handled the same way. One group
+never stops the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
 from consumers import heap
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
 from schemas import targets
-from schemas.config import KafkaSettings
+from schemas.config import MAX_GROUP_BYTES, KafkaSettings
 from schemas.topics import Resource, TargetKey, parse_object_topic
 
 logger = logging.getLogger(__name__)
@@ -48,6 +59,12 @@ NAMESPACED = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTS, Resource.END
 GLOBAL = (Resource.NODES, Resource.NAMESPACES)
 TOPIC_CHECK_S = 5.0
 START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at start
+STOP_TIMEOUT_S = 10.0  # longest wait for one Kafka client to stop
+# Room in a record batch beside the largest record (key and value are counted in the
+# limit): batch and record framing, and what compressing incompressible bytes adds.
+RECORD_OVERHEAD = 1 << 10
+MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
+REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
 
@@ -96,6 +113,7 @@ class FoldLoop:
         cluster_pattern: str = ".*",
         targets_topic: str,
         targets_partitions: int = 6,
+        max_group_bytes: int = MAX_GROUP_BYTES,
     ) -> None:
         self.fold = fold
         self.owners = ownership.Ownership()
@@ -108,6 +126,8 @@ class FoldLoop:
         self._global_pattern = records.topic_pattern(self._prefix, regex, GLOBAL)
         self._targets = targets_topic
         self._targets_partitions = targets_partitions
+        self._max_group_bytes = max_group_bytes
+        self._record_limit = max_group_bytes  # lowered if the targets topic takes less
         self._group = Progress()
         self._global = Progress()
         self._assigned_once = False
@@ -163,30 +183,37 @@ class FoldLoop:
             **options, enable_auto_commit=False, auto_offset_reset="earliest",
             metadata_max_age_ms=int(TOPIC_CHECK_S * 1000),
         )  # fmt: skip
-        # Big batches and a short linger: a full sync writes one record per group, and
-        # one small batch per round trip (the defaults) made publishing the slowest step.
-        producer = AIOKafkaProducer(
-            **options, enable_idempotence=True, acks="all",
-            compression_type=self._kafka.compression_type(), linger_ms=5,
-            max_batch_size=1 << 20, max_request_size=8 << 20,
-        )  # fmt: skip
-        self._group_consumer, self._producer = group, producer
-        await producer.start()
-        await group.start()
-        await table.start()
-        try:
-            group.subscribe(
-                pattern=self._group_pattern,
-                listener=_Rebalance(self),
-            )
+        self._group_consumer = group
+        async with contextlib.AsyncExitStack() as started:
+            self._producer = self._new_producer()
+            await self._producer.start()
+            started.push_async_callback(self._stop_producer)
+            for name, client in (("group consumer", group), ("table consumer", table)):
+                await client.start()
+                started.push_async_callback(_stop, name, client)
+            try:
+                group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
+            except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
+                raise FoldFailed(f"cluster_pattern: {exc}") from exc
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._read_group(group))
                 tasks.create_task(self._read_global(table))
-                tasks.create_task(self._publish_loop(producer))
-        finally:
-            await table.stop()
-            await group.stop()
-            await producer.stop()
+                tasks.create_task(self._publish_loop())
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        # Big batches and a short linger: a full sync writes one record per group, and
+        # one small batch per round trip (the defaults) made publishing the slowest step.
+        # A batch never exceeds the largest record the targets topic takes.
+        return AIOKafkaProducer(
+            **self._kafka.client_options(), enable_idempotence=True, acks="all",
+            compression_type=self._kafka.compression_type(), linger_ms=5,
+            max_batch_size=min(MAX_BATCH_BYTES, self._record_limit),
+            max_request_size=self._max_group_bytes + RECORD_OVERHEAD,
+        )  # fmt: skip
+
+    async def _stop_producer(self) -> None:
+        if self._producer is not None:
+            await _stop("producer", self._producer)
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
@@ -195,8 +222,11 @@ class FoldLoop:
         while True:
             try:
                 await kafka_published.ensure_topic(
-                    self._kafka, self._targets, partitions=self._targets_partitions
-                )
+                    self._kafka, self._targets, partitions=self._targets_partitions,
+                    configs={kafka_published.MAX_MESSAGE_BYTES:
+                             str(self._max_group_bytes + RECORD_OVERHEAD)},
+                )  # fmt: skip
+                taken = await kafka_published.max_message_bytes(self._kafka, self._targets)
             except KafkaError as exc:  # aiokafka marks a timeout not retriable; we retry it
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise FoldFailed(f"creating {self._targets}: {exc!r}") from exc
@@ -205,6 +235,7 @@ class FoldLoop:
                 raise FoldFailed(str(exc)) from exc
             else:
                 self._kafka_problem = None
+                self._limit_records(taken)
                 return
             delay = min(START_RETRY_MAX_S, 0.5 * 2**attempt)
             attempt += 1
@@ -213,6 +244,20 @@ class FoldLoop:
                            self._kafka.bootstrap, problem, delay,
                            extra={"attempt": attempt})  # fmt: skip
             await asyncio.sleep(delay)
+
+    def _limit_records(self, taken: int | None) -> None:
+        """A targets topic that existed before (or was created by hand) may take less than
+        `max_group_bytes`: skip what it would refuse rather than have it refused."""
+        if taken is None or taken - RECORD_OVERHEAD >= self._max_group_bytes:
+            return
+        self._record_limit = max(0, taken - RECORD_OVERHEAD)
+        logger.warning(
+            "%s takes records up to %d bytes (max.message.bytes), less than max_group_bytes"
+            " (%d) needs: groups over %d bytes are skipped. Raise its max.message.bytes to"
+            " %d to publish them.", self._targets, taken, self._max_group_bytes,
+            self._record_limit, self._max_group_bytes + RECORD_OVERHEAD,
+            extra={"topic": self._targets, "max_message_bytes": taken},
+        )  # fmt: skip
 
     # group-partitioned topics ----------------------------------------------------------
 
@@ -271,7 +316,7 @@ class FoldLoop:
                 self._assigned_once = True  # no matching topic: an empty fold is current
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             if batch:
-                self._fold(batch, self._group)
+                self._fold(batch, self._group, consumer)
             await self._positions(consumer, self._group)
 
     # global tables ---------------------------------------------------------------------
@@ -295,7 +340,7 @@ class FoldLoop:
                 continue
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             if batch:
-                self._fold(batch, self._global)
+                self._fold(batch, self._global, consumer)
             await self._positions(consumer, self._global)
 
     # shared ----------------------------------------------------------------------------
@@ -311,14 +356,20 @@ class FoldLoop:
                     )
         self._dirty.set()
 
-    def _fold(self, batch: Mapping[TopicPartition, Sequence[Record]], progress: Progress) -> None:
+    def _fold(
+        self,
+        batch: Mapping[TopicPartition, Sequence[Record]],
+        progress: Progress,
+        consumer: AIOKafkaConsumer,
+    ) -> None:
         for tp, got in batch.items():
             parsed = parse_object_topic(self._prefix, tp.topic)
             if parsed is None:
                 continue
             cluster, resource = parsed
+            partitions = len(consumer.partitions_for_topic(tp.topic) or ())
             for record in got:
-                self._fold_one(record, cluster, resource)
+                self._fold_one(record, cluster, resource, partitions)
             if got:
                 progress.positions[tp] = got[-1].offset + 1
             self._metrics.events.labels(cluster, resource.value).inc(len(got))
@@ -327,9 +378,10 @@ class FoldLoop:
         self._metrics.state_bytes.set(sum(s.encoded_bytes for s in clusters))
         heap.settle_after(sum(len(got) for got in batch.values()))
 
-    def _fold_one(self, record: Record, cluster: str, resource: Resource) -> None:
+    def _fold_one(self, record: Record, cluster: str, resource: Resource, partitions: int) -> None:
         try:
             key, obj = records.decode(record.key, record.value, cluster, resource)
+            records.check_placement(key, obj, partition=record.partition, partitions=partitions)
         except records.BadRecord as exc:
             self._metrics.skipped.labels(exc.reason).inc()
             logger.warning(
@@ -346,7 +398,7 @@ class FoldLoop:
 
     # publishing ------------------------------------------------------------------------
 
-    async def _publish_loop(self, producer: AIOKafkaProducer) -> None:
+    async def _publish_loop(self) -> None:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
@@ -355,14 +407,13 @@ class FoldLoop:
                 continue
             if self._need_sync:
                 self._need_sync = False
-                written = await self._send(producer, await self._full_sync())
+                written = await self._send(await self._full_sync())
                 logger.info("Synced: %d records written.", written, extra={"writes": written})
             else:
                 built, errors = self.fold.rebuild()
                 self._report(errors)
-                await self._send(producer, [
-                    (c.key, None if c.group is None else targets.encode(c.group))
-                    for c in built if self.owners.owns(c.key)])  # fmt: skip
+                await self._send([(c.key, self._value(c.key, c.group))
+                                  for c in built if self.owners.owns(c.key)])  # fmt: skip
             self._synced.set()
             self._gauges()
 
@@ -378,7 +429,10 @@ class FoldLoop:
         built = len(self.fold.groups)
         logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
                     extra={"groups": built})  # fmt: skip
-        published = await kafka_published.read_digests(self._kafka, self._targets)
+        try:
+            published = await kafka_published.read_digests(self._kafka, self._targets)
+        except kafka_published.TopicRefused as exc:
+            raise FoldFailed(str(exc)) from exc
         owns = self.owners.owns
         # Compared as digests of record bytes (encoding is canonical), each group encoded
         # only as it is written: parsing the whole topic took longer than the build, and
@@ -386,7 +440,9 @@ class FoldLoop:
         owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
         held = {k: v for k, v in published.items() if owns(k)}
         orphans = await self._orphans(published.keys() - held.keys())
-        desired = ((k, targets.encode(g)) for k, g in owned)
+        # A group too large to publish is left out, like a vanished one: tombstoned if the
+        # topic holds it, else nothing written, so each sync (and restart) agrees.
+        desired = ((k, v) for k, g in owned if self._fits(k, v := targets.encode(g)))
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip
@@ -414,15 +470,79 @@ class FoldLoop:
                     extra={"orphans": len(orphans)})  # fmt: skip
         return orphans
 
-    async def _send(self, producer: AIOKafkaProducer, writes: Iterable[Write]) -> int:
-        """Send and wait for every ack; how many records were written."""
-        futures = []
+    def _value(self, key: TargetKey, group: targets.TargetGroup | None) -> bytes | None:
+        """The group's record value; None (a tombstone) for no group or one too large."""
+        value = None if group is None else targets.encode(group)
+        return value if value is not None and self._fits(key, value) else None
+
+    def _fits(self, key: TargetKey, value: bytes) -> bool:
+        size = len(key) + len(value)
+        if size <= self._record_limit:
+            return True
+        self._skip_group(key, "too_large", f"{size} bytes, over {self._record_limit}", size)
+        return False
+
+    def _skip_group(self, key: TargetKey, reason: str, detail: str, size: int) -> None:
+        job = next((v.job for v in self.fold.views if key.startswith(f"{v.job}/")), "")
+        cluster, _, source = key[len(job) + 1 :].partition("/")
+        self._metrics.groups_skipped.labels(job, reason).inc()
+        logger.warning(
+            "Not publishing group %s of job %s in cluster %s (%s): %s; its key gets a "
+            "tombstone.", source, job, cluster, reason, detail,
+            extra={"job": job, "cluster": cluster, "source": source, "bytes": size,
+                   "reason": reason},
+        )  # fmt: skip
+
+    async def _send(self, writes: Iterable[Write]) -> int:
+        """Send and wait for every ack; how many records were written. Records the broker
+        refuses as too large are skipped (`_resend_alone`), everything else goes on."""
+        sent: list[tuple[Write, asyncio.Future[object]]] = []
         for key, value in writes:
-            futures.append(await producer.send(self._targets, value, key=key.encode()))
+            sent.append(((key, value), await self._send_one(key, value)))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)
+                  if isinstance(r, BaseException)]  # fmt: skip
+        for ((_, value), _), result in zip(sent, results, strict=True):
+            if not isinstance(result, BaseException):
+                self._metrics.published.labels("tombstone" if value is None else "group").inc()
+        if failed and not any(isinstance(r, REJECTED) for _, r in failed):
+            raise failed[0][1]
+        if failed:
+            await self._restart_producer()
+            for write, _ in failed:
+                await self._resend_alone(*write)
+        return len(sent) - len(failed)
+
+    async def _send_one(self, key: TargetKey, value: bytes | None) -> asyncio.Future[object]:
+        assert self._producer is not None  # noqa: S101 - set before publishing starts
+        future: asyncio.Future[object] = await self._producer.send(
+            self._targets, value, key=key.encode()
+        )
+        return future
+
+    async def _resend_alone(self, key: TargetKey, value: bytes | None) -> None:
+        """A refused batch may have held other records beside the one too large: each is
+        sent again on its own, and only one refused alone is skipped."""
+        try:
+            await (await self._send_one(key, value))
+        except REJECTED as exc:
+            size = len(key) + len(value or b"")
+            self._skip_group(key, "rejected", f"{size} bytes refused by Kafka: {exc!r}", size)
+            # The topic takes less than we read at start: later groups this large are
+            # skipped before sending, so neither changes nor full syncs resend them.
+            self._record_limit = min(self._record_limit, size - 1)
+            await self._restart_producer()
+            await (await self._send_one(key, None))
+            self._metrics.published.labels("tombstone").inc()
+        else:
             self._metrics.published.labels("tombstone" if value is None else "group").inc()
-        if futures:
-            await asyncio.gather(*futures)
-        return len(futures)
+
+    async def _restart_producer(self) -> None:
+        """After a refused batch the idempotent producer's sequence numbers have a gap the
+        broker would refuse every later batch of that partition for: start a new one."""
+        await self._stop_producer()
+        self._producer = self._new_producer()
+        await self._producer.start()
 
     def _report(self, errors: Sequence[folds.BuildError]) -> None:
         for error in errors:
@@ -437,6 +557,37 @@ class FoldLoop:
             groups, n = self.fold.totals.get(view.job, (0, 0))
             self._metrics.groups.labels(view.job).set(groups)
             self._metrics.targets.labels(view.job).set(n)
+
+
+class _Client(Protocol):
+    async def stop(self) -> None: ...
+
+
+async def _stop(name: str, client: _Client) -> None:
+    """Stop a client within STOP_TIMEOUT_S, whatever stopped the run: a stop that hangs or
+    fails must neither keep the process from exiting nor skip the next client's stop."""
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await _stop_once(name, client)
+    except TimeoutError:
+        logger.warning("Stopping the %s took over %.0f s; left behind.", name, STOP_TIMEOUT_S,
+                       extra={"client": name})  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - logged; the error that stopped the run goes on
+        logger.warning("Stopping the %s failed: %r.", name, exc, extra={"client": name})
+
+
+async def _stop_once(name: str, client: _Client) -> None:
+    """aiokafka's consumer without a group, stopped before its first loop ran, raises
+    CancelledError from stop(): escaping run(), it turned the error that stopped the run
+    into a cancelled fold task, which the process's task group ignores (the consumer then
+    sat at /readyz 503 for ever). Only a cancellation of this task is one."""
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        logger.debug("Stopping the %s: its own task was cancelled.", name)
 
 
 async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:

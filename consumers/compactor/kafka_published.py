@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers import kafka_reading
 from schemas import targets
@@ -21,19 +22,23 @@ from schemas.topics import TargetKey
 
 TOPIC_EXISTS = 36  # Kafka error code
 LEADER_WAIT_S = 10.0
+MAX_MESSAGE_BYTES = "max.message.bytes"
 
 
 class TopicRefused(RuntimeError):
     """Kafka answered the creation of a topic with an error."""
 
 
-async def ensure_topic(kafka: KafkaSettings, topic: str, *, partitions: int) -> None:
-    """Create the compacted topic unless it exists; a refusal is `TopicRefused`."""
+async def ensure_topic(
+    kafka: KafkaSettings, topic: str, *, partitions: int, configs: Mapping[str, str] | None = None
+) -> None:
+    """Create the compacted topic (with `configs`) unless it exists; a refusal is
+    `TopicRefused`."""
     admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         new = NewTopic(topic, partitions, kafka.replication_factor,
-                       topic_configs={"cleanup.policy": "compact"})  # fmt: skip
+                       topic_configs={"cleanup.policy": "compact", **(configs or {})})  # fmt: skip
         response = await admin.create_topics([new])
         for name, code, *_ in response.topic_errors:
             if code not in (0, TOPIC_EXISTS):
@@ -63,6 +68,25 @@ def leaders_elected(described: list[dict[str, Any]]) -> bool:
     )
 
 
+async def max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
+    """The largest record batch the topic accepts (its `max.message.bytes`, or the broker's
+    default), or None if Kafka does not say: a topic created before the fold set it, or by
+    hand, may take less than the fold would send."""
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {MAX_MESSAGE_BYTES: None})
+        responses = await admin.describe_configs([wanted])
+    finally:
+        await admin.close()
+    for response in responses:
+        for error, _, _, _, entries in response.resources:
+            for entry in entries if error == 0 else ():
+                if entry[0] == MAX_MESSAGE_BYTES and str(entry[1]).isdigit():
+                    return int(entry[1])
+    return None
+
+
 async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, bytes]:
     """The topic as it is now: a digest of the latest value per key (`targets.digest`),
     unparsed (a value that is not what we would write gets rewritten or tombstoned like
@@ -74,7 +98,7 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not tps:
-            raise RuntimeError(f"{topic} has no partitions")
+            raise TopicRefused(f"{topic} has no partitions (was it deleted?)")
         consumer.unsubscribe()
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

@@ -13,6 +13,7 @@ class FoldMetrics:
     skipped: Counter
     build_errors: Counter
     published: Counter
+    groups_skipped: Counter
     groups: Gauge
     targets: Gauge
     objects: Gauge
@@ -31,6 +32,9 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                              ["job"], registry=registry),
         published=Counter("sdstream_fold_published", "Target-group records written.",
                           ["kind"], registry=registry),
+        groups_skipped=Counter("sdstream_fold_groups_skipped",
+                               "Target groups not published (their key gets a tombstone).",
+                               ["job", "reason"], registry=registry),
         groups=Gauge("sdstream_fold_groups", "Target groups held, by job.", ["job"],
                      registry=registry),
         targets=Gauge("sdstream_fold_targets", "Targets held, by job.", ["job"],

@@ -1,6 +1,11 @@
 """Object-topic records as the fold reads them: which topics match, what a record holds.
 
 Pure (no Kafka client): key and value bytes in, the object or a `BadRecord` out.
+
+A record is trusted only where the producer would have put it: under the object's own
+key and on the partition that key maps to. Anything else could never be superseded by
+the producer's tombstone (that goes to the key's own partition), so it would serve a
+stale object forever; `check_placement` rejects it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import orjson
 import pydantic
 
 from schemas import events
-from schemas.topics import ObjectKey, Resource
+from schemas.topics import ObjectKey, Resource, object_key, partition_for
 
 
 def topic_pattern(prefix: str, clusters: str, resources: Iterable[Resource]) -> str:
@@ -57,3 +62,25 @@ def decode(
     if event_cluster != cluster or event_resource is not resource:
         raise BadRecord("mismatch", f"event for {event_cluster}/{event_resource} on this topic")
     return text, obj
+
+
+def check_placement(
+    key: ObjectKey, obj: dict[str, Any] | None, *, partition: int, partitions: int
+) -> None:
+    """BadRecord unless `key` is the object's own (`namespace/name`, or `name`) and the
+    record sits on the partition its key maps to among the topic's `partitions`
+    (0: count unknown, not checked). Tombstones have no object: only the partition."""
+    if obj is not None and (own := _own_key(obj)) != key:
+        raise BadRecord("key_mismatch", f"key {key!r} is not the object's ({own!r})")
+    if partitions > 0 and (expected := partition_for(key, partitions)) != partition:
+        raise BadRecord("wrong_partition", f"key {key!r} belongs on partition {expected}")
+
+
+def _own_key(obj: dict[str, Any]) -> ObjectKey | None:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    namespace, name = meta.get("namespace"), meta.get("name")
+    if isinstance(name, str) and (namespace is None or isinstance(namespace, str)):
+        return object_key(namespace, name)
+    return None

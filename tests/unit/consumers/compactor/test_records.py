@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from consumers.compactor import records
-from schemas.topics import Resource
+from schemas.topics import ObjectKey, Resource
 
 OBJECT = {"metadata": {"name": "web-0", "namespace": "shop"}}
 
@@ -52,3 +52,41 @@ def test_the_topic_pattern_matches_listed_clusters_and_resources_only() -> None:
     pattern = records.topic_pattern("sd", records.cluster_regex(["east"], ".*"), [Resource.PODS])
     assert [t for t in ("sd.east.pods", "sd.west.pods", "sd.east.nodes", "sdx.east.pods")
             if re.match(pattern, t)] == ["sd.east.pods"]  # fmt: skip
+
+
+NODE = {"metadata": {"name": "n1"}}
+
+
+@pytest.mark.parametrize(
+    ("key", "obj", "partition", "partitions"),
+    [
+        ("shop/web-0", OBJECT, 0, 6),  # crc32("shop") % 6 == 0
+        ("shop/web-0", None, 0, 6),  # a tombstone
+        ("n1", NODE, 4, 6),  # cluster-scoped: hashed by name
+        ("shop/web-0", OBJECT, 5, 0),  # partition count unknown: not checked
+    ],
+)
+def test_a_record_where_the_producer_puts_it_is_trusted(
+    key: str, obj: dict[str, Any] | None, partition: int, partitions: int
+) -> None:
+    records.check_placement(ObjectKey(key), obj, partition=partition, partitions=partitions)
+
+
+@pytest.mark.parametrize(
+    ("key", "obj", "partition", "reason"),
+    [
+        ("shop/web-1", OBJECT, 0, "key_mismatch"),  # another object's key
+        ("web-0", OBJECT, 0, "key_mismatch"),  # namespace missing from the key
+        ("shop/n1", NODE, 0, "key_mismatch"),  # a namespace a cluster-scoped object lacks
+        ("shop/web-0", {"metadata": {"name": 7}}, 0, "key_mismatch"),
+        ("shop/web-0", {"metadata": [1]}, 0, "key_mismatch"),
+        ("shop/web-0", OBJECT, 1, "wrong_partition"),
+        ("shop/web-0", None, 1, "wrong_partition"),  # a tombstone elsewhere changes nothing
+    ],
+)
+def test_a_record_elsewhere_is_rejected(
+    key: str, obj: dict[str, Any] | None, partition: int, reason: str
+) -> None:
+    with pytest.raises(records.BadRecord) as caught:
+        records.check_placement(ObjectKey(key), obj, partition=partition, partitions=6)
+    assert caught.value.reason == reason
