@@ -16,6 +16,10 @@ import pytest
 from tests.faults import cli
 
 API = {"SDSTREAM_KUBE_API_SERVER": "https://127.0.0.1:9"}  # never reached: fails before
+# A serve-only consumer without jobs warns that it serves nothing; these cases have one
+# (values go through str.format, hence the doubled braces).
+ONE_JOB = {"SDSTREAM_SCRAPE_CONFIGS":
+           '[{{"job_name": "pods", "kubernetes_sd_configs": [{{"role": "pod"}}]}}]'}  # fmt: skip
 CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
     "yaml syntax": (["produce", "--config", "{tmp}/bad.yml"], {},
                     ["{tmp}/bad.yml", "invalid YAML at line 3"]),
@@ -40,9 +44,9 @@ CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
                       {"SDSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
                        "SDSTREAM_KAFKA_SSL_CAFILE": "{tmp}/ca"}, ["kafka.ssl_cafile"]),
     "unresolvable http.host": (["consume", "--mode", "serve"],
-                               {"SDSTREAM_HTTP_HOST": "no-such-host.invalid"},
+                               {"SDSTREAM_HTTP_HOST": "no-such-host.invalid", **ONE_JOB},
                                ["http.host", "no-such-host.invalid"]),
-    "consumer port in use": (["consume", "--mode", "serve", "--http-port", "{busy}"], {},
+    "consumer port in use": (["consume", "--mode", "serve", "--http-port", "{busy}"], ONE_JOB,
                              ["http.port", "{busy}", "address already in use"]),
     "producer port in use": (["produce", "--cluster", "c", "--kubeconfig", "{kubeconfig}",
                               "--http-port", "{busy}"], {}, ["http.port", "{busy}"]),
