@@ -1,12 +1,15 @@
-"""Stopping the fold's Kafka clients is bounded and never hides why the run ended."""
+"""Stopping a Kafka client is bounded and never hides why the run ended."""
 
 from __future__ import annotations
 
 import asyncio
+from types import ModuleType
 
 import pytest
 
-from consumers.compactor import kafka_loop
+from consumers import kafka_clients as consumer_side
+
+SIDES = pytest.mark.parametrize("side", [consumer_side], ids=["consumers"])
 
 
 class Hangs:
@@ -15,7 +18,7 @@ class Hangs:
 
 
 class CancelsItself:
-    """Like aiokafka's consumer without a group, stopped before its first loop ran."""
+    """Like aiokafka's consumer without a group, stopped while its first fetches pend."""
 
     async def stop(self) -> None:
         own = asyncio.create_task(asyncio.sleep(1))
@@ -28,17 +31,19 @@ class Fails:
         raise OSError("connection reset")
 
 
+@SIDES
 @pytest.mark.parametrize("client", [Hangs(), CancelsItself(), Fails()])
 async def test_a_stop_that_hangs_cancels_itself_or_fails_returns(
-    client: kafka_loop._Client, monkeypatch: pytest.MonkeyPatch
+    side: ModuleType, client: Hangs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kafka_loop, "STOP_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(side, "STOP_TIMEOUT_S", 0.05)
     async with asyncio.timeout(10):
-        await kafka_loop._stop("client", client)
+        await side.stop("client", client.stop)
 
 
-async def test_cancelling_the_stopping_task_still_cancels_it() -> None:
-    task = asyncio.create_task(kafka_loop._stop("client", Hangs()))
+@SIDES
+async def test_cancelling_the_stopping_task_still_cancels_it(side: ModuleType) -> None:
+    task = asyncio.create_task(side.stop("client", Hangs().stop))
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
