@@ -1,4 +1,5 @@
-"""Stopping a Kafka client is bounded and never hides why the run ended."""
+"""Stopping a Kafka client is bounded and never hides why the run ended, on both sides
+(each keeps its own copy of the helper: producers and consumers share nothing)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from types import ModuleType
 import pytest
 
 from consumers import kafka_clients as consumer_side
+from producers import kafka_clients as producer_side
 
-SIDES = pytest.mark.parametrize("side", [consumer_side], ids=["consumers"])
+SIDES = pytest.mark.parametrize(
+    "side", [consumer_side, producer_side], ids=["consumers", "producers"]
+)
 
 
 class Hangs:
