@@ -13,7 +13,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from producers import known
+from producers import kafka_clients, known
 from producers.emit import PublishFailed
 from schemas.config import KafkaSettings
 from schemas.topics import ObjectKey
@@ -43,7 +43,7 @@ class KafkaKnownReader:
         except KafkaError as exc:
             raise PublishFailed(f"reading {topic}: {exc!r}") from exc
         finally:
-            await consumer.stop()
+            await kafka_clients.stop("known-state consumer", consumer.stop)
         logger.info(
             "Read %d records of %s: %d live keys, %d unusable.",
             folded.records,

@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -44,7 +44,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
 )
 
-from consumers import heap
+from consumers import heap, kafka_clients
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
@@ -59,7 +59,6 @@ NAMESPACED = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTS, Resource.END
 GLOBAL = (Resource.NODES, Resource.NAMESPACES)
 TOPIC_CHECK_S = 5.0
 START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at start
-STOP_TIMEOUT_S = 10.0  # longest wait for one Kafka client to stop
 # Room in a record batch beside the largest record (key and value are counted in the
 # limit): batch and record framing, and what compressing incompressible bytes adds.
 RECORD_OVERHEAD = 1 << 10
@@ -190,7 +189,7 @@ class FoldLoop:
             started.push_async_callback(self._stop_producer)
             for name, client in (("group consumer", group), ("table consumer", table)):
                 await client.start()
-                started.push_async_callback(_stop, name, client)
+                started.push_async_callback(kafka_clients.stop, name, client.stop)
             try:
                 group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
             except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
@@ -213,7 +212,7 @@ class FoldLoop:
 
     async def _stop_producer(self) -> None:
         if self._producer is not None:
-            await _stop("producer", self._producer)
+            await kafka_clients.stop("producer", self._producer.stop)
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
@@ -557,37 +556,6 @@ class FoldLoop:
             groups, n = self.fold.totals.get(view.job, (0, 0))
             self._metrics.groups.labels(view.job).set(groups)
             self._metrics.targets.labels(view.job).set(n)
-
-
-class _Client(Protocol):
-    async def stop(self) -> None: ...
-
-
-async def _stop(name: str, client: _Client) -> None:
-    """Stop a client within STOP_TIMEOUT_S, whatever stopped the run: a stop that hangs or
-    fails must neither keep the process from exiting nor skip the next client's stop."""
-    try:
-        async with asyncio.timeout(STOP_TIMEOUT_S):
-            await _stop_once(name, client)
-    except TimeoutError:
-        logger.warning("Stopping the %s took over %.0f s; left behind.", name, STOP_TIMEOUT_S,
-                       extra={"client": name})  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - logged; the error that stopped the run goes on
-        logger.warning("Stopping the %s failed: %r.", name, exc, extra={"client": name})
-
-
-async def _stop_once(name: str, client: _Client) -> None:
-    """aiokafka's consumer without a group, stopped before its first loop ran, raises
-    CancelledError from stop(): escaping run(), it turned the error that stopped the run
-    into a cancelled fold task, which the process's task group ignores (the consumer then
-    sat at /readyz 503 for ever). Only a cancellation of this task is one."""
-    try:
-        await client.stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        logger.debug("Stopping the %s: its own task was cancelled.", name)
 
 
 async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:

@@ -1,7 +1,8 @@
 """A `cluster_pattern` that is no regular expression used to hang the consumer at /readyz
 503 (aiokafka's subscribe raised, then a client's stop never returned). It is refused at
-load, one line and exit status 2; and whatever fails inside the fold's run, stopping its
-Kafka clients is bounded, so a start-up failure ends the run instead of hanging it."""
+load, one line and exit status 2; and whatever fails inside the fold's or the sinks
+reader's run, stopping its Kafka clients is bounded and cannot turn the failure into a
+silent cancellation, so a start-up failure ends the run with its own error."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import IllegalStateError
 from prometheus_client import CollectorRegistry
 
+from consumers import kafka_clients
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_loop
 from consumers.compactor import metrics as fold_metrics
+from consumers.sinks import metrics as sink_metrics
+from consumers.sinks.kafka_targets import TargetsReader, TargetsReadFailed
+from consumers.sinks.view import TargetView
 from schemas.config import KafkaSettings
 from schemas.topics import targets_topic
+from tests.integration.test_sinks import WEB_0, targets, upsert
 from tests.naming import unique
 
 BAD = "prod-("
@@ -51,6 +59,27 @@ async def test_a_failure_inside_run_stops_the_fold_within_a_bound(
         fold=folds.Fold([]), metrics=fold_metrics.create(CollectorRegistry()),
         group_id=unique("g"), cluster_pattern=BAD, targets_topic=targets_topic(topic_prefix),
     )  # fmt: skip
-    async with asyncio.timeout(3 * kafka_loop.STOP_TIMEOUT_S + 30):
+    async with asyncio.timeout(3 * kafka_clients.STOP_TIMEOUT_S + 30):
         with pytest.raises(kafka_loop.FoldFailed, match="cluster_pattern"):
             await loop.run()
+
+
+def refuse_assign(*_: object) -> None:
+    raise IllegalStateError("assign refused")
+
+
+async def test_a_failure_right_after_start_ends_the_sinks_reader_with_that_error(
+    kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's consumer has no group: stopped right after start, aiokafka's stop()
+    raises CancelledError, which used to replace the error, so the process's task group
+    took the reader for cancelled. The real consumer fails where a refused assign would."""
+    await targets(kafka_bootstrap, topic_prefix, [upsert(WEB_0)])
+    monkeypatch.setattr(AIOKafkaConsumer, "assign", refuse_assign)
+    reader = TargetsReader(
+        KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
+        view=TargetView(), metrics=sink_metrics.create(CollectorRegistry()), retry_s=0.2,
+    )  # fmt: skip
+    async with asyncio.timeout(kafka_clients.STOP_TIMEOUT_S + 30):
+        with pytest.raises(TargetsReadFailed, match="assign refused"):
+            await reader.run()
