@@ -167,7 +167,10 @@ class ProducerSettings(BaseModel):
         "known to carry whole manifests",
     )
     drop_annotation_patterns: tuple[Annotated[str, AfterValidator(_regex)], ...] = Field(
-        (), description="Regexes (Python syntax, full match) of annotation keys never published"
+        (),
+        description="Regexes (Python syntax, full match) of annotation keys never published. "
+        "In the environment a JSON list only, never comma-separated: a regex may hold a "
+        "comma (a{1,3})",
     )
     partitions: int = Field(6, ge=1, description="Partitions of every namespaced topic")
     page_size: int = Field(500, ge=1)

@@ -166,6 +166,27 @@ def test_lists_of_names_may_be_comma_separated(monkeypatch: pytest.MonkeyPatch) 
     assert loaded.namespaces == ("a", "b")
 
 
+def test_validated_lists_of_names_may_be_comma_separated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """drop_annotations items carry a validator (Annotated), which hid the comma form."""
+    monkeypatch.setenv("SDSTREAM_DROP_ANNOTATIONS", "kapp.k14s.io/*, example.com/dump")
+
+    loaded = settings.load(settings.ProducerAppSettings, cluster="eu-1")
+
+    assert loaded.drop_annotations == ("kapp.k14s.io/*", "example.com/dump")
+
+
+def test_regex_lists_are_json_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_DROP_ANNOTATION_PATTERNS", '["a{1,3}/x", "b.*"]')
+    loaded = settings.load(settings.ProducerAppSettings, cluster="eu-1")
+    assert loaded.drop_annotation_patterns == ("a{1,3}/x", "b.*")
+
+    monkeypatch.setenv("SDSTREAM_DROP_ANNOTATION_PATTERNS", "a{1,3}/x")  # not split in two
+    with pytest.raises(settings.SettingsError, match=r"DROP_ANNOTATION_PATTERNS .*JSON list"):
+        settings.load(settings.ProducerAppSettings, cluster="eu-1")
+
+
 def test_a_list_that_does_not_parse_says_how_to_write_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SDSTREAM_RESOURCES", '["pods"')
 
