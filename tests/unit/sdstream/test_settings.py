@@ -233,3 +233,32 @@ def test_a_missing_kafka_ca_file_names_the_setting(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(settings.SettingsError, match=r"kafka\.ssl_cafile: /nonexistent/ca\.pem"):
         settings.load(settings.ConsumerAppSettings)
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"), [("0644", "644"), ("'0644'", "0644"), ("0600", "600"), ("0044", "044")]
+)
+def test_an_unquoted_octal_file_sd_mode_in_yaml_is_octal(
+    tmp_path: Path, text: str, mode: str
+) -> None:
+    """YAML 1.1 reads `file_sd_mode: 0644` as the integer 420 (0o644)."""
+    config = tmp_path / "consumer.yml"
+    config.write_text(f"file_sd_mode: {text}\n")
+
+    loaded = settings.load(settings.ConsumerAppSettings, config_file=config)
+
+    assert (loaded.file_sd_mode, loaded.file_sd_permissions) == (mode, int(mode, 8))
+
+
+@pytest.mark.parametrize("text", ["644", "-1", "true"])
+def test_a_decimal_file_sd_mode_in_yaml_is_refused(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "consumer.yml"
+    config.write_text(f"file_sd_mode: {text}\n")
+
+    with pytest.raises(settings.SettingsError, match=r"^invalid settings: file_sd_mode: "):
+        settings.load(settings.ConsumerAppSettings, config_file=config)
+
+
+def test_file_sd_mode_from_the_environment_is_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_FILE_SD_MODE", "0644")
+    assert settings.load(settings.ConsumerAppSettings).file_sd_permissions == 0o644
