@@ -155,26 +155,29 @@ class DropAnnotations:
 
     exact: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()
-    pattern: re.Pattern[str] | None = None  # the patterns as one alternation
+    # One compiled regex per pattern, not one alternation: a pattern is compiled here
+    # exactly as settings validated it, so inline flags (`(?i)...`) work and a pattern
+    # that passed load never fails at start ("global flags not at the start").
+    patterns: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
     def of(cls, entries: Iterable[str], patterns: Iterable[str] = ()) -> DropAnnotations:
         """Entries ending in `*` are prefixes, the others exact keys; patterns are regexes."""
-        entries, regexes = list(entries), list(patterns)
+        entries = list(entries)
         return cls(
             exact=frozenset(e for e in entries if not e.endswith("*")),
             prefixes=tuple(e[:-1] for e in entries if e.endswith("*")),
-            pattern=re.compile("|".join(f"(?:{r})" for r in regexes)) if regexes else None,
+            patterns=tuple(re.compile(r) for r in patterns),
         )
 
     def __bool__(self) -> bool:
-        return bool(self.exact or self.prefixes or self.pattern)
+        return bool(self.exact or self.prefixes or self.patterns)
 
     def drops(self, key: str) -> bool:
         return (
             key in self.exact
             or key.startswith(self.prefixes)
-            or (self.pattern is not None and self.pattern.fullmatch(key) is not None)
+            or any(p.fullmatch(key) is not None for p in self.patterns)
         )
 
 

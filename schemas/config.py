@@ -167,7 +167,10 @@ class ProducerSettings(BaseModel):
         "known to carry whole manifests",
     )
     drop_annotation_patterns: tuple[Annotated[str, AfterValidator(_regex)], ...] = Field(
-        (), description="Regexes (Python syntax, full match) of annotation keys never published"
+        (),
+        description="Regexes (Python syntax, full match) of annotation keys never published. "
+        "In the environment a JSON list only, never comma-separated: a regex may hold a "
+        "comma (a{1,3})",
     )
     partitions: int = Field(6, ge=1, description="Partitions of every namespaced topic")
     page_size: int = Field(500, ge=1)
@@ -279,6 +282,20 @@ class ConsumerSettings(BaseModel):
         ):
             raise ValueError(f"targets_topic {topic!r} would be read as an object topic")
         return self
+
+    @field_validator("file_sd_mode", mode="before")
+    @classmethod
+    def _mode_as_octal_digits(cls, value: object) -> object:
+        """YAML 1.1 reads an unquoted `0644` as the number 420: its octal digits again."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            digits = format(value, "03o")
+            if not re.fullmatch(r"[0-7]{3}", digits):
+                raise ValueError(
+                    f"{value} is not a file mode (octal {digits}): YAML reads 0644 as "
+                    "octal but 644 as decimal; write '0644'"
+                )
+            return digits
+        return value
 
     @field_validator("cluster_pattern")
     @classmethod

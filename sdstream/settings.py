@@ -3,7 +3,9 @@
 Precedence, highest first: command-line flags, `SDSTREAM_*` environment
 variables, the YAML config file, defaults. Nested groups use one `_` after the
 group name: `SDSTREAM_KAFKA_BOOTSTRAP`, `SDSTREAM_LEADER_ENABLED`. Lists of names
-(`SDSTREAM_RESOURCES`, `SDSTREAM_NAMESPACES`, ...) take JSON or commas: `pods,services`.
+(`SDSTREAM_RESOURCES`, `SDSTREAM_NAMESPACES`, ...) take JSON or commas: `pods,services`;
+lists of regexes (`SDSTREAM_DROP_ANNOTATION_PATTERNS`) take JSON only, since a regex may
+hold a comma (`a{1,3}`).
 
 Settings are strict (an unknown `SDSTREAM_*` variable or file key is an error, so a typo
 never passes silently), with one exception: Kubernetes injects docker-links variables for
@@ -56,6 +58,8 @@ _LINK_NAME = re.compile(
     re.IGNORECASE,
 )
 _LINK_URL = re.compile(r"(?:tcp|udp|sctp)://(?:\[[0-9a-f:.]+\]|[^:/\s]+):\d+", re.IGNORECASE)
+# Lists of regexes: a comma may be part of one (`a{1,3}`), so never split on commas.
+_JSON_ONLY = frozenset({"drop_annotation_patterns"})
 
 
 def service_link(name: str, value: str | None, *, settings: frozenset[str]) -> bool:
@@ -69,16 +73,17 @@ def service_link(name: str, value: str | None, *, settings: frozenset[str]) -> b
 
 
 def _string_tuple(annotation: Any) -> bool:
-    """tuple[str, ...] and tuples of str enums/NewTypes (`tuple[Resource, ...]`)."""
+    """tuple[str, ...] and tuples of str enums/NewTypes (`tuple[Resource, ...]`), items
+    validated or not (`tuple[Annotated[str, AfterValidator(...)], ...]`)."""
     if typing.get_origin(annotation) is not tuple:
         return False
     args = typing.get_args(annotation)
-    return (
-        len(args) == 2
-        and args[1] is Ellipsis
-        and isinstance(args[0], type)
-        and (issubclass(args[0], str))
-    )
+    if len(args) != 2 or args[1] is not Ellipsis:
+        return False
+    item = args[0]
+    if typing.get_origin(item) is typing.Annotated:
+        item = typing.get_args(item)[0]
+    return isinstance(item, type) and issubclass(item, str)
 
 
 class _Env(EnvSettingsSource):
@@ -98,7 +103,11 @@ class _Env(EnvSettingsSource):
         return {k: v for k, v in loaded.items() if k not in set(links)}
 
     def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
-        if isinstance(value, str) and _string_tuple(field.annotation):
+        if (
+            isinstance(value, str)
+            and field_name not in _JSON_ONLY
+            and _string_tuple(field.annotation)
+        ):
             stripped = value.strip()
             if not stripped.startswith("["):
                 return [part.strip() for part in stripped.split(",") if part.strip()]
@@ -203,6 +212,8 @@ def _unparsed(exc: SourceError) -> str:
     if field is None:
         return f"invalid settings: {_one_line(exc)}"
     name = f"{ENV_PREFIX}{field.group(1).upper()}"
+    if field.group(1) in _JSON_ONLY:
+        return f'invalid settings: {name} does not parse: write a JSON list: ["regex", ...]'
     return (f"invalid settings: {name} does not parse: write JSON "
             f"(lists may also be comma-separated: a,b,c)")  # fmt: skip
 

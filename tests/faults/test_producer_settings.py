@@ -13,10 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from schemas import events
 from schemas.config import HttpSettings, KafkaSettings, KubeSettings, ProducerSettings
+from schemas.topics import Resource, object_topic
 from sdstream import produce
+from tests.faults.test_big_objects import latest_until, producing
 from tests.integration.test_producer_process import free_port, get
 
 SDSTREAM = Path(sys.executable).parent / "sdstream"
@@ -28,6 +32,8 @@ SDSTREAM = Path(sys.executable).parent / "sdstream"
         ("SDSTREAM_LABEL_SELECTOR", "app in (web", "label_selector"),
         ("SDSTREAM_FIELD_SELECTOR", "spec.nodeName=n1", "field_selector"),  # not on services
         ("SDSTREAM_DROP_ANNOTATION_PATTERNS", '["(unclosed"]', "drop_annotation_patterns.0"),
+        # flags not at the start: refused at load, not a traceback once the producer starts
+        ("SDSTREAM_DROP_ANNOTATION_PATTERNS", '["a(?i)b"]', "drop_annotation_patterns.0"),
     ],
 )
 async def test_a_bad_selector_is_one_line_and_exit_2(
@@ -46,6 +52,39 @@ async def test_a_bad_selector_is_one_line_and_exit_2(
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"sdstream produce: invalid settings: {field}: "), lines[0]
     assert stdout == b""
+
+
+async def test_a_drop_pattern_with_an_inline_flag_starts_and_drops(
+    kafka_bootstrap: str,
+    kubeconfig: Path,
+    kube_api: client.ApiClient,
+    namespace: str,
+    topic_prefix: str,
+) -> None:
+    """`(?i)...` passes load; the producer used to join the patterns into one regex at start,
+    where the flag is no longer first: a traceback and exit 1 on every restart."""
+    settings = ProducerSettings(
+        cluster="c1",
+        resources=(Resource.SERVICES,),
+        namespaces=(namespace,),
+        partitions=2,
+        drop_annotation_patterns=(r"(?i)EXAMPLE\.COM/debug-.*",),
+        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
+        kube=KubeSettings(kubeconfig=kubeconfig),
+        http=HttpSettings(port=free_port()),
+    )
+    annotations = {"example.com/debug-dump": "{...}", "example.com/port": "8080"}
+    body = {"metadata": {"name": "web", "annotations": annotations},
+            "spec": {"ports": [{"name": "http", "port": 80}]}}  # fmt: skip
+    client.CoreV1Api(kube_api).create_namespaced_service(namespace, body)
+    key = f"{namespace}/web"
+    async with producing(settings):
+        topic = object_topic(topic_prefix, "c1", Resource.SERVICES)
+        latest = await latest_until(kafka_bootstrap, topic, lambda t: t.get(key) is not None)
+    value = latest[key]
+    assert value is not None
+    published = events.decode(value).object["metadata"]["annotations"]
+    assert published == {"example.com/port": "8080"}
 
 
 async def test_a_selector_the_api_server_rejects_shows_on_readyz_and_logs_once(

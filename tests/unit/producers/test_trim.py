@@ -425,6 +425,21 @@ def test_patterns_match_whole_keys() -> None:
     }
 
 
+def test_a_pattern_may_carry_inline_flags() -> None:
+    """Each pattern is compiled alone, as settings validated it: `(?i)` applies to it only."""
+    patterns = ProducerSettings(
+        cluster="c1", drop_annotation_patterns=(r"(?i)EXAMPLE\.COM/DEBUG-.*", r"kapp\..*")
+    ).drop_annotation_patterns
+    drop = trim.DropAnnotations.of([], patterns)
+    assert kept_keys(drop, ANNOTATIONS | {"KAPP.k14s.io/x": "y"}) == {
+        LAST_APPLIED,
+        "objectset.rio.cattle.io/applied",
+        "prometheus.io/port",
+        "example.com/debug",
+        "KAPP.k14s.io/x",  # the other pattern stays case-sensitive
+    }
+
+
 def test_nothing_to_drop_keeps_every_annotation() -> None:
     assert not trim.DropAnnotations.of([], [])
     assert kept_keys(trim.DropAnnotations.of([], []), ANNOTATIONS) == set(ANNOTATIONS)

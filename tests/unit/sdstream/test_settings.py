@@ -166,6 +166,27 @@ def test_lists_of_names_may_be_comma_separated(monkeypatch: pytest.MonkeyPatch) 
     assert loaded.namespaces == ("a", "b")
 
 
+def test_validated_lists_of_names_may_be_comma_separated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """drop_annotations items carry a validator (Annotated), which hid the comma form."""
+    monkeypatch.setenv("SDSTREAM_DROP_ANNOTATIONS", "kapp.k14s.io/*, example.com/dump")
+
+    loaded = settings.load(settings.ProducerAppSettings, cluster="eu-1")
+
+    assert loaded.drop_annotations == ("kapp.k14s.io/*", "example.com/dump")
+
+
+def test_regex_lists_are_json_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_DROP_ANNOTATION_PATTERNS", '["a{1,3}/x", "b.*"]')
+    loaded = settings.load(settings.ProducerAppSettings, cluster="eu-1")
+    assert loaded.drop_annotation_patterns == ("a{1,3}/x", "b.*")
+
+    monkeypatch.setenv("SDSTREAM_DROP_ANNOTATION_PATTERNS", "a{1,3}/x")  # not split in two
+    with pytest.raises(settings.SettingsError, match=r"DROP_ANNOTATION_PATTERNS .*JSON list"):
+        settings.load(settings.ProducerAppSettings, cluster="eu-1")
+
+
 def test_a_list_that_does_not_parse_says_how_to_write_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SDSTREAM_RESOURCES", '["pods"')
 
@@ -212,3 +233,32 @@ def test_a_missing_kafka_ca_file_names_the_setting(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(settings.SettingsError, match=r"kafka\.ssl_cafile: /nonexistent/ca\.pem"):
         settings.load(settings.ConsumerAppSettings)
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"), [("0644", "644"), ("'0644'", "0644"), ("0600", "600"), ("0044", "044")]
+)
+def test_an_unquoted_octal_file_sd_mode_in_yaml_is_octal(
+    tmp_path: Path, text: str, mode: str
+) -> None:
+    """YAML 1.1 reads `file_sd_mode: 0644` as the integer 420 (0o644)."""
+    config = tmp_path / "consumer.yml"
+    config.write_text(f"file_sd_mode: {text}\n")
+
+    loaded = settings.load(settings.ConsumerAppSettings, config_file=config)
+
+    assert (loaded.file_sd_mode, loaded.file_sd_permissions) == (mode, int(mode, 8))
+
+
+@pytest.mark.parametrize("text", ["644", "-1", "true"])
+def test_a_decimal_file_sd_mode_in_yaml_is_refused(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "consumer.yml"
+    config.write_text(f"file_sd_mode: {text}\n")
+
+    with pytest.raises(settings.SettingsError, match=r"^invalid settings: file_sd_mode: "):
+        settings.load(settings.ConsumerAppSettings, config_file=config)
+
+
+def test_file_sd_mode_from_the_environment_is_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDSTREAM_FILE_SD_MODE", "0644")
+    assert settings.load(settings.ConsumerAppSettings).file_sd_permissions == 0o644
