@@ -19,7 +19,9 @@ A request (path, query, headers) in, a `Reply` out; the socket is `sdstream.http
 
 Answers are cached per (job, clusters, shard) in a byte-budgeted LRU
 (`answer_cache.AnswerCache`) and dropped when the reader reports the job changed
-(`invalidate`); a request between two changes costs a dict lookup. A miss is rendered in
+(`invalidate`). Only the job's real clusters go into a key and the key's names count in
+its cost, so a `?cluster=` of thousands of made-up names cannot hold more than the budget
+says. A request between two changes costs a dict lookup. A miss is rendered in
 a small thread pool from a copy of the job's groups (immutable `Held`s), never on the
 event loop, so /healthz and the Kafka clients keep their loop while a big or hostile
 answer is built; concurrent misses of one answer share one render.
@@ -151,10 +153,17 @@ def _json(status: int, document: object) -> Reply:
     return Reply(status, (orjson.dumps(document) + b"\n",), {"Content-Type": CONTENT_TYPE})
 
 
-def _clusters(query: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
-    """`?cluster=a&cluster=b` or `?cluster=a,b`; empty means every cluster."""
+def _clusters(
+    query: Mapping[str, Sequence[str]], exists: Callable[[str], bool]
+) -> tuple[str, ...] | None:
+    """`?cluster=a&cluster=b` or `?cluster=a,b`, keeping only the clusters that `exists`
+    (the job's): a name the job does not have selects nothing, and must not make a new
+    cache key (a client could send thousands of them, changing one per request). None
+    means every cluster; () a filter that matches none of the job's."""
     names = {name for value in query.get("cluster", ()) for name in value.split(",") if name}
-    return tuple(sorted(names))
+    if not names:
+        return None
+    return tuple(sorted(name for name in names if exists(name)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +171,19 @@ class Wanted:
     """A valid request for a known job's document."""
 
     job: str
-    clusters: tuple[str, ...]
+    clusters: tuple[str, ...] | None  # None: every cluster; else the job's ones asked for
     shard: Shard | None
 
     @property
     def key(self) -> answer_cache.Key:
         return self.job, (self.clusters, self.shard)
+
+    @property
+    def key_cost(self) -> int:
+        """Bytes the key holds beyond `answer_cache.ENTRY_OVERHEAD`: its cluster names
+        (each a str object and a tuple slot)."""
+        names = self.clusters or ()
+        return sum(sys.getsizeof(name) + 8 for name in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +280,8 @@ class HttpSd:
             shard = _shard(query, self._max_shards)
         except BadQuery as exc:
             return _json(400, {"error": str(exc)})
-        return Wanted(job, _clusters(query), shard)
+        clusters = _clusters(query, lambda name: self._view.has_cluster(job, name))
+        return Wanted(job, clusters, shard)
 
     async def _render_shared(self, wanted: Wanted) -> Answer:
         """One render per answer at a time, however many requests wait for it."""
@@ -292,7 +309,7 @@ class HttpSd:
     def _keep(self, wanted: Wanted, answer: Answer, generation: int) -> None:
         """Cache `answer` unless its job changed while it was rendered."""
         if self._generation.get(wanted.job, 0) == generation:
-            self._cache.put(wanted.key, answer, answer.cost)
+            self._cache.put(wanted.key, answer, answer.cost + wanted.key_cost)
             self._count()
 
     def _count(self) -> None:
@@ -307,8 +324,10 @@ class HttpSd:
         """The document `wanted` asks for, from a job's groups (thread-safe: reads only
         immutable `Held`s and replaces the job's shard index in one store)."""
         ordered = [groups[key] for key in sorted(groups)]
-        wanted_clusters = frozenset(wanted.clusters)
-        held = [h for h in ordered if h.cluster in wanted_clusters] if wanted_clusters else ordered
+        held = ordered
+        if wanted.clusters is not None:
+            wanted_clusters = frozenset(wanted.clusters)
+            held = [h for h in ordered if h.cluster in wanted_clusters]
         if wanted.shard is None:
             parts = http_sd_document(h.fragment for h in held)
             return Answer(parts, etag(held), sys.getsizeof(parts))

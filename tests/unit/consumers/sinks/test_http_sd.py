@@ -127,14 +127,40 @@ def test_a_change_shows_after_invalidate() -> None:
     view = _view(WEB)
     sd = HttpSd(view, ready=lambda: True)
     before = _get(sd, "/http_sd/web", query={"cluster": ["east"]})
+    moved = group("web", "east", "web-0", "10.0.0.3:80")
     view.apply(key(WEB_WEST), WEB_WEST)
-    view.apply(key(WEB), None)
+    view.apply(key(moved), moved)
     assert _get(sd, "/http_sd/web", query={"cluster": ["east"]}) == before  # cached
 
     sd.invalidate({"web"})
 
-    assert _get(sd, "/http_sd/web", query={"cluster": ["east"]}).body == b"[]"
-    assert len(orjson.loads(_get(sd, "/http_sd/web").body)) == 1
+    east = orjson.loads(_get(sd, "/http_sd/web", query={"cluster": ["east"]}).body)
+    assert [e["targets"] for e in east] == [["10.0.0.3:80"]]
+    assert len(orjson.loads(_get(sd, "/http_sd/web").body)) == 2
+
+
+def test_made_up_cluster_names_share_one_cache_entry_and_count_in_its_cost() -> None:
+    sd = HttpSd(_view(WEB, WEB_WEST), ready=lambda: True)
+    for n in range(50):
+        names = ",".join(f"c{i:04}" for i in range(n, n + 1600))
+        reply = _get(sd, "/http_sd/web", query={"cluster": [names + ",west"]})
+        assert [e["targets"] for e in orjson.loads(reply.body)] == [["10.9.0.1:80"]]
+    one = sd.cache_bytes
+    none = _get(sd, "/http_sd/web", query={"cluster": ["c0001"]})
+    alll = _get(sd, "/http_sd/web")
+
+    assert one < 4096  # one entry for all 50 queries, not 50 entries of 1600 names
+    assert (none.body, len(orjson.loads(alll.body))) == (b"[]", 3)  # nothing is not all
+
+
+def test_a_keys_cluster_names_count_in_its_cost() -> None:
+    clusters = [group("web", f"cluster-{i:04}", "w", f"10.1.{i // 250}.{i % 250}:80")
+                for i in range(300)]  # fmt: skip
+    sd = HttpSd(_view(*clusters), ready=lambda: True)
+    names = ",".join(f"cluster-{i:04}" for i in range(300))
+    _get(sd, "/http_sd/web", query={"cluster": [names]})
+
+    assert sd.cache_bytes > 300 * 50  # each of the 300 names in the key is charged
 
 
 def test_job_names_are_percent_decoded() -> None:
