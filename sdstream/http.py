@@ -8,9 +8,12 @@ timeout are all it needs, and the dependency list stays short.
 Limits, so that no client can hold the process (`HttpSettings`):
 - `max_connections`: connections answered at once. One more is answered 503 at once,
   before its request is read, and closed (`sdstream_http_refused_connections_total`).
-- `write_timeout_s`: deadline for writing one response. A client that reads slower (or
-  not at all) is cut off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`),
-  so slow readers cannot pin connections and bodies.
+- `write_timeout_s`: deadline for the client to take each slice (about 1 MiB) of a
+  response, and for the last buffered bytes at close. A client that stops reading is cut
+  off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`), so stalled
+  readers cannot pin connections and bodies; one that reads slowly but steadily gets a
+  big answer whole. A connection counts against `max_connections` until its socket is
+  closed.
 
 - `/metrics`: exposition of the injected `CollectorRegistry` (OpenMetrics on request).
 - `/healthz`: 200 while the event loop answers.
@@ -169,7 +172,7 @@ class HttpMetrics:
             ),
             write_timeouts=Counter(
                 "sdstream_http_write_timeouts_total",
-                "Responses cut off because the client did not read them within write_timeout_s.",
+                "Responses cut off because the client took no part of them within write_timeout_s.",
                 registry=registry,
             ),
         )
@@ -263,11 +266,27 @@ class HttpServer:
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away or stalled: nothing to answer
         finally:
-            if task is not None:
-                self._in_flight.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            try:
+                await self._close(writer)
+            finally:  # counted until its socket is gone: max_connections holds
+                if task is not None:
+                    self._in_flight.discard(task)
+
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        """Close, waiting at most `write_timeout_s` for the client to take what the
+        transport still buffers (up to its low-water mark), then drop it."""
+        closed = False
+        writer.close()
+        try:
+            async with asyncio.timeout(self._settings.write_timeout_s):
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            closed = True
+        except TimeoutError:
+            self._cut(writer, "closing")
+        finally:
+            if not closed:  # timed out or cancelled (stop): nothing may wait for the peer
+                writer.transport.abort()
 
     def _refuse(self, writer: asyncio.StreamWriter) -> None:
         """503 without reading the request: the few bytes go out with the first write."""
@@ -294,8 +313,9 @@ class HttpServer:
             route, answer = await self._dispatch(request)
         head_only = request is not None and request.method == "HEAD"
         try:
-            async with asyncio.timeout(self._settings.write_timeout_s):
-                await _send(writer, answer, head_only=head_only)
+            await _send(
+                writer, answer, head_only=head_only, timeout_s=self._settings.write_timeout_s
+            )
         except TimeoutError:
             self._cut(writer, route)
             raise
@@ -390,7 +410,12 @@ async def _line(reader: asyncio.StreamReader) -> str:
     return raw.decode("latin-1").rstrip("\r\n")
 
 
-async def _send(writer: asyncio.StreamWriter, answer: Answer, *, head_only: bool = False) -> None:
+async def _send(
+    writer: asyncio.StreamWriter, answer: Answer, *, timeout_s: float, head_only: bool = False
+) -> None:
+    """Write `answer`; TimeoutError when the client takes no slice of it (about `_CHUNK`
+    bytes) within `timeout_s`: a deadline on progress, so a big answer to a slow but
+    reading client goes out whole, however long it takes in all."""
     parts = answer.parts if answer.status not in (204, 304) else ()
     try:
         reason = HTTPStatus(answer.status).phrase
@@ -405,8 +430,10 @@ async def _send(writer: asyncio.StreamWriter, answer: Answer, *, head_only: bool
     if not head_only:
         for piece in _slices(parts):
             writer.write(piece)
-            await writer.drain()
-    await writer.drain()
+            async with asyncio.timeout(timeout_s):
+                await writer.drain()
+    async with asyncio.timeout(timeout_s):
+        await writer.drain()
 
 
 def _slices(parts: Sequence[bytes]) -> Iterator[bytes | memoryview]:
