@@ -109,7 +109,28 @@ async def test_distinct_filters_and_shards_stay_within_the_cache_budget(
 
     assert 0 < peak <= BUDGET
     assert evicted > 0
-    assert kept + evicted >= 120
+    assert kept + evicted == 60 + 2  # odd n: one key per shards=n; even: c0 or c2 alone
+
+
+async def test_made_up_cluster_names_make_no_new_cache_entries(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    await targets(kafka_bootstrap, topic_prefix, [upsert(g) for g in _groups(40, 100)])
+    settings = HttpSettings(host="127.0.0.1", port=0)
+    async with served(kafka_bootstrap, topic_prefix, settings) as (server, registry):
+        bodies = set()
+        for n in range(100):  # 1400 names each, one changed per request: a new key each
+            names = ",".join(f"x{i:x}" for i in range(n, n + 1400))
+            answer = await fetch(server.address, path=f"/http_sd/web?cluster=c1,{names}")
+            assert answer.status == 200
+            bodies.add(answer.body)
+        entries = _value(registry, "sdstream_sink_http_sd_cache_entries")
+        held = _value(registry, "sdstream_sink_http_sd_cache_bytes")
+
+    assert len(bodies) == 1
+    assert len(orjson.loads(bodies.pop())) == 10 * 100  # c1's targets
+    assert entries == 1  # made-up names select nothing: one answer, one entry
+    assert held < 16 << 10
 
 
 def _slow_reader_socket() -> socket.socket:
