@@ -24,14 +24,17 @@ its cost, so a `?cluster=` of thousands of made-up names cannot hold more than t
 says. A request between two changes costs a dict lookup. A miss is rendered in
 a small thread pool from a copy of the job's groups (immutable `Held`s), never on the
 event loop, so /healthz and the Kafka clients keep their loop while a big or hostile
-answer is built; concurrent misses of one answer share one render.
+answer is built; concurrent misses of one answer share one render, and beyond
+`MAX_RENDERS` distinct renders under way a miss is 503 with Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import sys
+import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,10 +50,18 @@ from schemas.config import MAX_SHARDS
 from schemas.targets import TargetGroup, fragment_entries, http_sd_document, http_sd_fragment
 from schemas.topics import TargetKey
 
+logger = logging.getLogger(__name__)
+
 PREFIX = "/http_sd"
 CONTENT_TYPE = "application/json"
 DEFAULT_CACHE_BYTES = 128 << 20
 _WORKERS = 2  # renders at once: hostile misses queue here, the event loop stays free
+# Distinct renders running or waiting for a worker. One more miss is answered 503 with
+# Retry-After (sdstream_sink_http_sd_busy_total) rather than queued: otherwise, after a
+# change clears the cache, a scraper's miss waits behind every hostile one queued.
+MAX_RENDERS = _WORKERS + 16
+_BUSY_RETRY_S = 5
+_LOG_BUSY_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +229,13 @@ class HttpSd:
         self._cache: answer_cache.AnswerCache[Answer] = answer_cache.AnswerCache(cache_bytes)
         self._evicted = 0  # evictions already counted in metrics
         self._generation: dict[str, int] = {}  # per job, bumped by invalidate
-        self._pending: dict[answer_cache.Key, asyncio.Future[Answer]] = {}
+        # Renders under way, by answer and generation: a request after `invalidate` must
+        # not join a render of the job as it was before.
+        self._pending: dict[tuple[answer_cache.Key, int], asyncio.Future[Answer]] = {}
         # Per job: each group's shard index by record digest. Bounded by the view (only
         # configured jobs, only live groups after each sharded render); holds no Held.
         self._indexes: dict[str, dict[bytes, Index]] = {}
+        self._busy_logged = float("-inf")
         self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="http-sd")
 
     def invalidate(self, jobs: Iterable[str]) -> None:
@@ -245,6 +259,8 @@ class HttpSd:
         found = self._cache.get(wanted.key)
         if found is None:
             found = await self._render_shared(wanted)
+        if found is None:
+            return self._busy()
         return _reply(found, headers)
 
     def answer(
@@ -283,20 +299,39 @@ class HttpSd:
         clusters = _clusters(query, lambda name: self._view.has_cluster(job, name))
         return Wanted(job, clusters, shard)
 
-    async def _render_shared(self, wanted: Wanted) -> Answer:
-        """One render per answer at a time, however many requests wait for it."""
-        pending = self._pending.get(wanted.key)
+    async def _render_shared(self, wanted: Wanted) -> Answer | None:
+        """One render per answer (and job generation) at a time, however many requests
+        wait for it; None when `MAX_RENDERS` other renders are under way."""
+        generation = self._generation.get(wanted.job, 0)
+        pending_key = wanted.key, generation
+        pending = self._pending.get(pending_key)
         if pending is None:
-            generation = self._generation.get(wanted.job, 0)
+            if len(self._pending) >= MAX_RENDERS:
+                return None
             groups = self._view.groups(wanted.job)  # a copy: the reader mutates the view
             pending = asyncio.ensure_future(self._render(wanted, groups, generation))
-            self._pending[wanted.key] = pending
-            pending.add_done_callback(lambda done: self._forget(wanted.key, done))
+            self._pending[pending_key] = pending
+            pending.add_done_callback(lambda done: self._forget(pending_key, done))
         return await asyncio.shield(pending)
 
-    def _forget(self, key: answer_cache.Key, done: asyncio.Future[Answer]) -> None:
+    def _forget(self, key: tuple[answer_cache.Key, int], done: asyncio.Future[Answer]) -> None:
         if self._pending.get(key) is done:
             del self._pending[key]
+
+    def _busy(self) -> Reply:
+        if self._metrics is not None:
+            self._metrics.http_sd_busy.inc()
+        if time.monotonic() - self._busy_logged >= _LOG_BUSY_EVERY_S:
+            self._busy_logged = time.monotonic()
+            logger.warning(
+                "Answered 503 to an HTTP SD miss: %d renders under way (MAX_RENDERS).",
+                len(self._pending),
+                extra={"reason": "max_renders"},
+            )
+        reply = _json(503, {"error": "too many answers being rendered, retry later"})
+        return Reply(
+            reply.status, reply.parts, {**reply.headers, "Retry-After": str(_BUSY_RETRY_S)}
+        )
 
     async def _render(
         self, wanted: Wanted, groups: Mapping[TargetKey, views.Held], generation: int

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Awaitable, Mapping, Sequence
 
 import orjson
 import pytest
@@ -10,8 +11,9 @@ from prometheus_client import CollectorRegistry
 from consumers.sinks import http_sd
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks.http_sd import HttpSd, Reply
-from consumers.sinks.view import TargetView
+from consumers.sinks.view import Held, TargetView
 from schemas.targets import TargetGroup
+from schemas.topics import TargetKey
 from tests.unit.consumers.sinks.builders import group, key
 
 WEB = group("web", "east", "web-0", "10.0.0.2:80", "10.0.0.1:80")
@@ -317,3 +319,47 @@ async def test_an_answer_rendered_across_a_change_is_not_kept() -> None:
 
     assert sd.cache_bytes == 0
     assert _get(sd, "/http_sd/web").body == b"[]"
+
+
+async def test_a_request_after_a_change_does_not_join_a_render_from_before_it() -> None:
+    view = _view(WEB)
+    sd = HttpSd(view, ready=lambda: True)
+    before = asyncio.ensure_future(sd("/http_sd/web", query={}, headers={}))
+    await asyncio.sleep(0)  # its render has taken its copy of the job
+    view.apply(key(WEB), None)
+    sd.invalidate({"web"})
+
+    after = await sd("/http_sd/web", query={}, headers={})
+
+    assert len(orjson.loads((await before).body)) == 2
+    assert after.body == b"[]"
+
+
+async def test_misses_beyond_max_renders_are_503_with_retry_after() -> None:
+    registry = CollectorRegistry()
+    sd = HttpSd(_view(*MANY), ready=lambda: True, metrics=sink_metrics.create(registry))
+    release = threading.Event()
+    build = sd._build
+
+    def blocked(wanted: http_sd.Wanted, groups: Mapping[TargetKey, Held]) -> http_sd.Answer:
+        release.wait(10)
+        return build(wanted, groups)
+
+    sd._build = blocked  # type: ignore[method-assign]
+
+    def shard(shards: int) -> Awaitable[Reply]:
+        return sd("/http_sd/web", query={"shard": ["0"], "shards": [str(shards)]}, headers={})
+
+    try:
+        queued = [asyncio.ensure_future(shard(n)) for n in range(1, http_sd.MAX_RENDERS + 1)]
+        await asyncio.sleep(0)  # each has started (or queued) its render
+        joining = asyncio.ensure_future(shard(1))  # the same answer as one under way
+        busy = await shard(http_sd.MAX_RENDERS + 1)
+    finally:
+        release.set()
+    async with asyncio.timeout(10):
+        answers = await asyncio.gather(*queued, joining)
+
+    assert (busy.status, busy.headers["Retry-After"]) == (503, "5")
+    assert registry.get_sample_value("sdstream_sink_http_sd_busy_total") == 1
+    assert {a.status for a in answers} == {200}
