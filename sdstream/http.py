@@ -7,7 +7,8 @@ timeout are all it needs, and the dependency list stays short.
 
 Limits, so that no client can hold the process (`HttpSettings`):
 - `max_connections`: connections answered at once. One more is answered 503 at once,
-  before its request is read, and closed (`sdstream_http_refused_connections_total`).
+  before its request is parsed, and closed once the client closes, or after 1 s
+  (`sdstream_http_refused_connections_total`).
 - `write_timeout_s`: deadline for the client to take each slice (about 1 MiB) of a
   response, and for the last buffered bytes at close. A client that stops reading is cut
   off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`), so stalled
@@ -53,6 +54,7 @@ TEXT = "text/plain; charset=utf-8"
 _MAX_HEAD_LINE = 8192
 _MAX_HEADERS = 100
 _LOG_EVERY_S = 10.0  # at most one line per interval about refused or cut connections
+_REFUSE_WAIT_S = 1.0  # how long a refused client may take to read its 503 and close
 _CHUNK = 1 << 20  # bytes of a body written before waiting for the socket
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -256,7 +258,7 @@ class HttpServer:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._in_flight) >= self._settings.max_connections:
-            self._refuse(writer)
+            await self._refuse(reader, writer)
             return
         task = asyncio.current_task()
         if task is not None:
@@ -288,8 +290,10 @@ class HttpServer:
             if not closed:  # timed out or cancelled (stop): nothing may wait for the peer
                 writer.transport.abort()
 
-    def _refuse(self, writer: asyncio.StreamWriter) -> None:
-        """503 without reading the request: the few bytes go out with the first write."""
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """503 without parsing the request. The request is read and dropped until the
+        client closes, for at most `_REFUSE_WAIT_S`: closing with unread bytes would reset
+        the connection, and the client might see ECONNRESET instead of its 503."""
         self._metrics.refused.inc()
         if self._refusals.due():
             logger.warning(
@@ -299,6 +303,14 @@ class HttpServer:
                 extra={"reason": "max_connections", "peer": _peer(writer)},
             )
         writer.write(_REFUSED)
+        try:
+            async with asyncio.timeout(_REFUSE_WAIT_S):
+                writer.write_eof()
+                while await reader.read(_MAX_HEAD_LINE):
+                    pass
+        except (TimeoutError, OSError):
+            writer.transport.abort()
+            return
         writer.close()
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

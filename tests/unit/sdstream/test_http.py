@@ -264,6 +264,9 @@ class _Writer:
     def close(self) -> None:
         pass
 
+    def write_eof(self) -> None:
+        pass
+
     async def wait_closed(self) -> None:
         self.closing.set()
         if not self.closes:
@@ -333,3 +336,28 @@ async def test_a_client_taking_each_slice_in_time_gets_a_big_answer_whole() -> N
 
     assert reader.written.endswith(b"\r\n\r\n" + body)
     assert not registry.get_sample_value("sdstream_http_write_timeouts_total")
+
+
+async def test_a_refused_client_that_sent_its_request_reads_its_503() -> None:
+    settings = HttpSettings(host="127.0.0.1", port=0, max_connections=1)
+    async with http.HttpServer(
+        settings, registry=CollectorRegistry(), ready=lambda: None
+    ) as server:
+        _, holder = await asyncio.open_connection(*server.address)  # a head never finished
+        async with asyncio.timeout(5):
+            while not server.in_flight:  # noqa: ASYNC110 - no event for "accepted"
+                await asyncio.sleep(0)
+        answers = []
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection(*server.address)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * 4096)
+            await writer.drain()
+            try:
+                async with asyncio.timeout(5):
+                    answers.append((await reader.read()).split(b"\r\n", 1)[0])
+            except ConnectionResetError:
+                answers.append(b"reset")
+            writer.close()
+        holder.close()
+
+    assert set(answers) == {b"HTTP/1.1 503 Service Unavailable"}
