@@ -221,3 +221,36 @@ async def _refused_or_closed(address: tuple[str, int]) -> bytes:
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     return data.split(b"\r\n", 1)[0]
+
+
+async def _read_slowly(address: tuple[str, int], path: str) -> bytes:
+    """A client on a slow link: 128 KiB every 20 ms (each 1 MiB slice in about 160 ms)."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+        await loop.sock_sendall(sock, f"GET {path} HTTP/1.1\r\nHost: slow\r\n\r\n".encode())
+        received = bytearray()
+        while chunk := await loop.sock_recv(sock, 128 << 10):
+            received += chunk
+            await asyncio.sleep(0.02)  # the link's pace, not a wait for a condition
+    return bytes(received)
+
+
+async def test_a_slow_but_steady_reader_gets_a_big_answer_past_the_write_timeout() -> None:
+    view = TargetView(configured=frozenset({"web"}))
+    for g in _groups(120, 1000):
+        view.apply(key(g), g)
+    registry = CollectorRegistry()
+    sd = http_sd.HttpSd(view, ready=lambda: True)
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=1)
+    server = http.HttpServer(
+        settings, registry=registry, ready=lambda: None, routes={"/http_sd": sd}
+    )
+    async with server, asyncio.timeout(120):
+        whole = await fetch(server.address, path="/http_sd/web")
+        slow = await _read_slowly(server.address, "/http_sd/web")
+
+    assert len(whole.body) > 16 << 20  # over 2 s at the slow client's pace
+    assert slow.endswith(b"\r\n\r\n" + whole.body)
+    assert _value(registry, "sdstream_http_write_timeouts_total") == 0
