@@ -119,8 +119,9 @@ class HttpSettings(BaseModel):
     write_timeout_s: float = Field(
         30.0,
         gt=0,
-        description="Deadline for writing one response; a client that reads slower is cut "
-        "off (sdstream_http_write_timeouts_total)",
+        description="Deadline for a client to take each slice (about 1 MiB) of a response, "
+        "and its last bytes at close; a client that takes none within it is cut off "
+        "(sdstream_http_write_timeouts_total). A slow but reading client gets the whole answer",
     )
 
 

@@ -7,10 +7,14 @@ timeout are all it needs, and the dependency list stays short.
 
 Limits, so that no client can hold the process (`HttpSettings`):
 - `max_connections`: connections answered at once. One more is answered 503 at once,
-  before its request is read, and closed (`sdstream_http_refused_connections_total`).
-- `write_timeout_s`: deadline for writing one response. A client that reads slower (or
-  not at all) is cut off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`),
-  so slow readers cannot pin connections and bodies.
+  before its request is parsed, and closed once the client closes, or after 1 s
+  (`sdstream_http_refused_connections_total`).
+- `write_timeout_s`: deadline for the client to take each slice (about 1 MiB) of a
+  response, and for the last buffered bytes at close. A client that stops reading is cut
+  off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`), so stalled
+  readers cannot pin connections and bodies; one that reads slowly but steadily gets a
+  big answer whole. A connection counts against `max_connections` until its socket is
+  closed.
 
 - `/metrics`: exposition of the injected `CollectorRegistry` (OpenMetrics on request).
 - `/healthz`: 200 while the event loop answers.
@@ -50,6 +54,7 @@ TEXT = "text/plain; charset=utf-8"
 _MAX_HEAD_LINE = 8192
 _MAX_HEADERS = 100
 _LOG_EVERY_S = 10.0  # at most one line per interval about refused or cut connections
+_REFUSE_WAIT_S = 1.0  # how long a refused client may take to read its 503 and close
 _CHUNK = 1 << 20  # bytes of a body written before waiting for the socket
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -169,7 +174,7 @@ class HttpMetrics:
             ),
             write_timeouts=Counter(
                 "sdstream_http_write_timeouts_total",
-                "Responses cut off because the client did not read them within write_timeout_s.",
+                "Responses cut off because the client took no part of them within write_timeout_s.",
                 registry=registry,
             ),
         )
@@ -253,7 +258,7 @@ class HttpServer:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._in_flight) >= self._settings.max_connections:
-            self._refuse(writer)
+            await self._refuse(reader, writer)
             return
         task = asyncio.current_task()
         if task is not None:
@@ -263,14 +268,32 @@ class HttpServer:
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away or stalled: nothing to answer
         finally:
-            if task is not None:
-                self._in_flight.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            try:
+                await self._close(writer)
+            finally:  # counted until its socket is gone: max_connections holds
+                if task is not None:
+                    self._in_flight.discard(task)
 
-    def _refuse(self, writer: asyncio.StreamWriter) -> None:
-        """503 without reading the request: the few bytes go out with the first write."""
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        """Close, waiting at most `write_timeout_s` for the client to take what the
+        transport still buffers (up to its low-water mark), then drop it."""
+        closed = False
+        writer.close()
+        try:
+            async with asyncio.timeout(self._settings.write_timeout_s):
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            closed = True
+        except TimeoutError:
+            self._cut(writer, "closing")
+        finally:
+            if not closed:  # timed out or cancelled (stop): nothing may wait for the peer
+                writer.transport.abort()
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """503 without parsing the request. The request is read and dropped until the
+        client closes, for at most `_REFUSE_WAIT_S`: closing with unread bytes would reset
+        the connection, and the client might see ECONNRESET instead of its 503."""
         self._metrics.refused.inc()
         if self._refusals.due():
             logger.warning(
@@ -280,6 +303,14 @@ class HttpServer:
                 extra={"reason": "max_connections", "peer": _peer(writer)},
             )
         writer.write(_REFUSED)
+        try:
+            async with asyncio.timeout(_REFUSE_WAIT_S):
+                writer.write_eof()
+                while await reader.read(_MAX_HEAD_LINE):
+                    pass
+        except (TimeoutError, OSError):
+            writer.transport.abort()
+            return
         writer.close()
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -294,8 +325,9 @@ class HttpServer:
             route, answer = await self._dispatch(request)
         head_only = request is not None and request.method == "HEAD"
         try:
-            async with asyncio.timeout(self._settings.write_timeout_s):
-                await _send(writer, answer, head_only=head_only)
+            await _send(
+                writer, answer, head_only=head_only, timeout_s=self._settings.write_timeout_s
+            )
         except TimeoutError:
             self._cut(writer, route)
             raise
@@ -390,7 +422,12 @@ async def _line(reader: asyncio.StreamReader) -> str:
     return raw.decode("latin-1").rstrip("\r\n")
 
 
-async def _send(writer: asyncio.StreamWriter, answer: Answer, *, head_only: bool = False) -> None:
+async def _send(
+    writer: asyncio.StreamWriter, answer: Answer, *, timeout_s: float, head_only: bool = False
+) -> None:
+    """Write `answer`; TimeoutError when the client takes no slice of it (about `_CHUNK`
+    bytes) within `timeout_s`: a deadline on progress, so a big answer to a slow but
+    reading client goes out whole, however long it takes in all."""
     parts = answer.parts if answer.status not in (204, 304) else ()
     try:
         reason = HTTPStatus(answer.status).phrase
@@ -405,8 +442,10 @@ async def _send(writer: asyncio.StreamWriter, answer: Answer, *, head_only: bool
     if not head_only:
         for piece in _slices(parts):
             writer.write(piece)
-            await writer.drain()
-    await writer.drain()
+            async with asyncio.timeout(timeout_s):
+                await writer.drain()
+    async with asyncio.timeout(timeout_s):
+        await writer.drain()
 
 
 def _slices(parts: Sequence[bytes]) -> Iterator[bytes | memoryview]:

@@ -19,17 +19,22 @@ A request (path, query, headers) in, a `Reply` out; the socket is `sdstream.http
 
 Answers are cached per (job, clusters, shard) in a byte-budgeted LRU
 (`answer_cache.AnswerCache`) and dropped when the reader reports the job changed
-(`invalidate`); a request between two changes costs a dict lookup. A miss is rendered in
+(`invalidate`). Only the job's real clusters go into a key and the key's names count in
+its cost, so a `?cluster=` of thousands of made-up names cannot hold more than the budget
+says. A request between two changes costs a dict lookup. A miss is rendered in
 a small thread pool from a copy of the job's groups (immutable `Held`s), never on the
 event loop, so /healthz and the Kafka clients keep their loop while a big or hostile
-answer is built; concurrent misses of one answer share one render.
+answer is built; concurrent misses of one answer share one render, and beyond
+`MAX_RENDERS` distinct renders under way a miss is 503 with Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import sys
+import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,10 +50,18 @@ from schemas.config import MAX_SHARDS
 from schemas.targets import TargetGroup, fragment_entries, http_sd_document, http_sd_fragment
 from schemas.topics import TargetKey
 
+logger = logging.getLogger(__name__)
+
 PREFIX = "/http_sd"
 CONTENT_TYPE = "application/json"
 DEFAULT_CACHE_BYTES = 128 << 20
 _WORKERS = 2  # renders at once: hostile misses queue here, the event loop stays free
+# Distinct renders running or waiting for a worker. One more miss is answered 503 with
+# Retry-After (sdstream_sink_http_sd_busy_total) rather than queued: otherwise, after a
+# change clears the cache, a scraper's miss waits behind every hostile one queued.
+MAX_RENDERS = _WORKERS + 16
+_BUSY_RETRY_S = 5
+_LOG_BUSY_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +164,17 @@ def _json(status: int, document: object) -> Reply:
     return Reply(status, (orjson.dumps(document) + b"\n",), {"Content-Type": CONTENT_TYPE})
 
 
-def _clusters(query: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
-    """`?cluster=a&cluster=b` or `?cluster=a,b`; empty means every cluster."""
+def _clusters(
+    query: Mapping[str, Sequence[str]], exists: Callable[[str], bool]
+) -> tuple[str, ...] | None:
+    """`?cluster=a&cluster=b` or `?cluster=a,b`, keeping only the clusters that `exists`
+    (the job's): a name the job does not have selects nothing, and must not make a new
+    cache key (a client could send thousands of them, changing one per request). None
+    means every cluster; () a filter that matches none of the job's."""
     names = {name for value in query.get("cluster", ()) for name in value.split(",") if name}
-    return tuple(sorted(names))
+    if not names:
+        return None
+    return tuple(sorted(name for name in names if exists(name)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +182,19 @@ class Wanted:
     """A valid request for a known job's document."""
 
     job: str
-    clusters: tuple[str, ...]
+    clusters: tuple[str, ...] | None  # None: every cluster; else the job's ones asked for
     shard: Shard | None
 
     @property
     def key(self) -> answer_cache.Key:
         return self.job, (self.clusters, self.shard)
+
+    @property
+    def key_cost(self) -> int:
+        """Bytes the key holds beyond `answer_cache.ENTRY_OVERHEAD`: its cluster names
+        (each a str object and a tuple slot)."""
+        names = self.clusters or ()
+        return sum(sys.getsizeof(name) + 8 for name in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +229,13 @@ class HttpSd:
         self._cache: answer_cache.AnswerCache[Answer] = answer_cache.AnswerCache(cache_bytes)
         self._evicted = 0  # evictions already counted in metrics
         self._generation: dict[str, int] = {}  # per job, bumped by invalidate
-        self._pending: dict[answer_cache.Key, asyncio.Future[Answer]] = {}
+        # Renders under way, by answer and generation: a request after `invalidate` must
+        # not join a render of the job as it was before.
+        self._pending: dict[tuple[answer_cache.Key, int], asyncio.Future[Answer]] = {}
         # Per job: each group's shard index by record digest. Bounded by the view (only
         # configured jobs, only live groups after each sharded render); holds no Held.
         self._indexes: dict[str, dict[bytes, Index]] = {}
+        self._busy_logged = float("-inf")
         self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="http-sd")
 
     def invalidate(self, jobs: Iterable[str]) -> None:
@@ -229,6 +259,8 @@ class HttpSd:
         found = self._cache.get(wanted.key)
         if found is None:
             found = await self._render_shared(wanted)
+        if found is None:
+            return self._busy()
         return _reply(found, headers)
 
     def answer(
@@ -264,22 +296,42 @@ class HttpSd:
             shard = _shard(query, self._max_shards)
         except BadQuery as exc:
             return _json(400, {"error": str(exc)})
-        return Wanted(job, _clusters(query), shard)
+        clusters = _clusters(query, lambda name: self._view.has_cluster(job, name))
+        return Wanted(job, clusters, shard)
 
-    async def _render_shared(self, wanted: Wanted) -> Answer:
-        """One render per answer at a time, however many requests wait for it."""
-        pending = self._pending.get(wanted.key)
+    async def _render_shared(self, wanted: Wanted) -> Answer | None:
+        """One render per answer (and job generation) at a time, however many requests
+        wait for it; None when `MAX_RENDERS` other renders are under way."""
+        generation = self._generation.get(wanted.job, 0)
+        pending_key = wanted.key, generation
+        pending = self._pending.get(pending_key)
         if pending is None:
-            generation = self._generation.get(wanted.job, 0)
+            if len(self._pending) >= MAX_RENDERS:
+                return None
             groups = self._view.groups(wanted.job)  # a copy: the reader mutates the view
             pending = asyncio.ensure_future(self._render(wanted, groups, generation))
-            self._pending[wanted.key] = pending
-            pending.add_done_callback(lambda done: self._forget(wanted.key, done))
+            self._pending[pending_key] = pending
+            pending.add_done_callback(lambda done: self._forget(pending_key, done))
         return await asyncio.shield(pending)
 
-    def _forget(self, key: answer_cache.Key, done: asyncio.Future[Answer]) -> None:
+    def _forget(self, key: tuple[answer_cache.Key, int], done: asyncio.Future[Answer]) -> None:
         if self._pending.get(key) is done:
             del self._pending[key]
+
+    def _busy(self) -> Reply:
+        if self._metrics is not None:
+            self._metrics.http_sd_busy.inc()
+        if time.monotonic() - self._busy_logged >= _LOG_BUSY_EVERY_S:
+            self._busy_logged = time.monotonic()
+            logger.warning(
+                "Answered 503 to an HTTP SD miss: %d renders under way (MAX_RENDERS).",
+                len(self._pending),
+                extra={"reason": "max_renders"},
+            )
+        reply = _json(503, {"error": "too many answers being rendered, retry later"})
+        return Reply(
+            reply.status, reply.parts, {**reply.headers, "Retry-After": str(_BUSY_RETRY_S)}
+        )
 
     async def _render(
         self, wanted: Wanted, groups: Mapping[TargetKey, views.Held], generation: int
@@ -292,7 +344,7 @@ class HttpSd:
     def _keep(self, wanted: Wanted, answer: Answer, generation: int) -> None:
         """Cache `answer` unless its job changed while it was rendered."""
         if self._generation.get(wanted.job, 0) == generation:
-            self._cache.put(wanted.key, answer, answer.cost)
+            self._cache.put(wanted.key, answer, answer.cost + wanted.key_cost)
             self._count()
 
     def _count(self) -> None:
@@ -307,8 +359,10 @@ class HttpSd:
         """The document `wanted` asks for, from a job's groups (thread-safe: reads only
         immutable `Held`s and replaces the job's shard index in one store)."""
         ordered = [groups[key] for key in sorted(groups)]
-        wanted_clusters = frozenset(wanted.clusters)
-        held = [h for h in ordered if h.cluster in wanted_clusters] if wanted_clusters else ordered
+        held = ordered
+        if wanted.clusters is not None:
+            wanted_clusters = frozenset(wanted.clusters)
+            held = [h for h in ordered if h.cluster in wanted_clusters]
         if wanted.shard is None:
             parts = http_sd_document(h.fragment for h in held)
             return Answer(parts, etag(held), sys.getsizeof(parts))

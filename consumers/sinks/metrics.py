@@ -24,6 +24,7 @@ class SinkMetrics:
     cache_bytes: Gauge  # bytes held by the HTTP SD answer cache
     cache_entries: Gauge  # answers in it
     cache_evictions: Counter  # answers dropped (or not kept) to stay within its budget
+    http_sd_busy: Counter  # requests answered 503 because MAX_RENDERS were under way
 
     def set_job(self, job: str, view: views.TargetView) -> None:
         groups, targets = view.counts(job)
@@ -50,6 +51,10 @@ def create(registry: CollectorRegistry) -> SinkMetrics:
         cache_evictions=counter(
             "http_sd_cache_evictions_total",
             "HTTP SD answers dropped, or not kept, to stay within the cache budget.",
+        ),
+        http_sd_busy=counter(
+            "http_sd_busy_total",
+            "HTTP SD requests answered 503 because as many renders as allowed were under way.",
         ),
     )
     for reason in views.REASONS:

@@ -154,6 +154,7 @@ class TargetView:
     _by_job: dict[str, dict[TargetKey, Held]] = field(default_factory=dict, init=False)
     _job_of: dict[TargetKey, str] = field(default_factory=dict, init=False)
     _targets: dict[str, int] = field(default_factory=dict, init=False)  # kept per apply
+    _clusters: dict[str, dict[str, int]] = field(default_factory=dict, init=False)  # groups
 
     def __post_init__(self) -> None:
         for job in self.configured or ():
@@ -179,6 +180,8 @@ class TargetView:
         groups[key] = held
         self._job_of[key] = held.job
         self._targets[held.job] = self._targets.get(held.job, 0) + held.targets
+        clusters = self._clusters.setdefault(held.job, {})
+        clusters[held.cluster] = clusters.get(held.cluster, 0) + 1
         if previous is not None and previous != held.job:  # "a/b"+"c" vs "a"+"b/c": keep one
             return frozenset({previous, held.job})
         return frozenset({held.job})
@@ -187,6 +190,10 @@ class TargetView:
         old = self._by_job[job].pop(key)
         del self._job_of[key]
         self._targets[job] -= old.targets
+        clusters = self._clusters[job]
+        clusters[old.cluster] -= 1
+        if not clusters[old.cluster]:
+            del clusters[old.cluster]
 
     def apply_records(self, records: Iterable[RawRecord]) -> Applied:
         changed: set[str] = set()
@@ -214,6 +221,10 @@ class TargetView:
 
     def known(self, job: str) -> bool:
         return job in self._by_job
+
+    def has_cluster(self, job: str, cluster: str) -> bool:
+        """Whether `job` has a group of `cluster` now (a dict lookup, for request checks)."""
+        return cluster in self._clusters.get(job, {})
 
     def held(self, job: str, *, clusters: Iterable[str] = ()) -> list[Held]:
         """A job's groups sorted by key; only those of `clusters` when given."""

@@ -79,6 +79,7 @@ async def test_huge_shards_are_400_and_healthz_answers_during_hostile_requests(
         async with asyncio.timeout(120):
             answers = await asyncio.gather(*hostile)
         whole = await fetch(address, path="/http_sd/web")
+        counted_busy = _value(registry, "sdstream_sink_http_sd_busy_total")
 
     assert (huge.status, orjson.loads(huge.body)) == (
         400,
@@ -86,8 +87,12 @@ async def test_huge_shards_are_400_and_healthz_answers_during_hostile_requests(
     )
     assert health.status == 200
     assert still_running > 0  # /healthz was answered while hostile answers were rendered
-    assert {a.status for a in answers} == {200}
-    served_targets = sum(len(orjson.loads(a.body)) for a in answers)
+    # Beyond http_sd.MAX_RENDERS renders under way, a miss is told to come back later.
+    busy = [a for a in answers if a.status == 503]
+    assert {a.status for a in answers} <= {200, 503}
+    assert all(a.headers["retry-after"] == "5" for a in busy)
+    assert len(busy) == counted_busy
+    served_targets = sum(len(orjson.loads(a.body)) for a in answers if a.status == 200)
     assert 0 < served_targets < len(orjson.loads(whole.body))
     assert 0 < _value(registry, "sdstream_sink_http_sd_cache_bytes") <= BUDGET
 
@@ -109,7 +114,28 @@ async def test_distinct_filters_and_shards_stay_within_the_cache_budget(
 
     assert 0 < peak <= BUDGET
     assert evicted > 0
-    assert kept + evicted >= 120
+    assert kept + evicted == 60 + 2  # odd n: one key per shards=n; even: c0 or c2 alone
+
+
+async def test_made_up_cluster_names_make_no_new_cache_entries(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    await targets(kafka_bootstrap, topic_prefix, [upsert(g) for g in _groups(40, 100)])
+    settings = HttpSettings(host="127.0.0.1", port=0)
+    async with served(kafka_bootstrap, topic_prefix, settings) as (server, registry):
+        bodies = set()
+        for n in range(100):  # 1400 names each, one changed per request: a new key each
+            names = ",".join(f"x{i:x}" for i in range(n, n + 1400))
+            answer = await fetch(server.address, path=f"/http_sd/web?cluster=c1,{names}")
+            assert answer.status == 200
+            bodies.add(answer.body)
+        entries = _value(registry, "sdstream_sink_http_sd_cache_entries")
+        held = _value(registry, "sdstream_sink_http_sd_cache_bytes")
+
+    assert len(bodies) == 1
+    assert len(orjson.loads(bodies.pop())) == 10 * 100  # c1's targets
+    assert entries == 1  # made-up names select nothing: one answer, one entry
+    assert held < 16 << 10
 
 
 def _slow_reader_socket() -> socket.socket:
@@ -195,3 +221,36 @@ async def _refused_or_closed(address: tuple[str, int]) -> bytes:
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     return data.split(b"\r\n", 1)[0]
+
+
+async def _read_slowly(address: tuple[str, int], path: str) -> bytes:
+    """A client on a slow link: 128 KiB every 20 ms (each 1 MiB slice in about 160 ms)."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+        await loop.sock_sendall(sock, f"GET {path} HTTP/1.1\r\nHost: slow\r\n\r\n".encode())
+        received = bytearray()
+        while chunk := await loop.sock_recv(sock, 128 << 10):
+            received += chunk
+            await asyncio.sleep(0.02)  # the link's pace, not a wait for a condition
+    return bytes(received)
+
+
+async def test_a_slow_but_steady_reader_gets_a_big_answer_past_the_write_timeout() -> None:
+    view = TargetView(configured=frozenset({"web"}))
+    for g in _groups(120, 1000):
+        view.apply(key(g), g)
+    registry = CollectorRegistry()
+    sd = http_sd.HttpSd(view, ready=lambda: True)
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=1)
+    server = http.HttpServer(
+        settings, registry=registry, ready=lambda: None, routes={"/http_sd": sd}
+    )
+    async with server, asyncio.timeout(120):
+        whole = await fetch(server.address, path="/http_sd/web")
+        slow = await _read_slowly(server.address, "/http_sd/web")
+
+    assert len(whole.body) > 16 << 20  # over 2 s at the slow client's pace
+    assert slow.endswith(b"\r\n\r\n" + whole.body)
+    assert _value(registry, "sdstream_http_write_timeouts_total") == 0

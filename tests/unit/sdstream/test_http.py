@@ -233,3 +233,131 @@ def test_a_flood_of_refusals_is_one_log_line_per_interval() -> None:
     assert every.due() is False
     every.last = float("-inf")
     assert (every.due(), every.take()) == (True, 6)
+
+
+@dataclass
+class _Transport:
+    aborted: bool = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+@dataclass
+class _Writer:
+    """A client's connection as the server sees it: `drain` takes `drain_s` per write (a
+    reader taking each slice in turn), `wait_closed` never ends unless `closes` (a client
+    that stopped reading with bytes still buffered)."""
+
+    drain_s: float = 0.0
+    closes: bool = True
+    written: bytearray = field(default_factory=bytearray)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    transport: _Transport = field(default_factory=_Transport)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.written += data
+
+    async def drain(self) -> None:
+        await asyncio.sleep(self.drain_s)
+
+    def close(self) -> None:
+        pass
+
+    def write_eof(self) -> None:
+        pass
+
+    async def wait_closed(self) -> None:
+        self.closing.set()
+        if not self.closes:
+            await asyncio.Event().wait()
+
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 40000)
+
+
+def _request(path: str = "/healthz") -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    reader.feed_data(f"GET {path} HTTP/1.1\r\n\r\n".encode())
+    reader.feed_eof()
+    return reader
+
+
+def _connect(
+    server: http.HttpServer, writer: _Writer, path: str = "/healthz"
+) -> asyncio.Task[None]:
+    return asyncio.create_task(server._connection(_request(path), writer))  # type: ignore[arg-type]
+
+
+async def test_a_connection_counts_against_max_connections_until_it_is_closed() -> None:
+    settings = HttpSettings(host="127.0.0.1", port=0, max_connections=1, write_timeout_s=3600)
+    server = http.HttpServer(settings, registry=CollectorRegistry(), ready=lambda: None)
+    stuck = _Writer(closes=False)
+    answering = _connect(server, stuck)
+    async with asyncio.timeout(5):
+        await stuck.closing.wait()
+    assert stuck.written.startswith(b"HTTP/1.1 200 OK")  # answered, not yet closed
+    assert server.in_flight == 1
+
+    extra = _Writer()
+    async with asyncio.timeout(5):
+        await _connect(server, extra)
+    answering.cancel()
+    await asyncio.gather(answering, return_exceptions=True)
+
+    assert extra.written.startswith(b"HTTP/1.1 503")
+    assert (server.in_flight, stuck.transport.aborted) == (0, True)
+
+
+async def test_a_close_the_client_never_lets_finish_is_cut_at_the_write_timeout() -> None:
+    registry = CollectorRegistry()
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=0.01)
+    server = http.HttpServer(settings, registry=registry, ready=lambda: None)
+    stuck = _Writer(closes=False)
+    async with asyncio.timeout(5):
+        await _connect(server, stuck)
+
+    assert (server.in_flight, stuck.transport.aborted) == (0, True)
+    assert registry.get_sample_value("sdstream_http_write_timeouts_total") == 1
+
+
+async def test_a_client_taking_each_slice_in_time_gets_a_big_answer_whole() -> None:
+    body = b"x" * (20 * http._CHUNK)
+
+    def big(path: str, **_: object) -> http.Reply:
+        return http.Reply(200, body)
+
+    registry = CollectorRegistry()
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=0.2)
+    server = http.HttpServer(settings, registry=registry, ready=lambda: None, routes={"/big": big})
+    reader = _Writer(drain_s=0.02)  # 21 writes: the whole answer takes longer than 0.2 s
+    async with asyncio.timeout(30):
+        await _connect(server, reader, "/big")
+
+    assert reader.written.endswith(b"\r\n\r\n" + body)
+    assert not registry.get_sample_value("sdstream_http_write_timeouts_total")
+
+
+async def test_a_refused_client_that_sent_its_request_reads_its_503() -> None:
+    settings = HttpSettings(host="127.0.0.1", port=0, max_connections=1)
+    async with http.HttpServer(
+        settings, registry=CollectorRegistry(), ready=lambda: None
+    ) as server:
+        _, holder = await asyncio.open_connection(*server.address)  # a head never finished
+        async with asyncio.timeout(5):
+            while not server.in_flight:  # noqa: ASYNC110 - no event for "accepted"
+                await asyncio.sleep(0)
+        answers = []
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection(*server.address)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * 4096)
+            await writer.drain()
+            try:
+                async with asyncio.timeout(5):
+                    answers.append((await reader.read()).split(b"\r\n", 1)[0])
+            except ConnectionResetError:
+                answers.append(b"reset")
+            writer.close()
+        holder.close()
+
+    assert set(answers) == {b"HTTP/1.1 503 Service Unavailable"}

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Awaitable, Mapping, Sequence
 
 import orjson
 import pytest
@@ -10,8 +11,9 @@ from prometheus_client import CollectorRegistry
 from consumers.sinks import http_sd
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks.http_sd import HttpSd, Reply
-from consumers.sinks.view import TargetView
+from consumers.sinks.view import Held, TargetView
 from schemas.targets import TargetGroup
+from schemas.topics import TargetKey
 from tests.unit.consumers.sinks.builders import group, key
 
 WEB = group("web", "east", "web-0", "10.0.0.2:80", "10.0.0.1:80")
@@ -127,14 +129,40 @@ def test_a_change_shows_after_invalidate() -> None:
     view = _view(WEB)
     sd = HttpSd(view, ready=lambda: True)
     before = _get(sd, "/http_sd/web", query={"cluster": ["east"]})
+    moved = group("web", "east", "web-0", "10.0.0.3:80")
     view.apply(key(WEB_WEST), WEB_WEST)
-    view.apply(key(WEB), None)
+    view.apply(key(moved), moved)
     assert _get(sd, "/http_sd/web", query={"cluster": ["east"]}) == before  # cached
 
     sd.invalidate({"web"})
 
-    assert _get(sd, "/http_sd/web", query={"cluster": ["east"]}).body == b"[]"
-    assert len(orjson.loads(_get(sd, "/http_sd/web").body)) == 1
+    east = orjson.loads(_get(sd, "/http_sd/web", query={"cluster": ["east"]}).body)
+    assert [e["targets"] for e in east] == [["10.0.0.3:80"]]
+    assert len(orjson.loads(_get(sd, "/http_sd/web").body)) == 2
+
+
+def test_made_up_cluster_names_share_one_cache_entry_and_count_in_its_cost() -> None:
+    sd = HttpSd(_view(WEB, WEB_WEST), ready=lambda: True)
+    for n in range(50):
+        names = ",".join(f"c{i:04}" for i in range(n, n + 1600))
+        reply = _get(sd, "/http_sd/web", query={"cluster": [names + ",west"]})
+        assert [e["targets"] for e in orjson.loads(reply.body)] == [["10.9.0.1:80"]]
+    one = sd.cache_bytes
+    none = _get(sd, "/http_sd/web", query={"cluster": ["c0001"]})
+    alll = _get(sd, "/http_sd/web")
+
+    assert one < 4096  # one entry for all 50 queries, not 50 entries of 1600 names
+    assert (none.body, len(orjson.loads(alll.body))) == (b"[]", 3)  # nothing is not all
+
+
+def test_a_keys_cluster_names_count_in_its_cost() -> None:
+    clusters = [group("web", f"cluster-{i:04}", "w", f"10.1.{i // 250}.{i % 250}:80")
+                for i in range(300)]  # fmt: skip
+    sd = HttpSd(_view(*clusters), ready=lambda: True)
+    names = ",".join(f"cluster-{i:04}" for i in range(300))
+    _get(sd, "/http_sd/web", query={"cluster": [names]})
+
+    assert sd.cache_bytes > 300 * 50  # each of the 300 names in the key is charged
 
 
 def test_job_names_are_percent_decoded() -> None:
@@ -291,3 +319,47 @@ async def test_an_answer_rendered_across_a_change_is_not_kept() -> None:
 
     assert sd.cache_bytes == 0
     assert _get(sd, "/http_sd/web").body == b"[]"
+
+
+async def test_a_request_after_a_change_does_not_join_a_render_from_before_it() -> None:
+    view = _view(WEB)
+    sd = HttpSd(view, ready=lambda: True)
+    before = asyncio.ensure_future(sd("/http_sd/web", query={}, headers={}))
+    await asyncio.sleep(0)  # its render has taken its copy of the job
+    view.apply(key(WEB), None)
+    sd.invalidate({"web"})
+
+    after = await sd("/http_sd/web", query={}, headers={})
+
+    assert len(orjson.loads((await before).body)) == 2
+    assert after.body == b"[]"
+
+
+async def test_misses_beyond_max_renders_are_503_with_retry_after() -> None:
+    registry = CollectorRegistry()
+    sd = HttpSd(_view(*MANY), ready=lambda: True, metrics=sink_metrics.create(registry))
+    release = threading.Event()
+    build = sd._build
+
+    def blocked(wanted: http_sd.Wanted, groups: Mapping[TargetKey, Held]) -> http_sd.Answer:
+        release.wait(10)
+        return build(wanted, groups)
+
+    sd._build = blocked  # type: ignore[method-assign]
+
+    def shard(shards: int) -> Awaitable[Reply]:
+        return sd("/http_sd/web", query={"shard": ["0"], "shards": [str(shards)]}, headers={})
+
+    try:
+        queued = [asyncio.ensure_future(shard(n)) for n in range(1, http_sd.MAX_RENDERS + 1)]
+        await asyncio.sleep(0)  # each has started (or queued) its render
+        joining = asyncio.ensure_future(shard(1))  # the same answer as one under way
+        busy = await shard(http_sd.MAX_RENDERS + 1)
+    finally:
+        release.set()
+    async with asyncio.timeout(10):
+        answers = await asyncio.gather(*queued, joining)
+
+    assert (busy.status, busy.headers["Retry-After"]) == (503, "5")
+    assert registry.get_sample_value("sdstream_sink_http_sd_busy_total") == 1
+    assert {a.status for a in answers} == {200}
