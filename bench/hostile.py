@@ -344,8 +344,9 @@ def main() -> int:
         kit.say(f"serving {expected}")
         # Every measured run is a restart with its targets topic current: the clean one was
         # made by the consumer above, the hostile one by this first, unmeasured run.
-        first_hostile = fold_run(me, {"bootstrap": boot, "prefix": "hostile"}, expected)
-        kit.say(f"hostile warm-up: {first_hostile['served_s'] or 0:.2f}s")
+        if args.rounds:
+            first = fold_run(me, {"bootstrap": boot, "prefix": "hostile"}, expected)
+            kit.say(f"hostile warm-up: {first['served_s'] or 0:.2f}s")
         results: dict[str, list[dict[str, Any]]] = {"clean": [], "hostile": []}
         for r in range(args.rounds):
             for prefix in ("clean", "hostile") if r % 2 == 0 else ("hostile", "clean"):
@@ -362,19 +363,8 @@ def main() -> int:
     print(f"workload: {args.pods} pods, {args.slices} services + EndpointSlices x "
           f"{args.per_slice}; served {json.dumps(expected)}; hostile copy adds a 1000x60 "
           "Endpoints and 8 pods x 240 KB annotations behind one Endpoints\n")  # fmt: skip
-    print(kit.table(["fold: start to serving pods + slices", "seconds", "CPU s",
-                     "peak RSS MiB", "crashed"], rows))  # fmt: skip
-    best = {p: min(run["served_s"] or float("inf") for run in runs)
-            for p, runs in results.items()}  # fmt: skip
-    median = {p: statistics.median(run["served_s"] or float("inf") for run in runs)
-              for p, runs in results.items()}  # fmt: skip
-    rss = {p: max(run["max_rss_mb"] for run in runs) for p, runs in results.items()}
-    print(f"\nhostile / clean start to serving, median: "
-          f"{median['hostile'] / median['clean']:.2f}, best: {best['hostile'] / best['clean']:.2f}"
-          f" (goal <= 1.10); peak RSS: {rss['hostile'] / rss['clean']:.2f}")  # fmt: skip
-    for line in results["hostile"][-1]["skipped"]:
-        print(f"  hostile run /metrics: {line}")
-    print()
+    if args.rounds:
+        print_fold(rows, results)
     http_rows = [
         ("quiet", summarize(quiet["healthz"]), summarize(quiet["doc"]), 0),
         (f"{args.hostile} hostile clients, each one request in flight, <= 2/s",
@@ -391,6 +381,22 @@ def main() -> int:
         print(f"{name}: p99 with hostile clients / quiet p99 = {ratio:.2f} (goal <= 2); "
               f"flooding: {flooded:.2f}")  # fmt: skip
     return 0
+
+
+def print_fold(rows: list[tuple[object, ...]], results: dict[str, list[dict[str, Any]]]) -> None:
+    print(kit.table(["fold: start to serving pods + slices", "seconds", "CPU s",
+                     "peak RSS MiB", "crashed"], rows))  # fmt: skip
+    best = {p: min(run["served_s"] or float("inf") for run in runs)
+            for p, runs in results.items()}  # fmt: skip
+    median = {p: statistics.median(run["served_s"] or float("inf") for run in runs)
+              for p, runs in results.items()}  # fmt: skip
+    rss = {p: max(run["max_rss_mb"] for run in runs) for p, runs in results.items()}
+    print(f"\nhostile / clean start to serving, median: "
+          f"{median['hostile'] / median['clean']:.2f}, best: {best['hostile'] / best['clean']:.2f}"
+          f" (goal <= 1.10); peak RSS: {rss['hostile'] / rss['clean']:.2f}")  # fmt: skip
+    for line in results["hostile"][-1]["skipped"]:
+        print(f"  hostile run /metrics: {line}")
+    print()
 
 
 async def count_served(address: tuple[str, int]) -> dict[str, int]:
