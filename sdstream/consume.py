@@ -29,6 +29,7 @@ from sdstream import http, logs, settings
 logger = logging.getLogger(__name__)
 
 Started = Callable[[tuple[str, int]], None]
+SWITCH_INTERVAL_S = 0.0005
 
 
 def build_loop(config: ConsumerSettings, registry: CollectorRegistry) -> kafka_loop.FoldLoop:
@@ -53,6 +54,10 @@ async def serve(
     on_started: Started | None = None,
 ) -> None:
     """Run until cancelled."""
+    if config.mode in ("all", "serve"):
+        # HTTP SD renders run in a thread: the event loop, back from each socket call,
+        # waits for the GIL up to this interval (5 ms by default) while a render holds it.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     registry = registry or CollectorRegistry()
     loop = build_loop(config, registry) if config.mode in ("all", "fold") else None
     sinks = None

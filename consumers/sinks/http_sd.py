@@ -55,7 +55,9 @@ logger = logging.getLogger(__name__)
 PREFIX = "/http_sd"
 CONTENT_TYPE = "application/json"
 DEFAULT_CACHE_BYTES = 128 << 20
-_WORKERS = 2  # renders at once: hostile misses queue here, the event loop stays free
+# Renders at once, off the event loop. One: renders are pure Python and hold the GIL, so a
+# second thread added no throughput, only more waits for the GIL on the event loop.
+_WORKERS = 1
 # Distinct renders running or waiting for a worker. One more miss is answered 503 with
 # Retry-After (sdstream_sink_http_sd_busy_total) rather than queued: otherwise, after a
 # change clears the cache, a scraper's miss waits behind every hostile one queued.
