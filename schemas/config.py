@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from schemas.sd_config import ScrapeJob
 from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -46,7 +47,21 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
+    sasl_password_file: Path | None = Field(
+        None,
+        description="File holding the SASL password (one trailing newline is dropped); "
+        "read at start and by each new client; exclusive with sasl_password",
+    )
+    ssl_cafile: Path | None = Field(None, description="PEM CA bundle; system CAs when unset")
+    ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain) for mutual TLS; needs ssl_keyfile"
+    )
+    ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of ssl_certfile; needs ssl_certfile"
+    )
+    ssl_keyfile_password_file: Path | None = Field(
+        None, description="File holding the password of an encrypted ssl_keyfile"
+    )
     replication_factor: int = Field(1, ge=1, description="For topics sdstream creates")
     compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = Field(
         "zstd",
@@ -63,6 +78,32 @@ class KafkaSettings(BaseModel):
         """`compression` as aiokafka's producers take it."""
         return None if self.compression == "none" else self.compression
 
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        problem = kafka_inconsistency(self)
+        if problem is not None:
+            raise PydanticCustomError("kafka_settings", problem)
+        return self
+
+    def password(self) -> str | None:
+        """The SASL password, from `sasl_password` or read from `sasl_password_file`."""
+        if self.sasl_password_file is not None:
+            return read_secret(self.sasl_password_file)
+        return None if self.sasl_password is None else self.sasl_password.get_secret_value()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context: `ssl_cafile` (or the system CAs) and the client certificate."""
+        cafile = str(self.ssl_cafile) if self.ssl_cafile else None
+        context = ssl.create_default_context(cafile=cafile)
+        if self.ssl_certfile is not None and self.ssl_keyfile is not None:
+            secret = self.ssl_keyfile_password_file
+            context.load_cert_chain(
+                self.ssl_certfile,
+                self.ssl_keyfile,
+                password=None if secret is None else read_secret(secret),
+            )
+        return context
+
     def client_options(self) -> dict[str, Any]:
         """Connection keyword arguments shared by every aiokafka client we create."""
         options: dict[str, Any] = {
@@ -70,15 +111,66 @@ class KafkaSettings(BaseModel):
             "client_id": self.client_id,
             "security_protocol": self.security_protocol,
         }
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            cafile = str(self.ssl_cafile) if self.ssl_cafile else None
-            options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+        if self.security_protocol in _TLS:
+            options["ssl_context"] = self.ssl_context()
         if self.sasl_mechanism is not None:
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password is not None:
-                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
+            options["sasl_plain_password"] = self.password()
         return options
+
+
+_TLS: Final = ("SSL", "SASL_SSL")
+_SASL: Final = ("SASL_PLAINTEXT", "SASL_SSL")
+_SASL_FIELDS: Final = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file")
+_TLS_FIELDS: Final = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_keyfile_password_file")
+
+
+def read_secret(path: Path) -> str:
+    """A password file's content, less one trailing newline (what `echo` adds)."""
+    text = path.read_text(encoding="utf-8")
+    return text[:-1] if text.endswith("\n") else text
+
+
+def kafka_inconsistency(kafka: KafkaSettings) -> str | None:
+    """Why these Kafka client settings cannot work together (naming the fields), or None.
+
+    aiokafka ignores SASL settings under a non-SASL protocol and TLS files under a non-TLS
+    one, so each would otherwise connect silently in a way the operator did not mean."""
+    return _sasl_inconsistency(kafka) or _tls_inconsistency(kafka)
+
+
+def _sasl_inconsistency(kafka: KafkaSettings) -> str | None:
+    protocol = kafka.security_protocol
+    sasl = [name for name in _SASL_FIELDS if getattr(kafka, name) is not None]
+    if sasl and protocol not in _SASL:
+        return (
+            f"{', '.join(sasl)} set but security_protocol is {protocol}, which sends no "
+            "SASL credentials: use SASL_PLAINTEXT or SASL_SSL, or unset them"
+        )
+    if kafka.sasl_password is not None and kafka.sasl_password_file is not None:
+        return "sasl_password and sasl_password_file both set: set one"
+    missing = [name for name in ("sasl_mechanism", "sasl_username") if name not in sasl]
+    if kafka.sasl_password is None and kafka.sasl_password_file is None:
+        missing.append("sasl_password (or sasl_password_file)")
+    if protocol in _SASL and missing:
+        return f"security_protocol {protocol} needs {', '.join(missing)}"
+    return None
+
+
+def _tls_inconsistency(kafka: KafkaSettings) -> str | None:
+    protocol = kafka.security_protocol
+    tls = [name for name in _TLS_FIELDS if getattr(kafka, name) is not None]
+    if tls and protocol not in _TLS:
+        return (
+            f"{', '.join(tls)} set but security_protocol is {protocol}, which does not "
+            "use TLS: use SSL or SASL_SSL, or unset them"
+        )
+    if (kafka.ssl_certfile is None) != (kafka.ssl_keyfile is None):
+        return "ssl_certfile and ssl_keyfile go together: set both or neither"
+    if kafka.ssl_keyfile_password_file is not None and kafka.ssl_keyfile is None:
+        return "ssl_keyfile_password_file set without ssl_keyfile"
+    return None
 
 
 class KubeSettings(BaseModel):

@@ -36,7 +36,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings
+from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings, read_secret
 
 logger = logging.getLogger(__name__)
 
@@ -157,17 +157,45 @@ def load(kind: type[S], *, config_file: Path | None = None, **flags: Any) -> S:
         raise SettingsError(_unparsed(exc)) from exc
     finally:
         kind.file_values = None
-    _check_kafka_tls(loaded.kafka)
+    _check_kafka_files(loaded.kafka)
     return loaded
 
 
-def _check_kafka_tls(kafka: KafkaSettings) -> None:
-    """Build the TLS context now, so a missing or bad `kafka.ssl_cafile` is a settings
-    error at start rather than a traceback from the first Kafka client."""
+def _check_kafka_files(kafka: KafkaSettings) -> None:
+    """Read the password files and build the TLS context now, so a missing, unreadable or
+    bad file is a settings error naming it at start rather than a traceback from the first
+    Kafka client. A file's content never appears in the message."""
+    for name in ("sasl_password_file", "ssl_keyfile_password_file", "ssl_certfile", "ssl_keyfile"):
+        path: Path | None = getattr(kafka, name)
+        if path is not None:
+            _check_readable(f"kafka.{name}", path)
+    if kafka.security_protocol not in ("SSL", "SASL_SSL"):
+        return
     try:
-        kafka.client_options()
+        ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
     except (OSError, ssl.SSLError) as exc:
         raise SettingsError(f"kafka.ssl_cafile: {kafka.ssl_cafile}: {_one_line(exc)}") from exc
+    try:
+        kafka.ssl_context()
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise SettingsError(
+            f"kafka.ssl_certfile, kafka.ssl_keyfile: {kafka.ssl_certfile}, {kafka.ssl_keyfile}: "
+            f"not a certificate and its key (or wrong key password): {_one_line(exc)}"
+        ) from exc
+
+
+def _check_readable(field: str, path: Path) -> None:
+    if path.is_dir():
+        raise SettingsError(f"{field}: {path} is a directory")
+    try:
+        path.read_bytes()
+        content = read_secret(path) if field.endswith("password_file") else "-"
+    except OSError as exc:
+        raise SettingsError(f"{field}: {path}: {exc.strerror or _one_line(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{field}: {path}: not UTF-8 text") from exc
+    if not content:
+        raise SettingsError(f"{field}: {path} is empty")
 
 
 def read_file(path: Path) -> dict[str, Any]:
