@@ -6,6 +6,7 @@ COPY schemas schemas
 COPY producers producers
 COPY consumers consumers
 COPY sdstream sdstream
+COPY lifecycle lifecycle
 RUN pip install --no-cache-dir .
 USER 65534
 ENTRYPOINT ["sdstream", "--log-json"]

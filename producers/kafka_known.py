@@ -13,7 +13,8 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from producers import kafka_clients, known
+from lifecycle import stopping
+from producers import known
 from producers.emit import PublishFailed
 from schemas.config import KafkaSettings
 from schemas.topics import ObjectKey
@@ -43,7 +44,7 @@ class KafkaKnownReader:
         except KafkaError as exc:
             raise PublishFailed(f"reading {topic}: {exc!r}") from exc
         finally:
-            await kafka_clients.stop("known-state consumer", consumer.stop)
+            await stopping.stop("known-state consumer", consumer.stop)
         logger.info(
             "Read %d records of %s: %d live keys, %d unusable.",
             folded.records,

@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
-from producers import kafka_clients
+from lifecycle import stopping
 from producers.emit import PublishFailed, Record
 from producers.metrics import ProducerMetrics
 from schemas.config import KafkaSettings
@@ -78,18 +78,18 @@ class KafkaPublisher:
         try:
             await producer.start()
         except KafkaError as exc:
-            await kafka_clients.stop("producer", producer.stop)
+            await stopping.stop("producer", producer.stop)
             raise PublishFailed(
                 f"cannot reach Kafka at {self._settings.bootstrap}: {exc!r}"
             ) from exc
         self._producer = producer
 
     async def stop(self) -> None:
-        """Flush what is buffered, then close; within kafka_clients.STOP_TIMEOUT_S, so a
+        """Flush what is buffered, then close; within stopping.STOP_TIMEOUT_S, so a
         broker that is gone cannot keep the process from exiting (what was not acked is
         published again after the next start's re-list)."""
         if self._producer is not None:
-            await kafka_clients.stop("producer", self._producer.stop)
+            await stopping.stop("producer", self._producer.stop)
             self._producer = None
 
     async def flush(self) -> None:
@@ -175,7 +175,7 @@ class KafkaPublisher:
         except KafkaError as exc:
             raise PublishFailed(f"checking topics: {exc!r}") from exc
         finally:
-            await kafka_clients.stop("admin client", admin.close)
+            await stopping.stop("admin client", admin.close)
 
 
 async def _create_missing(

@@ -44,10 +44,11 @@ from aiokafka.errors import (
     RecordListTooLargeError,
 )
 
-from consumers import heap, kafka_clients
+from consumers import heap
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
+from lifecycle import stopping
 from schemas import targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
 from schemas.topics import Resource, TargetKey, parse_object_topic
@@ -189,7 +190,7 @@ class FoldLoop:
             started.push_async_callback(self._stop_producer)
             for name, client in (("group consumer", group), ("table consumer", table)):
                 await client.start()
-                started.push_async_callback(kafka_clients.stop, name, client.stop)
+                started.push_async_callback(stopping.stop, name, client.stop)
             try:
                 group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
             except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
@@ -212,7 +213,7 @@ class FoldLoop:
 
     async def _stop_producer(self) -> None:
         if self._producer is not None:
-            await kafka_clients.stop("producer", self._producer.stop)
+            await stopping.stop("producer", self._producer.stop)
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be

@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from consumers import kafka_clients, kafka_reading
+from consumers import kafka_reading
+from lifecycle import stopping
 from schemas import targets
 from schemas.config import KafkaSettings
 from schemas.topics import TargetKey
@@ -45,7 +46,7 @@ async def ensure_topic(
                 raise TopicRefused(f"cannot create {name}: Kafka error {code}")
         await _wait_for_leaders(admin, [topic])
     finally:
-        await kafka_clients.stop("admin client", admin.close)
+        await stopping.stop("admin client", admin.close)
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
@@ -78,7 +79,7 @@ async def max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
         wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {MAX_MESSAGE_BYTES: None})
         responses = await admin.describe_configs([wanted])
     finally:
-        await kafka_clients.stop("admin client", admin.close)
+        await stopping.stop("admin client", admin.close)
     for response in responses:
         for error, _, _, _, entries in response.resources:
             for entry in entries if error == 0 else ():
@@ -108,7 +109,7 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
                 _apply(held, records)
         return held
     finally:
-        await kafka_clients.stop("targets reader", consumer.stop)
+        await stopping.stop("targets reader", consumer.stop)
 
 
 def _apply(held: dict[TargetKey, bytes], records: Iterable[ConsumerRecord[bytes, bytes]]) -> None:

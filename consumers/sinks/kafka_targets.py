@@ -26,10 +26,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from consumers import heap, kafka_clients, kafka_reading
+from consumers import heap, kafka_reading
 from consumers.kafka_reading import Batch
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
+from lifecycle import stopping
 from schemas.config import KafkaSettings
 from schemas.topics import targets_topic
 
@@ -101,7 +102,7 @@ class TargetsReader:
         except KafkaError as exc:
             raise TargetsReadFailed(f"reading {self.topic}: {exc!r}") from exc
         finally:
-            await kafka_clients.stop("targets consumer", consumer.stop)
+            await stopping.stop("targets consumer", consumer.stop)
 
     async def _wait_for_topic(self) -> list[int]:
         """The topic's partitions, once it exists (the folding consumer creates it)."""
@@ -220,7 +221,7 @@ async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
         await admin.start()
         described: list[dict[str, Any]] = await admin.describe_topics(None)
     finally:
-        await kafka_clients.stop("admin client", admin.close)
+        await stopping.stop("admin client", admin.close)
     for entry in described:
         if entry["topic"] == topic and entry["error_code"] == 0:
             return sorted(p["partition"] for p in entry["partitions"])

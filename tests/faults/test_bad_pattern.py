@@ -15,13 +15,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import IllegalStateError
 from prometheus_client import CollectorRegistry
 
-from consumers import kafka_clients
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_loop
 from consumers.compactor import metrics as fold_metrics
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks.kafka_targets import TargetsReader, TargetsReadFailed
 from consumers.sinks.view import TargetView
+from lifecycle import stopping
 from schemas.config import KafkaSettings
 from schemas.topics import targets_topic
 from tests.integration.test_sinks import WEB_0, targets, upsert
@@ -59,7 +59,7 @@ async def test_a_failure_inside_run_stops_the_fold_within_a_bound(
         fold=folds.Fold([]), metrics=fold_metrics.create(CollectorRegistry()),
         group_id=unique("g"), cluster_pattern=BAD, targets_topic=targets_topic(topic_prefix),
     )  # fmt: skip
-    async with asyncio.timeout(3 * kafka_clients.STOP_TIMEOUT_S + 30):
+    async with asyncio.timeout(3 * stopping.STOP_TIMEOUT_S + 30):
         with pytest.raises(kafka_loop.FoldFailed, match="cluster_pattern"):
             await loop.run()
 
@@ -80,6 +80,6 @@ async def test_a_failure_right_after_start_ends_the_sinks_reader_with_that_error
         KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
         view=TargetView(), metrics=sink_metrics.create(CollectorRegistry()), retry_s=0.2,
     )  # fmt: skip
-    async with asyncio.timeout(kafka_clients.STOP_TIMEOUT_S + 30):
+    async with asyncio.timeout(stopping.STOP_TIMEOUT_S + 30):
         with pytest.raises(TargetsReadFailed, match="assign refused"):
             await reader.run()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from aiokafka.errors import IllegalStateError
 
-from producers import kafka_clients, kafka_known
+from lifecycle import stopping
+from producers import kafka_known
 from producers.emit import PublishFailed
 from schemas.config import KafkaSettings
 
@@ -46,7 +47,7 @@ async def test_a_failure_right_after_start_ends_load_with_that_error(
     consumer: type[FailsAfterStart], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(kafka_known, "AIOKafkaConsumer", consumer)
-    monkeypatch.setattr(kafka_clients, "STOP_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(stopping, "STOP_TIMEOUT_S", 0.05)
     reader = kafka_known.KafkaKnownReader(KafkaSettings(bootstrap="127.0.0.1:1"))
     async with asyncio.timeout(10):
         with pytest.raises(PublishFailed, match="assign refused"):

@@ -11,10 +11,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from consumers import kafka_clients
 from consumers.sinks import kafka_targets
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks.view import TargetView
+from lifecycle import stopping
 from schemas.config import KafkaSettings
 
 
@@ -57,7 +57,7 @@ async def test_a_failure_right_after_start_ends_run_with_that_error(
 ) -> None:
     monkeypatch.setattr(kafka_targets, "AIOKafkaConsumer", consumer)
     monkeypatch.setattr(kafka_targets, "_partitions", one_partition)
-    monkeypatch.setattr(kafka_clients, "STOP_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(stopping, "STOP_TIMEOUT_S", 0.05)
     reader = kafka_targets.TargetsReader(
         KafkaSettings(bootstrap="127.0.0.1:1"), view=TargetView(),
         metrics=sink_metrics.create(CollectorRegistry()),

@@ -14,7 +14,8 @@ things stood in the way:
 
 A stop that fails is logged, not raised: the next client still stops, and the run's own
 error goes on. No aiokafka import: a client is anything with an async stop or close.
-The consumers keep their own copy (`consumers.kafka_clients`): the sides share nothing.
+Its own package, importing nothing of ours, so producers and consumers (which may not
+import each other) share this one copy.
 """
 
 from __future__ import annotations
