@@ -93,14 +93,16 @@ class _Env(EnvSettingsSource):
         loaded = super()._load_env_vars()
         names = frozenset(env_names(self.settings_cls))
         prefix = ENV_PREFIX.lower()
-        links = sorted(
+        links = {
             name for name, value in loaded.items()
             if name.lower().startswith(prefix) and service_link(name, value, settings=names)
-        )  # fmt: skip
+        }  # fmt: skip
         if links:
-            logger.info("Ignoring %d Kubernetes service-link variables: %s.", len(links),
-                        ", ".join(n.upper() for n in links), extra={"ignored": links})  # fmt: skip
-        return {k: v for k, v in loaded.items() if k not in set(links)}
+            ignored = sorted(links)
+            logger.info("Ignoring %d Kubernetes service-link variables: %s.", len(ignored),
+                        ", ".join(n.upper() for n in ignored),
+                        extra={"ignored": ignored})  # fmt: skip
+        return {k: v for k, v in loaded.items() if k not in links}
 
     def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
         if (
