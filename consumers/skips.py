@@ -3,7 +3,7 @@
 The values are the `reason` label of `sdstream_fold_records_skipped_total` (object
 topics) and `sdstream_sink_skipped_records_total` (the targets topic). The same fault
 has the same name on both sides, so one alert or dashboard query covers the pipeline;
-docs/RELIABILITY.md ("Skip reasons") lists them for users.
+docs/RELIABILITY.md#skip-reasons lists them for users.
 
 Pure: constants and one exception, no Kafka client, no logging.
 """
