@@ -54,10 +54,6 @@ class ObjectFilter:
     def parse(cls, kind: Resource, *, label: str = "", field: str = "") -> ObjectFilter:
         return cls(parse_label_selector(label), parse_field_selector(field, kind=kind))
 
-    @classmethod
-    def everything(cls, kind: Resource) -> ObjectFilter:
-        return cls(LabelSelector(), FieldSelector(kind))
-
     @property
     def kind(self) -> Resource:
         return self.field.kind

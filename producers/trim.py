@@ -1,6 +1,6 @@
 """Raw API object -> the fields discovery reads, and nothing else.
 
-A whitelist per resource, from the Prometheus SD reference (§6 "Fields read"):
+A whitelist per resource, from docs/kubernetes-sd-contract.md §6 ("Fields read"):
 whatever is not listed (managedFields, env, volumes, secrets, probes, ...) never
 reaches Kafka. Fields a server-side field selector can name are kept as well,
 so a consumer can emulate selectors. Null and empty are kept apart: a present

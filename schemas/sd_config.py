@@ -102,16 +102,6 @@ ALLOWED_SELECTOR_ROLES: Final = {  # Prometheus's order, used in its error messa
     Role.NODE: (Role.NODE,),
     Role.INGRESS: (Role.INGRESS,),
 }
-# attach_metadata options each role reads; the others are accepted and have no effect.
-ATTACH_METADATA_USED: Final = {
-    Role.NODE: frozenset[str](),
-    Role.SERVICE: frozenset({"namespace"}),
-    Role.INGRESS: frozenset({"namespace"}),
-    **dict.fromkeys(
-        (Role.POD, Role.ENDPOINTS, Role.ENDPOINTSLICE),
-        frozenset({"node", "namespace", "deployment", "job", "cronjob"}),
-    ),
-}
 
 
 def _none_as_empty(value: object) -> object:
@@ -302,13 +292,6 @@ class KubernetesSDConfig(BaseModel):
         """HTTP client settings that differ from Prometheus's defaults."""
         return tuple(n for n in _HTTP_CLIENT_FIELDS if _is_custom(n, getattr(self, n)))
 
-    @property
-    def ignored_attach_metadata(self) -> tuple[str, ...]:
-        """attach_metadata options set to true that this role never reads."""
-        used = ATTACH_METADATA_USED[self.role]
-        flags = self.attach_metadata.model_dump()
-        return tuple(name for name, on in flags.items() if on and name not in used)
-
     def selector(self, role: Role) -> SelectorConfig | None:
         return next((s for s in self.selectors if s.role is role), None)
 
@@ -458,27 +441,3 @@ class ScrapeJob(BaseModel):
 
     def reads_cluster(self, cluster: str) -> bool:
         return self.clusters is None or cluster in self.clusters
-
-
-class ConsumerJobsFile(BaseModel):
-    """The consumer's job file: `{scrape_configs: [...]}`, job names unique."""
-
-    model_config = _STRICT
-
-    scrape_configs: Annotated[tuple[ScrapeJob, ...], EmptyIfNull] = ()
-
-    @field_validator("scrape_configs")
-    @classmethod
-    def _unique(cls, value: tuple[ScrapeJob, ...]) -> tuple[ScrapeJob, ...]:
-        seen: set[str] = set()
-        for index, job in enumerate(value):
-            if job.job_name in seen:
-                raise ValueError(
-                    f"scrape_configs[{index}]: found multiple scrape configs with job name "
-                    f"{job.job_name!r}"
-                )
-            seen.add(job.job_name)
-        return value
-
-    def job(self, name: str) -> ScrapeJob:
-        return next(job for job in self.scrape_configs if job.job_name == name)

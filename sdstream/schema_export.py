@@ -20,7 +20,6 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "consumer-settings": config.ConsumerSettings,
     "scrape-job": sd_config.ScrapeJob,
     "kubernetes-sd-config": sd_config.KubernetesSDConfig,
-    "consumer-jobs-file": sd_config.ConsumerJobsFile,
 }
 
 

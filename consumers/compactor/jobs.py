@@ -15,7 +15,7 @@ API::
     view.sees(resource, obj)              # would that informer's cache hold obj?
     view.sees_join(resource, obj, from_namespace=ns)  # ... and can an object in ns join it?
 
-Rules (Prometheus discovery/kubernetes at v3.14 / main d15adb9; reference §2):
+Rules (Prometheus discovery/kubernetes at v3.14 / main d15adb9; docs/kubernetes-sd-contract.md §2):
 
 1. A resource the role does not watch is never seen. Roles watch their own resource;
    endpoints and endpointslice also Services and Pods; with attach_metadata (ignored by

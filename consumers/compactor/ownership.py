@@ -12,7 +12,7 @@ published groups are orphans, tombstoned by one member (see `kafka_loop`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from schemas.topics import ObjectKey, TargetKey, partition_for, split_key
@@ -44,9 +44,6 @@ class Ownership:
         if not count:
             return False
         return partition_for(source_object_key(source), count) in self.assigned.get(cluster, ())
-
-    def only_owned(self, groups: Mapping[TargetKey, object]) -> set[TargetKey]:
-        return {key for key in groups if self.owns(key)}
 
 
 def orphaned(keys: Iterable[TargetKey], live_clusters: set[str]) -> list[TargetKey]:

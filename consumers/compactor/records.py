@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pydantic
 
+from consumers import skips
 from schemas import events
 from schemas.topics import ObjectKey, Resource, object_key, partition_for
 
@@ -30,12 +31,8 @@ def cluster_regex(clusters: Sequence[str], pattern: str) -> str:
     return "|".join(re.escape(c) for c in clusters) if clusters else pattern
 
 
-class BadRecord(ValueError):
-    """`reason` is the `reason` label of the skipped-records metric."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        super().__init__(detail)
+# One class for every consumer (`consumers.skips`); the fold's Kafka edge catches it here.
+BadRecord = skips.BadRecord
 
 
 def decode(
@@ -43,24 +40,26 @@ def decode(
 ) -> tuple[ObjectKey, dict[str, Any] | None]:
     """The record's key and object (None for a tombstone); BadRecord says why not."""
     if key is None:
-        raise BadRecord("no_key", "record without a key")
+        raise BadRecord(skips.NO_KEY, "record without a key")
     try:
         text = ObjectKey(key.decode())
     except UnicodeDecodeError as exc:
-        raise BadRecord("key", "key is not UTF-8") from exc
+        raise BadRecord(skips.BAD_KEY, "key is not UTF-8") from exc
     if value is None:
         return text, None
     try:
         event_cluster, event_resource, obj = events.decode_object(value)
     except orjson.JSONDecodeError as exc:
-        raise BadRecord("json", f"value is not JSON: {exc}") from exc
+        raise BadRecord(skips.INVALID_JSON, f"value is not JSON: {exc}") from exc
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        reason = "schema_version" if where == "schema_version" else "invalid"
+        reason = skips.UNKNOWN_SCHEMA_VERSION if where == "schema_version" else skips.INVALID_EVENT
         raise BadRecord(reason, f"{where}: {first['msg']}") from exc
     if event_cluster != cluster or event_resource is not resource:
-        raise BadRecord("mismatch", f"event for {event_cluster}/{event_resource} on this topic")
+        raise BadRecord(
+            skips.TOPIC_MISMATCH, f"event for {event_cluster}/{event_resource} on this topic"
+        )
     return text, obj
 
 
@@ -71,9 +70,9 @@ def check_placement(
     record sits on the partition its key maps to among the topic's `partitions`
     (0: count unknown, not checked). Tombstones have no object: only the partition."""
     if obj is not None and (own := _own_key(obj)) != key:
-        raise BadRecord("key_mismatch", f"key {key!r} is not the object's ({own!r})")
+        raise BadRecord(skips.KEY_MISMATCH, f"key {key!r} is not the object's ({own!r})")
     if partitions > 0 and (expected := partition_for(key, partitions)) != partition:
-        raise BadRecord("wrong_partition", f"key {key!r} belongs on partition {expected}")
+        raise BadRecord(skips.WRONG_PARTITION, f"key {key!r} belongs on partition {expected}")
 
 
 def _own_key(obj: dict[str, Any]) -> ObjectKey | None:

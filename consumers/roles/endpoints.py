@@ -1,4 +1,6 @@
-"""The `endpoints` role (reference §4.4): one target per core/v1 Endpoints address and port.
+"""The `endpoints` role: one target per core/v1 Endpoints address and port.
+
+The contract: docs/kubernetes-sd-contract.md §4.4.
 
 Joins the same-named Service, the Pods that addresses' targetRefs name (plus their owner
 chains), Nodes (attach_metadata.node) and the Namespace. Pod-backed addresses also bring

@@ -1,4 +1,6 @@
-"""The `endpointslice` role (reference §4.5): one target per endpoint, port and address.
+"""The `endpointslice` role: one target per endpoint, port and address.
+
+The contract: docs/kubernetes-sd-contract.md §4.5.
 
 Joins the Service the `kubernetes.io/service-name` label names (also for the dual-stack
 rule), the Pods that endpoints' targetRefs name (plus their owner chains), Nodes

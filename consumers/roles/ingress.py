@@ -1,4 +1,6 @@
-"""The `ingress` role (reference §4.6): one target per rule path, at the rule's bare host.
+"""The `ingress` role: one target per rule path, at the rule's bare host.
+
+The contract: docs/kubernetes-sd-contract.md §4.6.
 
 Joins only the Ingress's Namespace (attach_metadata.namespace). Backends, `pathType` and
 `spec.defaultBackend` play no part.

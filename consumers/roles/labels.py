@@ -1,8 +1,8 @@
 """Label pieces the roles share, so every role spells and fills them the same way.
 
-Prometheus builds the same blocks in several roles (reference §3): an object's metadata
-block, the pod block with its owner chain, the joined node, namespace and service blocks,
-and the pod join of the endpoints roles. They live here, with sanitising and Go's
+Prometheus builds the same blocks in several roles (docs/kubernetes-sd-contract.md §3): an
+object's metadata block, the pod block with its owner chain, the joined node, namespace and
+service blocks, and the pod join of the endpoints roles. They live here, with sanitising and Go's
 host:port join. Label names are full literals so users can grep for them.
 
 Everything here runs per object or per target on the consumer's hot path: sanitised names

@@ -1,4 +1,6 @@
-"""The `node` role (reference §4.1): one target per Node, at its kubelet.
+"""The `node` role: one target per Node, at its kubelet.
+
+The contract: docs/kubernetes-sd-contract.md §4.1.
 
 The node role joins nothing and ignores attach_metadata; its group depends only on the
 Node itself.

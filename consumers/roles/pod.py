@@ -1,4 +1,6 @@
-"""The `pod` role (reference §4.3): one target per container port, or per port-less container.
+"""The `pod` role: one target per container port, or per port-less container.
+
+The contract: docs/kubernetes-sd-contract.md §4.3.
 
 Joins the pod's Node (attach_metadata.node; an unknown node empties the group), its
 Namespace, and the owner chain: the controlling ReplicaSet (deployment) or Job (cronjob).

@@ -1,4 +1,6 @@
-"""The `service` role (reference §4.2): one target per Service port, at its cluster DNS name.
+"""The `service` role: one target per Service port, at its cluster DNS name.
+
+The contract: docs/kubernetes-sd-contract.md §4.2.
 
 Joins only the Service's Namespace (attach_metadata.namespace).
 """

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from consumers import heap, kafka_reading
+from consumers import heap, kafka_reading, skips
 from consumers.kafka_reading import Batch
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
@@ -155,7 +155,7 @@ class TargetsReader:
         unconfigured: set[str] = set()
         for skip in applied.skipped:
             self._metrics.skipped.labels(skip.reason).inc()
-            if skip.reason == views.UNCONFIGURED_JOB:
+            if skip.reason == skips.UNCONFIGURED_JOB:
                 unconfigured.add(skip.detail)  # one line per batch, not one per record
             else:
                 _log_skip(skip)
@@ -166,7 +166,7 @@ class TargetsReader:
                 len(named),
                 ", ".join(named[:10]),
                 ", ..." if len(named) > 10 else "",
-                extra={"topic": self.topic, "reason": views.UNCONFIGURED_JOB, "jobs": named[:100]},
+                extra={"topic": self.topic, "reason": skips.UNCONFIGURED_JOB, "jobs": named[:100]},
             )
         return applied
 

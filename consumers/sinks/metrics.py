@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from consumers import skips
 from consumers.sinks import view as views
 
 
@@ -57,6 +58,6 @@ def create(registry: CollectorRegistry) -> SinkMetrics:
             "HTTP SD requests answered 503 because as many renders as allowed were under way.",
         ),
     )
-    for reason in views.REASONS:
+    for reason in skips.SINK_REASONS:
         metrics.skipped.labels(reason)
     return metrics

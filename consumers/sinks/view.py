@@ -17,32 +17,11 @@ from dataclasses import dataclass, field
 import orjson
 import pydantic
 
+from consumers import skips
 from schemas import targets
 from schemas.events import SCHEMA_VERSION
 from schemas.targets import TargetGroup
 from schemas.topics import Source, TargetKey, target_key
-
-# Reasons a record is skipped; also the values of the `reason` metric label.
-NO_KEY = "no_key"
-BAD_KEY = "bad_key"
-INVALID_JSON = "invalid_json"
-UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
-INVALID_GROUP = "invalid_group"
-KEY_MISMATCH = "key_mismatch"
-UNCONFIGURED_JOB = "unconfigured_job"
-REASONS = (
-    NO_KEY, BAD_KEY, INVALID_JSON, UNKNOWN_SCHEMA_VERSION, INVALID_GROUP, KEY_MISMATCH,
-    UNCONFIGURED_JOB,
-)  # fmt: skip
-
-
-class BadRecord(ValueError):
-    """A record of the targets topic that cannot be applied; `reason` is one of REASONS."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +54,17 @@ class Applied:
 def decode(key: bytes | None, value: bytes | None) -> tuple[TargetKey, TargetGroup | None]:
     """(key, group) of a record; group None for a tombstone. Raises BadRecord."""
     if key is None:
-        raise BadRecord(NO_KEY, "record without a key")
+        raise skips.BadRecord(skips.NO_KEY, "record without a key")
     try:
         text = key.decode()
     except UnicodeDecodeError as exc:
-        raise BadRecord(BAD_KEY, f"key is not UTF-8: {exc}") from exc
+        raise skips.BadRecord(skips.BAD_KEY, f"key is not UTF-8: {exc}") from exc
     if value is None:
         return TargetKey(text), None
     group = _group(value)
     expected = target_key(group.job, group.cluster, Source(group.source))
     if expected != text:
-        raise BadRecord(KEY_MISMATCH, f"key {text!r} but value says {expected!r}")
+        raise skips.BadRecord(skips.KEY_MISMATCH, f"key {text!r} but value says {expected!r}")
     return TargetKey(text), group
 
 
@@ -93,17 +72,17 @@ def _group(value: bytes) -> TargetGroup:
     try:
         raw = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise BadRecord(INVALID_JSON, str(exc)) from exc
+        raise skips.BadRecord(skips.INVALID_JSON, str(exc)) from exc
     version = raw.get("schema_version", SCHEMA_VERSION) if isinstance(raw, dict) else None
     # A newer writer may add fields this model forbids: name the version, not the field.
     if isinstance(version, int) and not 1 <= version <= SCHEMA_VERSION:
-        raise BadRecord(
-            UNKNOWN_SCHEMA_VERSION, f"schema_version {version}, not 1..{SCHEMA_VERSION}"
+        raise skips.BadRecord(
+            skips.UNKNOWN_SCHEMA_VERSION, f"schema_version {version}, not 1..{SCHEMA_VERSION}"
         )
     try:
         return TargetGroup.model_validate(raw)
     except pydantic.ValidationError as exc:
-        raise BadRecord(INVALID_GROUP, _first_error(exc)) from exc
+        raise skips.BadRecord(skips.INVALID_GROUP, _first_error(exc)) from exc
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:
@@ -145,7 +124,7 @@ class TargetView:
     A job whose last group is tombstoned stays in `jobs()` (with no groups) for the life
     of the view, so its sinks serve `[]` rather than "unknown job". `configured` jobs are
     known from the start, even before (or without) any group, and are the only ones
-    served: `apply_records` skips a record of any other job (`UNCONFIGURED_JOB`), so a
+    served: `apply_records` skips a record of any other job (`skips.UNCONFIGURED_JOB`), so a
     writer of the targets topic cannot make the sinks serve, or write files for, jobs
     nobody configured. None (tools, tests): every job found is taken.
     """
@@ -202,11 +181,11 @@ class TargetView:
         for record in records:
             try:
                 key, group = decode(record.key, record.value)
-            except BadRecord as exc:
+            except skips.BadRecord as exc:
                 skipped.append(Skip(record, exc.reason, exc.detail))
                 continue
             if group is not None and not self._configured(group.job):
-                skipped.append(Skip(record, UNCONFIGURED_JOB, group.job))
+                skipped.append(Skip(record, skips.UNCONFIGURED_JOB, group.job))
                 continue
             applied += 1
             held = None if group is None or record.value is None else Held.of(group, record.value)

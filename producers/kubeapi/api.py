@@ -8,7 +8,7 @@ class is ever built: a watch line goes from bytes to dict in one orjson call.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -231,11 +231,3 @@ async def _lines(response: aiohttp.ClientResponse, *, resource: Resource) -> Asy
         raise errors.ConnectionFailed(f"watch {resource}: {exc!r}") from exc
     if pending.strip():
         yield bytes(pending)
-
-
-def namespaces_scopes(
-    namespaces: Sequence[str], *, label_selector: str | None, field_selector: str | None
-) -> list[Scope]:
-    """One scope per namespace, or one cluster-wide scope when none is given."""
-    names: Sequence[str | None] = namespaces or [None]
-    return [Scope(n, label_selector, field_selector) for n in names]

@@ -15,7 +15,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from consumers.sinks import runner
-from consumers.sinks.view import UNCONFIGURED_JOB
+from consumers.skips import UNCONFIGURED_JOB
 from schemas.config import HttpSettings, KafkaSettings
 from sdstream import http
 from tests.integration.test_sinks import API, WEB_0, WEB_1, entries, running, targets, upsert

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-# Compaction that happens within seconds (see ../shared/reference/kafka.md).
+# Compaction that happens within seconds (docs/kafka-facts.md §1).
 FAST_COMPACTION = {
     "cleanup.policy": "compact",
     "segment.ms": "100",

@@ -28,17 +28,11 @@ def comparable(labels: Mapping[str, str]) -> Target:
     )
 
 
-def discover(
-    promtool: Path, sd_config: Mapping[str, Any], *, kubeconfig: Path, tmp_path: Path
-) -> Counter[Target]:
-    """What promtool's kubernetes_sd finds for one sd config, as comparable targets."""
-    return discover_all(promtool, [sd_config], kubeconfig=kubeconfig, tmp_path=tmp_path)[0]
-
-
 def discover_all(
     promtool: Path, sd_configs: Sequence[Mapping[str, Any]], *, kubeconfig: Path, tmp_path: Path
 ) -> list[Counter[Target]]:
-    """`discover` for several sd configs at once: each promtool run waits out its whole
+    """What promtool's kubernetes_sd finds for each sd config, as comparable targets, all
+    at once: each promtool run waits out its whole
     --timeout, mostly idle, so running them side by side costs one timeout, not several."""
     runs = []
     for index, sd_config in enumerate(sd_configs):

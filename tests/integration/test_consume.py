@@ -273,9 +273,12 @@ async def test_poison_records_are_skipped_and_counted(
         async with consumer(config) as running:
             found = await running.until("pods", lambda e: len(e) == 1)
             assert addresses(found) == ["10.244.4.1:8080"]
-            assert running.metric("sdstream_fold_records_skipped_total", reason="json") == 2
+            assert running.metric("sdstream_fold_records_skipped_total", reason="invalid_json") == 2
             assert (
-                running.metric("sdstream_fold_records_skipped_total", reason="schema_version") == 1
+                running.metric(
+                    "sdstream_fold_records_skipped_total", reason="unknown_schema_version"
+                )
+                == 1
             )
             assert running.metric("sdstream_fold_objects") == 1
             assert running.metric("sdstream_fold_state_bytes") > 0

@@ -1,14 +1,16 @@
 """`sdstream render` on `kubectl get -o json` output equals what Prometheus's own
 kubernetes_sd (promtool) discovers from the same real API server, role by role.
 
-The role builders' unit tests were written from the reference; this file is the proof
+The role builders' unit tests were written from docs/kubernetes-sd-contract.md; this file
+is the proof
 against the real code. Each scenario creates realistic objects (status through the status
 subresource, since no kubelet or controller runs), runs promtool and `sdstream render`
 with the same sd configs, and compares `__address__` and `__meta_*` labels as multisets.
 Several sd configs per scenario run side by side, since each promtool run waits out its
 whole --timeout.
 
-Known, documented differences (reference §4.2/§10): sdstream follows Prometheus main,
+Known, documented differences (docs/kubernetes-sd-contract.md §4.2 and §10): sdstream
+follows Prometheus main,
 where a LoadBalancer's `service_loadbalancer_ip` comes from `status.loadBalancer.ingress`;
 promtool here is v3.14.0, which reads only `spec.loadBalancerIP`
 (`test_service_role` checks both sides of that difference explicitly).
@@ -334,7 +336,9 @@ def test_service_role(
         """v3.14.0 reads spec.loadBalancerIP only; main (sdstream) reads status first."""
         if target.get(P + "service_name") != "lb-status":
             return target
-        assert target[lb_ip] == "10.4.0.3,10.4.0.4", "ours follows main (reference §4.2)"
+        assert target[lb_ip] == "10.4.0.3,10.4.0.4", (
+            "ours follows main (docs/kubernetes-sd-contract.md §4.2)"
+        )
         return {**target, lb_ip: "10.4.0.2"}
 
     every, selected = compare(

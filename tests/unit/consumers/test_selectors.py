@@ -399,8 +399,8 @@ def test_object_filter_reads_labels_defensively() -> None:
     absent = selectors.ObjectFilter.parse(Resource.PODS, label="!app")
     assert absent.matches({})
     assert absent.matches({"metadata": {"labels": None}})
-    assert selectors.ObjectFilter.everything(Resource.NODES).matches({})
-    assert selectors.ObjectFilter.everything(Resource.NODES).empty
+    assert selectors.ObjectFilter.parse(Resource.NODES).matches({})
+    assert selectors.ObjectFilter.parse(Resource.NODES).empty
 
 
 def test_object_filter_reports_bad_selectors() -> None:

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from schemas.config import ConsumerSettings
 from schemas.sd_config import (
     IGNORED_SCRAPE_KEYS,
-    ConsumerJobsFile,
     KubernetesSDConfig,
     Role,
     ScrapeJob,
@@ -27,6 +27,7 @@ from schemas.topics import Resource
 SD = ("scrape_configs", 0, "kubernetes_sd_configs", 0)
 
 
+# Jobs are validated as the consumer loads them: the `scrape_configs` of ConsumerSettings.
 def jobs_file(*sd_configs: dict[str, Any], **job: Any) -> dict[str, Any]:
     return {
         "scrape_configs": [
@@ -38,7 +39,7 @@ def jobs_file(*sd_configs: dict[str, Any], **job: Any) -> dict[str, Any]:
 
 def error_of(data: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
     with pytest.raises(ValidationError) as caught:
-        ConsumerJobsFile.model_validate(data)
+        ConsumerSettings.model_validate(data)
     errors = caught.value.errors()
     assert len(errors) == 1, errors
     return errors[0]["loc"], errors[0]["msg"]
@@ -49,7 +50,7 @@ def error_of(data: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
 
 def test_minimal_job_per_role() -> None:
     for role in Role:
-        config = ConsumerJobsFile.model_validate(jobs_file({"role": role.value}))
+        config = ConsumerSettings.model_validate(jobs_file({"role": role.value}))
         sd = config.scrape_configs[0].kubernetes_sd_configs[0]
         assert sd.role is role
         assert (
@@ -67,10 +68,10 @@ def test_minimal_job_per_role() -> None:
 
 
 def test_defaults() -> None:
-    job = ConsumerJobsFile.model_validate(jobs_file()).scrape_configs[0]
+    job = ConsumerSettings.model_validate(jobs_file()).scrape_configs[0]
     assert (job.clusters, job.cluster_label, job.ignored_keys) == (None, "cluster", ())
     assert job.reads_cluster("anything")
-    assert ConsumerJobsFile.model_validate({}).scrape_configs == ()
+    assert ConsumerSettings.model_validate({}).scrape_configs == ()
 
 
 # A typical pasted job (Prometheus's kubernetes example config, trimmed).
@@ -147,7 +148,7 @@ def test_prometheus_lists_for_ignored_keys_match_the_source() -> None:
 
 def test_null_lists_read_as_empty() -> None:
     sd = {"role": "pod", "namespaces": {"names": None}, "selectors": None}
-    config = ConsumerJobsFile.model_validate(jobs_file(sd))
+    config = ConsumerSettings.model_validate(jobs_file(sd))
     parsed = config.scrape_configs[0].kubernetes_sd_configs[0]
     assert (parsed.namespaces.names, parsed.selectors) == ((), ())
     selector = SelectorConfig.model_validate({"role": "pod", "label": None, "field": None})
@@ -167,7 +168,7 @@ ALLOWED_SELECTORS = [
 @pytest.mark.parametrize(("role", "selector_roles"), ALLOWED_SELECTORS)
 def test_allowed_selector_roles(role: str, selector_roles: list[str]) -> None:
     sd = {"role": role, "selectors": [{"role": r, "label": "a=b"} for r in selector_roles]}
-    parsed = ConsumerJobsFile.model_validate(jobs_file(sd))
+    parsed = ConsumerSettings.model_validate(jobs_file(sd))
     assert [s.role for s in parsed.scrape_configs[0].kubernetes_sd_configs[0].selectors] == (
         selector_roles
     )
@@ -220,24 +221,6 @@ def test_default_http_settings_need_no_api_server() -> None:
 def test_kubeconfig_alone_is_fine() -> None:
     sd = KubernetesSDConfig.model_validate({"role": "node", "kubeconfig_file": "kube.yml"})
     assert sd.watching_fields == ("kubeconfig_file",)
-
-
-def test_ignored_attach_metadata() -> None:
-    every = {"node": True, "namespace": True, "deployment": True, "job": True, "cronjob": True}
-    by_role = {
-        role: KubernetesSDConfig.model_validate(
-            {"role": role, "attach_metadata": every}
-        ).ignored_attach_metadata
-        for role in ("node", "service", "ingress", "pod", "endpoints", "endpointslice")
-    }
-    assert by_role == {
-        "node": ("node", "namespace", "deployment", "job", "cronjob"),
-        "service": ("node", "deployment", "job", "cronjob"),
-        "ingress": ("node", "deployment", "job", "cronjob"),
-        "pod": (),
-        "endpoints": (),
-        "endpointslice": (),
-    }
 
 
 @pytest.mark.parametrize(
@@ -357,7 +340,7 @@ CONFIG_ERRORS = [
     ({"scrape_configs": [{"job_name": "a", "kubernetes_sd_configs": [{"role": "pod"}]},
                          {"job_name": "b", "kubernetes_sd_configs": [{"role": "pod"}]},
                          {"job_name": "a", "kubernetes_sd_configs": [{"role": "node"}]}]},
-     ("scrape_configs",), "scrape_configs[2]: found multiple scrape configs with job name 'a'"),
+     ("scrape_configs",), "job_name repeated: a"),
     (jobs_file(clusters=[]), ("scrape_configs", 0, "clusters"), "omit `clusters`"),
     (jobs_file(clusters=["a", "a"]), ("scrape_configs", 0, "clusters"), "listed twice"),
     (jobs_file(clusters=["Prod"]), ("scrape_configs", 0, "clusters", 0), "cluster 'Prod'"),
@@ -383,8 +366,10 @@ def test_config_errors_name_their_path(
 
 def test_errors_never_echo_secrets() -> None:
     data = jobs_file({"role": "pod", "basic_auth": {"password": "hunter2"}, "bearer_token": "t0k"})
+    # The job models hide their input; ConsumerSettings does not (the settings loader
+    # reports errors by path and message only, see sdstream.settings.describe).
     with pytest.raises(ValidationError) as caught:
-        ConsumerJobsFile.model_validate(data)
+        ScrapeJob.model_validate(data["scrape_configs"][0])
     assert "hunter2" not in str(caught.value)
     assert "t0k" not in str(caught.value)
 
@@ -392,7 +377,7 @@ def test_errors_never_echo_secrets() -> None:
 def test_several_errors_are_all_reported() -> None:
     data = {"scrape_configs": [{"job_name": "a/b", "kubernetes_sd_configs": [{"role": "x"}]}]}
     with pytest.raises(ValidationError) as caught:
-        ConsumerJobsFile.model_validate(data)
+        ConsumerSettings.model_validate(data)
     assert {e["loc"] for e in caught.value.errors()} == {
         ("scrape_configs", 0, "job_name"),
         (*SD, "role"),
@@ -402,7 +387,7 @@ def test_several_errors_are_all_reported() -> None:
 # --- contract plumbing -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", [ConsumerJobsFile, ScrapeJob, KubernetesSDConfig, SelectorConfig])
+@pytest.mark.parametrize("model", [ConsumerSettings, ScrapeJob, KubernetesSDConfig, SelectorConfig])
 def test_json_schema_exports(model: type[BaseModel]) -> None:
     schema = model.model_json_schema()
     json.dumps(schema)
@@ -417,9 +402,9 @@ def test_json_schema_documents_ignored_keys() -> None:
 
 
 def test_models_are_frozen_and_round_trip() -> None:
-    config = ConsumerJobsFile.model_validate(jobs_file(PASTED["kubernetes_sd_configs"][0]))
+    config = ConsumerSettings.model_validate(jobs_file(PASTED["kubernetes_sd_configs"][0]))
     with pytest.raises(ValidationError):
         config.scrape_configs[0].job_name = "other"
-    again = ConsumerJobsFile.model_validate(json.loads(config.model_dump_json()))
+    again = ConsumerSettings.model_validate(json.loads(config.model_dump_json()))
     assert again == config
     assert again.scrape_configs[0].kubernetes_sd_configs[0].watching_fields == ()

@@ -34,12 +34,12 @@ def test_a_tombstone_gives_none() -> None:
     ("key", "raw", "reason"),
     [
         (None, value(), "no_key"),
-        (b"\xff", value(), "key"),
-        (b"shop/web-0", b"{not json", "json"),
-        (b"shop/web-0", value(schema_version=2), "schema_version"),
-        (b"shop/web-0", value(object=[1]), "invalid"),
-        (b"shop/web-0", value(cluster="west"), "mismatch"),
-        (b"shop/web-0", value(resource="services"), "mismatch"),
+        (b"\xff", value(), "bad_key"),
+        (b"shop/web-0", b"{not json", "invalid_json"),
+        (b"shop/web-0", value(schema_version=2), "unknown_schema_version"),
+        (b"shop/web-0", value(object=[1]), "invalid_event"),
+        (b"shop/web-0", value(cluster="west"), "topic_mismatch"),
+        (b"shop/web-0", value(resource="services"), "topic_mismatch"),
     ],
 )
 def test_bad_records_say_why(key: bytes | None, raw: bytes, reason: str) -> None:

@@ -4,7 +4,8 @@ A case is `tests/fixtures/k8s/<role>/<case>.json`:
 `{"_comment", "object": <raw object>, "cluster": [<raw objects with kind>], "attach": {...}}`.
 Its expectation is `tests/fixtures/targets/<role>/<case>.json`:
 `{"_comment", "order": "exact" | "multiset", "group": null | {"source", "labels", "targets"}}`,
-written by hand from the reference (see the README there), never captured from our output.
+written by hand from docs/kubernetes-sd-contract.md (see the README there), never captured
+from our output.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def as_json(group: Group | None) -> dict[str, Any] | None:
 def assert_matches(actual: Group | None, role: str, name: str) -> None:
     """Whole-group comparison; targets in order, or as a multiset where the spec says so."""
     raw = _read(FIXTURES / "targets" / role / f"{name}.json")
-    assert raw.get("_comment"), "every expectation cites the reference"
+    assert raw.get("_comment"), "every expectation cites the contract"
     expected = raw["group"]
     got = as_json(actual)
     if expected is None or got is None:

@@ -1,4 +1,7 @@
-"""The endpoints role: golden groups (reference §4.4) and the pod join's bookkeeping."""
+"""The endpoints role: golden groups and the pod join's bookkeeping.
+
+The contract: docs/kubernetes-sd-contract.md §4.4.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The endpointslice role: golden groups (reference §4.5), the dual-stack rule, topology keys."""
+"""The endpointslice role: golden groups, the dual-stack rule, topology keys.
+
+The contract: docs/kubernetes-sd-contract.md §4.5.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ingress role: golden groups (reference §4.6), host matching and rule paths."""
+"""The ingress role: golden groups, host matching and rule paths.
+
+The contract: docs/kubernetes-sd-contract.md §4.6.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Shared label pieces (reference §3): sanitising, Go formatting, metadata, pod and owner blocks."""
+"""Shared label pieces: sanitising, Go formatting, metadata, pod and owner blocks.
+
+The contract: docs/kubernetes-sd-contract.md §3.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The node role: golden groups (reference §4.1) and the address priority table."""
+"""The node role: golden groups and the address priority table.
+
+The contract: docs/kubernetes-sd-contract.md §4.1.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pod role: golden groups (reference §4.3) and container IDs."""
+"""The pod role: golden groups (docs/kubernetes-sd-contract.md §4.3) and container IDs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The service role: golden groups (reference §4.2) and the load-balancer IP rule."""
+"""The service role: golden groups and the load-balancer IP rule.
+
+The contract: docs/kubernetes-sd-contract.md §4.2.
+"""
 
 from __future__ import annotations
 

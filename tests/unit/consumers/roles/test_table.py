@@ -1,4 +1,7 @@
-"""The role table: six roles, their resources, sources for keys, and joins per attach flags."""
+"""The role table: six roles, their resources, sources for keys, and joins per attach flags.
+
+Spec: docs/kubernetes-sd-contract.md.
+"""
 
 from __future__ import annotations
 

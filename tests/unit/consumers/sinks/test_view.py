@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers import skips
 from consumers.sinks import view as views
 from consumers.sinks.view import Held, RawRecord, TargetView
 from schemas.targets import encode
@@ -31,19 +32,19 @@ def test_a_tombstone_decodes_to_none() -> None:
 @pytest.mark.parametrize(
     ("key_", "value", "reason"),
     [
-        (None, encode(WEB), views.NO_KEY),
-        (b"\xff", encode(WEB), views.BAD_KEY),
-        (b"web/east/pod/default/web-0", b"{not json", views.INVALID_JSON),
-        (b"web/east/pod/default/web-0", _value(schema_version=2), views.UNKNOWN_SCHEMA_VERSION),
-        (b"web/east/pod/default/web-0", _value(schema_version=0), views.UNKNOWN_SCHEMA_VERSION),
-        (b"web/east/pod/default/web-0", _value(targets="10.0.0.1:80"), views.INVALID_GROUP),
-        (b"web/east/pod/default/web-0", _value(extra=1), views.INVALID_GROUP),
-        (b"web/east/pod/default/web-0", b"[1, 2]", views.INVALID_GROUP),
-        (b"web/west/pod/default/web-0", encode(WEB), views.KEY_MISMATCH),
+        (None, encode(WEB), skips.NO_KEY),
+        (b"\xff", encode(WEB), skips.BAD_KEY),
+        (b"web/east/pod/default/web-0", b"{not json", skips.INVALID_JSON),
+        (b"web/east/pod/default/web-0", _value(schema_version=2), skips.UNKNOWN_SCHEMA_VERSION),
+        (b"web/east/pod/default/web-0", _value(schema_version=0), skips.UNKNOWN_SCHEMA_VERSION),
+        (b"web/east/pod/default/web-0", _value(targets="10.0.0.1:80"), skips.INVALID_GROUP),
+        (b"web/east/pod/default/web-0", _value(extra=1), skips.INVALID_GROUP),
+        (b"web/east/pod/default/web-0", b"[1, 2]", skips.INVALID_GROUP),
+        (b"web/west/pod/default/web-0", encode(WEB), skips.KEY_MISMATCH),
     ],
 )
 def test_bad_records_say_why(key_: bytes | None, value: bytes, reason: str) -> None:
-    with pytest.raises(views.BadRecord) as caught:
+    with pytest.raises(skips.BadRecord) as caught:
         views.decode(key_, value)
     assert caught.value.reason == reason
 
@@ -98,7 +99,7 @@ def test_apply_records_skips_bad_records_and_applies_the_rest() -> None:
     second = view.apply_records([tomb])
 
     assert (first.changed, first.applied) == (frozenset({"api"}), 1)
-    assert [(s.record.offset, s.reason) for s in first.skipped] == [(8, views.INVALID_JSON)]
+    assert [(s.record.offset, s.reason) for s in first.skipped] == [(8, skips.INVALID_JSON)]
     assert (second.changed, second.applied, second.skipped) == (frozenset({"api"}), 1, ())
     assert view.snapshot() == {}
 
@@ -192,7 +193,7 @@ def test_records_of_unconfigured_jobs_are_skipped_not_served() -> None:
 
     assert applied.changed == {"web"}
     assert [(s.reason, s.detail, s.record.offset) for s in applied.skipped] == [
-        (views.UNCONFIGURED_JOB, "api", 1)
+        (skips.UNCONFIGURED_JOB, "api", 1)
     ]
     assert (view.jobs(), view.known("api")) == (["web"], False)
     assert view.apply_records([RawRecord(key(API).encode(), None)]).changed == frozenset()
