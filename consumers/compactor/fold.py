@@ -167,7 +167,7 @@ class Fold:
         for position, view in enumerate(self.views):
             if view.role_resource is not resource:
                 continue
-            role = table.role(view.role.value)
+            role = table.role(view.role)
             for key in keys:
                 self.deps.forget((position, cluster, key))
                 self._count(self.groups.pop(group_key(view, cluster, role.source(key)), None), -1)
@@ -175,7 +175,7 @@ class Fold:
     def _rebuild(self, owner: Owner) -> Change | None:
         position, cluster, key = owner
         view = self.views[position]
-        role = table.role(view.role.value)
+        role = table.role(view.role)
         tkey = group_key(view, cluster, role.source(key))
         objects = self.cluster(cluster)
         obj = objects.get(view.role_resource, key, cached=False)
