@@ -31,7 +31,7 @@ class Role(enum.StrEnum):
     @property
     def resource(self) -> Resource:
         """The resource whose objects produce this role's groups."""
-        return ROLES[self].resource
+        return _RESOURCE[self]  # a plain dict: asked for every event the fold applies
 
     @property
     def spec(self) -> RoleSpec:
@@ -106,6 +106,8 @@ ROLES: Final[Mapping[Role, RoleSpec]] = MappingProxyType(
         )
     }
 )
+
+_RESOURCE: Final = {role: spec.resource for role, spec in ROLES.items()}
 
 
 def enabled(attach: object) -> frozenset[str]:

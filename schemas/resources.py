@@ -42,7 +42,7 @@ class Resource(enum.StrEnum):
 
     @property
     def cluster_scoped(self) -> bool:
-        return ROWS[self].scope is Scope.CLUSTER
+        return self in _CLUSTER_SCOPED  # a set: asked for every object the fold sees
 
 
 class Scope(enum.Enum):
@@ -102,6 +102,7 @@ ROWS: Final[Mapping[Resource, Row]] = MappingProxyType({row.resource: row for ro
 )})
 # fmt: on
 del R
+_CLUSTER_SCOPED: Final = frozenset(r for r, row in ROWS.items() if row.scope is Scope.CLUSTER)
 
 
 def row(resource: Resource) -> Row:
