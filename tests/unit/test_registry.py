@@ -21,6 +21,7 @@ from consumers.roles import table
 from producers import trim
 from producers.kubeapi import api
 from schemas import config, discovery_roles, resources, selectors
+from schemas.discovery_roles import Role
 from schemas.resources import FoldRead, Resource, Row
 from schemas.sd_config import ScrapeJob
 from schemas.topics import object_key, object_topic
@@ -108,3 +109,25 @@ def test_rows_are_keyed_by_their_resource_and_cover_the_enum() -> None:
     assert list(resources.ROWS) == list(Resource)
     assert all(r is row.resource for r, row in resources.ROWS.items())
     assert len(render.KINDS) == len(resources.ROWS)  # no two rows share a kind
+
+
+_POD_LABELS = {Role.POD, Role.ENDPOINTS, Role.ENDPOINTSLICE}  # roles that build pod labels
+
+
+@pytest.mark.parametrize(
+    ("resource", "roles"),
+    [
+        (Resource.PODS, _POD_LABELS),
+        (Resource.SERVICES, {Role.SERVICE, Role.ENDPOINTS, Role.ENDPOINTSLICE}),
+        (Resource.ENDPOINTS, {Role.ENDPOINTS}),
+        (Resource.ENDPOINTSLICES, {Role.ENDPOINTSLICE}),
+        (Resource.INGRESSES, {Role.INGRESS}),
+        (Resource.NODES, {Role.NODE, *_POD_LABELS}),
+        (Resource.NAMESPACES, set(Role) - {Role.NODE}),
+        (Resource.REPLICASETS, _POD_LABELS),
+        (Resource.JOBS, _POD_LABELS),
+    ],
+)
+def test_which_roles_read_each_resource(resource: Resource, roles: set[Role]) -> None:
+    """The registry's "read by" column, derived from the role rows (all options on)."""
+    assert discovery_roles.readers(resource) == roles
