@@ -13,21 +13,12 @@ from consumers.compactor import fold, state
 from consumers.compactor.fold import VisibleLookup
 from consumers.compactor.jobs import JobView, namespace_of
 from consumers.roles import table
+from schemas import resources
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group
-from schemas.topics import Resource, object_key
+from schemas.topics import object_key
 
-KINDS = {
-    "Pod": Resource.PODS,
-    "Service": Resource.SERVICES,
-    "Endpoints": Resource.ENDPOINTS,
-    "EndpointSlice": Resource.ENDPOINTSLICES,
-    "Ingress": Resource.INGRESSES,
-    "Node": Resource.NODES,
-    "Namespace": Resource.NAMESPACES,
-    "ReplicaSet": Resource.REPLICASETS,
-    "Job": Resource.JOBS,
-}
+KINDS = resources.by_kind()
 
 
 class RenderError(ValueError):
@@ -74,7 +65,7 @@ def render(objects: state.ClusterState, view: JobView) -> list[Group]:
     Groups with neither labels nor targets (a pod without an IP) are what Prometheus
     sends to say "nothing here", so they are left out.
     """
-    role = table.role(view.role.value)
+    role = table.role(view.role)
     attach = fold.attach_of(view)
     groups: list[Group] = []
     for key in objects.keys(view.role_resource):

@@ -1,9 +1,9 @@
 """Raw API object -> the fields discovery reads, and nothing else.
 
-A whitelist per resource, from docs/kubernetes-sd-contract.md §6 ("Fields read"):
+A whitelist per resource (its registry row's `trim`, see `schemas.trims`; the fields of
+docs/kubernetes-sd-contract.md §6):
 whatever is not listed (managedFields, env, volumes, secrets, probes, ...) never
-reaches Kafka. Fields a server-side field selector can name are kept as well,
-so a consumer can emulate selectors. Null and empty are kept apart: a present
+reaches Kafka. Null and empty are kept apart: a present
 `null` or `{}` stays, an absent field stays absent.
 
 Annotations are kept (roles publish them as labels) except the keys a
@@ -19,116 +19,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from schemas import resources
 from schemas.objects import KubeObject
 from schemas.topics import ObjectKey, Resource, object_key
+from schemas.trims import META, Spec
 
-# A spec maps a field to True (keep the value whole) or to a nested spec. A nested
-# spec applied to a list applies to each element.
-Spec = Mapping[str, "Spec | bool"]
-
-_OWNER: Final[Spec] = {"apiVersion": True, "kind": True, "name": True, "controller": True}
-_META: Final[Spec] = {
-    "name": True,
-    "namespace": True,
-    "uid": True,
-    "resourceVersion": True,
-    "labels": True,
-    "annotations": True,
-    "ownerReferences": _OWNER,
-}
-_PORTS: Final[Spec] = {"name": True, "containerPort": True, "protocol": True}
-_CONTAINER: Final[Spec] = {"name": True, "image": True, "ports": _PORTS, "restartPolicy": True}
-_CONTAINER_STATUS: Final[Spec] = {"name": True, "containerID": True}
-_CONDITION: Final[Spec] = {"type": True, "status": True}
-_TARGET_REF: Final[Spec] = {"kind": True, "name": True, "namespace": True}
-_EP_ADDRESS: Final[Spec] = {
-    "ip": True,
-    "hostname": True,
-    "nodeName": True,
-    "targetRef": _TARGET_REF,
-}
-
-_POD: Final[Spec] = {
-    "spec": {
-        "nodeName": True,
-        "containers": _CONTAINER,
-        "initContainers": _CONTAINER,
-        # named by field selectors
-        "restartPolicy": True,
-        "schedulerName": True,
-        "serviceAccountName": True,
-        "hostNetwork": True,
-    },
-    "status": {
-        "phase": True,
-        "podIP": True,
-        "podIPs": True,
-        "hostIP": True,
-        "nominatedNodeName": True,
-        "conditions": _CONDITION,
-        "containerStatuses": _CONTAINER_STATUS,
-        "initContainerStatuses": _CONTAINER_STATUS,
-    },
-}
-_SERVICE: Final[Spec] = {
-    "spec": {
-        "ports": {"name": True, "port": True, "protocol": True},
-        "type": True,
-        "clusterIP": True,
-        "externalName": True,
-        "loadBalancerIP": True,
-        "ipFamilyPolicy": True,
-        "ipFamilies": True,
-    },
-    "status": {"loadBalancer": {"ingress": {"ip": True, "hostname": True}}},
-}
-_ENDPOINTS: Final[Spec] = {
-    "subsets": {
-        "addresses": _EP_ADDRESS,
-        "notReadyAddresses": _EP_ADDRESS,
-        "ports": {"name": True, "port": True, "protocol": True},
-    }
-}
-_ENDPOINTSLICE: Final[Spec] = {
-    "addressType": True,
-    "ports": {"name": True, "port": True, "protocol": True, "appProtocol": True},
-    "endpoints": {
-        "addresses": True,
-        "conditions": {"ready": True, "serving": True, "terminating": True},
-        "hostname": True,
-        "nodeName": True,
-        "zone": True,
-        "targetRef": _TARGET_REF,
-        "deprecatedTopology": True,
-    },
-}
-_INGRESS: Final[Spec] = {
-    "spec": {
-        "ingressClassName": True,
-        "tls": {"hosts": True},
-        "rules": {"host": True, "http": {"paths": {"path": True}}},
-    }
-}
-_NODE: Final[Spec] = {
-    "spec": {"providerID": True, "unschedulable": True},
-    "status": {
-        "addresses": {"type": True, "address": True},
-        "conditions": _CONDITION,
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": True}},
-    },
-}
-
-SPECS: Final[Mapping[Resource, Spec]] = {
-    Resource.PODS: _POD,
-    Resource.SERVICES: _SERVICE,
-    Resource.ENDPOINTS: _ENDPOINTS,
-    Resource.ENDPOINTSLICES: _ENDPOINTSLICE,
-    Resource.INGRESSES: _INGRESS,
-    Resource.NODES: _NODE,
-    Resource.NAMESPACES: {},
-    Resource.REPLICASETS: {},
-    Resource.JOBS: {},
-}
+SPECS: Final[Mapping[Resource, Spec]] = {r: row.trim for r, row in resources.ROWS.items()}
 
 
 class TrimError(ValueError):
@@ -185,7 +81,7 @@ def trim(resource: Resource, obj: Any, *, drop_annotations: DropAnnotations) -> 
     """The object reduced to SPECS[resource] plus metadata; TrimError on a bad shape."""
     key_of(obj)
     trimmed = _project(obj, SPECS[resource], "")
-    meta = _project(obj["metadata"], _META, "metadata")
+    meta = _project(obj["metadata"], META, "metadata")
     _check_string_map(meta, "labels")
     annotations = _check_string_map(meta, "annotations")
     if annotations is not None and drop_annotations:

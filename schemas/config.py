@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from schemas.resources import ROWS
 from schemas.sd_config import ScrapeJob
 from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
@@ -228,7 +229,7 @@ MANIFEST_ANNOTATIONS: Final = (
 
 # Watched whatever the selectors say: Prometheus never filters these (owner chains,
 # namespace metadata), so the producer's selectors do not apply to them.
-UNFILTERED: Final = frozenset({Resource.NAMESPACES, Resource.REPLICASETS, Resource.JOBS})
+UNFILTERED: Final = frozenset(r for r, row in ROWS.items() if not row.filtered)
 
 
 def _drop_entry(entry: str) -> str:

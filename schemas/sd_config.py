@@ -9,7 +9,7 @@ discovery/kubernetes/kubernetes.go and config/config.go (v3.14 and main d15adb9)
 - Unknown keys are errors naming the field (Prometheus's YAML is strict). Errors never
   echo input values: watch settings may hold secrets.
 - `role` is one of the six roles; selector roles are allowed per role
-  (`ALLOWED_SELECTOR_ROLES`), never repeated; label and field selectors are parsed at load,
+  (`schemas.discovery_roles`), never repeated; label and field selectors are parsed at load,
   and field names are checked against what the API server supports for the kind, which
   Prometheus leaves to the server (it then fails every list, forever).
 - Watch settings (`api_server`, `kubeconfig_file`, the inlined HTTP client) are accepted
@@ -34,7 +34,6 @@ sdstream's own decisions:
 
 from __future__ import annotations
 
-import enum
 import re
 from typing import Annotated, Any, Final
 
@@ -53,6 +52,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from schemas.discovery_roles import Role as Role  # re-exported: the config names roles
 from schemas.selectors import (
     FieldSelector,
     LabelSelector,
@@ -60,7 +60,7 @@ from schemas.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from schemas.topics import Resource, check_name
+from schemas.topics import check_name
 
 # Inputs stay out of error messages: watch settings carry passwords and tokens.
 _STRICT = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -70,38 +70,6 @@ _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCRAPE_LABELS = {"job", "instance", "__address__", "__scheme__", "__metrics_path__"}
 RESERVED_LABELS: Final = frozenset(_SCRAPE_LABELS | {"__scrape_interval__", "__scrape_timeout__"})
 RESERVED_LABEL_PREFIXES: Final = ("__meta_kubernetes_", "__param_")
-
-
-class Role(enum.StrEnum):
-    NODE = "node"
-    SERVICE = "service"
-    POD = "pod"
-    ENDPOINTS = "endpoints"
-    ENDPOINTSLICE = "endpointslice"
-    INGRESS = "ingress"
-
-    @property
-    def resource(self) -> Resource:
-        """The resource whose objects produce this role's groups."""
-        return ROLE_RESOURCE[self]
-
-
-ROLE_RESOURCE: Final = {
-    Role.NODE: Resource.NODES,
-    Role.SERVICE: Resource.SERVICES,
-    Role.POD: Resource.PODS,
-    Role.ENDPOINTS: Resource.ENDPOINTS,
-    Role.ENDPOINTSLICE: Resource.ENDPOINTSLICES,
-    Role.INGRESS: Resource.INGRESSES,
-}
-ALLOWED_SELECTOR_ROLES: Final = {  # Prometheus's order, used in its error message
-    Role.POD: (Role.POD, Role.NODE),
-    Role.SERVICE: (Role.SERVICE,),
-    Role.ENDPOINTSLICE: (Role.POD, Role.SERVICE, Role.ENDPOINTSLICE),
-    Role.ENDPOINTS: (Role.POD, Role.SERVICE, Role.ENDPOINTS),
-    Role.NODE: (Role.NODE,),
-    Role.INGRESS: (Role.INGRESS,),
-}
 
 
 def _none_as_empty(value: object) -> object:
@@ -187,7 +155,7 @@ class SelectorConfig(BaseModel):
         if role is None:  # the role's own error is reported
             return value
         try:
-            parse_field_selector(value, kind=ROLE_RESOURCE[role])
+            parse_field_selector(value, kind=Role(role).resource)
         except SelectorError as exc:
             raise ValueError(f"invalid field selector: {exc}") from exc
         return value
@@ -268,7 +236,7 @@ class KubernetesSDConfig(BaseModel):
             if selector.role in seen:
                 raise ValueError(f"selectors[{index}]: duplicated selector role: {selector.role}")
             seen.add(selector.role)
-            allowed = ALLOWED_SELECTOR_ROLES[role] if role else (selector.role,)
+            allowed = role.spec.selector_roles if role else (selector.role,)
             if selector.role not in allowed:
                 names = ", ".join(allowed)
                 raise ValueError(f"selectors[{index}]: {role} role supports only {names} selectors")

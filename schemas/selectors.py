@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from schemas import resources
+from schemas.field_sets import FieldSet
 from schemas.objects import KubeObject
 from schemas.topics import Resource
 
@@ -407,63 +409,8 @@ class FieldSelector:
         return ",".join(str(t) for t in self.terms)
 
 
-Getter = Callable[[KubeObject], str]
-
-
-def _dig(obj: object, path: tuple[str, ...]) -> object:
-    for step in path:
-        obj = obj.get(step) if isinstance(obj, dict) else None
-    return obj
-
-
-def _text(*path: str) -> Getter:
-    def get(obj: KubeObject) -> str:
-        value = _dig(obj, path)
-        return value if isinstance(value, str) else ""
-
-    return get
-
-
-def _flag(*path: str) -> Getter:
-    return lambda obj: "true" if _dig(obj, path) is True else "false"
-
-
-def _pod_ip(pod: KubeObject) -> str:
-    """status.podIP wins over podIPs[0] (the v1 conversion), as the server's field set has it."""
-    ips = _dig(pod, ("status", "podIPs"))
-    first = _dig(ips[0], ("ip",)) if isinstance(ips, list) and ips else None
-    return _text("status", "podIP")(pod) or (first if isinstance(first, str) else "")
-
-
-def _service_account(pod: KubeObject) -> str:
-    return _text("spec", "serviceAccountName")(pod) or _text("spec", "serviceAccount")(pod)
-
-
-_NAME: Final = {"metadata.name": _text("metadata", "name")}
-_NAMESPACED: Final = {**_NAME, "metadata.namespace": _text("metadata", "namespace")}
-_FIELDS: Final[Mapping[Resource, Mapping[str, Getter]]] = {
-    Resource.PODS: {
-        **_NAMESPACED,
-        "spec.nodeName": _text("spec", "nodeName"),
-        "spec.restartPolicy": _text("spec", "restartPolicy"),
-        "spec.schedulerName": _text("spec", "schedulerName"),
-        "spec.serviceAccountName": _service_account,
-        "spec.hostNetwork": _flag("spec", "hostNetwork"),
-        "status.phase": _text("status", "phase"),
-        "status.podIP": _pod_ip,
-        "status.podIPs": lambda _: "",
-        "status.nominatedNodeName": _text("status", "nominatedNodeName"),
-    },
-    Resource.SERVICES: {
-        **_NAMESPACED,
-        "spec.clusterIP": _text("spec", "clusterIP"),
-        "spec.type": _text("spec", "type"),
-    },
-    Resource.ENDPOINTS: _NAMESPACED,
-    Resource.ENDPOINTSLICES: _NAMESPACED,
-    Resource.INGRESSES: _NAMESPACED,
-    Resource.NODES: {**_NAME, "spec.unschedulable": _flag("spec", "unschedulable")},
-    Resource.NAMESPACES: {**_NAME, "status.phase": _text("status", "phase")},
+_FIELDS: Final[Mapping[Resource, FieldSet]] = {
+    r: row.fields for r, row in resources.ROWS.items() if row.fields is not None
 }
 SELECTABLE_FIELDS: Final[Mapping[Resource, frozenset[str]]] = {
     kind: frozenset(getters) for kind, getters in _FIELDS.items()

@@ -6,10 +6,11 @@ lives here, so a reader in another language can reimplement it from one file.
 
 from __future__ import annotations
 
-import enum
 import re
 import zlib
 from typing import NewType
+
+from schemas.resources import Resource as Resource  # re-exported: topics are named by it
 
 ObjectKey = NewType("ObjectKey", str)  # "namespace/name", or "name" for cluster-scoped kinds
 Source = NewType("Source", str)  # Prometheus's group source, e.g. "pod/ns/name"
@@ -17,27 +18,6 @@ TargetKey = NewType("TargetKey", str)  # "job/cluster/source"
 
 TARGETS_SUFFIX = "targets"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-class Resource(enum.StrEnum):
-    """The Kubernetes resources a producer publishes, by their plural API name."""
-
-    PODS = "pods"
-    SERVICES = "services"
-    ENDPOINTS = "endpoints"
-    ENDPOINTSLICES = "endpointslices"
-    INGRESSES = "ingresses"
-    NODES = "nodes"
-    NAMESPACES = "namespaces"
-    REPLICASETS = "replicasets"
-    JOBS = "jobs"
-
-    @property
-    def cluster_scoped(self) -> bool:
-        return self in CLUSTER_SCOPED
-
-
-CLUSTER_SCOPED = frozenset({Resource.NODES, Resource.NAMESPACES})
 
 
 def object_key(namespace: str | None, name: str) -> ObjectKey:

@@ -21,10 +21,6 @@ Dep = tuple[Resource, ObjectKey]
 Owner = TypeVar("Owner", bound=Hashable)
 
 
-def _key(namespace: str, name: str) -> ObjectKey:
-    return ObjectKey(f"{namespace}/{name}")
-
-
 @dataclass
 class RecordingLookup:
     """A `Lookup` that remembers what was asked of it."""
@@ -32,29 +28,9 @@ class RecordingLookup:
     inner: lookups.Lookup
     deps: set[Dep] = field(default_factory=set)
 
-    def pod(self, namespace: str, name: str) -> KubeObject | None:
-        self.deps.add((Resource.PODS, _key(namespace, name)))
-        return self.inner.pod(namespace, name)
-
-    def service(self, namespace: str, name: str) -> KubeObject | None:
-        self.deps.add((Resource.SERVICES, _key(namespace, name)))
-        return self.inner.service(namespace, name)
-
-    def node(self, name: str) -> KubeObject | None:
-        self.deps.add((Resource.NODES, ObjectKey(name)))
-        return self.inner.node(name)
-
-    def namespace(self, name: str) -> KubeObject | None:
-        self.deps.add((Resource.NAMESPACES, ObjectKey(name)))
-        return self.inner.namespace(name)
-
-    def replicaset(self, namespace: str, name: str) -> KubeObject | None:
-        self.deps.add((Resource.REPLICASETS, _key(namespace, name)))
-        return self.inner.replicaset(namespace, name)
-
-    def job(self, namespace: str, name: str) -> KubeObject | None:
-        self.deps.add((Resource.JOBS, _key(namespace, name)))
-        return self.inner.job(namespace, name)
+    def get(self, resource: Resource, key: ObjectKey, /) -> KubeObject | None:
+        self.deps.add((resource, key))
+        return self.inner.get(resource, key)
 
 
 @dataclass

@@ -51,30 +51,12 @@ class VisibleLookup:
     view: JobView
     from_namespace: str
 
-    def _get(self, resource: Resource, key: str) -> KubeObject | None:
-        obj = self.objects.get(resource, ObjectKey(key))
+    def get(self, resource: Resource, key: ObjectKey, /) -> KubeObject | None:
+        obj = self.objects.get(resource, key)
         if obj is None:
             return None
         visible = self.view.sees_join(resource, obj, from_namespace=self.from_namespace)
         return obj if visible else None
-
-    def pod(self, namespace: str, name: str) -> KubeObject | None:
-        return self._get(Resource.PODS, f"{namespace}/{name}")
-
-    def service(self, namespace: str, name: str) -> KubeObject | None:
-        return self._get(Resource.SERVICES, f"{namespace}/{name}")
-
-    def node(self, name: str) -> KubeObject | None:
-        return self._get(Resource.NODES, name)
-
-    def namespace(self, name: str) -> KubeObject | None:
-        return self._get(Resource.NAMESPACES, name)
-
-    def replicaset(self, namespace: str, name: str) -> KubeObject | None:
-        return self._get(Resource.REPLICASETS, f"{namespace}/{name}")
-
-    def job(self, namespace: str, name: str) -> KubeObject | None:
-        return self._get(Resource.JOBS, f"{namespace}/{name}")
 
 
 def group_key(view: JobView, cluster: str, source: Source) -> TargetKey:
@@ -167,7 +149,7 @@ class Fold:
         for position, view in enumerate(self.views):
             if view.role_resource is not resource:
                 continue
-            role = table.role(view.role.value)
+            role = table.role(view.role)
             for key in keys:
                 self.deps.forget((position, cluster, key))
                 self._count(self.groups.pop(group_key(view, cluster, role.source(key)), None), -1)
@@ -175,7 +157,7 @@ class Fold:
     def _rebuild(self, owner: Owner) -> Change | None:
         position, cluster, key = owner
         view = self.views[position]
-        role = table.role(view.role.value)
+        role = table.role(view.role)
         tkey = group_key(view, cluster, role.source(key))
         objects = self.cluster(cluster)
         obj = objects.get(view.role_resource, key, cached=False)

@@ -53,19 +53,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from consumers import selectors
+from schemas import discovery_roles
 from schemas.objects import KubeObject, meta
 from schemas.sd_config import AttachMetadata, KubernetesSDConfig, Role, ScrapeJob
 from schemas.topics import Resource
-
-_JOINED: Mapping[Role, frozenset[Resource]] = {
-    Role.NODE: frozenset(),
-    Role.SERVICE: frozenset(),
-    Role.INGRESS: frozenset(),
-    Role.POD: frozenset(),
-    Role.ENDPOINTS: frozenset({Resource.SERVICES, Resource.PODS}),
-    Role.ENDPOINTSLICE: frozenset({Resource.SERVICES, Resource.PODS}),
-}
-_OWNER_CHAINS = frozenset({Role.POD, Role.ENDPOINTS, Role.ENDPOINTSLICE})
 
 
 class JobConfigError(ValueError):
@@ -74,17 +65,7 @@ class JobConfigError(ValueError):
 
 def watched_resources(role: Role, attach: AttachMetadata) -> frozenset[Resource]:
     """Every resource Prometheus's informers watch for `role` (rule 1)."""
-    watched = {role.resource, *_JOINED[role]}
-    if role is not Role.NODE and attach.namespace:
-        watched.add(Resource.NAMESPACES)
-    if role in _OWNER_CHAINS:
-        extra = {
-            Resource.NODES: attach.node,
-            Resource.REPLICASETS: attach.deployment,
-            Resource.JOBS: attach.job or attach.cronjob,
-        }
-        watched.update(resource for resource, on in extra.items() if on)
-    return frozenset(watched)
+    return role.spec.watches(discovery_roles.enabled(attach))
 
 
 def namespace_of(obj: KubeObject) -> str:

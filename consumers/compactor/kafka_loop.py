@@ -49,15 +49,14 @@ from consumers.compactor import fold as folds
 from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
 from lifecycle import stopping
-from schemas import targets
+from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
 from schemas.topics import Resource, TargetKey, parse_object_topic
 
 logger = logging.getLogger(__name__)
 
-NAMESPACED = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTS, Resource.ENDPOINTSLICES,
-              Resource.INGRESSES, Resource.REPLICASETS, Resource.JOBS)  # fmt: skip
-GLOBAL = (Resource.NODES, Resource.NAMESPACES)
+NAMESPACED = resources.read(resources.FoldRead.PARTITIONED)  # the registry's `fold` column
+GLOBAL = resources.read(resources.FoldRead.GLOBAL)
 TOPIC_CHECK_S = 5.0
 START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at start
 # Room in a record batch beside the largest record (key and value are counted in the

@@ -16,7 +16,7 @@ from consumers.roles import joins, labels
 from consumers.roles import lookup as lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
-from schemas.topics import Source
+from schemas.topics import Resource, Source
 
 ENDPOINT_READY = "__meta_kubernetes_endpoint_ready"
 ENDPOINT_PORT_NAME = "__meta_kubernetes_endpoint_port_name"
@@ -47,7 +47,7 @@ def _group_labels(
     m = meta(endpoints)
     namespace: str = m.get("namespace") or ""
     out: LabelSet = {labels.NAMESPACE: namespace}
-    service = lookup.service(namespace, m.get("name") or "")
+    service = lookup.get(Resource.SERVICES, lookups.key(namespace, m.get("name") or ""))
     if service is not None:
         out.update(labels.service_block(service))
     labels.add_meta(out, m, labels.ENDPOINTS_META)

@@ -17,7 +17,7 @@ from consumers.roles import joins, labels
 from consumers.roles import lookup as lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
-from schemas.topics import Source
+from schemas.topics import Resource, Source
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -140,7 +140,11 @@ def _group_labels(
     }
     labels.add_meta(out, m, labels.ENDPOINTSLICE_META)
     service_name = (m.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    service = None if service_name is None else lookup.service(namespace, service_name)
+    service = (
+        None
+        if service_name is None
+        else lookup.get(Resource.SERVICES, lookups.key(namespace, service_name))
+    )
     if service is not None:
         out.update(labels.service_block(service))
     if attach.namespace:

@@ -27,6 +27,7 @@ from consumers.roles.labels import (
 )
 from schemas.objects import KubeObject
 from schemas.targets import LabelSet
+from schemas.topics import ObjectKey, Resource
 
 
 @dataclass(slots=True)
@@ -103,7 +104,7 @@ class PodJoin:
         key = (ref.get("namespace") or "", ref.get("name") or "")
         if key in self._resolved:
             return self._resolved[key]
-        pod = self._lookup.pod(*key)
+        pod = self._lookup.get(Resource.PODS, lookups.key(*key))
         joined = None
         if pod is not None:
             joined = _joined(key, pod, lookup=self._lookup, attach=self._attach)
@@ -150,7 +151,7 @@ class NodeBlocks:
         if name is None:
             return
         if name not in self._cache:
-            node = self._lookup.node(name)
+            node = self._lookup.get(Resource.NODES, ObjectKey(name))
             self._cache[name] = None if node is None else node_block(node)
         block = self._cache[name]
         if block is not None:

@@ -25,6 +25,7 @@ from typing import Any
 from consumers.roles import lookup as lookups
 from schemas.objects import KubeObject, ObjectMeta, meta
 from schemas.targets import LabelSet
+from schemas.topics import ObjectKey, Resource
 
 ADDRESS = "__address__"
 INSTANCE = "instance"
@@ -205,7 +206,7 @@ def add_meta(out: LabelSet, m: ObjectMeta, names: Meta) -> None:
 
 def add_namespace(out: LabelSet, *, lookup: lookups.Lookup, namespace: str) -> None:
     """The namespace block (attach_metadata.namespace); nothing if the namespace is unknown."""
-    found = lookup.namespace(namespace)
+    found = lookup.get(Resource.NAMESPACES, ObjectKey(namespace))
     if found is not None:
         add_meta(out, meta(found), NAMESPACE_META)
 
@@ -256,14 +257,18 @@ def add_owner_chain(
     kind = ref.get("kind")
     name: str = ref.get("name") or ""
     if kind == "ReplicaSet" and attach.deployment:
-        found = _owner_controller_kind(lookup.replicaset(namespace, name), "Deployment")
+        found = _owner_controller_kind(
+            lookup.get(Resource.REPLICASETS, lookups.key(namespace, name)), "Deployment"
+        )
         if found is not None:
             out[POD_DEPLOYMENT_NAME] = found
     elif kind == "Job":
         if attach.job:
             out[POD_JOB_NAME] = name
         if attach.cronjob:
-            found = _owner_controller_kind(lookup.job(namespace, name), "CronJob")
+            found = _owner_controller_kind(
+                lookup.get(Resource.JOBS, lookups.key(namespace, name)), "CronJob"
+            )
             if found is not None:
                 out[POD_CRONJOB_NAME] = found
 

@@ -3,6 +3,7 @@
 Builders never hold caches of their own. Whatever owns the state (the compactor's
 per-partition store, the render CLI's files, a test) hands them a `Lookup`; `MemoryLookup`
 is the dict-backed one, cheap to build and able to wrap existing dicts without copying.
+One `get(resource, key)` serves every resource, so a new resource needs no new method.
 
 Keys follow client-go: an object is stored under `namespace/name` (`name` when it has no
 namespace) and a join asks for `namespace/name` with the namespace the reference carries,
@@ -15,28 +16,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from schemas import resources
 from schemas.objects import KubeObject, meta
-from schemas.topics import ObjectKey, object_key
+from schemas.topics import ObjectKey, Resource, object_key
 
 
 class Lookup(Protocol):
     """Read access to the joined objects; None when the object is not cached (or not visible).
 
-    An implementation decides visibility: objects outside the job's watched namespaces, or
-    excluded by its `service`/`pod`/`node` selectors, must return None here.
+    One method for every resource: `get(Resource.PODS, key("ns", "p"))`. An implementation
+    decides visibility: objects outside the job's watched namespaces, or excluded by its
+    `service`/`pod`/`node` selectors, must return None here.
     """
 
-    def pod(self, namespace: str, name: str) -> KubeObject | None: ...
+    def get(self, resource: Resource, key: ObjectKey, /) -> KubeObject | None: ...
 
-    def service(self, namespace: str, name: str) -> KubeObject | None: ...
 
-    def node(self, name: str) -> KubeObject | None: ...
-
-    def namespace(self, name: str) -> KubeObject | None: ...
-
-    def replicaset(self, namespace: str, name: str) -> KubeObject | None: ...
-
-    def job(self, namespace: str, name: str) -> KubeObject | None: ...
+def key(namespace: str, name: str) -> ObjectKey:
+    """The key a reference asks for: always `namespace/name`, so "" never finds a
+    namespaced object. Cluster-scoped objects are asked for by `ObjectKey(name)`."""
+    return ObjectKey(f"{namespace}/{name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +54,6 @@ class Attach:
 
 NO_ATTACH = Attach()
 
-_KINDS = {
-    "Pod": "pods",
-    "Service": "services",
-    "Node": "nodes",
-    "Namespace": "namespaces",
-    "ReplicaSet": "replicasets",
-    "Job": "jobs",
-}
-
 
 def index(objects: Iterable[KubeObject]) -> dict[ObjectKey, KubeObject]:
     """Objects by client-go key (`namespace/name` or `name`); a later duplicate wins."""
@@ -74,41 +64,16 @@ def index(objects: Iterable[KubeObject]) -> dict[ObjectKey, KubeObject]:
     return out
 
 
-def _namespaced(namespace: str, name: str) -> ObjectKey:
-    return ObjectKey(f"{namespace}/{name}")
-
-
 @dataclass(frozen=True, slots=True)
 class MemoryLookup:
     """A `Lookup` over plain mappings keyed by `ObjectKey`; pass live dicts to avoid copies."""
 
-    pods: Mapping[ObjectKey, KubeObject] = field(default_factory=dict)
-    services: Mapping[ObjectKey, KubeObject] = field(default_factory=dict)
-    nodes: Mapping[ObjectKey, KubeObject] = field(default_factory=dict)
-    namespaces: Mapping[ObjectKey, KubeObject] = field(default_factory=dict)
-    replicasets: Mapping[ObjectKey, KubeObject] = field(default_factory=dict)
-    jobs: Mapping[ObjectKey, KubeObject] = field(default_factory=dict)
+    objects: Mapping[Resource, Mapping[ObjectKey, KubeObject]] = field(default_factory=dict)
 
     @classmethod
-    def from_objects(
-        cls,
-        *,
-        pods: Iterable[KubeObject] = (),
-        services: Iterable[KubeObject] = (),
-        nodes: Iterable[KubeObject] = (),
-        namespaces: Iterable[KubeObject] = (),
-        replicasets: Iterable[KubeObject] = (),
-        jobs: Iterable[KubeObject] = (),
-    ) -> MemoryLookup:
-        """Index lists of objects, one list per kind."""
-        return cls(
-            pods=index(pods),
-            services=index(services),
-            nodes=index(nodes),
-            namespaces=index(namespaces),
-            replicasets=index(replicasets),
-            jobs=index(jobs),
-        )
+    def from_objects(cls, **by_resource: Iterable[KubeObject]) -> MemoryLookup:
+        """Index lists of objects, one keyword per resource (`pods=[...]`, `nodes=[...]`)."""
+        return cls({Resource(name): index(objects) for name, objects in by_resource.items()})
 
     @classmethod
     def from_kinds(cls, objects: Iterable[KubeObject]) -> MemoryLookup:
@@ -116,30 +81,17 @@ class MemoryLookup:
 
         Objects of other kinds, or without `kind`, are ignored.
         """
-        by_kind: dict[str, list[KubeObject]] = {plural: [] for plural in _KINDS.values()}
+        kinds = resources.by_kind()
+        by_resource: dict[Resource, list[KubeObject]] = {r: [] for r in kinds.values()}
         for obj in objects:
-            plural = _KINDS.get(obj.get("kind") or "")
-            if plural is not None:
-                by_kind[plural].append(obj)
-        return cls.from_objects(**by_kind)
+            resource = kinds.get(obj.get("kind") or "")
+            if resource is not None:
+                by_resource[resource].append(obj)
+        return cls({r: index(found) for r, found in by_resource.items()})
 
-    def pod(self, namespace: str, name: str) -> KubeObject | None:
-        return self.pods.get(_namespaced(namespace, name))
-
-    def service(self, namespace: str, name: str) -> KubeObject | None:
-        return self.services.get(_namespaced(namespace, name))
-
-    def node(self, name: str) -> KubeObject | None:
-        return self.nodes.get(ObjectKey(name))
-
-    def namespace(self, name: str) -> KubeObject | None:
-        return self.namespaces.get(ObjectKey(name))
-
-    def replicaset(self, namespace: str, name: str) -> KubeObject | None:
-        return self.replicasets.get(_namespaced(namespace, name))
-
-    def job(self, namespace: str, name: str) -> KubeObject | None:
-        return self.jobs.get(_namespaced(namespace, name))
+    def get(self, resource: Resource, key: ObjectKey, /) -> KubeObject | None:
+        found = self.objects.get(resource)
+        return None if found is None else found.get(key)
 
 
 EMPTY = MemoryLookup()

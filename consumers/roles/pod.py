@@ -15,7 +15,7 @@ from consumers.roles import labels
 from consumers.roles import lookup as lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
-from schemas.topics import Source
+from schemas.topics import ObjectKey, Resource, Source
 
 POD_CONTAINER_ID = "__meta_kubernetes_pod_container_id"
 
@@ -73,7 +73,9 @@ def build_group(pod: KubeObject, *, lookup: lookups.Lookup, attach: lookups.Atta
     pod_ip: str = status.get("podIP") or ""
     if not pod_ip:
         return Group(group_source)
-    node = lookup.node(spec.get("nodeName") or "") if attach.node else None
+    node = (
+        lookup.get(Resource.NODES, ObjectKey(spec.get("nodeName") or "")) if attach.node else None
+    )
     if attach.node and node is None:
         return Group(group_source)
     group_labels = labels.pod_block(pod, lookup=lookup, attach=attach)

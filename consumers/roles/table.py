@@ -1,9 +1,10 @@
-"""Role name -> how to build it: the one place a caller dispatches on a role.
+"""Role -> how to build it: the one place a caller dispatches on a role.
 
-Prometheus wires each role into a long `Run`; here a role is a row: the resource its
-groups come from, how an object key becomes a group source (also for tombstones), the pure
-builder, and which other resources its builder may read for a given `Attach` (what a
-dependency index must watch to know when a group goes stale).
+Prometheus wires each role into a long `Run`; here a role is a row of code keyed by the
+same `Role` the job config holds: how an object key becomes a group source (also for
+tombstones) and the pure builder. What it builds from and which other resources its
+builder may read for a given `Attach` (what a dependency index must watch to know when a
+group goes stale) come from the role's contract row, `schemas.discovery_roles`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Protocol
 
 from consumers.roles import endpoints, endpointslice, ingress, node, pod, service
 from consumers.roles import lookup as lookups
+from schemas import discovery_roles
+from schemas.discovery_roles import Role
 from schemas.objects import KubeObject
 from schemas.targets import Group
 from schemas.topics import ObjectKey, Resource, Source, split_key
@@ -29,14 +32,24 @@ class Builder(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Role:
-    """One row of the table."""
+class RoleCode:
+    """One row of the table: a role's code, beside its contract row (`role.spec`)."""
 
-    name: str
-    resource: Resource
+    role: Role
     source: Callable[[ObjectKey], Source]
     build_group: Builder
-    joins: Callable[[lookups.Attach], frozenset[Resource]]
+
+    @property
+    def name(self) -> str:
+        return self.role.value
+
+    @property
+    def resource(self) -> Resource:
+        return self.role.resource
+
+    def joins(self, attach: lookups.Attach) -> frozenset[Resource]:
+        """Which other resources the builder may read with these attach flags."""
+        return self.role.spec.reads(discovery_roles.enabled(attach))
 
 
 def _namespaced(make: Callable[[str, str], Source]) -> Callable[[ObjectKey], Source]:
@@ -47,72 +60,26 @@ def _namespaced(make: Callable[[str, str], Source]) -> Callable[[ObjectKey], Sou
     return source
 
 
-def _flagged(*pairs: tuple[bool, Resource]) -> frozenset[Resource]:
-    return frozenset(resource for enabled, resource in pairs if enabled)
-
-
-def _no_joins(attach: lookups.Attach) -> frozenset[Resource]:
-    return frozenset()
-
-
-def _namespace_joins(attach: lookups.Attach) -> frozenset[Resource]:
-    return _flagged((attach.namespace, Resource.NAMESPACES))
-
-
-def _pod_joins(attach: lookups.Attach) -> frozenset[Resource]:
-    """Node, namespace, and the owner chain's ReplicaSets and Jobs (`job` alone reads none)."""
-    return _flagged(
-        (attach.node, Resource.NODES),
-        (attach.namespace, Resource.NAMESPACES),
-        (attach.deployment, Resource.REPLICASETS),
-        (attach.cronjob, Resource.JOBS),
-    )
-
-
-def _endpoints_joins(attach: lookups.Attach) -> frozenset[Resource]:
-    """Services and pods always, then what the joined pods read, as for the pod role."""
-    return _pod_joins(attach) | {Resource.SERVICES, Resource.PODS}
-
-
-ROLES: Mapping[str, Role] = MappingProxyType(
+# Keyed by the `Role` enum, a `str`: `ROLES["pod"]` finds the pod row too.
+ROLES: Mapping[Role, RoleCode] = MappingProxyType(
     {
-        "node": Role("node", Resource.NODES, node.source, node.build_group, _no_joins),
-        "service": Role(
-            "service",
-            Resource.SERVICES,
-            _namespaced(service.source),
-            service.build_group,
-            _namespace_joins,
+        Role.NODE: RoleCode(Role.NODE, node.source, node.build_group),
+        Role.SERVICE: RoleCode(Role.SERVICE, _namespaced(service.source), service.build_group),
+        Role.POD: RoleCode(Role.POD, _namespaced(pod.source), pod.build_group),
+        Role.ENDPOINTS: RoleCode(
+            Role.ENDPOINTS, _namespaced(endpoints.source), endpoints.build_group
         ),
-        "pod": Role("pod", Resource.PODS, _namespaced(pod.source), pod.build_group, _pod_joins),
-        "endpoints": Role(
-            "endpoints",
-            Resource.ENDPOINTS,
-            _namespaced(endpoints.source),
-            endpoints.build_group,
-            _endpoints_joins,
+        Role.ENDPOINTSLICE: RoleCode(
+            Role.ENDPOINTSLICE, _namespaced(endpointslice.source), endpointslice.build_group
         ),
-        "endpointslice": Role(
-            "endpointslice",
-            Resource.ENDPOINTSLICES,
-            _namespaced(endpointslice.source),
-            endpointslice.build_group,
-            _endpoints_joins,
-        ),
-        "ingress": Role(
-            "ingress",
-            Resource.INGRESSES,
-            _namespaced(ingress.source),
-            ingress.build_group,
-            _namespace_joins,
-        ),
+        Role.INGRESS: RoleCode(Role.INGRESS, _namespaced(ingress.source), ingress.build_group),
     }
 )
 
 
-def role(name: str) -> Role:
-    """The row for a role name; KeyError names the six valid roles."""
+def role(name: str) -> RoleCode:
+    """The row for a role (a `Role` or its name); KeyError names the six valid roles."""
     try:
-        return ROLES[name]
+        return ROLES[name]  # type: ignore[index]  # a StrEnum key hashes as its str
     except KeyError:
         raise KeyError(f"unknown role {name!r}; expected one of {', '.join(ROLES)}") from None

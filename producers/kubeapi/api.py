@@ -16,23 +16,14 @@ import aiohttp
 import orjson
 
 from producers.kubeapi import errors
+from schemas import resources
 from schemas.objects import KubeObject
 from schemas.topics import Resource
 
 logger = logging.getLogger(__name__)
 
-# Resource -> (API prefix, plural)
-PATHS: Final[dict[Resource, str]] = {
-    Resource.PODS: "/api/v1",
-    Resource.SERVICES: "/api/v1",
-    Resource.ENDPOINTS: "/api/v1",
-    Resource.NODES: "/api/v1",
-    Resource.NAMESPACES: "/api/v1",
-    Resource.ENDPOINTSLICES: "/apis/discovery.k8s.io/v1",
-    Resource.INGRESSES: "/apis/networking.k8s.io/v1",
-    Resource.REPLICASETS: "/apis/apps/v1",
-    Resource.JOBS: "/apis/batch/v1",
-}
+# Resource -> API prefix; the plural is the resource itself
+PATHS: Final[dict[Resource, str]] = {r: row.api for r, row in resources.ROWS.items()}
 LEASES: Final = "/apis/coordination.k8s.io/v1"
 Query = list[tuple[str, str]]
 WatchEvent = dict[str, Any]  # {"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK", "object": {...}}

@@ -14,24 +14,19 @@ from typing import Any
 import orjson
 from kubernetes import client
 
+from schemas.resources import ROWS
+
 Body = dict[str, Any]
 
+# From the resource registry: kind -> collection path, and apiVersion where not "v1".
 PATHS = {
-    "Node": "/api/v1/nodes",
-    "Namespace": "/api/v1/namespaces",
-    "Pod": "/api/v1/namespaces/{namespace}/pods",
-    "Service": "/api/v1/namespaces/{namespace}/services",
-    "Endpoints": "/api/v1/namespaces/{namespace}/endpoints",
-    "EndpointSlice": "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
-    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses",
-    "ReplicaSet": "/apis/apps/v1/namespaces/{namespace}/replicasets",
-    "Job": "/apis/batch/v1/namespaces/{namespace}/jobs",
+    row.kind: row.api
+    + ("" if row.resource.cluster_scoped else "/namespaces/{namespace}")
+    + f"/{row.resource.value}"
+    for row in ROWS.values()
 }
 API_VERSIONS = {
-    "EndpointSlice": "discovery.k8s.io/v1",
-    "Ingress": "networking.k8s.io/v1",
-    "ReplicaSet": "apps/v1",
-    "Job": "batch/v1",
+    row.kind: row.api.removeprefix("/apis/") for row in ROWS.values() if row.api != "/api/v1"
 }
 READY_CONDITIONS = [
     {"type": t, "status": "True"}

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from consumers.roles import joins, labels
 from consumers.roles import lookup as lookups
+from schemas.topics import ObjectKey, Resource
 
 
 @pytest.mark.parametrize(
@@ -333,24 +334,9 @@ class _CountingLookup:
         self.inner = inner
         self.node_reads = 0
 
-    def pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.inner.pod(namespace, name)
-
-    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.inner.service(namespace, name)
-
-    def node(self, name: str) -> dict[str, Any] | None:
-        self.node_reads += 1
-        return self.inner.node(name)
-
-    def namespace(self, name: str) -> dict[str, Any] | None:
-        return self.inner.namespace(name)
-
-    def replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.inner.replicaset(namespace, name)
-
-    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.inner.job(namespace, name)
+    def get(self, resource: Resource, key: ObjectKey, /) -> dict[str, Any] | None:
+        self.node_reads += resource is Resource.NODES
+        return self.inner.get(resource, key)
 
 
 def test_node_blocks_read_each_node_once() -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from consumers.roles import lookup as lookups
 from consumers.roles import table
-from schemas.topics import ObjectKey
+from schemas.topics import ObjectKey, Resource
 from tests.unit.consumers.roles import golden
 
 _POD = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}}
@@ -25,13 +25,13 @@ _OTHER = {"kind": "ConfigMap", "metadata": {"name": "p", "namespace": "ns"}}
 
 def test_from_kinds_dispatches_on_kind() -> None:
     found = lookups.MemoryLookup.from_kinds([_POD, _NODE, _NS, _SVC, _RS, _JOB, _OTHER, {}])
-    assert found.pod("ns", "p") is _POD
-    assert found.node("n") is _NODE
-    assert found.namespace("ns") is _NS
-    assert found.service("ns", "s") is _SVC
-    assert found.replicaset("ns", "r") is _RS
-    assert found.job("ns", "j") is _JOB
-    assert found.pods == {ObjectKey("ns/p"): _POD}
+    assert found.get(Resource.PODS, lookups.key("ns", "p")) is _POD
+    assert found.get(Resource.NODES, ObjectKey("n")) is _NODE
+    assert found.get(Resource.NAMESPACES, ObjectKey("ns")) is _NS
+    assert found.get(Resource.SERVICES, lookups.key("ns", "s")) is _SVC
+    assert found.get(Resource.REPLICASETS, lookups.key("ns", "r")) is _RS
+    assert found.get(Resource.JOBS, lookups.key("ns", "j")) is _JOB
+    assert found.objects[Resource.PODS] == {ObjectKey("ns/p"): _POD}
 
 
 @pytest.mark.parametrize(
@@ -39,19 +39,21 @@ def test_from_kinds_dispatches_on_kind() -> None:
 )
 def test_misses(namespace: str, name: str) -> None:
     """A reference is looked up by its own namespace; "" never finds a namespaced object."""
-    assert lookups.MemoryLookup.from_kinds([_POD]).pod(namespace, name) is None
+    found = lookups.MemoryLookup.from_kinds([_POD])
+    assert found.get(Resource.PODS, lookups.key(namespace, name)) is None
 
 
 def test_wraps_live_dicts_without_copying() -> None:
     pods: dict[ObjectKey, dict[str, Any]] = {}
-    found = lookups.MemoryLookup(pods=pods)
+    found = lookups.MemoryLookup({Resource.PODS: pods})
     pods[ObjectKey("ns/p")] = _POD
-    assert found.pod("ns", "p") is _POD
+    assert found.get(Resource.PODS, lookups.key("ns", "p")) is _POD
 
 
 def test_later_duplicate_wins() -> None:
     newer = {"metadata": {"name": "p", "namespace": "ns", "uid": "2"}}
-    assert lookups.MemoryLookup.from_objects(pods=[_POD, newer]).pod("ns", "p") is newer
+    found = lookups.MemoryLookup.from_objects(pods=[_POD, newer])
+    assert found.get(Resource.PODS, lookups.key("ns", "p")) is newer
 
 
 _CASES = [(role, name) for role in table.ROLES for name in golden.names(role)]

@@ -1,0 +1,111 @@
+"""What each object topic keeps of an API object: the producer's whitelists, as data.
+
+A whitelist per resource, from the Prometheus SD contract (fields the roles read):
+whatever is not listed (managedFields, env, volumes, secrets, probes, ...) never
+reaches Kafka. Fields a server-side field selector can name are kept as well, so a
+consumer can emulate selectors. `producers.trim` applies them; they live here because
+they are the contract of what a consumer may read from a topic, and each row of
+`schemas.resources` names its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+# A spec maps a field to True (keep the value whole) or to a nested spec. A nested
+# spec applied to a list applies to each element.
+Spec = Mapping[str, "Spec | bool"]
+
+_OWNER: Final[Spec] = {"apiVersion": True, "kind": True, "name": True, "controller": True}
+META: Final[Spec] = {
+    "name": True,
+    "namespace": True,
+    "uid": True,
+    "resourceVersion": True,
+    "labels": True,
+    "annotations": True,
+    "ownerReferences": _OWNER,
+}
+_PORTS: Final[Spec] = {"name": True, "containerPort": True, "protocol": True}
+_CONTAINER: Final[Spec] = {"name": True, "image": True, "ports": _PORTS, "restartPolicy": True}
+_CONTAINER_STATUS: Final[Spec] = {"name": True, "containerID": True}
+_CONDITION: Final[Spec] = {"type": True, "status": True}
+_TARGET_REF: Final[Spec] = {"kind": True, "name": True, "namespace": True}
+_EP_ADDRESS: Final[Spec] = {
+    "ip": True,
+    "hostname": True,
+    "nodeName": True,
+    "targetRef": _TARGET_REF,
+}
+
+POD: Final[Spec] = {
+    "spec": {
+        "nodeName": True,
+        "containers": _CONTAINER,
+        "initContainers": _CONTAINER,
+        # named by field selectors
+        "restartPolicy": True,
+        "schedulerName": True,
+        "serviceAccountName": True,
+        "hostNetwork": True,
+    },
+    "status": {
+        "phase": True,
+        "podIP": True,
+        "podIPs": True,
+        "hostIP": True,
+        "nominatedNodeName": True,
+        "conditions": _CONDITION,
+        "containerStatuses": _CONTAINER_STATUS,
+        "initContainerStatuses": _CONTAINER_STATUS,
+    },
+}
+SERVICE: Final[Spec] = {
+    "spec": {
+        "ports": {"name": True, "port": True, "protocol": True},
+        "type": True,
+        "clusterIP": True,
+        "externalName": True,
+        "loadBalancerIP": True,
+        "ipFamilyPolicy": True,
+        "ipFamilies": True,
+    },
+    "status": {"loadBalancer": {"ingress": {"ip": True, "hostname": True}}},
+}
+ENDPOINTS: Final[Spec] = {
+    "subsets": {
+        "addresses": _EP_ADDRESS,
+        "notReadyAddresses": _EP_ADDRESS,
+        "ports": {"name": True, "port": True, "protocol": True},
+    }
+}
+ENDPOINTSLICE: Final[Spec] = {
+    "addressType": True,
+    "ports": {"name": True, "port": True, "protocol": True, "appProtocol": True},
+    "endpoints": {
+        "addresses": True,
+        "conditions": {"ready": True, "serving": True, "terminating": True},
+        "hostname": True,
+        "nodeName": True,
+        "zone": True,
+        "targetRef": _TARGET_REF,
+        "deprecatedTopology": True,
+    },
+}
+INGRESS: Final[Spec] = {
+    "spec": {
+        "ingressClassName": True,
+        "tls": {"hosts": True},
+        "rules": {"host": True, "http": {"paths": {"path": True}}},
+    }
+}
+NODE: Final[Spec] = {
+    "spec": {"providerID": True, "unschedulable": True},
+    "status": {
+        "addresses": {"type": True, "address": True},
+        "conditions": _CONDITION,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": True}},
+    },
+}
+NOTHING: Final[Spec] = {}  # metadata only: owner chains and namespace labels
