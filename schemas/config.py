@@ -28,7 +28,7 @@ from schemas.sd_config import ScrapeJob
 from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 # Prometheus shards scrapers with hashmod over tens of replicas; 1024 is far above any
 # fleet yet keeps a hostile `shards=` a cheap filter (one modulo per target, whatever N).
 MAX_SHARDS = 1024

@@ -47,6 +47,7 @@ _CONFIG = SettingsConfigDict(
     env_nested_max_split=1,
     frozen=True,
     extra="forbid",
+    hide_input_in_errors=True,  # a bad field next to a password must not echo it
 )
 
 # Kubernetes' service-link variables (kubelet's envvars.FromServices), for a Service `svc`

@@ -366,12 +366,16 @@ def test_config_errors_name_their_path(
 
 def test_errors_never_echo_secrets() -> None:
     data = jobs_file({"role": "pod", "basic_auth": {"password": "hunter2"}, "bearer_token": "t0k"})
-    # The job models hide their input; ConsumerSettings does not (the settings loader
-    # reports errors by path and message only, see sdstream.settings.describe).
+    # Both the job models and the settings around them hide their input, so neither the
+    # error nor its chained causes carry a secret.
     with pytest.raises(ValidationError) as caught:
         ScrapeJob.model_validate(data["scrape_configs"][0])
     assert "hunter2" not in str(caught.value)
     assert "t0k" not in str(caught.value)
+    with pytest.raises(ValidationError) as whole:
+        ConsumerSettings.model_validate(data)
+    assert "hunter2" not in str(whole.value)
+    assert "t0k" not in str(whole.value)
 
 
 def test_several_errors_are_all_reported() -> None:
