@@ -63,6 +63,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from schemas.config import HttpSettings
+from sdstream import process_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ class HttpServer:
         self._read_timeout_s = read_timeout_s
         self._ssl_context = ssl_context
         self._guard = guard
+        process_metrics.register(registry)
         self._metrics = HttpMetrics.create(registry)
         self._exposition = make_aiohttp_handler(registry, disable_compression=True)
         self._gate: _Gate | None = None
