@@ -73,6 +73,7 @@ _MAX_HEAD_LINE = 8192
 _MAX_HEADERS = 100
 _LOG_EVERY_S = 10.0  # at most one line per interval about refused or cut connections
 _REFUSE_WAIT_S = 1.0  # how long a refused client may take to read its 503 and close
+_CANCEL_WAIT_S = 0.1  # at stop, for handlers of dropped connections before cancelling
 _CHUNK = 1 << 20  # bytes of a body written before waiting for the socket
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _ROUTE = web.RequestKey("sdstream_route", str)  # the route label, set by our handler
@@ -390,9 +391,9 @@ class HttpServer:
                     self.in_flight,
                     grace_s,
                 )
-        await self._gate.shutdown(0)  # cancels handlers still running
         for transport in list(self._gate.live.values()):
             transport.abort()  # a close would wait for a client that may never read
+        await self._gate.shutdown(_CANCEL_WAIT_S)  # then cancels handlers still running
         await self._listener.wait_closed()
         self._listener = None
 

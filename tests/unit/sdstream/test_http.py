@@ -356,3 +356,19 @@ async def test_a_refused_client_that_sent_its_request_reads_its_503() -> None:
         holder.close()
 
     assert set(answers) == {b"HTTP/1.1 503 Service Unavailable"}
+
+
+async def test_stop_does_not_wait_past_its_grace_for_a_client_that_stopped_reading() -> None:
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=3600)
+    routes = {"/big": _big(16 << 20)}
+    server = http.HttpServer(
+        settings, registry=CollectorRegistry(), ready=lambda: None, routes=routes
+    )
+    with _stalled_socket() as stuck:
+        await server.start()
+        async with asyncio.timeout(30):
+            await _ask(stuck, server.address, "/big")
+            await _until(lambda: server.in_flight == 1)
+            await server.stop(grace_s=0.05)  # the write deadline is an hour away
+
+    assert server.in_flight == 0
