@@ -76,6 +76,7 @@ _REFUSE_WAIT_S = 1.0  # how long a refused client may take to read its 503 and c
 _CANCEL_WAIT_S = 0.1  # at stop, for handlers of dropped connections before cancelling
 _CHUNK = 1 << 20  # bytes of a body written before waiting for the socket
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_SERVER = {"Server": "sdstream"}  # not aiohttp's default, which names its and Python's versions
 _ROUTE = web.RequestKey("sdstream_route", str)  # the route label, set by our handler
 _CUT = web.RequestKey("sdstream_cut", bool)  # the answer was cut off: not counted
 
@@ -490,13 +491,14 @@ class HttpServer:
         timeout_s = self._settings.write_timeout_s
         parts = answer.parts if answer.status not in (204, 304) else ()
         size = sum(len(part) for part in parts)
+        headers = {**_SERVER, **answer.headers}
         if size <= _CHUNK:  # one slice: aiohttp writes head and body at once, unwaited
-            response = web.Response(status=answer.status, headers=answer.headers)
+            response = web.Response(status=answer.status, headers=headers)
             response.body = b"".join(parts) if answer.status != 304 else None
             response.force_close()  # one request per connection
             self._close_within(raw)
             return response
-        stream = web.StreamResponse(status=answer.status, headers=answer.headers)
+        stream = web.StreamResponse(status=answer.status, headers=headers)
         stream.force_close()
         stream.content_length = size
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ async def test_healthz_is_ok_at_once(app: tuple[App, http.HttpServer]) -> None:
     _, server = app
     reply = await fetch(server.address, path="/healthz")
     assert (reply.status, reply.body) == (200, b"ok\n")
+    assert reply.headers["server"] == "sdstream"  # no library or Python versions
 
 
 async def test_readyz_and_http_sd_are_503_until_ready(app: tuple[App, http.HttpServer]) -> None:
@@ -374,3 +376,17 @@ async def test_stop_does_not_wait_past_its_grace_for_a_client_that_stopped_readi
             await server.stop(grace_s=0.05)  # the write deadline is an hour away
 
     assert server.in_flight == 0
+
+
+async def test_a_malformed_request_is_counted_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    async with http.HttpServer(LOOPBACK, registry=registry, ready=lambda: None) as server:
+        answers = [await fetch(server.address, raw) for raw in (b"garbage\r\n\r\n",
+                   b"GET / HTTP/1.1\r\nno colon\r\n\r\n")]  # fmt: skip
+
+    assert [a.status for a in answers] == [400, 400]
+    bad = registry.get_sample_value(
+        "sdstream_http_requests_total", {"route": "other", "status": "400"}
+    )
+    assert bad == 2
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
