@@ -44,7 +44,12 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    where = tmp_path_factory.mktemp("pki")
+    cert, key = _self_signed(tmp_path_factory.mktemp("pki"))
+    return Pki(server=_server_context(cert, key), client=ssl.create_default_context(cafile=cert))
+
+
+def _self_signed(where: Path) -> tuple[Path, Path]:
+    where.mkdir(parents=True, exist_ok=True)
     cert, key = where / "cert.pem", where / "key.pem"
     openssl = shutil.which("openssl")
     assert openssl is not None, "the openssl CLI makes the test certificate"
@@ -54,7 +59,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
          "-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
         check=True, capture_output=True,
     )  # fmt: skip
-    return Pki(server=_server_context(cert, key), client=ssl.create_default_context(cafile=cert))
+    return cert, key
 
 
 def _server_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -149,3 +154,20 @@ async def test_beyond_max_connections_over_tls_is_a_503(pki: Pki) -> None:
 
     assert extra.status == 503
     assert registry.get_sample_value("sdstream_http_refused_connections_total") == 1
+
+
+async def test_certificates_loaded_into_the_context_serve_new_connections(tmp_path: Path) -> None:
+    """The hook's reload path: the server keeps its context; new certificates loaded
+    into it are what the next handshake presents."""
+    old_cert, old_key = _self_signed(tmp_path / "old")
+    new_cert, new_key = _self_signed(tmp_path / "new")
+    context = _server_context(old_cert, old_key)
+    trusts_new = ssl.create_default_context(cafile=new_cert)
+    server = http.HttpServer(LOOPBACK, registry=CollectorRegistry(), ready=lambda: None,
+                             ssl_context=context)  # fmt: skip
+    async with server:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await fetch(server.address, path="/healthz", ssl=trusts_new)
+        context.load_cert_chain(new_cert, new_key)
+        reply = await fetch(server.address, path="/healthz", ssl=trusts_new)
+    assert reply.status == 200
