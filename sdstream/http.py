@@ -253,7 +253,6 @@ class _Gate(web.Server):
         self._max = max_connections
         self._refused = refused
         self.live: dict[RequestHandler, asyncio.Transport] = {}
-        self.refusing: set[_Refusal] = set()
         self.idle = asyncio.Event()
         self.idle.set()
         self._closing: dict[RequestHandler, asyncio.TimerHandle] = {}
