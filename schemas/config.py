@@ -219,8 +219,8 @@ class HttpSettings(BaseModel):
         None,
         description="Prometheus web configuration file (--web.config.file): "
         "tls_server_config (TLS, client certificates; certificate files reloaded when they "
-        "change), basic_auth_users (bcrypt hashes), http_server_config.headers. Relative "
-        "paths in it are relative to its directory. Read at start",
+        "change) and basic_auth_users (bcrypt hashes). Relative paths in it are relative to "
+        "its directory. Read at start",
     )
     bearer_token_file: Path | None = Field(
         None,

@@ -14,6 +14,8 @@ silently served weaker than written:
   client certificate it asks for; the toolkit calls these insecure anyway.
 - `client_allowed_sans`: `ssl` has no verification callback to match SANs in.
 - `rate_limit`: not implemented.
+- `http_server_config.headers`: the server's hooks (TLS context, guard) cannot add headers
+  to answers, and HSTS or CSP written but not sent would be a false comfort.
 `curve_preferences` is accepted and validated but not applied (Python 3.11's `ssl` sets
 one ECDH curve, not a preference list): OpenSSL's default groups, which include all four
 curves the toolkit knows, are used; the loader warns once. `http2` is accepted: the
@@ -74,14 +76,6 @@ CIPHERS: Final = {
     "TLS_AES_128_GCM_SHA256": None,
     "TLS_AES_256_GCM_SHA384": None,
     "TLS_CHACHA20_POLY1305_SHA256": None,
-}
-# The exporter-toolkit's extraHTTPHeaders: names it allows, and their only values if fixed.
-HEADERS: Final[dict[str, tuple[str, ...]]] = {
-    "Strict-Transport-Security": (),
-    "X-Content-Type-Options": ("nosniff",),
-    "X-Frame-Options": ("deny", "sameorigin"),
-    "X-XSS-Protection": (),
-    "Content-Security-Policy": (),
 }
 # Modular Crypt Format of bcrypt: $2a$/$2b$/$2y$, two-digit cost, 22 chars salt + 31 hash.
 _BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
@@ -184,18 +178,16 @@ class HttpServerConfig(BaseModel):
 
     http2: bool = Field(True, description="Accepted; the server speaks HTTP/1.1")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra response headers (the toolkit's five)"
+        default_factory=dict, description=_unsupported("the server adds no configured headers")
     )
 
     @field_validator("headers")
     @classmethod
-    def _allowed_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, header in value.items():
-            if name not in HEADERS:
-                raise ValueError(f"HTTP header {name!r} can not be configured")
-            allowed = HEADERS[name]
-            if allowed and header not in allowed:
-                raise ValueError(f"invalid value for {name}: expected one of {allowed}")
+    def _no_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        if value:
+            raise ValueError(
+                _unsupported("the server adds no configured headers to its answers; remove them")
+            )
         return value
 
 

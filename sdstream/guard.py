@@ -252,7 +252,6 @@ class AuthGuard:
         bearer: BearerToken | None,
         metrics: GuardMetrics,
         open_probes: bool = True,
-        headers: Mapping[str, str] | None = None,
     ) -> None:
         if basic is None and bearer is None:
             raise ValueError("a guard needs basic auth users or a bearer token")
@@ -260,7 +259,6 @@ class AuthGuard:
         self._bearer = bearer
         self._metrics = metrics
         self._open_probes = open_probes
-        self._headers = dict(headers or {})
         challenge = "Basic" if basic is not None else "Bearer"
         self._challenge = {"WWW-Authenticate": challenge, "Content-Type": TEXT}
         self._pending = 0
@@ -289,8 +287,8 @@ class AuthGuard:
         self._log(reason, path)
         if reason == Outcome.THROTTLED.value and self._basic is not None:
             after = {"Retry-After": str(self._basic.budget.retry_after()), "Content-Type": TEXT}
-            return Reply(429, b"too many password checks; retry later\n", self._headers | after)
-        return Reply(401, b"unauthorized\n", self._headers | self._challenge)
+            return Reply(429, b"too many password checks; retry later\n", after)
+        return Reply(401, b"unauthorized\n", self._challenge)
 
     def _log(self, reason: str, path: str) -> None:
         self._pending += 1

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -29,6 +28,7 @@ from sdstream import guard, server_tls, settings
 logger = logging.getLogger(__name__)
 
 WHAT = "web config file"
+SettingsError = settings.SettingsError  # what `load` and `build` raise
 
 
 def load(path: Path) -> WebConfig:
@@ -63,7 +63,6 @@ class WebSecurity:
 
     tls: server_tls.ReloadingTls | None = None
     guard: guard.AuthGuard | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -73,12 +72,7 @@ class WebSecurity:
 def build(http: HttpSettings, *, registry: CollectorRegistry) -> WebSecurity:
     """Read the files `http` names and build the hooks. SettingsError naming the field."""
     config = WebConfig() if http.web_config_file is None else load(http.web_config_file)
-    headers = config.http_server_config.headers
-    return WebSecurity(
-        tls=_tls(config, http, registry),
-        guard=_guard(config, http, registry, headers),
-        headers=headers,
-    )
+    return WebSecurity(tls=_tls(config, http, registry), guard=_guard(config, http, registry))
 
 
 def _tls(
@@ -93,7 +87,7 @@ def _tls(
 
 
 def _guard(
-    config: WebConfig, http: HttpSettings, registry: CollectorRegistry, headers: Mapping[str, str]
+    config: WebConfig, http: HttpSettings, registry: CollectorRegistry
 ) -> guard.AuthGuard | None:
     users = {name: hashed.get_secret_value() for name, hashed in config.basic_auth_users.items()}
     bearer = None
@@ -107,6 +101,5 @@ def _guard(
     metrics = guard.GuardMetrics.create(registry)
     basic = guard.BasicAuth(users, spent=metrics.bcrypt_seconds) if users else None
     return guard.AuthGuard(
-        basic=basic, bearer=bearer, metrics=metrics, open_probes=http.open_probes,
-        headers=headers,
-    )  # fmt: skip
+        basic=basic, bearer=bearer, metrics=metrics, open_probes=http.open_probes
+    )

@@ -45,7 +45,7 @@ def error(tmp_path: Path, text: str | None = None, **http: object) -> str:
 
 def test_nothing_configured_means_no_hooks(tmp_path: Path) -> None:
     security = build(tmp_path)
-    assert (security.ssl_context, security.guard, dict(security.headers)) == (None, None, {})
+    assert (security.ssl_context, security.guard) == (None, None)
     empty = build(tmp_path, "")
     assert (empty.ssl_context, empty.guard) == (None, None)
 
@@ -73,17 +73,6 @@ def test_users_make_a_guard_with_the_probe_setting(tmp_path: Path) -> None:
     refused = security.guard.check(Request("GET", "/healthz", {}, {}))
     assert refused is not None
     assert refused.status == 401
-
-
-def test_headers_are_passed_on_and_sent_with_refusals(tmp_path: Path) -> None:
-    text = (f"basic_auth_users: {{prom: '{HASHED}'}}\n"
-            "http_server_config: {headers: {X-Frame-Options: deny}}\n")  # fmt: skip
-    security = build(tmp_path, text)
-    assert dict(security.headers) == {"X-Frame-Options": "deny"}
-    assert security.guard is not None
-    refused = security.guard.check(Request("GET", "/metrics", {}, {}))
-    assert refused is not None
-    assert refused.headers["X-Frame-Options"] == "deny"
 
 
 def test_a_bearer_token_alone_makes_a_guard(tmp_path: Path) -> None:
