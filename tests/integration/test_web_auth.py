@@ -14,8 +14,12 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import shutil
+import signal
+import socket
 import ssl
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -326,3 +330,43 @@ async def test_new_connections_see_a_replaced_certificate(pki: Pki, tmp_path: Pa
         answer = await fetch(at, path="/healthz", ssl=client_tls(pki, trust="ca2"))
     assert (before, after, answer.status) == ("server", "server2", 200)
     assert registry.get_sample_value("sdstream_http_tls_reloads_total", {"result": "ok"}) == 1
+
+
+async def test_the_producer_command_serves_tls_and_asks_for_credentials(
+    env: e2e.Env, namespace: str, topic_prefix: str, tmp_path: Path, pki: Pki
+) -> None:
+    """`sdstream produce --web.config.file`, the real command: its /metrics needs the
+    password over TLS, its probes answer without one, SIGTERM still ends it with 0."""
+    web = web_dir(pki, tmp_path / "web")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("SDSTREAM_")}
+    variables |= {"SDSTREAM_NAMESPACES": namespace, "SDSTREAM_RESOURCES": "pods",
+                  "SDSTREAM_PARTITIONS": "2"}  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        Path(sys.executable).with_name("sdstream"), "produce", "--cluster", "c1",
+        "--kubeconfig", str(env.kubeconfig), "--bootstrap", env.kafka_bootstrap,
+        "--topic-prefix", topic_prefix, "--http-port", str(port), "--web.config.file", str(web),
+        env=variables, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    at, tls = ("127.0.0.1", port), client_tls(pki)
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(OSError, IndexError):
+                    if (await fetch(at, path="/readyz", ssl=tls)).status == 200:
+                        break
+                assert process.returncode is None
+                await asyncio.sleep(0.1)
+        bare = await fetch(at, path="/metrics", ssl=tls)
+        signed = await fetch(at, path="/metrics", headers=BASIC, ssl=tls)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            _, stderr = await process.communicate()
+    assert (bare.status, signed.status) == (401, 200)
+    assert b"sdstream_producer_" in signed.body
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert "Serving HTTPS" in stderr.decode()
+    assert PASSWORD not in stderr.decode()
