@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 PROBES: Final = frozenset({"/healthz", "/readyz"})
 CACHE_ENTRIES: Final = 1024
 BCRYPT_SHARE: Final = 0.1  # seconds of bcrypt per second, on average
-BCRYPT_BURST_S: Final = 0.5  # seconds of bcrypt allowed back to back
+BCRYPT_BURST_S: Final = 0.25  # seconds of bcrypt back to back: the longest stall, about
 LOG_EVERY_S: Final = 10.0
 _BCRYPT_MAX: Final = 72  # bcrypt reads 72 bytes of a password (Go's and htpasswd's too)
 

@@ -72,7 +72,13 @@ class WebSecurity:
 def build(http: HttpSettings, *, registry: CollectorRegistry) -> WebSecurity:
     """Read the files `http` names and build the hooks. SettingsError naming the field."""
     config = WebConfig() if http.web_config_file is None else load(http.web_config_file)
-    return WebSecurity(tls=_tls(config, http, registry), guard=_guard(config, http, registry))
+    security = WebSecurity(tls=_tls(config, http, registry), guard=_guard(config, http, registry))
+    if security.guard is not None and security.tls is None:
+        logger.warning(
+            "Credentials are required but the HTTP server has no tls_server_config: "
+            "passwords and tokens cross the network in clear text."
+        )
+    return security
 
 
 def _tls(

@@ -67,8 +67,12 @@ def test_absolute_paths_stay(pki: Pki, tmp_path: Path) -> None:
     assert loaded.tls is not None
 
 
-def test_users_make_a_guard_with_the_probe_setting(tmp_path: Path) -> None:
-    security = build(tmp_path, f"basic_auth_users:\n  prom: '{HASHED}'\n", open_probes=False)
+def test_users_make_a_guard_with_the_probe_setting(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        security = build(tmp_path, f"basic_auth_users:\n  prom: '{HASHED}'\n", open_probes=False)
+    assert "clear text" in caplog.text  # no tls_server_config
     assert security.guard is not None
     refused = security.guard.check(Request("GET", "/healthz", {}, {}))
     assert refused is not None
