@@ -54,6 +54,12 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _encrypted() -> bytes:
+    """Asked for only when the key is encrypted: without it OpenSSL would prompt on the
+    terminal (and a reload from the handshake callback would hang the event loop)."""
+    raise ValueError("the key is encrypted; the web config file takes an unencrypted key")
+
+
 def build_context(config: TlsServerConfig) -> ssl.SSLContext:
     """A server context from the files as they are now. TlsFilesError naming the field."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -70,8 +76,8 @@ def build_context(config: TlsServerConfig) -> ssl.SSLContext:
         except ssl.SSLError as exc:
             raise TlsFilesError(f"tls_server_config.cipher_suites: none usable: {exc}") from exc
     try:
-        context.load_cert_chain(str(config.cert_file), str(config.key_file))
-    except (OSError, ssl.SSLError) as exc:
+        context.load_cert_chain(str(config.cert_file), str(config.key_file), password=_encrypted)
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise TlsFilesError(
             f"tls_server_config.cert_file, tls_server_config.key_file: {config.cert_file}, "
             f"{config.key_file}: not a certificate and its key: {_one_line(exc)}"

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import shutil
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,18 @@ def test_a_missing_file_and_a_mismatched_key_are_clear(pki: Pki, live: Path) -> 
     shutil.copy(pki.directory / "srv2.key", live / "server.key")
     with pytest.raises(server_tls.TlsFilesError, match="key"):
         server_tls.build_context(config(live))
+
+
+def test_an_encrypted_key_is_an_error_not_a_terminal_prompt(live: Path) -> None:
+    encrypted, openssl = live / "encrypted.key", shutil.which("openssl")
+    assert openssl is not None
+    subprocess.run(
+        [openssl, "pkey", "-in", live / "server.key", "-aes256", "-passout", "pass:xyz",
+         "-out", encrypted],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with pytest.raises(server_tls.TlsFilesError, match="the key is encrypted"):
+        server_tls.build_context(config(live).model_copy(update={"key_file": encrypted}))
 
 
 def replace(source: Path, target: Path) -> None:
