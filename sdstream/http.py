@@ -350,6 +350,7 @@ class HttpServer:
             max_connections=self._settings.max_connections,
             refused=self._refused,
             keepalive_timeout=self._read_timeout_s,  # also runs from accept to first head
+            tcp_keepalive=False,  # one request per connection: no idle ones to probe
             max_line_size=_MAX_HEAD_LINE,
             max_field_size=_MAX_HEAD_LINE,
             max_headers=_MAX_HEADERS,
@@ -488,27 +489,38 @@ class HttpServer:
         long it takes in all. A client that takes no slice in time is cut off."""
         timeout_s = self._settings.write_timeout_s
         parts = answer.parts if answer.status not in (204, 304) else ()
-        response = web.StreamResponse(status=answer.status, headers=answer.headers)
-        response.force_close()  # one request per connection
-        if answer.status != 304:
-            response.content_length = sum(len(part) for part in parts)
+        size = sum(len(part) for part in parts)
+        if size <= _CHUNK:  # one slice: aiohttp writes head and body at once, unwaited
+            response = web.Response(status=answer.status, headers=answer.headers)
+            response.body = b"".join(parts) if answer.status != 304 else None
+            response.force_close()  # one request per connection
+            self._close_within(raw)
+            return response
+        stream = web.StreamResponse(status=answer.status, headers=answer.headers)
+        stream.force_close()
+        stream.content_length = size
         try:
             async with asyncio.timeout(timeout_s):
-                await response.prepare(raw)
+                await stream.prepare(raw)
             if raw.method != "HEAD":
                 for piece in _slices(parts):
                     async with asyncio.timeout(timeout_s):
-                        await response.write(piece)
-            async with asyncio.timeout(timeout_s):
-                await response.write_eof()
+                        await stream.write(piece)
+            await stream.write_eof()
         except TimeoutError:
             raw[_CUT] = True
             self._cut(raw.protocol, route)
-            return response
+            return stream
+        self._close_within(raw)
+        return stream
+
+    def _close_within(self, raw: web.BaseRequest) -> None:
+        """Once answered, the close has the write deadline too: the client must take what
+        the transport still buffers, else the socket is dropped."""
+        protocol = raw.protocol
         if self._gate is not None:
-            protocol = raw.protocol
-            self._gate.close_within(protocol, timeout_s, lambda: self._cut(protocol, "closing"))
-        return response
+            cut = lambda: self._cut(protocol, "closing")  # noqa: E731
+            self._gate.close_within(protocol, self._settings.write_timeout_s, cut)
 
     def _cut(self, protocol: RequestHandler, route: str) -> None:
         """Drop a response the client does not read: a close would wait for it to."""

@@ -129,6 +129,8 @@ async def test_openmetrics_on_request(app: tuple[App, http.HttpServer]) -> None:
         (b"garbage\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
         (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 100 + b"\r\n", 400),
     ],
 )
 async def test_bad_requests(app: tuple[App, http.HttpServer], raw: bytes, status: int) -> None:
