@@ -287,3 +287,27 @@ def test_a_guard_needs_something_to_check() -> None:
         guard.AuthGuard(
             basic=None, bearer=None, metrics=guard.GuardMetrics.create(CollectorRegistry())
         )
+
+
+_FUZZED, _ = make(users=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.builds(lambda s, b: f"{s} {b}", st.sampled_from(["Basic", "basic", "Bearer", "X"]),
+                  st.text(max_size=120)),
+        st.builds(lambda raw: "Basic " + base64.b64encode(raw).decode(), st.binary(max_size=120)),
+    ),
+    st.sampled_from(["/metrics", "/http_sd/web", "/", "/healthz", "/readyz"]),
+)  # fmt: skip
+def test_any_authorization_header_is_answered_never_raised(header: str, path: str) -> None:
+    """Hostile headers get 401 (or 429 once the budget is spent), never an exception, and
+    never pass, except on an open probe."""
+    reply = _FUZZED.check(get(path, header))
+    if path in guard.PROBES:
+        assert reply is None
+    else:
+        assert reply is not None
+        assert reply.status in (401, 429)
