@@ -136,6 +136,14 @@ def _flag_groups(**groups: dict[str, object]) -> dict[str, dict[str, object]]:
     return {name: values for name, values in given.items() if values}
 
 
+def _web_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.config.file", type=Path, dest="web_config_file", metavar="FILE",
+        help="Prometheus web configuration file: TLS and basic auth for the HTTP server "
+        "(SDSTREAM_HTTP_WEB_CONFIG_FILE)",
+    )  # fmt: skip
+
+
 def _produce_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     produce = sub.add_parser(
         "produce",
@@ -152,6 +160,7 @@ def _produce_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     produce.add_argument("--bootstrap", help="Kafka bootstrap servers (SDSTREAM_KAFKA_BOOTSTRAP)")
     produce.add_argument("--topic-prefix", help="default sdstream")
     produce.add_argument("--http-port", type=int, help="/metrics, /healthz, /readyz")
+    _web_config_flag(produce)
     produce.set_defaults(handler=_produce)
 
 
@@ -161,7 +170,7 @@ def _produce(args: argparse.Namespace) -> int:
     overrides = _flag_groups(
         kube={"kubeconfig": args.kubeconfig, "context": args.context},
         kafka={"bootstrap": args.bootstrap, "topic_prefix": args.topic_prefix},
-        http={"port": args.http_port},
+        http={"port": args.http_port, "web_config_file": args.web_config_file},
     )
     try:
         loaded = settings.load(
@@ -191,6 +200,7 @@ def _consume_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     consume.add_argument("--mode", choices=["all", "fold", "serve"])
     consume.add_argument("--http-port", type=int)
     consume.add_argument("--file-sd-dir", type=Path)
+    _web_config_flag(consume)
     consume.set_defaults(handler=_consume)
 
 
@@ -198,7 +208,10 @@ def _consume(args: argparse.Namespace) -> int:
     from sdstream import consume
 
     overrides: dict[str, object] = {"mode": args.mode, "file_sd_dir": args.file_sd_dir}
-    overrides |= _flag_groups(kafka={"bootstrap": args.bootstrap}, http={"port": args.http_port})
+    overrides |= _flag_groups(
+        kafka={"bootstrap": args.bootstrap},
+        http={"port": args.http_port, "web_config_file": args.web_config_file},
+    )
     return consume.main(config_file=args.config, overrides=overrides)
 
 
