@@ -33,6 +33,7 @@ class Stack:
     # each principal's password file, client certificate and key, and settings files.
     kafka_ssl_bootstrap: str = ""
     kafka_sasl_bootstrap: str = ""
+    kafka_sasl_plaintext_bootstrap: str = ""
     kafka_ca: str = ""
     clusters: list[str] = field(default_factory=list)  # whose producer principals exist
     passwords: dict[str, str] = field(default_factory=dict)
@@ -148,11 +149,12 @@ def _secure(
 ) -> tuple[dict[str, str], list[str]]:
     """Certificates, passwords and client settings files for the secured broker; its
     extra server.properties entries and storage-format arguments."""
-    ssl_port, sasl_port = processes.free_port(), processes.free_port()
-    stack.ports.update({"kafka-ssl": ssl_port, "kafka-sasl-ssl": sasl_port})
+    ports = {name: processes.free_port() for name in ("SSL", "SASL_SSL", "SASL_PLAINTEXT")}
+    stack.ports.update({f"kafka-{name.lower().replace('_', '-')}": p for name, p in ports.items()})
     made = secure.write_secrets(run_dir / "kafka-secrets", users=secure.principals(clusters))
-    stack.kafka_ssl_bootstrap = f"127.0.0.1:{ssl_port}"
-    stack.kafka_sasl_bootstrap = f"127.0.0.1:{sasl_port}"
+    stack.kafka_ssl_bootstrap = f"127.0.0.1:{ports['SSL']}"
+    stack.kafka_sasl_bootstrap = f"127.0.0.1:{ports['SASL_SSL']}"
+    stack.kafka_sasl_plaintext_bootstrap = f"127.0.0.1:{ports['SASL_PLAINTEXT']}"
     stack.kafka_ca = str(made.pki.ca)
     stack.clusters = list(clusters)
     stack.passwords = {name: str(path) for name, path in made.passwords.items()}
@@ -161,7 +163,7 @@ def _secure(
     stack.client_settings = secure.write_client_files(
         made, run_dir / "kafka-clients", bootstraps=bootstraps
     )
-    extra = secure.listener_properties(made, ssl_port=ssl_port, sasl_port=sasl_port)
+    extra = secure.listener_properties(made, ports=ports)
     return extra, secure.format_args(made)
 
 
@@ -224,6 +226,7 @@ def describe(stack: Stack) -> str:
             f"kafka mTLS:  {stack.kafka_ssl_bootstrap} (SSL, client certificate required)",
             f"kafka SASL:  {stack.kafka_sasl_bootstrap} "
             f"(SASL_SSL: {', '.join(secure.SASL_MECHANISMS)})",
+            f"kafka SASL without TLS: {stack.kafka_sasl_plaintext_bootstrap} (SASL_PLAINTEXT)",
             f"kafka CA:    {stack.kafka_ca}",
             *(f"settings:    {path}" for path in stack.client_settings.values()),
         ]
