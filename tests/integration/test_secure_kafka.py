@@ -10,6 +10,8 @@ pipeline keeps flowing.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +215,38 @@ async def test_each_protocol_and_mechanism_writes_and_reads_through_our_settings
     finally:
         await writer.stop()
     assert (await first_record(kafka, topic)).key == b"pod/ns/web-0"
+
+
+@pytest.fixture
+def encrypted_key(secure_kafka: SecureKafka, tmp_path: Path) -> tuple[Path, Path]:
+    """producer-a's client key encrypted with a passphrase; (key, passphrase file)."""
+    _, key = secure_kafka.cert("producer-a")
+    secret = tmp_path / "key.password"
+    secret.write_text("s3cret-passphrase\n")
+    encrypted = tmp_path / "producer-a.encrypted.key"
+    openssl = shutil.which("openssl")
+    assert openssl
+    subprocess.run([openssl, "pkey", "-in", str(key), "-aes256", "-passout", f"file:{secret}",
+                    "-out", str(encrypted)], check=True)  # fmt: skip
+    assert "ENCRYPTED" in encrypted.read_text()
+    return encrypted, secret
+
+
+async def test_mtls_with_an_encrypted_client_key_and_its_password_file(
+    secure_kafka: SecureKafka, topic_prefix: str, encrypted_key: tuple[Path, Path]
+) -> None:
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    key, secret = encrypted_key
+    kafka = secure_kafka.settings(
+        "producer-a", "mtls", topic_prefix=topic_prefix, ssl_keyfile=key,
+        ssl_keyfile_password_file=secret,
+    )  # fmt: skip
+    topic = object_topic(topic_prefix, "a", Resource.SERVICES)
+    writer = AIOKafkaProducer(**kafka.client_options())
+    await kafka_helpers.create_topic(secure_kafka.stack.kafka_bootstrap, topic)
+    await writer.start()
+    try:
+        await writer.send_and_wait(topic, b"{}", key=b"service/ns/web")
+    finally:
+        await writer.stop()
+    assert (await first_record(kafka, topic)).key == b"service/ns/web"
