@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,15 +133,29 @@ def _start(
         ({}, []) if secure_clusters is None else _secure(stack, run_dir, secure_clusters)
     )
     cache.say(f"starting Kafka {built['kafka'].name} on 127.0.0.1:{broker}")
-    stack.pids["kafka"] = servers.start_kafka(
-        built["kafka"], run_dir, broker=broker, controller=controller, extra=extra,
-        format_args=format_args,
-    )  # fmt: skip
-    stack.kafka_bootstrap = f"127.0.0.1:{broker}"
-    stack.save()
-    _start_cluster(stack, built, run_dir, suffix="")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-start") as pool:
+        kafka = pool.submit(
+            servers.start_kafka, built["kafka"], run_dir, broker=broker, controller=controller,
+            extra=extra, format_args=format_args,
+        )  # fmt: skip
+        try:
+            _start_cluster(stack, built, run_dir, suffix="")
+        except BaseException:  # still record the broker, so `up`'s cleanup stops it
+            with contextlib.suppress(Exception):
+                _record_kafka(stack, kafka.result(), broker=broker)
+            raise
+        _record_kafka(stack, kafka.result(), broker=broker)
     stack.kubeconfig = stack.kubeconfigs[0]
     stack.api_server = f"https://127.0.0.1:{stack.ports['kube-apiserver']}"
+    stack.save()
+
+
+def _record_kafka(stack: Stack, pid: int, *, broker: int) -> None:
+    """Record the broker, started beside the API server (the JVM and the API server each
+    take seconds to start; side by side they take about the longer of the two, not the
+    sum), first in `pids`, so `down` stops it last."""
+    stack.pids = {"kafka": pid, **stack.pids}
+    stack.kafka_bootstrap = f"127.0.0.1:{broker}"
     stack.save()
 
 
