@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdstream import settings
+from sdstream import cli, settings
 from sdstream.devstack import kafka_acls, secure, servers
 from sdstream.devstack.kafka_acls import Binding, Operation, Pattern, Resource
 
@@ -126,3 +126,19 @@ def test_certificates_name_their_principal_and_the_broker_its_address(
     assert subprocess.run(verify, capture_output=True, check=False).returncode == 0
     # the keystore Kafka reads: key first, then the chain
     assert made.pki.broker_keystore.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--secure-clusters", "a,B_x"), ("--secure-clusters", "a,,b"), ("--topic-prefix", "x.y")],
+)
+def test_bad_names_for_the_secure_devstack_are_usage_errors(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["devstack", "--run-dir", str(tmp_path), "up", "--secure", option, value])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert f"argument {option}:" in error
+    assert "lower-case letters, digits and '-'" in error
+    assert not (tmp_path / "devstack.json").exists()
