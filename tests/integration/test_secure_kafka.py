@@ -250,3 +250,20 @@ async def test_mtls_with_an_encrypted_client_key_and_its_password_file(
     finally:
         await writer.stop()
     assert (await first_record(kafka, topic)).key == b"service/ns/web"
+
+
+async def test_a_serve_only_consumer_as_the_sink_principal_serves_what_the_fold_built(
+    env: e2e.Env, secure_kafka: SecureKafka, namespace: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Fold and sinks split (`mode: fold` / `mode: serve`), each as its own principal: the
+    sink principal's ACLs (read the targets topic, nothing else) are enough to serve."""
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    populate(env, namespace)
+    jobs = sd_configs(namespace)
+    fold = consumer(secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix), jobs)
+    serve = consumer(secure_kafka.settings("sink", "mtls", topic_prefix=topic_prefix), jobs)
+    fold.settings = fold.settings.model_copy(update={"mode": "fold"})
+    serve.settings = serve.settings.model_copy(update={"mode": "serve"})
+    as_producer = secure_kafka.settings("producer-a", "scram", topic_prefix=topic_prefix)
+    async with e2e.running(producer(env, as_producer, cluster="a", ns=namespace), fold, serve):
+        await check_equal_to_promtool(env, serve, jobs, tmp_path)
