@@ -48,7 +48,8 @@ class Stack:
     def secrets(self) -> secure.Secrets:
         """The secured broker's certificates and password files (`up(secure=True)`)."""
         clients = {name: pki.ClientCert(Path(c), Path(k)) for name, (c, k) in self.certs.items()}
-        made = pki.KafkaPki(ca=Path(self.kafka_ca), broker_keystore=Path(), clients=clients)
+        ca = Path(self.kafka_ca)
+        made = pki.KafkaPki(ca=ca, broker_keystore=ca.with_name(pki.KEYSTORE), clients=clients)
         return secure.Secrets(made, {name: Path(p) for name, p in self.passwords.items()})
 
     def env(self) -> dict[str, str]:
