@@ -1,5 +1,6 @@
-"""Fetch and build the real servers: Kafka from Maven Central; etcd, kube-apiserver
-and promtool from the Go module proxy.
+"""Fetch and build the real servers: Kafka from Maven Central; etcd, kube-apiserver,
+promtool and helm from the Go module proxy, and the prometheus-operator CRDs from its
+module zip (the same proxy).
 
 Each `ensure_*` returns the cached artefact at once when it exists, else
 builds it. Go modules are verified by the checksum database (GOSUMDB) and Maven
@@ -191,4 +192,53 @@ def ensure_promtool(root: Path) -> Path:
     _go(root, "build", "-trimpath", "-tags", "netgo,remove_all_sd,enable_kubernetes_sd",
         "-ldflags", ldflags, "-o", out, pkg, cwd=work,
         what=f"building promtool {versions.PROMETHEUS}", log=log)  # fmt: skip
+    return out
+
+
+def ensure_helm(root: Path) -> Path:
+    """helm (v4) for `helm lint` and `helm template` of deploy/helm in tests."""
+    go = require_tool("go", why="to build helm from the Go module proxy")
+    out = _binary(root, "helm", versions.HELM, go)
+    if out.exists():
+        return out
+    work = root / "build" / "helm"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text("module sdstream.invalid/helm-build\n\ngo 1.26.0\n")
+    log = f"helm-{versions.HELM}-build.log"
+    pkg = "helm.sh/helm/v4/cmd/helm"
+    _go(root, "get", "-tool", f"{pkg}@{versions.HELM}", cwd=work,
+        what=f"fetching helm {versions.HELM} modules", log=log)  # fmt: skip
+    ldflags = f"-s -w -X helm.sh/helm/v4/internal/version.version={versions.HELM}"
+    _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg, cwd=work,
+        what=f"building helm {versions.HELM}", log=log)  # fmt: skip
+    return out
+
+
+MONITORING_CRDS = ("servicemonitors", "prometheusrules")
+
+
+def ensure_monitoring_crds(root: Path) -> Path:
+    """A directory with the monitoring.coreos.com CRDs the chart may render, taken from
+    the prometheus-operator module zip (example/prometheus-operator-crd/), checked by
+    the Go checksum database like every module."""
+    out = root / f"monitoring-crds-{versions.PROMETHEUS_OPERATOR}"
+    if out.exists():
+        return out
+    go = require_tool("go", why="to fetch the prometheus-operator CRDs from the Go module proxy")
+    module = f"github.com/prometheus-operator/prometheus-operator@{versions.PROMETHEUS_OPERATOR}"
+    work = root / "build" / "monitoring-crds"
+    work.mkdir(parents=True, exist_ok=True)
+    info = subprocess.run(
+        [go, "mod", "download", "-json", module],
+        cwd=work, env={**os.environ, **_go_env(root)}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if info.returncode != 0:
+        raise DevstackError(f"go mod download {module} failed: {info.stdout.strip()[:300]}")
+    src = Path(json.loads(info.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in MONITORING_CRDS:
+        shutil.copy(src / f"monitoring.coreos.com_{name}.yaml", partial)
+    partial.rename(out)
     return out

@@ -64,6 +64,8 @@ def build_all(root: Path, *, promtool: bool = True) -> dict[str, Path]:
         }
         if promtool:
             built["promtool"] = build.ensure_promtool(root)
+        built["helm"] = build.ensure_helm(root)
+        built["monitoring-crds"] = build.ensure_monitoring_crds(root)
     return built
 
 
