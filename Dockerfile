@@ -8,5 +8,6 @@ COPY consumers consumers
 COPY sdstream sdstream
 COPY lifecycle lifecycle
 RUN pip install --no-cache-dir .
-USER 65534
+# One UID everywhere: deploy/kubernetes and the Helm chart (values `uid`) run as 65532.
+USER 65532:65532
 ENTRYPOINT ["sdstream", "--log-json"]
