@@ -1,5 +1,5 @@
 """Fetch and build the real servers: Kafka from Maven Central; etcd, kube-apiserver,
-promtool and helm from the Go module proxy, and the prometheus-operator CRDs from its
+kubectl, promtool and helm from the Go module proxy, and the prometheus-operator CRDs from its
 module zip (the same proxy).
 
 Each `ensure_*` returns the cached artefact at once when it exists, else
@@ -20,7 +20,6 @@ from pathlib import Path
 from sdstream.devstack import cache, versions
 from sdstream.devstack.errors import DevstackError
 
-_KUBE_COMMANDS = ("kube-apiserver",)
 _PROM_GO_MOD = """module sdstream.invalid/prom-build
 
 go 1.25.8
@@ -146,19 +145,31 @@ def _kube_replaces(root: Path, work: Path) -> list[str]:
 
 
 def ensure_kube_apiserver(root: Path) -> Path:
-    go = require_tool("go", why="to build kube-apiserver from the Go module proxy")
-    out = _binary(root, "kube-apiserver", versions.KUBERNETES, go)
+    return _ensure_kube_command(root, "kube-apiserver", cold="several minutes")
+
+
+def ensure_kubectl(root: Path) -> Path:
+    """kubectl (with its built-in kustomize) for `kubectl apply -k --dry-run=server` of
+    deploy/kubernetes in tests; it shares most packages with kube-apiserver's build."""
+    return _ensure_kube_command(root, "kubectl", cold="a few minutes")
+
+
+def _ensure_kube_command(root: Path, command: str, *, cold: str) -> Path:
+    go = require_tool("go", why=f"to build {command} from the Go module proxy")
+    out = _binary(root, command, versions.KUBERNETES, go)
     if out.exists():
         return out
-    work = root / "build" / "kube"
+    work = root / "build" / ("kube" if command == "kube-apiserver" else command)
     work.mkdir(parents=True, exist_ok=True)
     staging = versions.kube_staging()
-    (work / "go.mod").write_text("module sdstream.invalid/kube-build\n\ngo 1.26.0\n")
+    (work / "go.mod").write_text(f"module sdstream.invalid/{command}-build\n\ngo 1.26.0\n")
     replaces = "".join(f"replace {m} => {m} {staging}\n" for m in _kube_replaces(root, work))
-    (work / "go.mod").write_text(f"module sdstream.invalid/kube-build\n\ngo 1.26.0\n\n{replaces}")
-    log = f"kube-apiserver-{versions.KUBERNETES}-build.log"
-    tools = [f"k8s.io/kubernetes/cmd/{c}@{versions.KUBERNETES}" for c in _KUBE_COMMANDS]
-    _go(root, "get", "-tool", *tools, cwd=work,
+    (work / "go.mod").write_text(
+        f"module sdstream.invalid/{command}-build\n\ngo 1.26.0\n\n{replaces}"
+    )
+    log = f"{command}-{versions.KUBERNETES}-build.log"
+    tool = f"k8s.io/kubernetes/cmd/{command}@{versions.KUBERNETES}"
+    _go(root, "get", "-tool", tool, cwd=work,
         what=f"fetching Kubernetes {versions.KUBERNETES} modules", log=log)  # fmt: skip
     minor = versions.KUBERNETES.split(".")[1]
     ver, cgo = "k8s.io/component-base/version", "k8s.io/client-go/pkg/version"
@@ -169,9 +180,8 @@ def ensure_kube_apiserver(root: Path) -> Path:
         + [f"-X {ver}.gitTreeState=clean"]
     )
     _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out,
-        "k8s.io/kubernetes/cmd/kube-apiserver", cwd=work,
-        what=f"building kube-apiserver {versions.KUBERNETES} (cold: several minutes)",
-        log=log)  # fmt: skip
+        f"k8s.io/kubernetes/cmd/{command}", cwd=work,
+        what=f"building {command} {versions.KUBERNETES} (cold: {cold})", log=log)  # fmt: skip
     return out
 
 

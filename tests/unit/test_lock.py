@@ -57,8 +57,9 @@ def test_the_dockerfile_installs_only_the_lock_on_a_pinned_base_as_the_manifests
     installs = re.findall(r"^RUN pip install .*$", dockerfile, re.MULTILINE)
     assert all("--require-hashes" in i or "--no-deps" in i for i in installs)
     (user,) = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
-    deployment = (ROOT / "deploy" / "kubernetes" / "deployment.yaml").read_text()
+    manifests = sorted((ROOT / "deploy" / "kubernetes").rglob("*.yaml"))
+    uids = {u for m in manifests for u in re.findall(r"runAs(?:User|Group): (\d+)", m.read_text())}
     values = (ROOT / "deploy" / "helm" / "sdstream" / "values.yaml").read_text()
     assert user == (str(65532), str(65532))
-    assert f"runAsUser: {user[0]}" in deployment
+    assert uids == {user[0]}
     assert re.search(rf"^uid: {user[0]}$", values, re.MULTILINE)

@@ -26,7 +26,9 @@ from schemas.resources import FoldRead, Resource, Row
 from schemas.sd_config import ScrapeJob
 from schemas.topics import object_key, object_topic
 
-CLUSTER_ROLE = Path(__file__).parents[2] / "deploy" / "kubernetes" / "clusterrole.yaml"
+CLUSTER_ROLE = (
+    Path(__file__).parents[2] / "deploy" / "kubernetes" / "base" / "producer" / "clusterrole.yaml"
+)
 
 
 def _object(row: Row) -> dict[str, Any]:
