@@ -321,6 +321,7 @@ async def test_the_rendered_deployments_run_to_ready_and_serve_what_promtool_fin
             assert code == 200
             scraped |= exported(body.decode())
         expected = oracle.discover_all(promtool, [sd], kubeconfig=kubeconfig, tmp_path=tmp_path)[0]
+        assert sum(expected.values()) == 1  # the pod above, nothing else
         async with asyncio.timeout(30):
             while True:
                 code, body = await get(serve, "/http_sd/kubernetes-pods")
