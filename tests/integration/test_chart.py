@@ -330,3 +330,30 @@ async def test_the_rendered_deployments_run_to_ready_and_serve_what_promtool_fin
                 await asyncio.sleep(0.2)
     missing = queried_metrics() - scraped
     assert not missing, f"alerts or dashboard query metrics sdstream does not export: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        (
+            {**chart.VALUES["secure"], "producer": {"settings": {"cluster": ""}}},
+            "producer.settings.cluster is required",
+        ),
+        ({**chart.VALUES["secure"], "fold": {}}, "fold.kafkaUser.username"),
+        (
+            {**chart.VALUES["hub"], "kafka": {"security_protocol": "PLAINTEXT"}},
+            "kafka.security_protocol PLAINTEXT sends no SASL credentials",
+        ),
+    ],
+    ids=["no-cluster", "sasl-without-user", "sasl-fields-under-plaintext"],
+)
+def test_settings_the_processes_would_refuse_stop_helm_with_one_line(
+    helm: Path, tmp_path: Path, values: dict[str, Any], says: str
+) -> None:
+    path = tmp_path / "values.json"
+    path.write_text(json.dumps(values))
+    run = subprocess.run(
+        chart.template_args(helm, path, namespace="x"), capture_output=True, text=True, check=False
+    )
+    assert run.returncode != 0
+    assert says in run.stderr

@@ -44,6 +44,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- if and (hasPrefix "SASL" (default "" $k.security_protocol)) (not .user.username) -}}
 {{- fail (printf "%s.kafkaUser.username (and passwordSecret) is required with kafka.security_protocol %s" .component $k.security_protocol) -}}
 {{- end -}}
+{{- if and (not (hasPrefix "SASL" (default "PLAINTEXT" $k.security_protocol))) (or $k.sasl_mechanism .user.username) -}}
+{{- fail (printf "kafka.sasl_mechanism / %s.kafkaUser.username set but kafka.security_protocol %s sends no SASL credentials: use SASL_SSL, or set them to null" .component (default "PLAINTEXT" $k.security_protocol)) -}}
+{{- end -}}
 {{- if .user.username -}}
 {{- $_ := set $k "sasl_username" .user.username -}}
 {{- $_ := set $k "sasl_password_file" "/etc/sdstream/kafka-user/password" -}}
