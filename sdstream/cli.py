@@ -45,7 +45,7 @@ def _devstack_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verbs.add_parser("down", help="stop what `up` started and remove its data")
     verbs.add_parser("status", help="what runs where")
     verbs.add_parser("env", help="KUBECONFIG=... and SDSTREAM_KAFKA_BOOTSTRAP=... for a shell")
-    verbs.add_parser("build", help="only fetch and build the servers (and promtool)")
+    verbs.add_parser("build", help="only fetch and build the servers and test tools")
     dev.set_defaults(handler=_devstack)
 
 

@@ -1,5 +1,6 @@
-"""Fetch and build the real servers: Kafka from Maven Central; etcd, kube-apiserver
-and promtool from the Go module proxy.
+"""Fetch and build the real servers: Kafka from Maven Central; etcd, kube-apiserver,
+kubectl, promtool and helm from the Go module proxy, and the prometheus-operator CRDs from its
+module zip (the same proxy).
 
 Each `ensure_*` returns the cached artefact at once when it exists, else
 builds it. Go modules are verified by the checksum database (GOSUMDB) and Maven
@@ -19,7 +20,6 @@ from pathlib import Path
 from sdstream.devstack import cache, versions
 from sdstream.devstack.errors import DevstackError
 
-_KUBE_COMMANDS = ("kube-apiserver",)
 _PROM_GO_MOD = """module sdstream.invalid/prom-build
 
 go 1.25.8
@@ -145,19 +145,31 @@ def _kube_replaces(root: Path, work: Path) -> list[str]:
 
 
 def ensure_kube_apiserver(root: Path) -> Path:
-    go = require_tool("go", why="to build kube-apiserver from the Go module proxy")
-    out = _binary(root, "kube-apiserver", versions.KUBERNETES, go)
+    return _ensure_kube_command(root, "kube-apiserver", cold="several minutes")
+
+
+def ensure_kubectl(root: Path) -> Path:
+    """kubectl (with its built-in kustomize) for `kubectl apply -k --dry-run=server` of
+    deploy/kubernetes in tests; it shares most packages with kube-apiserver's build."""
+    return _ensure_kube_command(root, "kubectl", cold="a few minutes")
+
+
+def _ensure_kube_command(root: Path, command: str, *, cold: str) -> Path:
+    go = require_tool("go", why=f"to build {command} from the Go module proxy")
+    out = _binary(root, command, versions.KUBERNETES, go)
     if out.exists():
         return out
-    work = root / "build" / "kube"
+    work = root / "build" / ("kube" if command == "kube-apiserver" else command)
     work.mkdir(parents=True, exist_ok=True)
     staging = versions.kube_staging()
-    (work / "go.mod").write_text("module sdstream.invalid/kube-build\n\ngo 1.26.0\n")
+    (work / "go.mod").write_text(f"module sdstream.invalid/{command}-build\n\ngo 1.26.0\n")
     replaces = "".join(f"replace {m} => {m} {staging}\n" for m in _kube_replaces(root, work))
-    (work / "go.mod").write_text(f"module sdstream.invalid/kube-build\n\ngo 1.26.0\n\n{replaces}")
-    log = f"kube-apiserver-{versions.KUBERNETES}-build.log"
-    tools = [f"k8s.io/kubernetes/cmd/{c}@{versions.KUBERNETES}" for c in _KUBE_COMMANDS]
-    _go(root, "get", "-tool", *tools, cwd=work,
+    (work / "go.mod").write_text(
+        f"module sdstream.invalid/{command}-build\n\ngo 1.26.0\n\n{replaces}"
+    )
+    log = f"{command}-{versions.KUBERNETES}-build.log"
+    tool = f"k8s.io/kubernetes/cmd/{command}@{versions.KUBERNETES}"
+    _go(root, "get", "-tool", tool, cwd=work,
         what=f"fetching Kubernetes {versions.KUBERNETES} modules", log=log)  # fmt: skip
     minor = versions.KUBERNETES.split(".")[1]
     ver, cgo = "k8s.io/component-base/version", "k8s.io/client-go/pkg/version"
@@ -168,9 +180,8 @@ def ensure_kube_apiserver(root: Path) -> Path:
         + [f"-X {ver}.gitTreeState=clean"]
     )
     _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out,
-        "k8s.io/kubernetes/cmd/kube-apiserver", cwd=work,
-        what=f"building kube-apiserver {versions.KUBERNETES} (cold: several minutes)",
-        log=log)  # fmt: skip
+        f"k8s.io/kubernetes/cmd/{command}", cwd=work,
+        what=f"building {command} {versions.KUBERNETES} (cold: {cold})", log=log)  # fmt: skip
     return out
 
 
@@ -191,4 +202,53 @@ def ensure_promtool(root: Path) -> Path:
     _go(root, "build", "-trimpath", "-tags", "netgo,remove_all_sd,enable_kubernetes_sd",
         "-ldflags", ldflags, "-o", out, pkg, cwd=work,
         what=f"building promtool {versions.PROMETHEUS}", log=log)  # fmt: skip
+    return out
+
+
+def ensure_helm(root: Path) -> Path:
+    """helm (v4) for `helm lint` and `helm template` of deploy/helm in tests."""
+    go = require_tool("go", why="to build helm from the Go module proxy")
+    out = _binary(root, "helm", versions.HELM, go)
+    if out.exists():
+        return out
+    work = root / "build" / "helm"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text("module sdstream.invalid/helm-build\n\ngo 1.26.0\n")
+    log = f"helm-{versions.HELM}-build.log"
+    pkg = "helm.sh/helm/v4/cmd/helm"
+    _go(root, "get", "-tool", f"{pkg}@{versions.HELM}", cwd=work,
+        what=f"fetching helm {versions.HELM} modules", log=log)  # fmt: skip
+    ldflags = f"-s -w -X helm.sh/helm/v4/internal/version.version={versions.HELM}"
+    _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg, cwd=work,
+        what=f"building helm {versions.HELM}", log=log)  # fmt: skip
+    return out
+
+
+MONITORING_CRDS = ("servicemonitors", "prometheusrules")
+
+
+def ensure_monitoring_crds(root: Path) -> Path:
+    """A directory with the monitoring.coreos.com CRDs the chart may render, taken from
+    the prometheus-operator module zip (example/prometheus-operator-crd/), checked by
+    the Go checksum database like every module."""
+    out = root / f"monitoring-crds-{versions.PROMETHEUS_OPERATOR}"
+    if out.exists():
+        return out
+    go = require_tool("go", why="to fetch the prometheus-operator CRDs from the Go module proxy")
+    module = f"github.com/prometheus-operator/prometheus-operator@{versions.PROMETHEUS_OPERATOR}"
+    work = root / "build" / "monitoring-crds"
+    work.mkdir(parents=True, exist_ok=True)
+    info = subprocess.run(
+        [go, "mod", "download", "-json", module],
+        cwd=work, env={**os.environ, **_go_env(root)}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if info.returncode != 0:
+        raise DevstackError(f"go mod download {module} failed: {info.stdout.strip()[:300]}")
+    src = Path(json.loads(info.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in MONITORING_CRDS:
+        shutil.copy(src / f"monitoring.coreos.com_{name}.yaml", partial)
+    partial.rename(out)
     return out

@@ -86,6 +86,9 @@ def build_all(root: Path, *, promtool: bool = True) -> dict[str, Path]:
         }
         if promtool:
             built["promtool"] = build.ensure_promtool(root)
+        built["helm"] = build.ensure_helm(root)
+        built["kubectl"] = build.ensure_kubectl(root)
+        built["monitoring-crds"] = build.ensure_monitoring_crds(root)
     return built
 
 

@@ -12,6 +12,10 @@ ETCD: Final = "v3.6.14"
 KUBERNETES: Final = "v1.36.3"  # staging modules are published as v0.36.3
 PROMETHEUS_MODULE: Final = "v0.314.0"  # Prometheus v3.14.0
 PROMETHEUS: Final = "3.14.0"
+HELM: Final = "v4.3.2"  # helm.sh/helm/v4: `helm lint` / `helm template` of deploy/helm
+# The monitoring.coreos.com CRDs (ServiceMonitor, PrometheusRule) for server-side dry-runs
+# of the chart: the root module's newest version the Go module proxy serves.
+PROMETHEUS_OPERATOR: Final = "v0.89.0"
 
 
 def kube_staging() -> str:

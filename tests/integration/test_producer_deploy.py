@@ -1,5 +1,5 @@
-"""deploy/kubernetes/ checked by the real API server: server-side dry-run, and RBAC that
-really lets the producer's service account list, watch and hold its Lease."""
+"""deploy/kubernetes/base/producer checked by the real API server: server-side dry-run,
+and RBAC that really lets the producer's service account list, watch and hold its Lease."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from schemas.topics import Resource
 from sdstream import settings as app_settings
 from tests.naming import unique
 
-DEPLOY = Path(__file__).parents[2] / "deploy" / "kubernetes"
+DEPLOY = Path(__file__).parents[2] / "deploy" / "kubernetes" / "base" / "producer"
+NAMESPACE = DEPLOY.parent / "namespace" / "namespace.yaml"
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 
@@ -70,7 +71,7 @@ def apply(kube_api: client.ApiClient, doc: dict[str, Any], **options: Any) -> No
 
 
 def test_manifests_pass_a_server_side_dry_run(kube_api: client.ApiClient, namespace: str) -> None:
-    for doc in [manifests()[0], *placed(namespace, "")]:
+    for doc in [yaml.safe_load(NAMESPACE.read_text()), *placed(namespace, "")]:
         apply(kube_api, doc, dry_run="All")
 
 

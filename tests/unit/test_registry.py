@@ -26,7 +26,12 @@ from schemas.resources import FoldRead, Resource, Row
 from schemas.sd_config import ScrapeJob
 from schemas.topics import object_key, object_topic
 
-CLUSTER_ROLE = Path(__file__).parents[2] / "deploy" / "kubernetes" / "clusterrole.yaml"
+CHART_PRODUCER = (
+    Path(__file__).parents[2] / "deploy" / "helm" / "sdstream" / "templates" / "producer.yaml"
+)
+CLUSTER_ROLE = (
+    Path(__file__).parents[2] / "deploy" / "kubernetes" / "base" / "producer" / "clusterrole.yaml"
+)
 
 
 def _object(row: Row) -> dict[str, Any]:
@@ -93,6 +98,18 @@ def test_the_cluster_role_is_the_registry_s() -> None:
     doc = yaml.safe_load(CLUSTER_ROLE.read_text())
     expected = resources.rbac_rules()
     assert doc["rules"] == expected, "rules should be:\n" + yaml.safe_dump(
+        {"rules": expected}, default_flow_style=None, sort_keys=False
+    )
+
+
+def test_the_chart_s_cluster_role_is_the_registry_s() -> None:
+    """The Helm chart's copy, read from its template (tests/integration/test_chart.py
+    checks the rendered one too)."""
+    text = CHART_PRODUCER.read_text()
+    block = text.split("kind: ClusterRole\n", 1)[1].split("\n---", 1)[0]
+    rules = yaml.safe_load(block[block.index("rules:") :])["rules"]
+    expected = resources.rbac_rules()
+    assert rules == expected, "rules should be:\n" + yaml.safe_dump(
         {"rules": expected}, default_flow_style=None, sort_keys=False
     )
 

@@ -1,6 +1,6 @@
-"""deploy/kubernetes/deployment.yaml, checked without a kubelet: its settings validate and
-every secret it reads is a file mounted from a Secret (the server-side dry-run and RBAC
-checks are in tests/integration/test_producer_deploy.py)."""
+"""deploy/kubernetes/base/producer/deployment.yaml, checked without a kubelet: its settings
+validate and every secret it reads is a file mounted from a Secret (the server-side dry-run
+and RBAC checks are in tests/integration/test_producer_deploy.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ import yaml
 from sdstream import settings
 from tests.pki import Pki
 
-DEPLOYMENT = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "deployment.yaml"
+DEPLOYMENT = (
+    Path(__file__).resolve().parents[3]
+    / "deploy"
+    / "kubernetes"
+    / "base"
+    / "producer"
+    / "deployment.yaml"
+)
 
 
 def _deployment() -> dict[str, Any]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sdstream import schema_export
+import pytest
+
+from schemas import config
+from sdstream import chart_schema, schema_export
 
 
 def test_committed_schemas_match_the_models() -> None:
@@ -25,3 +28,30 @@ def test_export_writes_each_contract_once(tmp_path: Path) -> None:
 
     assert {p.name for p in first} >= {"object-event.schema.json", "target-group.schema.json"}
     assert again == []
+
+
+def test_a_stale_chart_values_schema_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chart = tmp_path / "chart"
+    chart.mkdir()
+    monkeypatch.setattr(chart_schema, "chart_dir", lambda: chart)
+    schema_export.export(tmp_path)
+    assert schema_export.stale(tmp_path) == []
+    (chart / "values.schema.json").write_text("{}\n")
+
+    assert schema_export.stale(tmp_path) == [str(chart / "values.schema.json")]
+
+
+def test_chart_settings_are_the_models_less_what_the_chart_sets() -> None:
+    values = chart_schema.values_schema()["properties"]
+    producer = values["producer"]["properties"]["settings"]["properties"]
+    consumer = values["consumer"]["properties"]["settings"]["properties"]
+    kafka = values["kafka"]["properties"]
+
+    assert set(producer) == set(config.ProducerSettings.model_fields) - {
+        "kafka", "kube", "leader", "http"
+    }  # fmt: skip
+    assert set(consumer) == set(config.ConsumerSettings.model_fields) - {"kafka", "http", "mode"}
+    assert "replication_factor" in kafka
+    assert not {"sasl_password", "sasl_password_file", "ssl_keyfile"} & set(kafka)
