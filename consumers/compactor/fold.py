@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from consumers.compactor import dependencies, state
 from consumers.compactor.jobs import JobView, namespace_of
+from consumers.relabel import groups
 from consumers.roles import lookup as lookups
 from consumers.roles import table
 from schemas.objects import KubeObject
@@ -174,9 +175,15 @@ class Fold:
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
+        targets = built.targets
+        if view.rules:  # the cluster label is discovered: rules may read or drop it
+            relabeled = groups.relabel(labels, targets, view.rules, keep_meta=view.keep_meta)
+            if relabeled is None:  # every target dropped
+                return self._set(tkey, None)
+            labels, targets = relabeled
         # Built here from str-only dicts: validation would only re-check what we made.
         group = TargetGroup.model_construct(
-            job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
+            job=view.job, cluster=cluster, source=built.source, labels=labels, targets=targets
         )
         return self._set(tkey, group)
 
