@@ -66,11 +66,16 @@ def relabeled(groups: list[Group], view: jobs.JobView) -> list[Group]:
     return out
 
 
+def job_groups(views: tuple[jobs.JobView, ...], items: list[Any]) -> list[Group]:
+    """The final groups of a job's views for a snapshot; RenderError for a bad object."""
+    loaded = render.load(items)
+    return [g for v in views for g in relabeled(render.render(loaded.objects, v), v)]
+
+
 def run_job(*, job: Path, objects: str, own_namespace: str | None, fmt: str) -> int:
     try:
         scrape_job, views = read_job(job, own_namespace=own_namespace)
-        loaded = render.load(read_objects(objects))
-        groups = [g for v in views for g in relabeled(render.render(loaded.objects, v), v)]
+        groups = job_groups(views, read_objects(objects))
     except (InputError, render.RenderError) as exc:
         print(f"sdstream render: {exc}", file=sys.stderr)
         return 2

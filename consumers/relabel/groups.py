@@ -37,7 +37,17 @@ def relabel(
 
 
 def regroup(finals: Sequence[LabelSet]) -> tuple[LabelSet, list[LabelSet]] | None:
-    """Shared labels (never `__address__`) as group labels, the rest per target."""
+    """Shared labels (never `__address__`) as group labels, the rest per target. Equal
+    final label sets are one target, as in Prometheus (rules that rewrite `__address__`
+    from an annotation often make a pod's ports one target)."""
+    seen: set[frozenset[tuple[str, str]]] = set()
+    unique = []
+    for final in finals:
+        identity = frozenset(final.items())
+        if identity not in seen:
+            seen.add(identity)
+            unique.append(final)
+    finals = unique
     if not finals:
         return None
     shared = dict(finals[0])
