@@ -209,7 +209,7 @@ def test_the_command_line_matches_prometheus_on_the_typical_rules(
 def test_prometheus_relabel_vectors_through_promtool(
     promtool: Path, tmp_path: Path, labels: dict[str, str], rule_list: list[Any], expected: Any
 ) -> None:
-    """reference §9: each TestRelabel case, on a target with an address, judged by
+    """The reference's section 9: each TestRelabel case, on a target with an address, judged by
     promtool rather than by the expected value transcribed in the unit test."""
     del expected
     discovered = {"__address__": "h:1", **labels}
