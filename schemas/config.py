@@ -216,6 +216,24 @@ class HttpSettings(BaseModel):
         "and its last bytes at close; a client that takes none within it is cut off "
         "(sdstream_http_write_timeouts_total). A slow but reading client gets the whole answer",
     )
+    web_config_file: Path | None = Field(
+        None,
+        description="Prometheus web configuration file (--web.config.file): "
+        "tls_server_config (TLS, client certificates; certificate files reloaded when they "
+        "change) and basic_auth_users (bcrypt hashes). Relative paths in it are relative to "
+        "its directory. Read at start",
+    )
+    bearer_token_file: Path | None = Field(
+        None,
+        description="File holding a token that requests may present as "
+        "'Authorization: Bearer <token>' (Prometheus's authorization.credentials_file); "
+        "re-read when the file changes. With basic_auth_users, either one passes",
+    )
+    open_probes: bool = Field(
+        True,
+        description="/healthz and /readyz answer without credentials (kubelet probes send "
+        "none); false: they need credentials like every other path",
+    )
 
 
 # Annotations known to carry a whole manifest (a copy of the object, often larger than

@@ -24,7 +24,7 @@ from consumers.compactor import metrics as fold_metrics
 from consumers.sinks import kafka_targets
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
-from sdstream import http, logs, settings
+from sdstream import http, logs, settings, web_config
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ async def serve(
         # waits for the GIL up to this interval (5 ms by default) while a render holds it.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
     registry = registry or CollectorRegistry()
+    security = web_config.build(config.http, registry=registry)  # SettingsError: nothing runs
     loop = build_loop(config, registry) if config.mode in ("all", "fold") else None
     sinks = None
     if config.mode in ("all", "serve"):
@@ -75,7 +76,11 @@ async def serve(
         )
 
     routes = dict(sinks.routes) if sinks else {}
-    async with http.HttpServer(config.http, registry=registry, ready=unready, routes=routes) as srv:
+    server = http.HttpServer(
+        config.http, registry=registry, ready=unready, routes=routes,
+        ssl_context=security.ssl_context, guard=security.guard,
+    )  # fmt: skip
+    async with server as srv:
         if on_started is not None:
             on_started(srv.address)
         async with asyncio.TaskGroup() as tasks:
@@ -96,7 +101,7 @@ async def _main(config: ConsumerSettings) -> int:
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(config)
-    except* http.ListenError as bad:  # nothing started: one line, as for bad settings
+    except* (http.ListenError, settings.SettingsError) as bad:  # nothing started: one line
         print(f"sdstream consume: {bad.exceptions[0]}", file=sys.stderr)
         status = 2
     except* (kafka_loop.FoldFailed, kafka_targets.TargetsReadFailed) as failed:

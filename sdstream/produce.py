@@ -2,9 +2,9 @@
 
 cli.py calls `main(settings)` with the loaded ProducerSettings; `run` is the same
 without signal handling, for `sdstream up`. Settings that cannot work (Kubernetes
-access, the HTTP address) are found before anything starts: one line on stderr, exit 2.
-Everything else lives in `producers.runner`. SIGTERM/SIGINT stop the watches, flush what
-Kafka has not yet acknowledged, and exit 0.
+access, the HTTP address, the web config file) are found before anything starts: one line
+on stderr, exit 2. Everything else lives in `producers.runner`. SIGTERM/SIGINT stop the
+watches, flush what Kafka has not yet acknowledged, and exit 0.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from producers import metrics as producer_metrics
 from producers.kubeapi import auth
 from producers.runner import Producer
 from schemas.config import ProducerSettings
-from sdstream import http, logs
+from sdstream import http, logs, web_config
 
 
 def main(settings: ProducerSettings) -> int:
     """Run the producer until SIGTERM or SIGINT; the exit status."""
     try:
         return asyncio.run(_main(settings))
-    except (auth.KubeConfigError, http.ListenError) as exc:
+    except (auth.KubeConfigError, http.ListenError, web_config.SettingsError) as exc:
         print(f"sdstream produce: {exc}", file=sys.stderr)
         return 2
 
@@ -45,6 +45,7 @@ async def run(
 ) -> int:
     """Run until `stop` is set; serves /metrics, /healthz and /readyz meanwhile."""
     registry = registry or CollectorRegistry()
+    security = web_config.build(settings.http, registry=registry)  # SettingsError: nothing runs
     client = await auth.connect(settings.kube)  # KubeConfigError before anything starts
 
     async def connected(_: Any) -> Any:
@@ -54,7 +55,10 @@ async def run(
 
     unready = producer.readiness.reason
     try:
-        server = http.HttpServer(settings.http, registry=registry, ready=unready)
+        server = http.HttpServer(
+            settings.http, registry=registry, ready=unready,
+            ssl_context=security.ssl_context, guard=security.guard,
+        )  # fmt: skip
         await server.start()
     except BaseException:
         await client.close()

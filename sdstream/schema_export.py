@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel
 
-from schemas import config, events, sd_config, targets
+from schemas import config, events, sd_config, targets, web_config
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "object-event": events.ObjectEvent,
@@ -20,6 +20,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "consumer-settings": config.ConsumerSettings,
     "scrape-job": sd_config.ScrapeJob,
     "kubernetes-sd-config": sd_config.KubernetesSDConfig,
+    "web-config": web_config.WebConfig,
 }
 
 

@@ -201,26 +201,27 @@ def _check_readable(field: str, path: Path) -> None:
         raise SettingsError(f"{field}: {path} is empty")
 
 
-def read_file(path: Path) -> dict[str, Any]:
-    """The YAML config file as a mapping (empty: no settings); SettingsError naming the
-    file (and line) when it is missing, unreadable, not YAML, or not a mapping."""
+def read_file(path: Path, *, what: str = "config file") -> dict[str, Any]:
+    """A YAML file of settings as a mapping (empty: no settings); SettingsError naming the
+    file (and line) when it is missing, unreadable, not YAML, or not a mapping. `what` names
+    the kind of file in messages (the config file, the web config file)."""
     if path.is_dir():
-        raise SettingsError(f"config file {path} is a directory")
+        raise SettingsError(f"{what} {path} is a directory")
     if not path.exists():
-        raise SettingsError(f"config file {path} does not exist")
+        raise SettingsError(f"{what} {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SettingsError(f"config file {path}: {exc.strerror or exc}") from exc
+        raise SettingsError(f"{what} {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
-        raise SettingsError(f"config file {path}: not UTF-8 text ({exc.reason})") from exc
+        raise SettingsError(f"{what} {path}: not UTF-8 text ({exc.reason})") from exc
     except yaml.YAMLError as exc:
-        raise SettingsError(f"config file {path}: invalid YAML{_where(exc)}") from exc
+        raise SettingsError(f"{what} {path}: invalid YAML{_where(exc)}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise SettingsError(
-            f"config file {path}: expected a mapping of settings, got a {_yaml_kind(data)}"
+            f"{what} {path}: expected a mapping of settings, got a {_yaml_kind(data)}"
         )
     return data
 
@@ -253,11 +254,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError, *, heading: str = "invalid settings") -> str:
     problems = [
         f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
     ]
-    return "invalid settings: " + "; ".join(problems)
+    return f"{heading}: " + "; ".join(problems)
 
 
 def env_names(model: type[BaseModel], prefix: str = ENV_PREFIX) -> set[str]:

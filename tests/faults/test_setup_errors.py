@@ -70,6 +70,21 @@ CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
                              ["http.port", "{busy}", "address already in use"]),
     "producer port in use": (["produce", "--cluster", "c", "--kubeconfig", "{kubeconfig}",
                               "--http-port", "{busy}"], {}, ["http.port", "{busy}"]),
+    "missing web config file": (["consume", "--mode", "serve", "--web.config.file",
+                                 "{tmp}/nope.yml"], ONE_JOB,
+                                ["web config file {tmp}/nope.yml does not exist"]),
+    "web config half a TLS pair": (["consume", "--mode", "serve", "--web.config.file",
+                                    "{tmp}/half.yml"], ONE_JOB,
+                                   ["web config file {tmp}/half.yml", "missing key_file"]),
+    "web config plain password": (["produce", "--cluster", "c", "--kubeconfig", "{kubeconfig}",
+                                   "--web.config.file", "{tmp}/plain.yml"], {},
+                                  ["{tmp}/plain.yml", "basic_auth_users.prom", "not a bcrypt"]),
+    "web config certificate": (["produce", "--cluster", "c", "--kubeconfig", "{kubeconfig}"],
+                               {"SDSTREAM_HTTP_WEB_CONFIG_FILE": "{tmp}/notpem.yml"},
+                               ["tls_server_config.cert_file", "{tmp}/list.yml"]),
+    "missing bearer token file": (["consume", "--mode", "serve"],
+                                  {"SDSTREAM_HTTP_BEARER_TOKEN_FILE": "{tmp}/token", **ONE_JOB},
+                                  ["http.bearer_token_file", "{tmp}/token"]),
 }  # fmt: skip
 
 
@@ -87,6 +102,11 @@ async def test_a_set_up_mistake_is_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "bad.yml").write_text("cluster: a\nkafka: [\n")
     (tmp_path / "list.yml").write_text("- a\n- b\n")
+    (tmp_path / "half.yml").write_text("tls_server_config: {cert_file: a.crt}\n")
+    (tmp_path / "plain.yml").write_text("basic_auth_users: {prom: hunter2}\n")
+    (tmp_path / "notpem.yml").write_text(
+        "tls_server_config: {cert_file: list.yml, key_file: bad.yml}\n"
+    )
     values = {"tmp": str(tmp_path), "kubeconfig": str(kubeconfig), "busy": str(busy)}
     args, env, expected = CASES[case]
 
@@ -100,6 +120,7 @@ async def test_a_set_up_mistake_is_one_line_and_exit_2(
     (line,) = finished.lines
     for part in expected:
         assert part.format(**values) in line
+    assert "hunter2" not in finished.stderr
 
 
 async def test_comma_separated_resources_are_accepted(tmp_path: Path) -> None:

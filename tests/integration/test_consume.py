@@ -316,6 +316,9 @@ async def test_kafka_unreachable_at_start_is_retried_and_readyz_says_why(
         ready = await fetch(address, path="/readyz")
         assert ready.status == 503
         assert f"cannot reach Kafka at {nobody}" in ready.body.decode()
+        metrics = (await fetch(address, path="/metrics")).body.decode()
+        assert 'sdstream_build_info{pythonversion="' in metrics  # also when Kafka is down
+        assert "process_resident_memory_bytes " in metrics
         assert not task.done()
     finally:
         task.cancel()

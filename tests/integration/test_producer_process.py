@@ -81,6 +81,8 @@ async def test_endpoints_and_sigterm(
         assert code == 200
         assert b'sdstream_producer_lists_total{resource="pods"} 1.0' in metrics
         assert b"sdstream_producer_ready" in metrics
+        assert b'sdstream_build_info{pythonversion="' in metrics
+        assert b"process_resident_memory_bytes " in metrics
         assert (await get(port, "/nope"))[0] == 404
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -19,6 +21,7 @@ from tests.unit.consumers.sinks.http_client import fetch
 
 WEB = group("web", "east", "web-0", "10.0.0.1:80")
 LOOPBACK = HttpSettings(host="127.0.0.1", port=0)
+CUT = "sdstream_http_write_timeouts_total"
 
 
 @dataclass
@@ -47,6 +50,7 @@ async def test_healthz_is_ok_at_once(app: tuple[App, http.HttpServer]) -> None:
     _, server = app
     reply = await fetch(server.address, path="/healthz")
     assert (reply.status, reply.body) == (200, b"ok\n")
+    assert reply.headers["server"] == "sdstream"  # no library or Python versions
 
 
 async def test_readyz_and_http_sd_are_503_until_ready(app: tuple[App, http.HttpServer]) -> None:
@@ -121,11 +125,14 @@ async def test_openmetrics_on_request(app: tuple[App, http.HttpServer]) -> None:
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        (b"POST /healthz HTTP/1.1\r\n\r\n", 405),
-        (b"GET /nowhere HTTP/1.1\r\n\r\n", 404),
+        (b"POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        (b"GET /healthz HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host (RFC 9112)
         (b"garbage\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
         (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 100 + b"\r\n", 400),
     ],
 )
 async def test_bad_requests(app: tuple[App, http.HttpServer], raw: bytes, status: int) -> None:
@@ -135,7 +142,7 @@ async def test_bad_requests(app: tuple[App, http.HttpServer], raw: bytes, status
 
 async def test_head_has_headers_and_no_body(app: tuple[App, http.HttpServer]) -> None:
     _, server = app
-    reply = await fetch(server.address, b"HEAD /healthz HTTP/1.1\r\n\r\n")
+    reply = await fetch(server.address, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (reply.status, reply.headers["content-length"], reply.body) == (200, "3", b"")
 
 
@@ -166,7 +173,7 @@ async def test_stop_lets_a_request_in_flight_finish_and_refuses_new_ones() -> No
     await server.start()
     address = server.address
     reader, writer = await asyncio.open_connection(*address)
-    writer.write(b"GET /healthz HTTP/1.1\r\n")  # head not finished yet
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # head not finished yet
     await writer.drain()
     async with asyncio.timeout(5):
         # The server has no event for "accepted"; yield until it took the connection.
@@ -235,106 +242,98 @@ def test_a_flood_of_refusals_is_one_log_line_per_interval() -> None:
     assert (every.due(), every.take()) == (True, 6)
 
 
-@dataclass
-class _Transport:
-    aborted: bool = False
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
-@dataclass
-class _Writer:
-    """A client's connection as the server sees it: `drain` takes `drain_s` per write (a
-    reader taking each slice in turn), `wait_closed` never ends unless `closes` (a client
-    that stopped reading with bytes still buffered)."""
-
-    drain_s: float = 0.0
-    closes: bool = True
-    written: bytearray = field(default_factory=bytearray)
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-    transport: _Transport = field(default_factory=_Transport)
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.written += data
-
-    async def drain(self) -> None:
-        await asyncio.sleep(self.drain_s)
-
-    def close(self) -> None:
-        pass
-
-    def write_eof(self) -> None:
-        pass
-
-    async def wait_closed(self) -> None:
-        self.closing.set()
-        if not self.closes:
-            await asyncio.Event().wait()
-
-    def get_extra_info(self, name: str) -> object:
-        return ("127.0.0.1", 40000)
+def _stalled_socket() -> socket.socket:
+    """A client socket with a small receive window that it will never read."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    return sock
 
 
-def _request(path: str = "/healthz") -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    reader.feed_data(f"GET {path} HTTP/1.1\r\n\r\n".encode())
-    reader.feed_eof()
-    return reader
+async def _ask(sock: socket.socket, address: tuple[str, int], path: str) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, address)
+    await loop.sock_sendall(sock, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
 
 
-def _connect(
-    server: http.HttpServer, writer: _Writer, path: str = "/healthz"
-) -> asyncio.Task[None]:
-    return asyncio.create_task(server._connection(_request(path), writer))  # type: ignore[arg-type]
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll `condition()` every 5 ms until true (the caller holds the deadline)."""
+    while not condition():  # noqa: ASYNC110 - server state that no event announces
+        await asyncio.sleep(0.005)
+
+
+def _big(size: int) -> http.Route:
+    def big(path: str, **_: object) -> http.Reply:
+        return http.Reply(200, b"x" * size)
+
+    return big
 
 
 async def test_a_connection_counts_against_max_connections_until_it_is_closed() -> None:
-    settings = HttpSettings(host="127.0.0.1", port=0, max_connections=1, write_timeout_s=3600)
-    server = http.HttpServer(settings, registry=CollectorRegistry(), ready=lambda: None)
-    stuck = _Writer(closes=False)
-    answering = _connect(server, stuck)
-    async with asyncio.timeout(5):
-        await stuck.closing.wait()
-    assert stuck.written.startswith(b"HTTP/1.1 200 OK")  # answered, not yet closed
-    assert server.in_flight == 1
-
-    extra = _Writer()
-    async with asyncio.timeout(5):
-        await _connect(server, extra)
-    answering.cancel()
-    await asyncio.gather(answering, return_exceptions=True)
-
-    assert extra.written.startswith(b"HTTP/1.1 503")
-    assert (server.in_flight, stuck.transport.aborted) == (0, True)
-
-
-async def test_a_close_the_client_never_lets_finish_is_cut_at_the_write_timeout() -> None:
     registry = CollectorRegistry()
-    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=0.01)
-    server = http.HttpServer(settings, registry=registry, ready=lambda: None)
-    stuck = _Writer(closes=False)
-    async with asyncio.timeout(5):
-        await _connect(server, stuck)
+    settings = HttpSettings(host="127.0.0.1", port=0, max_connections=1, write_timeout_s=0.5)
+    routes = {"/big": _big(16 << 20)}
+    server = http.HttpServer(settings, registry=registry, ready=lambda: None, routes=routes)
+    with _stalled_socket() as stuck:
+        async with server, asyncio.timeout(30):
+            await _ask(stuck, server.address, "/big")
+            await _until(lambda: server.in_flight == 1)
+            extra = await fetch(server.address, path="/healthz")
+            await _until(lambda: server.in_flight == 0)  # cut at the write timeout
+            after = await fetch(server.address, path="/healthz")
 
-    assert (server.in_flight, stuck.transport.aborted) == (0, True)
+    assert extra.status == 503
+    assert after.status == 200
+    assert registry.get_sample_value("sdstream_http_refused_connections_total") == 1
     assert registry.get_sample_value("sdstream_http_write_timeouts_total") == 1
 
 
+async def test_a_close_the_client_never_lets_finish_is_cut_at_the_write_timeout() -> None:
+    """An answer the transport took whole (under its high-water mark, so written and
+    counted) but the client never reads: the socket cannot close, and is dropped."""
+    registry = CollectorRegistry()
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=0.05)
+    server = http.HttpServer(settings, registry=registry, ready=lambda: None)
+
+    def small_send_buffers(path: str, **_: object) -> http.Reply:
+        for transport in server._gate.live.values() if server._gate else ():
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return http.Reply(200, b"x" * (48 << 10))  # more than both kernels hold
+
+    server._routes["/stuck"] = small_send_buffers
+    with _stalled_socket() as stuck:
+        async with server, asyncio.timeout(30):
+            await _ask(stuck, server.address, "/stuck")
+            await _until(
+                lambda: bool(registry.get_sample_value("sdstream_http_write_timeouts_total"))
+            )
+            await _until(lambda: server.in_flight == 0)
+
+    answered = registry.get_sample_value(
+        "sdstream_http_requests_total", {"route": "/stuck", "status": "200"}
+    )
+    assert answered == 1  # written whole, then cut at close, not mid-answer
+    assert registry.get_sample_value(CUT) == 1
+
+
 async def test_a_client_taking_each_slice_in_time_gets_a_big_answer_whole() -> None:
-    body = b"x" * (20 * http._CHUNK)
-
-    def big(path: str, **_: object) -> http.Reply:
-        return http.Reply(200, body)
-
+    body_size = 20 * http._CHUNK
     registry = CollectorRegistry()
     settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=0.2)
-    server = http.HttpServer(settings, registry=registry, ready=lambda: None, routes={"/big": big})
-    reader = _Writer(drain_s=0.02)  # 21 writes: the whole answer takes longer than 0.2 s
-    async with asyncio.timeout(30):
-        await _connect(server, reader, "/big")
+    routes = {"/big": _big(body_size)}
+    server = http.HttpServer(settings, registry=registry, ready=lambda: None, routes=routes)
+    loop = asyncio.get_running_loop()
+    received = bytearray()
+    with socket.socket() as sock:
+        sock.setblocking(False)
+        async with server, asyncio.timeout(30):
+            await _ask(sock, server.address, "/big")
+            while chunk := await loop.sock_recv(sock, 256 << 10):
+                received += chunk
+                await asyncio.sleep(0.01)  # the link's pace: 20 MiB take over 0.2 s
 
-    assert reader.written.endswith(b"\r\n\r\n" + body)
+    assert received.endswith(b"\r\n\r\n" + b"x" * body_size)
     assert not registry.get_sample_value("sdstream_http_write_timeouts_total")
 
 
@@ -361,3 +360,33 @@ async def test_a_refused_client_that_sent_its_request_reads_its_503() -> None:
         holder.close()
 
     assert set(answers) == {b"HTTP/1.1 503 Service Unavailable"}
+
+
+async def test_stop_does_not_wait_past_its_grace_for_a_client_that_stopped_reading() -> None:
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=3600)
+    routes = {"/big": _big(16 << 20)}
+    server = http.HttpServer(
+        settings, registry=CollectorRegistry(), ready=lambda: None, routes=routes
+    )
+    with _stalled_socket() as stuck:
+        await server.start()
+        async with asyncio.timeout(30):
+            await _ask(stuck, server.address, "/big")
+            await _until(lambda: server.in_flight == 1)
+            await server.stop(grace_s=0.05)  # the write deadline is an hour away
+
+    assert server.in_flight == 0
+
+
+async def test_a_malformed_request_is_counted_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    async with http.HttpServer(LOOPBACK, registry=registry, ready=lambda: None) as server:
+        answers = [await fetch(server.address, raw) for raw in (b"garbage\r\n\r\n",
+                   b"GET / HTTP/1.1\r\nno colon\r\n\r\n")]  # fmt: skip
+
+    assert [a.status for a in answers] == [400, 400]
+    bad = registry.get_sample_value(
+        "sdstream_http_requests_total", {"route": "other", "status": "400"}
+    )
+    assert bad == 2
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -7,6 +7,7 @@ sent (status line, header names, Content-Length) and can send malformed requests
 from __future__ import annotations
 
 import asyncio
+import ssl as tls
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,9 +25,11 @@ async def fetch(
     *,
     path: str = "/",
     headers: Mapping[str, str] | None = None,
+    ssl: tls.SSLContext | None = None,
 ) -> Response:
-    """One request over a fresh connection; the server closes it after answering."""
-    reader, writer = await asyncio.open_connection(*address)
+    """One request over a fresh connection (TLS with `ssl`); the server closes it after
+    answering."""
+    reader, writer = await asyncio.open_connection(*address, ssl=ssl)
     extra = [f"{k}: {v}" for k, v in (headers or {}).items()]
     lines = [f"GET {path} HTTP/1.1", "Host: test", *extra]
     writer.write(raw if raw is not None else ("\r\n".join(lines) + "\r\n\r\n").encode())
