@@ -105,7 +105,9 @@ def relabel(labels: Mapping[str, str], rules: Rules) -> tuple[LabelSet, int | No
     """Prometheus's `relabel.Process`: the labels after every rule, and the index of the
     rule that dropped the target (None if kept; the labels are then as that rule left
     them). Empty values are absent labels, as in Prometheus's label builder."""
-    current = {name: value for name, value in labels.items() if value}
+    current = dict(labels)
+    if "" in current.values():
+        current = {name: value for name, value in current.items() if value}
     for index, rule in enumerate(rules):
         if not _STEPS[rule.action](rule, current):
             return current, index
