@@ -184,15 +184,20 @@ def _hashmod(rule: Rule, labels: LabelSet) -> bool:
 
 
 def _labelmap(rule: Rule, labels: LabelSet) -> bool:
-    # A snapshot in sorted order: when two names map to one, the last in order wins
-    # (Prometheus's winner depends on Go map order).
+    # From a snapshot. When two names map to one, the last in sorted order wins
+    # (Prometheus's winner depends on Go map order); only then is sorting needed.
     cache, template = rule._cache, rule.config.replacement
-    for name, value in sorted(labels.items()):
+    mapped = []
+    for name, value in list(labels.items()):
         new = cache.get(name, _MISSING)
         if new is _MISSING:
             new = rule.memo(name, lambda n: rule.expanded(template, n))
         if new is not None:
-            labels[new] = value  # the new name is not checked, as in Prometheus
+            mapped.append((name, new, value))
+    if len({new for _, new, _ in mapped}) < len(mapped):
+        mapped.sort()
+    for _, new, value in mapped:
+        labels[new] = value  # the new name is not checked, as in Prometheus
     return True
 
 
