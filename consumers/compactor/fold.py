@@ -23,7 +23,7 @@ from consumers.relabel import groups as relabeling
 from consumers.roles import lookup as lookups
 from consumers.roles import table
 from schemas.objects import KubeObject
-from schemas.targets import TargetGroup
+from schemas.targets import LabelSet, TargetGroup
 from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
 
 V = TypeVar("V")
@@ -168,28 +168,22 @@ class Fold:
         tkey = group_key(view, cluster, role.source(key))
         objects = self.cluster(cluster)
         obj = objects.get(view.role_resource, key, cached=False)
-        self._count_left_out(tkey, None)
         if obj is None or not view.sees(view.role_resource, obj):
             self.deps.forget(owner)
+            self._count_left_out(tkey, None)
             return self._set(tkey, None)
         recording = dependencies.RecordingLookup(VisibleLookup(objects, view, namespace_of(obj)))
         built = role.build_group(obj, lookup=recording, attach=self._attach[position])
         self.deps.record(owner, recording.deps)
         if built is None:  # Prometheus sends nothing: the earlier group stays
             return None
-        if not built.targets:
-            return self._set(tkey, None)
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
-        targets = built.targets
-        if view.rules:  # the cluster label is discovered: rules may read or drop it
-            outcomes = relabeling.outcomes(labels, targets, view.rules, keep_meta=view.keep_meta)
-            self._count_left_out(tkey, (view.job, outcomes))
-            relabeled = relabeling.regroup([o.final for o in outcomes if o.final is not None])
-            if relabeled is None:  # every target dropped
-                return self._set(tkey, None)
-            labels, targets = relabeled
+        final = self._relabel(view, tkey, labels, built.targets)
+        if final is None:
+            return self._set(tkey, None)
+        labels, targets = final
         # Built here from str-only dicts: validation would only re-check what we made.
         group = TargetGroup.model_construct(
             job=view.job, cluster=cluster, source=built.source, labels=labels, targets=targets
@@ -207,6 +201,17 @@ class Fold:
         else:
             self.groups[key] = group
         return Change(key, group)
+
+    def _relabel(
+        self, view: JobView, tkey: TargetKey, labels: LabelSet, targets: list[LabelSet]
+    ) -> tuple[LabelSet, list[LabelSet]] | None:
+        """The group's labels and targets as served (docs/relabeling.md §5); None when no
+        target is left. The cluster label is discovered: rules may read or drop it."""
+        if not view.rules:
+            return (labels, targets) if targets else None
+        outcomes = relabeling.outcomes(labels, targets, view.rules, keep_meta=view.keep_meta)
+        self._count_left_out(tkey, (view.job, outcomes))
+        return relabeling.regroup([o.final for o in outcomes if o.final is not None])
 
     def _count_left_out(
         self, key: TargetKey, relabeled: tuple[str, list[engine.Outcome]] | None
