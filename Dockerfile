@@ -7,6 +7,7 @@ COPY producers producers
 COPY consumers consumers
 COPY sdstream sdstream
 COPY lifecycle lifecycle
+COPY kafka_access kafka_access
 RUN pip install --no-cache-dir .
 USER 65534
 ENTRYPOINT ["sdstream", "--log-json"]

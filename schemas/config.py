@@ -63,6 +63,12 @@ class KafkaSettings(BaseModel):
         None, description="File holding the password of an encrypted ssl_keyfile"
     )
     replication_factor: int = Field(1, ge=1, description="For topics sdstream creates")
+    create_topics: bool = Field(
+        True,
+        description="Create missing topics (compacted). false: never create any; a missing "
+        "or unusable topic is one error at start (exit 2) naming each and the command that "
+        "creates or fixes it",
+    )
     compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = Field(
         "zstd",
         description="Codec for records sdstream writes; zstd is >10x faster than gzip's level 9"
