@@ -38,7 +38,7 @@ async def listed(bootstrap: str, prefix: str, wanted: set[str]) -> None:
     """Until the broker's metadata lists topics created a moment ago (as an operator's
     would be, long before sdstream starts)."""
     async with asyncio.timeout(30):
-        while not wanted <= await topics(bootstrap, prefix):
+        while not wanted <= await topics(bootstrap, prefix):  # noqa: ASYNC110 - polling Kafka
             await asyncio.sleep(0.1)
 
 
