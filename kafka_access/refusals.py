@@ -123,12 +123,18 @@ def explain(refusal: Refusal, *, broker: str, principal: str, doing: str) -> str
 
 
 def principal(
-    *, protocol: str, mechanism: str | None, username: str | None, subject: str | None
+    *,
+    protocol: str,
+    mechanism: str | None,
+    username: str | None,
+    subject: str | None,
+    token_file: str | None = None,
 ) -> str:
-    """Who the broker sees, as far as the client knows: the SASL user, else the client
-    certificate's subject, else an anonymous client."""
+    """Who the broker sees, as far as the client knows: the SASL user (or the subject of
+    the OAUTHBEARER token in `token_file`), else the client certificate's subject, else an
+    anonymous client."""
     if mechanism == "OAUTHBEARER":
-        return "the OAUTHBEARER token's principal"
+        return f"the OAUTHBEARER token in {token_file}"
     if mechanism is not None and username is not None:
         return f"SASL user {username!r} ({mechanism})"
     if subject is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from kafka_access import kafka_probe, refusals
+from kafka_access import kafka_options, kafka_probe, refusals
 from schemas.config import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class Refusals:
             mechanism=kafka.sasl_mechanism,
             username=kafka.sasl_username,
             subject=certificate_subject(kafka.ssl_certfile),
+            token_file=str(kafka.sasl_oauth_token_file),
         )
 
     async def check(
@@ -69,7 +70,7 @@ class Refusals:
         broker = self._kafka.bootstrap
         if refusal is None and refusals.needs_probe(exc):
             found = await kafka_probe.connect_error(
-                self._kafka, options or self._kafka.client_options()
+                self._kafka, options or kafka_options.client_options(self._kafka)
             )
             if found is not None:
                 broker, refusal = found[0], refusals.classify(found[1])

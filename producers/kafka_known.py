@@ -13,6 +13,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from kafka_access import kafka_options
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from producers import known
@@ -32,7 +33,7 @@ class KafkaKnownReader:
         self._refusals = refusals or Refusals(settings, log=False)
 
     async def load(self, topic: str, *, partitions: int) -> dict[ObjectKey, str]:
-        options = self._settings.client_options()
+        options = kafka_options.client_options(self._settings)
         consumer = AIOKafkaConsumer(
             **options,
             group_id=None,

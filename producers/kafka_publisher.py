@@ -36,7 +36,7 @@ from aiokafka.errors import (
     for_code,
 )
 
-from kafka_access import topic_plan
+from kafka_access import kafka_options, topic_plan
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from producers.emit import PublishFailed, Record
@@ -80,7 +80,9 @@ class KafkaPublisher:
         self.refused = asyncio.Event()  # Kafka refused a record: start a new publisher
 
     async def start(self) -> None:
-        options = self._settings.client_options()  # a new client reads password files again
+        options = kafka_options.client_options(
+            self._settings
+        )  # a new client reads password files again
         producer = AIOKafkaProducer(
             **options,
             enable_idempotence=True,
@@ -192,7 +194,7 @@ class KafkaPublisher:
         sets its own): a record over it would be refused, and a refused batch leaves the
         idempotent producer's sequence broken for its partition until a restart.
         """
-        options = self._settings.client_options()
+        options = kafka_options.client_options(self._settings)
         admin = AIOKafkaAdminClient(**options)
         create = self._settings.create_topics
         try:
@@ -233,9 +235,8 @@ async def _create_missing(
         return
     response = await admin.create_topics(missing)
     for name, code, *_ in response.topic_errors:
-        if code not in (0, TOPIC_EXISTS):
-            error = for_code(code)
-            raise PublishFailed(f"creating topic {name}: {error.message}") from error(name)
+        if code not in (0, TOPIC_EXISTS):  # e.g. an ACL: ensure_topics says which
+            raise for_code(code)(name)
         logger.info("Created compacted topic %s.", name, extra={"topic": name})
 
 

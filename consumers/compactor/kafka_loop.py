@@ -50,7 +50,7 @@ from consumers import heap
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
-from kafka_access import refusals
+from kafka_access import kafka_options, refusals
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from schemas import targets
@@ -183,7 +183,7 @@ class FoldLoop:
 
     async def run(self) -> None:
         await self._ensure_targets_topic()
-        options = self._kafka.client_options()
+        options = kafka_options.client_options(self._kafka)
         group = AIOKafkaConsumer(
             **options, group_id=self._group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", metadata_max_age_ms=int(TOPIC_CHECK_S * 1000),
@@ -215,7 +215,7 @@ class FoldLoop:
         # one small batch per round trip (the defaults) made publishing the slowest step.
         # A batch never exceeds the largest record the targets topic takes.
         return AIOKafkaProducer(
-            **self._kafka.client_options(), enable_idempotence=True, acks="all",
+            **kafka_options.client_options(self._kafka), enable_idempotence=True, acks="all",
             compression_type=self._kafka.compression_type(), linger_ms=5,
             max_batch_size=min(MAX_BATCH_BYTES, self._record_limit),
             max_request_size=self._max_group_bytes + RECORD_OVERHEAD,

@@ -17,7 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
 from consumers import kafka_reading
-from kafka_access import topic_plan
+from kafka_access import kafka_options, topic_plan
 from lifecycle import stopping
 from schemas import targets
 from schemas.config import KafkaSettings
@@ -44,7 +44,7 @@ async def ensure_topic(
     `TopicRefused` (an ACL refusal is the aiokafka error, chained, for
     `kafka_access.refusals`). With `create_topics: false` nothing is created: a missing or
     uncompacted topic is `TopicUnfit`."""
-    admin = AIOKafkaAdminClient(**kafka.client_options())
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
         wanted = topic_plan.Wanted(topic, partitions, partitions_matter=False,
@@ -119,7 +119,7 @@ async def max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
     """The largest record batch the topic accepts (its `max.message.bytes`, or the broker's
     default), or None if Kafka does not say: a topic created before the fold set it, or by
     hand, may take less than the fold would send."""
-    admin = AIOKafkaAdminClient(**kafka.client_options())
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
         wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {MAX_MESSAGE_BYTES: None})
@@ -139,7 +139,10 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
     unparsed (a value that is not what we would write gets rewritten or tombstoned like
     any other). Digests, not values: at 50k groups the values were ~400 MiB held at once."""
     consumer = AIOKafkaConsumer(
-        topic, **kafka.client_options(), enable_auto_commit=False, auto_offset_reset="earliest"
+        topic,
+        **kafka_options.client_options(kafka),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()  # subscribed at start, so the topic's metadata is loaded
     try:

@@ -30,6 +30,7 @@ from consumers import heap, kafka_reading
 from consumers.kafka_reading import Batch
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
+from kafka_access import kafka_options
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from schemas.config import KafkaSettings
@@ -105,7 +106,7 @@ class TargetsReader:
     async def _read(self) -> None:
         partitions = await self._wait_for_topic()
         consumer = AIOKafkaConsumer(
-            **self._settings.client_options(),
+            **kafka_options.client_options(self._settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -239,7 +240,7 @@ async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
     Asks for every topic's metadata: a Metadata request naming a missing topic would
     auto-create it on brokers that allow that, with the delete policy.
     """
-    admin = AIOKafkaAdminClient(**settings.client_options())
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(settings))
     try:
         await admin.start()
         described: list[dict[str, Any]] = await admin.describe_topics(None)
