@@ -211,3 +211,23 @@ async def test_a_denied_clusters_topic_is_named_while_the_other_cluster_keeps_fl
     errors = [r.getMessage() for r in caplog.records if r.name == "kafka_access.reporting"]
     assert any(f"topic {denied}" in line for line in errors)
     no_tracebacks(caplog)
+
+
+async def test_a_denied_consumer_group_is_named_on_readyz(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The fold's group ACL covers groups prefixed with the topic prefix: another is denied."""
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    await events.create_topics(kafka_bootstrap, topic_prefix, "a", [Resource.PODS])
+    kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
+    group = f"not-{topic_prefix}"
+    config = fold_config(kafka, kafka_bootstrap).model_copy(update={"group_id": group})
+    async with serving(config) as running:
+        body = await wait_readyz(running, lambda status, body: "consumer group" in body)
+        assert f"consumer group {group}" in body
+        assert "SASL user 'fold'" in body
+        assert running.metric("sdstream_fold_kafka_refusals_total", reason="group_denied") >= 1
+    no_tracebacks(caplog)
