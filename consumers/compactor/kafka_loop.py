@@ -146,7 +146,8 @@ class FoldLoop:
         self._producer: AIOKafkaProducer | None = None
         self._kafka_problem: str | None = None
         self._refusals = Refusals(kafka, counter=metrics.kafka_refusals)
-        self._denied: dict[TopicPartition, float] = {}  # paused until (monotonic time)
+        # Per consumer (group, table): partitions of denied topics, paused until (monotonic).
+        self._denied: dict[int, dict[TopicPartition, float]] = {}
 
     # readiness -----------------------------------------------------------------------
 
@@ -343,7 +344,9 @@ class FoldLoop:
         consumer.subscribe(pattern=self._global_pattern)
         known: set[TopicPartition] = set()
         while True:
-            assignment = set(consumer.assignment())
+            self._resume_denied(consumer)
+            denied = self._denied.get(id(consumer), {})
+            assignment = {tp for tp in consumer.assignment() if tp not in denied}
             if assignment != known:
                 try:
                     ends = await consumer.end_offsets(list(assignment))
@@ -396,20 +399,23 @@ class FoldLoop:
         consumer.pause(*tps)
         progress.drop(tps)
         until = time.monotonic() + DENIED_RETRY_S
-        self._denied.update(dict.fromkeys(tps, until))
+        self._denied.setdefault(id(consumer), {}).update(dict.fromkeys(tps, until))
         self._dirty.set()
         if not tps:  # e.g. end offsets of a topic not yet assigned: wait before asking again
             await asyncio.sleep(DENIED_RETRY_S)
 
     def _resume_denied(self, consumer: AIOKafkaConsumer) -> None:
-        now, assigned = time.monotonic(), consumer.assignment()
-        due = [tp for tp, until in self._denied.items() if until <= now and tp in assigned]
+        """Ask again for denied partitions whose pause is over (those no longer assigned
+        are forgotten); /readyz stops naming the refusal once none is paused."""
+        denied = self._denied.get(id(consumer), {})
+        now = time.monotonic()
+        due = [tp for tp, until in denied.items() if until <= now]
         if not due:
             return
-        consumer.resume(*due)
         for tp in due:
-            del self._denied[tp]
-        if not self._denied:
+            del denied[tp]
+        consumer.resume(*(tp for tp in due if tp in consumer.assignment()))
+        if not any(self._denied.values()):
             self._refusals.clear()  # named again at once if Kafka still denies them
 
     async def _positions(self, consumer: AIOKafkaConsumer, progress: Progress) -> None:
