@@ -24,7 +24,7 @@ from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings
 from schemas.topics import Resource, object_topic
 from sdstream import consume
 from tests.integration import e2e_pipeline as e2e
-from tests.integration import events
+from tests.integration import events, kafka_helpers, objects
 from tests.integration.secure_kafka import SecureKafka
 from tests.integration.test_consume import POD_JOB, addresses, pod
 from tests.integration.test_consume import Running as RunningConsumer
@@ -44,8 +44,10 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
-def producer_settings(kafka: KafkaSettings, kubeconfig: Path, namespace: str) -> ProducerSettings:
-    base = e2e.producer_settings(cluster="a", bootstrap=kafka.bootstrap,
+def producer_settings(
+    kafka: KafkaSettings, kubeconfig: Path, namespace: str, *, cluster: str = "a"
+) -> ProducerSettings:
+    base = e2e.producer_settings(cluster=cluster, bootstrap=kafka.bootstrap,
                                  prefix=kafka.topic_prefix, kubeconfig=kubeconfig,
                                  namespace=namespace)  # fmt: skip
     return ProducerSettings.model_validate({**base.model_dump(), "kafka": kafka.model_dump()})
@@ -92,6 +94,54 @@ async def test_a_wrong_password_is_one_clear_line_and_recovers_when_the_file_is_
         assert await task == 0
     no_tracebacks(caplog)
     assert WRONG not in caplog.text
+
+
+async def test_a_producer_denied_another_clusters_topics_says_so_and_its_own_keeps_flowing(  # noqa: PLR0917 - fixtures
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    kube_api: object,
+    kubeconfig: Path,
+    namespace: str,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """producer-a's credentials given to cluster b's producer (a copy-paste slip)."""
+    await secure_kafka.grant(topic_prefix, clusters=("a", "b"))
+    as_a = secure_kafka.settings("producer-a", "scram", topic_prefix=topic_prefix)
+    registry = CollectorRegistry()
+    own = Producer(producer_settings(as_a, kubeconfig, namespace), producer_metrics.create(
+        CollectorRegistry()))  # fmt: skip
+    slip = Producer(producer_settings(as_a, kubeconfig, namespace, cluster="b"),
+                    producer_metrics.create(registry))  # fmt: skip
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(p.run(stop)) for p in (own, slip)]
+    try:
+        await until(lambda: own.readiness.ready)
+        await until(lambda: "access to topic" in (slip.readiness.reason() or ""))
+        reason = slip.readiness.reason() or ""
+        assert f"Kafka at {secure_kafka.sasl_bootstrap} denied SASL user 'producer-a'" in reason
+        assert f"topic {topic_prefix}.b." in reason
+        denied = registry.get_sample_value(
+            "sdstream_producer_kafka_refusals_total", {"reason": "topic_denied"}
+        )
+        assert denied is not None
+        assert denied >= 1
+
+        objects.create_pod(kube_api, namespace, "web-0", ip="10.244.9.2", node="node-1")  # type: ignore[arg-type]
+        pods = object_topic(topic_prefix, "a", Resource.PODS)
+        wanted = f"{namespace}/web-0".encode()
+
+        async def published() -> bool:
+            return wanted in [r.key for r in await kafka_helpers.read_all(kafka_bootstrap, pods)]
+
+        async with asyncio.timeout(60):
+            while not await published():  # noqa: ASYNC110 - polling Kafka
+                await asyncio.sleep(0.2)
+        assert not slip.readiness.ready
+    finally:
+        stop.set()
+        assert await asyncio.gather(*tasks) == [0, 0]
+    no_tracebacks(caplog)
 
 
 @contextlib.asynccontextmanager
