@@ -282,3 +282,29 @@ async def test_a_denied_consumer_group_is_named_on_readyz(
         assert "SASL user 'fold'" in body
         assert running.metric("sdstream_fold_kafka_refusals_total", reason="group_denied") >= 1
     no_tracebacks(caplog)
+
+
+async def test_the_sinks_reader_names_a_wrong_password_and_recovers_when_the_file_is_fixed(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    await kafka_helpers.create_topic(kafka_bootstrap, f"{topic_prefix}.targets", partitions=2)
+    password = tmp_path / "password"
+    password.write_text(WRONG + "\n")
+    kafka = secure_kafka.settings(
+        "sink", "scram", topic_prefix=topic_prefix, sasl_password_file=password
+    )
+    config = fold_config(kafka, kafka_bootstrap).model_copy(update={"mode": "serve"})
+    async with serving(config) as running:
+        body = await wait_readyz(running, lambda status, body: "SASL authentication" in body)
+        assert f"Kafka at {secure_kafka.sasl_bootstrap} refused SASL user 'sink'" in body
+        assert running.metric("sdstream_sink_kafka_refusals_total", reason="authentication") >= 1
+
+        shutil.copyfile(secure_kafka.password_file("sink"), password)  # rotated
+        await wait_readyz(running, lambda status, _: status == 200)
+    no_tracebacks(caplog)
+    assert WRONG not in caplog.text
