@@ -357,7 +357,9 @@ class FoldLoop:
                 self._global = Progress(ends=ends)
                 self._dirty.set()
             if not self._global_complete:
-                self._global_complete = await _covers(consumer, self._global_pattern, known)
+                self._global_complete = await _covers(
+                    consumer, self._global_pattern, known | set(denied)
+                )  # a denied topic is not waited for
             if not known:
                 await asyncio.sleep(0.2)
                 continue
