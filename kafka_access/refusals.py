@@ -59,6 +59,9 @@ _BY_CLASS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (errors.ClusterAuthorizationFailedError, CLUSTER_DENIED),
 )
 _CHAIN_DEPTH: Final = 8
+# What a refused connection can look like to a client: the bootstrap's bare error, a
+# closed connection, and (OAUTHBEARER, see kafka_probe) a node that never becomes ready.
+_PROBED: Final = (errors.KafkaConnectionError, errors.NodeNotReadyError)
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,9 @@ def from_code(code: int, resource: str) -> Refusal | None:
 
 def needs_probe(exc: BaseException) -> bool:
     """Whether `exc` may hide a refusal that only a connection of our own can show: the
-    bootstrap error carries no cause, and a closed connection may be a TLS alert."""
-    return classify(exc) is None and any(
-        isinstance(e, errors.KafkaConnectionError) for e in _chain(exc)
-    )
+    bootstrap error carries no cause, a closed connection may be a TLS alert, and a node
+    never ready may be a refused OAUTHBEARER token."""
+    return classify(exc) is None and any(isinstance(e, _PROBED) for e in _chain(exc))
 
 
 def explain(refusal: Refusal, *, broker: str, principal: str, doing: str) -> str:

@@ -83,6 +83,7 @@ def test_only_a_connection_error_needs_a_probe() -> None:
     bootstrap = errors.KafkaConnectionError("Unable to bootstrap from [('h', 1, 0)]")
     assert refusals.needs_probe(bootstrap)
     assert refusals.needs_probe(chained(ConnectionResetError()))
+    assert refusals.needs_probe(errors.NodeNotReadyError("node id None"))  # OAUTHBEARER
     assert not refusals.needs_probe(chained(unverified()))  # already known
     assert not refusals.needs_probe(errors.TopicAuthorizationFailedError("t"))
     assert not refusals.needs_probe(errors.KafkaTimeoutError())
