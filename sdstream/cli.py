@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from schemas.config import KafkaSettings
+from schemas.topics import check_name
 from sdstream import logs, schema_export
 from sdstream.devstack import cache, secure, stack
 from sdstream.devstack.errors import DevstackError
@@ -32,12 +33,13 @@ def _devstack_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     up = verbs.add_parser("up", help="build what is missing, start the servers, print where")
     up.add_argument("--kafka-port", type=int, help="fixed broker port (default: a free one)")
     up.add_argument("--secure", action="store_true",
-                    help="also SSL (mTLS) and SASL_SSL listeners, principals and ACLs; "
-                    "prints the client settings files")  # fmt: skip
-    up.add_argument("--secure-clusters", default=",".join(secure.DEFAULT_CLUSTERS),
+                    help="also SSL (mTLS), SASL_SSL and SASL_PLAINTEXT listeners, principals "
+                    "and ACLs; prints the client settings files")  # fmt: skip
+    up.add_argument("--secure-clusters", type=_names, default=secure.DEFAULT_CLUSTERS,
                     metavar="A,B", help="clusters with a producer principal (producer-<cluster>) "
-                    "and ACLs for <prefix>.<cluster>.* (default: %(default)s)")  # fmt: skip
-    up.add_argument("--topic-prefix", default=KafkaSettings.model_fields["topic_prefix"].default,
+                    "and ACLs for <prefix>.<cluster>.* (default: a,b)")  # fmt: skip
+    up.add_argument("--topic-prefix", type=_prefix,
+                    default=KafkaSettings.model_fields["topic_prefix"].default,
                     help="topic prefix the ACLs of --secure are granted for "
                     "(default: %(default)s)")  # fmt: skip
     verbs.add_parser("down", help="stop what `up` started and remove its data")
@@ -45,6 +47,22 @@ def _devstack_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verbs.add_parser("env", help="KUBECONFIG=... and SDSTREAM_KAFKA_BOOTSTRAP=... for a shell")
     verbs.add_parser("build", help="only fetch and build the servers (and promtool)")
     dev.set_defaults(handler=_devstack)
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """--secure-clusters: comma-separated cluster names, as topic names take them."""
+    try:
+        names = tuple(check_name("cluster", part.strip()) for part in value.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def _prefix(value: str) -> str:
+    try:
+        return check_name("topic prefix", value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _dirs(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -78,7 +96,7 @@ def _devstack(args: argparse.Namespace) -> int:
 def _devstack_up(args: argparse.Namespace, root: Path, run_dir: Path) -> int:
     from sdstream.devstack import kafka_acls  # aiokafka only when granting
 
-    clusters = tuple(c.strip() for c in args.secure_clusters.split(",") if c.strip())
+    clusters: tuple[str, ...] = args.secure_clusters
     started = stack.up(root, run_dir, kafka_port=args.kafka_port, secure=args.secure,
                        secure_clusters=clusters)  # fmt: skip
     if args.secure:

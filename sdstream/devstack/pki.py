@@ -19,6 +19,7 @@ from sdstream.devstack import build
 from sdstream.devstack.errors import DevstackError
 
 _DAYS = "30"
+KEYSTORE = "broker.keystore.pem"  # beside ca.crt
 _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 # Our own extension sections rather than the system openssl.cnf's, whose `req -x509`
 # defaults would make every leaf a CA.
@@ -63,7 +64,7 @@ def write(directory: Path, *, clients: Iterable[str]) -> KafkaPki:
     signer = [config, ca, ca_key]
     broker = _signed(directory, "broker", signer=signer, cn="localhost",
                      san="subjectAltName=IP:127.0.0.1,DNS:localhost")  # fmt: skip
-    keystore = directory / "broker.keystore.pem"
+    keystore = directory / KEYSTORE
     keystore.write_bytes(broker.key.read_bytes() + broker.cert.read_bytes() + ca.read_bytes())
     keystore.chmod(0o600)
     certs = {name: _signed(directory, name, signer=signer, cn=name) for name in clients}

@@ -10,6 +10,8 @@ controller's, is a super user) the broker gets:
   for the same users and passwords (SCRAM credentials are written at format time), and
   OAUTHBEARER with Kafka's built-in *unsecured* JWS validator (dev/test only: an
   unsigned token whose `sub` claim names the principal is accepted).
+- `SASL_PLAINTEXT`: the same mechanisms and users without TLS, for testing that
+  combination of client settings.
 
 Every principal gets a random password in a 0600 file, a client certificate, and two
 ready-to-use settings files (`<principal>.scram.yaml`, `<principal>.mtls.yaml`) with a
@@ -30,7 +32,7 @@ from sdstream.devstack import pki
 
 FOLD = "fold"
 SINK = "sink"
-METHODS = ("scram", "mtls")
+METHODS = ("scram", "mtls")  # those with a settings file; also "scram-plaintext"
 DEFAULT_CLUSTERS = ("a", "b")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER")
 _SCRAM = ("SCRAM-SHA-512", "SCRAM-SHA-256")
@@ -82,14 +84,11 @@ def format_args(made: Secrets) -> list[str]:
     return args
 
 
-def listener_properties(made: Secrets, *, ssl_port: int, sasl_port: int) -> dict[str, str]:
-    """server.properties entries of the SSL and SASL_SSL listeners and the authorizer;
-    `listeners` and the protocol map are merged in by the caller."""
-    plain_users = " ".join(
-        f'user_{user}="{_password(path)}"' for user, path in made.passwords.items()
-    )
-    jaas = "listener.name.sasl_ssl.{}.sasl.jaas.config"
-    return {
+def listener_properties(made: Secrets, *, ports: dict[str, int]) -> dict[str, str]:
+    """server.properties entries of the SSL, SASL_SSL and SASL_PLAINTEXT listeners (their
+    `ports`) and the authorizer; `_listeners` and `_protocols` are merged into
+    `listeners` and the protocol map by `servers.start_kafka`."""
+    properties = {
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:ANONYMOUS",
         "allow.everyone.if.no.acl.found": "false",
@@ -100,15 +99,28 @@ def listener_properties(made: Secrets, *, ssl_port: int, sasl_port: int) -> dict
         "ssl.principal.mapping.rules": _PRINCIPAL_CN,
         "listener.name.ssl.ssl.client.auth": "required",
         "listener.name.sasl_ssl.ssl.client.auth": "none",
-        "listener.name.sasl_ssl.sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        "_listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items()),
+        "_protocols": ",".join(f"{name}:{name}" for name in ports),
+    }
+    for name in ports:
+        if name.startswith("SASL_"):
+            properties |= _sasl_listener(made, name.lower())
+    return properties
+
+
+def _sasl_listener(made: Secrets, listener: str) -> dict[str, str]:
+    plain_users = " ".join(
+        f'user_{user}="{_password(path)}"' for user, path in made.passwords.items()
+    )
+    jaas = f"listener.name.{listener}.{{}}.sasl.jaas.config"
+    return {
+        f"listener.name.{listener}.sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
         jaas.format("scram-sha-512"): _module("scram.ScramLoginModule"),
         jaas.format("scram-sha-256"): _module("scram.ScramLoginModule"),
         jaas.format("plain"): _module("plain.PlainLoginModule", plain_users),
         jaas.format("oauthbearer"): _module(
             "oauthbearer.OAuthBearerLoginModule", 'unsecuredLoginStringClaim_sub="broker"'
         ),
-        "_listeners": f"SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port}",
-        "_protocols": "SSL:SSL,SASL_SSL:SASL_SSL",
     }
 
 
@@ -119,21 +131,25 @@ def _module(name: str, options: str = "") -> str:
 def client_settings(
     made: Secrets, principal: str, method: str, *, bootstrap: str, **overrides: object
 ) -> KafkaSettings:
-    """`principal`'s Kafka settings for `method`: "scram" (SASL_SSL, SCRAM-SHA-512, on
-    the SASL_SSL bootstrap) or "mtls" (SSL with its client certificate)."""
+    """`principal`'s Kafka settings for `method`: "scram" (SASL_SSL, SCRAM-SHA-512),
+    "scram-plaintext" (SASL_PLAINTEXT, SCRAM-SHA-512) or "mtls" (SSL with its client
+    certificate), for the bootstrap of that method's listener."""
+    sasl: dict[str, object] = {
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": principal,
+        "sasl_password_file": made.passwords[principal],
+    }
     if method == "scram":
-        options: dict[str, object] = {
-            "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_username": principal, "sasl_password_file": made.passwords[principal],
-        }  # fmt: skip
+        options = {"security_protocol": "SASL_SSL", "ssl_cafile": made.pki.ca, **sasl}
+    elif method == "scram-plaintext":
+        options = {"security_protocol": "SASL_PLAINTEXT", **sasl}
     elif method == "mtls":
         cert = made.pki.clients[principal]
-        options = {"security_protocol": "SSL", "ssl_certfile": cert.cert, "ssl_keyfile": cert.key}
+        options = {"security_protocol": "SSL", "ssl_cafile": made.pki.ca,
+                   "ssl_certfile": cert.cert, "ssl_keyfile": cert.key}  # fmt: skip
     else:
-        raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
-    return KafkaSettings.model_validate(
-        {"bootstrap": bootstrap, "ssl_cafile": made.pki.ca, **options, **overrides}
-    )
+        raise ValueError(f"unknown method {method!r}: scram, scram-plaintext or mtls")
+    return KafkaSettings.model_validate({"bootstrap": bootstrap, **options, **overrides})
 
 
 def write_client_files(

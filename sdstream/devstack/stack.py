@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Stack:
     # each principal's password file, client certificate and key, and settings files.
     kafka_ssl_bootstrap: str = ""
     kafka_sasl_bootstrap: str = ""
+    kafka_sasl_plaintext_bootstrap: str = ""
     kafka_ca: str = ""
     clusters: list[str] = field(default_factory=list)  # whose producer principals exist
     passwords: dict[str, str] = field(default_factory=dict)
@@ -46,7 +48,8 @@ class Stack:
     def secrets(self) -> secure.Secrets:
         """The secured broker's certificates and password files (`up(secure=True)`)."""
         clients = {name: pki.ClientCert(Path(c), Path(k)) for name, (c, k) in self.certs.items()}
-        made = pki.KafkaPki(ca=Path(self.kafka_ca), broker_keystore=Path(), clients=clients)
+        ca = Path(self.kafka_ca)
+        made = pki.KafkaPki(ca=ca, broker_keystore=ca.with_name(pki.KEYSTORE), clients=clients)
         return secure.Secrets(made, {name: Path(p) for name, p in self.passwords.items()})
 
     def env(self) -> dict[str, str]:
@@ -131,15 +134,29 @@ def _start(
         ({}, []) if secure_clusters is None else _secure(stack, run_dir, secure_clusters)
     )
     cache.say(f"starting Kafka {built['kafka'].name} on 127.0.0.1:{broker}")
-    stack.pids["kafka"] = servers.start_kafka(
-        built["kafka"], run_dir, broker=broker, controller=controller, extra=extra,
-        format_args=format_args,
-    )  # fmt: skip
-    stack.kafka_bootstrap = f"127.0.0.1:{broker}"
-    stack.save()
-    _start_cluster(stack, built, run_dir, suffix="")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-start") as pool:
+        kafka = pool.submit(
+            servers.start_kafka, built["kafka"], run_dir, broker=broker, controller=controller,
+            extra=extra, format_args=format_args,
+        )  # fmt: skip
+        try:
+            _start_cluster(stack, built, run_dir, suffix="")
+        except BaseException:  # still record the broker, so `up`'s cleanup stops it
+            with contextlib.suppress(Exception):
+                _record_kafka(stack, kafka.result(), broker=broker)
+            raise
+        _record_kafka(stack, kafka.result(), broker=broker)
     stack.kubeconfig = stack.kubeconfigs[0]
     stack.api_server = f"https://127.0.0.1:{stack.ports['kube-apiserver']}"
+    stack.save()
+
+
+def _record_kafka(stack: Stack, pid: int, *, broker: int) -> None:
+    """Record the broker, started beside the API server (the JVM and the API server each
+    take seconds to start; side by side they take about the longer of the two, not the
+    sum), first in `pids`, so `down` stops it last."""
+    stack.pids = {"kafka": pid, **stack.pids}
+    stack.kafka_bootstrap = f"127.0.0.1:{broker}"
     stack.save()
 
 
@@ -148,11 +165,12 @@ def _secure(
 ) -> tuple[dict[str, str], list[str]]:
     """Certificates, passwords and client settings files for the secured broker; its
     extra server.properties entries and storage-format arguments."""
-    ssl_port, sasl_port = processes.free_port(), processes.free_port()
-    stack.ports.update({"kafka-ssl": ssl_port, "kafka-sasl-ssl": sasl_port})
+    ports = {name: processes.free_port() for name in ("SSL", "SASL_SSL", "SASL_PLAINTEXT")}
+    stack.ports.update({f"kafka-{name.lower().replace('_', '-')}": p for name, p in ports.items()})
     made = secure.write_secrets(run_dir / "kafka-secrets", users=secure.principals(clusters))
-    stack.kafka_ssl_bootstrap = f"127.0.0.1:{ssl_port}"
-    stack.kafka_sasl_bootstrap = f"127.0.0.1:{sasl_port}"
+    stack.kafka_ssl_bootstrap = f"127.0.0.1:{ports['SSL']}"
+    stack.kafka_sasl_bootstrap = f"127.0.0.1:{ports['SASL_SSL']}"
+    stack.kafka_sasl_plaintext_bootstrap = f"127.0.0.1:{ports['SASL_PLAINTEXT']}"
     stack.kafka_ca = str(made.pki.ca)
     stack.clusters = list(clusters)
     stack.passwords = {name: str(path) for name, path in made.passwords.items()}
@@ -161,7 +179,7 @@ def _secure(
     stack.client_settings = secure.write_client_files(
         made, run_dir / "kafka-clients", bootstraps=bootstraps
     )
-    extra = secure.listener_properties(made, ssl_port=ssl_port, sasl_port=sasl_port)
+    extra = secure.listener_properties(made, ports=ports)
     return extra, secure.format_args(made)
 
 
@@ -224,6 +242,7 @@ def describe(stack: Stack) -> str:
             f"kafka mTLS:  {stack.kafka_ssl_bootstrap} (SSL, client certificate required)",
             f"kafka SASL:  {stack.kafka_sasl_bootstrap} "
             f"(SASL_SSL: {', '.join(secure.SASL_MECHANISMS)})",
+            f"kafka SASL without TLS: {stack.kafka_sasl_plaintext_bootstrap} (SASL_PLAINTEXT)",
             f"kafka CA:    {stack.kafka_ca}",
             *(f"settings:    {path}" for path in stack.client_settings.values()),
         ]

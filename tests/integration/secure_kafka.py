@@ -17,7 +17,7 @@ from schemas.config import KafkaSettings
 from sdstream.devstack import kafka_acls, secure
 from sdstream.devstack.stack import Stack
 
-Method = Literal["scram", "mtls"]
+Method = Literal["scram", "scram-plaintext", "mtls"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,11 @@ class SecureKafka:
         return self.stack.kafka_sasl_bootstrap
 
     @property
+    def sasl_plaintext_bootstrap(self) -> str:
+        """SASL_PLAINTEXT listener: SASL without TLS."""
+        return self.stack.kafka_sasl_plaintext_bootstrap
+
+    @property
     def ca(self) -> Path:
         return Path(self.stack.kafka_ca)
 
@@ -46,15 +51,16 @@ class SecureKafka:
         cert, key = self.stack.certs[principal]
         return Path(cert), Path(key)
 
-    def settings_file(self, principal: str, method: Method) -> Path:
+    def settings_file(self, principal: str, method: Literal["scram", "mtls"]) -> Path:
         """The ready-made YAML settings file (`kafka:` section) `devstack up` wrote."""
         return Path(self.stack.client_settings[f"{principal}.{method}"])
 
     def settings(self, principal: str, method: Method, **overrides: object) -> KafkaSettings:
         """`principal`'s KafkaSettings: "scram" = SASL_SSL + SCRAM-SHA-512 with its password
-        file, "mtls" = SSL with its client certificate; `overrides` (e.g. topic_prefix,
-        sasl_mechanism="PLAIN") replace fields."""
-        bootstrap = self.sasl_bootstrap if method == "scram" else self.ssl_bootstrap
+        file, "scram-plaintext" = the same over SASL_PLAINTEXT, "mtls" = SSL with its client
+        certificate; `overrides` (e.g. topic_prefix, sasl_mechanism="PLAIN") replace fields."""
+        bootstrap = {"scram": self.sasl_bootstrap, "mtls": self.ssl_bootstrap,
+                     "scram-plaintext": self.sasl_plaintext_bootstrap}[method]  # fmt: skip
         return secure.client_settings(
             self.stack.secrets(), principal, method, bootstrap=bootstrap, **overrides
         )

@@ -10,12 +10,14 @@ pipeline keeps flowing.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 from kubernetes import client
 
@@ -152,7 +154,8 @@ async def test_the_sink_principal_reads_the_targets_topic_and_nothing_else(
     admin = AIOKafkaAdminClient(**as_sink.client_options())
     await admin.start()
     try:
-        described = {t["topic"]: t["error_code"] for t in await admin.describe_topics()}
+        described = {t["topic"]: t["error_code"] for t in await admin.describe_topics()
+                     if t["topic"].startswith(f"{topic_prefix}.")}  # fmt: skip
     finally:
         await admin.close()
     assert described == {targets: 0}  # the object topic is not even visible
@@ -175,3 +178,92 @@ async def first_record(kafka: KafkaSettings, topic: str) -> Any:
             return await reader.getone()
     finally:
         await reader.stop()
+
+
+@pytest.mark.parametrize(
+    ("method", "mechanism"),
+    [
+        ("scram", "SCRAM-SHA-512"),
+        ("scram", "SCRAM-SHA-256"),
+        ("scram", "PLAIN"),
+        ("scram-plaintext", "SCRAM-SHA-512"),
+        ("scram-plaintext", "SCRAM-SHA-256"),
+        ("scram-plaintext", "PLAIN"),
+        ("mtls", None),
+    ],
+)
+async def test_each_protocol_and_mechanism_writes_and_reads_through_our_settings(
+    secure_kafka: SecureKafka, topic_prefix: str, method: Method, mechanism: str | None
+) -> None:
+    """KafkaSettings' client options, as every sdstream client uses them, against each
+    listener and mechanism: create an own topic, write, read back."""
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    overrides = {} if mechanism is None else {"sasl_mechanism": mechanism}
+    kafka = secure_kafka.settings("producer-a", method, topic_prefix=topic_prefix, **overrides)
+    topic = object_topic(topic_prefix, "a", Resource.PODS)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    assert [code for _, code, *_ in response.topic_errors] == [0]
+    writer = AIOKafkaProducer(**kafka.client_options(), enable_idempotence=True)
+    await writer.start()
+    try:
+        await writer.send_and_wait(topic, b"{}", key=b"pod/ns/web-0")
+    finally:
+        await writer.stop()
+    assert (await first_record(kafka, topic)).key == b"pod/ns/web-0"
+
+
+@pytest.fixture
+def encrypted_key(secure_kafka: SecureKafka, tmp_path: Path) -> tuple[Path, Path]:
+    """producer-a's client key encrypted with a passphrase; (key, passphrase file)."""
+    _, key = secure_kafka.cert("producer-a")
+    secret = tmp_path / "key.password"
+    secret.write_text("s3cret-passphrase\n")
+    encrypted = tmp_path / "producer-a.encrypted.key"
+    openssl = shutil.which("openssl")
+    assert openssl
+    subprocess.run([openssl, "pkey", "-in", str(key), "-aes256", "-passout", f"file:{secret}",
+                    "-out", str(encrypted)], check=True)  # fmt: skip
+    assert "ENCRYPTED" in encrypted.read_text()
+    return encrypted, secret
+
+
+async def test_mtls_with_an_encrypted_client_key_and_its_password_file(
+    secure_kafka: SecureKafka, topic_prefix: str, encrypted_key: tuple[Path, Path]
+) -> None:
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    key, secret = encrypted_key
+    kafka = secure_kafka.settings(
+        "producer-a", "mtls", topic_prefix=topic_prefix, ssl_keyfile=key,
+        ssl_keyfile_password_file=secret,
+    )  # fmt: skip
+    topic = object_topic(topic_prefix, "a", Resource.SERVICES)
+    writer = AIOKafkaProducer(**kafka.client_options())
+    await kafka_helpers.create_topic(secure_kafka.stack.kafka_bootstrap, topic)
+    await writer.start()
+    try:
+        await writer.send_and_wait(topic, b"{}", key=b"service/ns/web")
+    finally:
+        await writer.stop()
+    assert (await first_record(kafka, topic)).key == b"service/ns/web"
+
+
+async def test_a_serve_only_consumer_as_the_sink_principal_serves_what_the_fold_built(
+    env: e2e.Env, secure_kafka: SecureKafka, namespace: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Fold and sinks split (`mode: fold` / `mode: serve`), each as its own principal: the
+    sink principal's ACLs (read the targets topic, nothing else) are enough to serve."""
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    populate(env, namespace)
+    jobs = sd_configs(namespace)
+    fold = consumer(secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix), jobs)
+    serve = consumer(secure_kafka.settings("sink", "mtls", topic_prefix=topic_prefix), jobs)
+    fold.settings = fold.settings.model_copy(update={"mode": "fold"})
+    serve.settings = serve.settings.model_copy(update={"mode": "serve"})
+    as_producer = secure_kafka.settings("producer-a", "scram", topic_prefix=topic_prefix)
+    async with e2e.running(producer(env, as_producer, cluster="a", ns=namespace), fold, serve):
+        await check_equal_to_promtool(env, serve, jobs, tmp_path)
