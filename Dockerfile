@@ -16,6 +16,7 @@ COPY producers producers
 COPY consumers consumers
 COPY sdstream sdstream
 COPY lifecycle lifecycle
+COPY kafka_access kafka_access
 # sdstream itself: no dependency resolution, no download (the backend is in the lock).
 RUN pip install --no-cache-dir --no-deps --no-build-isolation --no-index .
 # One UID everywhere: deploy/kubernetes and the Helm chart (values `uid`) run as 65532.

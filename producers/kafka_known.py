@@ -13,6 +13,8 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from kafka_access import kafka_options
+from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from producers import known
 from producers.emit import PublishFailed
@@ -26,12 +28,14 @@ PARTITION_FETCH_BYTES = 512 * 2**10  # per partition and fetch; default 1 MiB
 
 
 class KafkaKnownReader:
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, *, refusals: Refusals | None = None) -> None:
         self._settings = settings
+        self._refusals = refusals or Refusals(settings, log=False)
 
     async def load(self, topic: str, *, partitions: int) -> dict[ObjectKey, str]:
+        options = kafka_options.client_options(self._settings)
         consumer = AIOKafkaConsumer(
-            **self._settings.client_options(),
+            **options,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -42,7 +46,10 @@ class KafkaKnownReader:
             await consumer.start()
             folded = await _read_to_end(consumer, topic, partitions=partitions)
         except KafkaError as exc:
-            raise PublishFailed(f"reading {topic}: {exc!r}") from exc
+            refused = await self._refusals.check(
+                exc, doing=f"reading {topic}", options=options, keep=False
+            )
+            raise PublishFailed(refused or f"reading {topic}: {exc!r}") from exc
         finally:
             await stopping.stop("known-state consumer", consumer.stop)
         logger.info(

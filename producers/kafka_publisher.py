@@ -28,8 +28,16 @@ from typing import Any, ClassVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
 
+from kafka_access import kafka_options, topic_plan
+from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from producers.emit import PublishFailed, Record
 from producers.metrics import ProducerMetrics
@@ -38,13 +46,16 @@ from schemas.config import KafkaSettings
 logger = logging.getLogger(__name__)
 
 TOPIC_EXISTS = 36
+UNKNOWN_TOPIC = 3
+TOPIC_DENIED = 29
 COMPACTED = {"cleanup.policy": "compact"}
 # Kafka refuses the record itself: sending it again cannot help.
 REJECTIONS = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class TopicMismatch(Exception):
-    """An existing topic is not compacted or has another partition count: fix it by hand."""
+    """An existing topic is not compacted or has another partition count, or (with
+    `create_topics: false`) a topic is missing: fix it by hand."""
 
     retriable: ClassVar[bool] = False
 
@@ -57,9 +68,11 @@ class KafkaPublisher:
         metrics: ProducerMetrics,
         max_unacked: int = 10_000,
         max_request_size: int = 1_048_576,
+        refusals: Refusals | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._refusals = refusals or Refusals(settings, log=False)
         self._max_request_size = max_request_size
         self._slots = asyncio.Semaphore(max_unacked)
         self._producer: AIOKafkaProducer | None = None
@@ -67,8 +80,11 @@ class KafkaPublisher:
         self.refused = asyncio.Event()  # Kafka refused a record: start a new publisher
 
     async def start(self) -> None:
+        options = kafka_options.client_options(
+            self._settings
+        )  # a new client reads password files again
         producer = AIOKafkaProducer(
-            **self._settings.client_options(),
+            **options,
             enable_idempotence=True,
             acks="all",
             compression_type=self._settings.compression_type(),
@@ -79,10 +95,14 @@ class KafkaPublisher:
             await producer.start()
         except KafkaError as exc:
             await stopping.stop("producer", producer.stop)
+            refused = await self._refusals.check(
+                exc, doing="starting the producer", options=options
+            )
             raise PublishFailed(
-                f"cannot reach Kafka at {self._settings.bootstrap}: {exc!r}"
+                refused or f"cannot reach Kafka at {self._settings.bootstrap}: {exc!r}"
             ) from exc
         self._producer = producer
+        self._refusals.clear()
 
     async def stop(self) -> None:
         """Flush what is buffered, then close; within stopping.STOP_TIMEOUT_S, so a
@@ -116,8 +136,8 @@ class KafkaPublisher:
             return
         except KafkaError as exc:
             self._slots.release()
-            self._failed(record, exc)
-            raise PublishFailed(f"send to {record.topic}: {exc!r}") from exc
+            refused = self._failed(record, exc)
+            raise PublishFailed(refused or f"send to {record.topic}: {exc!r}") from exc
         future.add_done_callback(lambda f: self._acked(record, sent_at, f))
 
     def _acked(self, record: Record, sent_at: float, future: asyncio.Future[Any]) -> None:
@@ -137,9 +157,13 @@ class KafkaPublisher:
         self._metrics.lag.observe(max(0.0, time.time() - record.observed_at))
         self._metrics.published.labels(record.resource.value, record.event.value).inc()
 
-    def _failed(self, record: Record, exc: BaseException) -> None:
+    def _failed(self, record: Record, exc: BaseException) -> str | None:
+        """Count and log; the refusal's line if Kafka refused us (the watch logs that)."""
         self.failures += 1
         self._metrics.errors.labels(record.resource.value, type(exc).__name__).inc()
+        refused = self._refusals.check_now(exc, doing=f"writing {record.topic}", keep=False)
+        if refused is not None:
+            return refused
         logger.warning(
             "Kafka did not take %s %s: %r.",
             record.topic,
@@ -147,6 +171,7 @@ class KafkaPublisher:
             exc,
             extra={"topic": record.topic, "key": record.key, "error": repr(exc)},
         )
+        return None
 
     def _rejected(self, record: Record, exc: BaseException) -> None:
         self._metrics.skipped.labels(record.resource.value, "rejected").inc()
@@ -161,21 +186,40 @@ class KafkaPublisher:
         )
 
     async def ensure_topics(self, topics: Mapping[str, int]) -> dict[str, int]:
-        """Create missing topics compacted; TopicMismatch if an existing one differs.
+        """Create missing topics compacted (unless `create_topics` is false); TopicMismatch
+        naming every topic that is missing or unusable (not compacted, another partition
+        count), with the commands that fix them.
 
         Returns each topic's max.message.bytes (the broker's default unless the topic
         sets its own): a record over it would be refused, and a refused batch leaves the
         idempotent producer's sequence broken for its partition until a restart.
         """
-        admin = AIOKafkaAdminClient(**self._settings.client_options())
+        options = kafka_options.client_options(self._settings)
+        admin = AIOKafkaAdminClient(**options)
+        create = self._settings.create_topics
         try:
             await admin.start()
-            await _create_missing(admin, topics, replication=self._settings.replication_factor)
-            return await _check(admin, topics)
+            if create:
+                await _create_missing(admin, topics, replication=self._settings.replication_factor)
+            found, limits = await _found(admin, topics, missing_ok=not create)
         except KafkaError as exc:
-            raise PublishFailed(f"checking topics: {exc!r}") from exc
+            refused = await self._refusals.check(exc, doing="checking topics", options=options)
+            raise PublishFailed(refused or f"checking topics: {exc!r}") from exc
         finally:
             await stopping.stop("admin client", admin.close)
+        wanted = [topic_plan.Wanted(name, count) for name, count in topics.items()]
+        problems = topic_plan.unfit(
+            wanted, found, bootstrap=self._settings.bootstrap,
+            replication=self._settings.replication_factor,
+        )  # fmt: skip
+        if problems:
+            raise TopicMismatch(
+                topic_plan.message(problems, creating=create)
+                + " (object topics must be compacted and share one partition count; or set "
+                "the partitions setting to match)"
+            )
+        self._refusals.clear()
+        return limits
 
 
 async def _create_missing(
@@ -191,24 +235,33 @@ async def _create_missing(
         return
     response = await admin.create_topics(missing)
     for name, code, *_ in response.topic_errors:
-        if code not in (0, TOPIC_EXISTS):
-            raise PublishFailed(f"creating topic {name}: Kafka error code {code}")
+        if code not in (0, TOPIC_EXISTS):  # e.g. an ACL: ensure_topics says which
+            raise for_code(code)(name)
         logger.info("Created compacted topic %s.", name, extra={"topic": name})
 
 
 async def _described(
-    admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, settle_s: float = 30.0
+    admin: AIOKafkaAdminClient,
+    topics: Mapping[str, int],
+    *,
+    missing_ok: bool,
+    settle_s: float = 30.0,
 ) -> list[dict[str, Any]]:
     """Topic metadata once every topic shows partitions, each with a leader: a topic
     created a moment ago can still describe as 0 partitions (or leader not available)
-    until metadata settles, and writing to it then logs NotLeaderForPartition warnings."""
+    until metadata settles, and writing to it then logs NotLeaderForPartition warnings.
+    A topic we may not describe is settled; so is a missing one when `missing_ok`."""
     deadline = time.monotonic() + settle_s
+    final = (TOPIC_DENIED, UNKNOWN_TOPIC) if missing_ok else (TOPIC_DENIED,)
     while True:
-        described: list[dict[str, Any]] = await admin.describe_topics(list(topics))
+        described = await _describe(admin, topics, every=missing_ok)
         settled = all(
-            m["error_code"] == 0
-            and m["partitions"]
-            and all(p["leader"] >= 0 for p in m["partitions"])
+            m["error_code"] in final
+            or (
+                m["error_code"] == 0
+                and m["partitions"]
+                and all(p["leader"] >= 0 for p in m["partitions"])
+            )
             for m in described
         )
         if settled or time.monotonic() >= deadline:
@@ -216,23 +269,33 @@ async def _described(
         await asyncio.sleep(0.2)
 
 
-async def _check(admin: AIOKafkaAdminClient, topics: Mapping[str, int]) -> dict[str, int]:
-    problems: list[str] = []
-    for meta in await _described(admin, topics):
-        name, count = meta["topic"], len(meta["partitions"])
-        if count != topics[name]:
-            problems.append(f"topic {name} has {count} partitions, expected {topics[name]}")
-    configs = await _configs(admin, list(topics))
-    for name, config in configs.items():
-        policy = config.get("cleanup.policy")
-        if policy != "compact":
-            problems.append(f"topic {name} has cleanup.policy={policy!r}, expected 'compact'")
-    if problems:
-        raise TopicMismatch(
-            "; ".join(problems) + " (object topics must be compacted and share one partition "
-            "count; delete or fix them, or set the partitions setting to match)"
-        )
-    return _max_message_bytes(configs)
+async def _describe(
+    admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, every: bool
+) -> list[dict[str, Any]]:
+    """Metadata of `topics`; with `every`, read from every topic's metadata (naming a
+    missing topic would auto-create it on brokers that allow that), missing ones as
+    UNKNOWN_TOPIC (so are those we may not describe: they are not listed)."""
+    if not every:
+        named: list[dict[str, Any]] = await admin.describe_topics(list(topics))
+        return named
+    listed = {m["topic"]: m for m in await admin.describe_topics(None) if m["topic"] in topics}
+    missing = {"error_code": UNKNOWN_TOPIC, "partitions": []}
+    return [listed.get(name, {"topic": name, **missing}) for name in topics]
+
+
+async def _found(
+    admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, missing_ok: bool
+) -> tuple[dict[str, topic_plan.Found], dict[str, int]]:
+    """The topics that exist (partition count, configs) and their max.message.bytes; a
+    topic we may not describe is TopicAuthorizationFailedError naming them all."""
+    described = await _described(admin, topics, missing_ok=missing_ok)
+    denied = sorted(m["topic"] for m in described if m["error_code"] == TOPIC_DENIED)
+    if denied:
+        raise TopicAuthorizationFailedError(denied)
+    counts = {m["topic"]: len(m["partitions"]) for m in described if m["error_code"] == 0}
+    configs = await _configs(admin, list(counts)) if counts else {}
+    found = {name: topic_plan.Found(n, configs.get(name, {})) for name, n in counts.items()}
+    return found, _max_message_bytes(configs)
 
 
 async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
@@ -240,6 +303,8 @@ async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, d
     configs: dict[str, dict[str, str]] = {}
     for response in await admin.describe_configs(resources):
         for resource in response.to_object()["resources"]:
+            if resource["error_code"] != 0:  # e.g. no DESCRIBE_CONFIGS ACL: unknown
+                continue
             configs[resource["resource_name"]] = {
                 entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]
             }

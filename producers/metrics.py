@@ -25,6 +25,7 @@ class ProducerMetrics:
     ready: Gauge  # resource: 1 once the initial list is published
     leader: Gauge  # 1 while this replica holds the lease
     watch_failures: Gauge  # resource: consecutive failures of its watch, 0 when it works
+    kafka_refusals: Counter  # reason: Kafka refused our credentials, TLS or an ACL
 
 
 def create(registry: CollectorRegistry) -> ProducerMetrics:
@@ -62,6 +63,12 @@ def create(registry: CollectorRegistry) -> ProducerMetrics:
             "reason",
         ),
         errors=counter("errors_total", "Errors by resource and kind.", "resource", "kind"),
+        kafka_refusals=counter(
+            "kafka_refusals_total",
+            "Kafka refused a client, by reason: authentication, sasl_mechanism, tls_verify, "
+            "tls, topic_denied, group_denied, cluster_denied (each is retried with backoff).",
+            "reason",
+        ),
         publish_latency=histogram("publish_latency_seconds", "Kafka send to broker ack."),
         lag=histogram("lag_seconds", "API event seen to Kafka ack."),
         ready=Gauge(

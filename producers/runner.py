@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from kafka_access.reporting import Refusals
 from producers import emit, leader, trim
 from producers.emit import PublishFailed
 from producers.health import WatchHealth
@@ -57,6 +58,7 @@ class Readiness:
     metrics: ProducerMetrics | None = None
     standby: bool = False  # a healthy hot standby counts as ready (rollouts must not stall)
     health: WatchHealth = field(default_factory=WatchHealth)
+    refusals: Refusals | None = None  # what Kafka refuses us (credentials, TLS, ACLs)
 
     def mark(self, watch: Watch) -> None:
         self.listed.add(watch)
@@ -72,6 +74,8 @@ class Readiness:
         stuck = self.health.stuck()
         if stuck:
             return "; ".join(stuck)
+        if self.refusals is not None and self.refusals.problem is not None:
+            return self.refusals.problem
         if not self.expected or not self.expected <= self.listed:
             return "initial lists not yet published"
         return None
@@ -115,6 +119,9 @@ class Producer:
         self.readiness.expected = frozenset(watches(self.settings))
         self.readiness.metrics = self.metrics
         self.readiness.health = WatchHealth(self.metrics)
+        self.readiness.refusals = Refusals(
+            self.settings.kafka, counter=self.metrics.kafka_refusals, log=False
+        )
         elector: leader.Elector | None = None
         try:
             self._api = api.KubeApi(
@@ -161,6 +168,7 @@ class Producer:
             self.settings.kafka,
             metrics=self.metrics,
             max_request_size=self.settings.max_record_bytes,
+            refusals=self.readiness.refusals,
         )
         holder = asyncio.create_task(_hold(elector, lost)) if elector else None
         try:
@@ -202,7 +210,7 @@ class Producer:
         await retry("checking topics", check_topics)
         naming = _fit(naming, limits)
         await retry("starting the Kafka producer", publisher.start)
-        reader = KafkaKnownReader(settings.kafka)
+        reader = KafkaKnownReader(settings.kafka, refusals=self.readiness.refusals)
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
         assert self._api is not None  # noqa: S101  # set by run() before any term
         source = self.wrap_source(self._api)

@@ -45,13 +45,19 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = Field("sdstream", description="Prefix of every topic sdstream uses")
     client_id: str = "sdstream"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     sasl_password_file: Path | None = Field(
         None,
         description="File holding the SASL password (one trailing newline is dropped); "
         "read at start and by each new client; exclusive with sasl_password",
+    )
+    sasl_oauth_token_file: Path | None = Field(
+        None,
+        description="File holding the OAUTHBEARER token (a JWT; one trailing newline is "
+        "dropped), for sasl_mechanism OAUTHBEARER; read at each authentication, so a token "
+        "rotated by a sidecar is used by the next connection",
     )
     ssl_cafile: Path | None = Field(None, description="PEM CA bundle; system CAs when unset")
     ssl_certfile: Path | None = Field(
@@ -64,6 +70,12 @@ class KafkaSettings(BaseModel):
         None, description="File holding the password of an encrypted ssl_keyfile"
     )
     replication_factor: int = Field(1, ge=1, description="For topics sdstream creates")
+    create_topics: bool = Field(
+        True,
+        description="Create missing topics (compacted). false: never create any; a missing "
+        "or unusable topic is one error at start (exit 2) naming each and the command that "
+        "creates or fixes it",
+    )
     compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = Field(
         "zstd",
         description="Codec for records sdstream writes; zstd is >10x faster than gzip's level 9"
@@ -105,8 +117,10 @@ class KafkaSettings(BaseModel):
             )
         return context
 
-    def client_options(self) -> dict[str, Any]:
-        """Connection keyword arguments shared by every aiokafka client we create."""
+    def client_options(self, *, token_provider: object = None) -> dict[str, Any]:
+        """Connection keyword arguments shared by every aiokafka client we create.
+        OAUTHBEARER needs `token_provider` (an aiokafka token provider, which this module may
+        not import): `kafka_access.kafka_options.client_options` passes it."""
         options: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap,
             "client_id": self.client_id,
@@ -114,7 +128,10 @@ class KafkaSettings(BaseModel):
         }
         if self.security_protocol in _TLS:
             options["ssl_context"] = self.ssl_context()
-        if self.sasl_mechanism is not None:
+        if self.sasl_mechanism == "OAUTHBEARER":
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_oauth_token_provider"] = token_provider
+        elif self.sasl_mechanism is not None:
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
             options["sasl_plain_password"] = self.password()
@@ -123,7 +140,9 @@ class KafkaSettings(BaseModel):
 
 _TLS: Final = ("SSL", "SASL_SSL")
 _SASL: Final = ("SASL_PLAINTEXT", "SASL_SSL")
-_SASL_FIELDS: Final = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file")
+_SASL_FIELDS: Final = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file",
+                       "sasl_oauth_token_file")  # fmt: skip
+_PASSWORD_FIELDS: Final = ("sasl_username", "sasl_password", "sasl_password_file")
 _TLS_FIELDS: Final = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_keyfile_password_file")
 
 
@@ -151,11 +170,29 @@ def _sasl_inconsistency(kafka: KafkaSettings) -> str | None:
         )
     if kafka.sasl_password is not None and kafka.sasl_password_file is not None:
         return "sasl_password and sasl_password_file both set: set one"
+    if kafka.sasl_mechanism == "OAUTHBEARER" or kafka.sasl_oauth_token_file is not None:
+        return _oauth_inconsistency(kafka)
     missing = [name for name in ("sasl_mechanism", "sasl_username") if name not in sasl]
     if kafka.sasl_password is None and kafka.sasl_password_file is None:
         missing.append("sasl_password (or sasl_password_file)")
     if protocol in _SASL and missing:
         return f"security_protocol {protocol} needs {', '.join(missing)}"
+    return None
+
+
+def _oauth_inconsistency(kafka: KafkaSettings) -> str | None:
+    """OAUTHBEARER takes the principal from the token: no user or password beside it."""
+    protocol, mechanism = kafka.security_protocol, kafka.sasl_mechanism
+    if mechanism != "OAUTHBEARER":
+        return f"sasl_oauth_token_file set but sasl_mechanism is {mechanism}: use OAUTHBEARER"
+    if protocol in _SASL and kafka.sasl_oauth_token_file is None:
+        return f"security_protocol {protocol} with OAUTHBEARER needs sasl_oauth_token_file"
+    extra = [name for name in _PASSWORD_FIELDS if getattr(kafka, name) is not None]
+    if extra:
+        return (
+            f"{', '.join(extra)} set with sasl_mechanism OAUTHBEARER, which takes the "
+            "principal from the token: unset them"
+        )
     return None
 
 

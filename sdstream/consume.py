@@ -19,7 +19,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from consumers.compactor import fold as folds
-from consumers.compactor import jobs, kafka_loop
+from consumers.compactor import jobs, kafka_loop, kafka_published
 from consumers.compactor import metrics as fold_metrics
 from consumers.sinks import kafka_targets
 from consumers.sinks import runner as sinks_runner
@@ -103,6 +103,9 @@ async def _main(config: ConsumerSettings) -> int:
             await serve(config)
     except* (http.ListenError, settings.SettingsError) as bad:  # nothing started: one line
         print(f"sdstream consume: {bad.exceptions[0]}", file=sys.stderr)
+        status = 2
+    except* kafka_published.TopicUnfit as unfit:  # create_topics false: what to create
+        print(f"sdstream consume: {unfit.exceptions[0]}", file=sys.stderr)
         status = 2
     except* (kafka_loop.FoldFailed, kafka_targets.TargetsReadFailed) as failed:
         for error in failed.exceptions:

@@ -168,7 +168,8 @@ def _check_kafka_files(kafka: KafkaSettings) -> None:
     """Read the password files and build the TLS context now, so a missing, unreadable or
     bad file is a settings error naming it at start rather than a traceback from the first
     Kafka client. A file's content never appears in the message."""
-    for name in ("sasl_password_file", "ssl_keyfile_password_file", "ssl_certfile", "ssl_keyfile"):
+    for name in ("sasl_password_file", "sasl_oauth_token_file", "ssl_keyfile_password_file",
+                 "ssl_certfile", "ssl_keyfile"):  # fmt: skip
         path: Path | None = getattr(kafka, name)
         if path is not None:
             _check_readable(f"kafka.{name}", path)
@@ -192,7 +193,8 @@ def _check_readable(field: str, path: Path) -> None:
         raise SettingsError(f"{field}: {path} is a directory")
     try:
         path.read_bytes()
-        content = read_secret(path) if field.endswith("password_file") else "-"
+        secret = field.endswith(("password_file", "token_file"))
+        content = read_secret(path) if secret else "-"
     except OSError as exc:
         raise SettingsError(f"{field}: {path}: {exc.strerror or _one_line(exc)}") from exc
     except UnicodeDecodeError as exc:

@@ -38,16 +38,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
+    GroupAuthorizationFailedError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
+    TopicAuthorizationFailedError,
 )
 
 from consumers import heap
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
+from kafka_access import kafka_options, refusals
+from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
@@ -64,6 +68,8 @@ START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at star
 RECORD_OVERHEAD = 1 << 10
 MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
 REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
+DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
+DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
 
@@ -138,6 +144,9 @@ class FoldLoop:
         self._group_consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._kafka_problem: str | None = None
+        self._refusals = Refusals(kafka, counter=metrics.kafka_refusals)
+        # Per consumer (group, table): partitions of denied topics, paused until (monotonic).
+        self._denied: dict[int, dict[TopicPartition, float]] = {}
 
     # readiness -----------------------------------------------------------------------
 
@@ -153,6 +162,8 @@ class FoldLoop:
         return self._synced.is_set() and not self._need_sync
 
     def unready_reason(self) -> str | None:
+        if self._refusals.problem is not None:  # even when synced: a topic is not read
+            return self._refusals.problem
         if self.ready():
             return None
         if self._kafka_problem is not None:
@@ -172,7 +183,7 @@ class FoldLoop:
 
     async def run(self) -> None:
         await self._ensure_targets_topic()
-        options = self._kafka.client_options()
+        options = kafka_options.client_options(self._kafka)
         group = AIOKafkaConsumer(
             **options, group_id=self._group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", metadata_max_age_ms=int(TOPIC_CHECK_S * 1000),
@@ -204,7 +215,7 @@ class FoldLoop:
         # one small batch per round trip (the defaults) made publishing the slowest step.
         # A batch never exceeds the largest record the targets topic takes.
         return AIOKafkaProducer(
-            **self._kafka.client_options(), enable_idempotence=True, acks="all",
+            **kafka_options.client_options(self._kafka), enable_idempotence=True, acks="all",
             compression_type=self._kafka.compression_type(), linger_ms=5,
             max_batch_size=min(MAX_BATCH_BYTES, self._record_limit),
             max_request_size=self._max_group_bytes + RECORD_OVERHEAD,
@@ -226,18 +237,23 @@ class FoldLoop:
                              str(self._max_group_bytes + RECORD_OVERHEAD)},
                 )  # fmt: skip
                 taken = await kafka_published.max_message_bytes(self._kafka, self._targets)
-            except KafkaError as exc:  # aiokafka marks a timeout not retriable; we retry it
+            except (KafkaError, kafka_published.TopicRefused) as exc:
+                delay = min(START_RETRY_MAX_S, 0.5 * 2**attempt)
+                attempt += 1
+                if await self._refusals.check(exc, doing=f"checking topic {self._targets}"):
+                    await asyncio.sleep(delay)  # credentials and ACLs change: try again
+                    continue
+                if isinstance(exc, kafka_published.TopicRefused):
+                    raise FoldFailed(str(exc)) from exc
+                # aiokafka marks a timeout not retriable; we retry it
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise FoldFailed(f"creating {self._targets}: {exc!r}") from exc
                 problem = f"{exc!r}"
-            except kafka_published.TopicRefused as exc:
-                raise FoldFailed(str(exc)) from exc
             else:
                 self._kafka_problem = None
+                self._refusals.clear()
                 self._limit_records(taken)
                 return
-            delay = min(START_RETRY_MAX_S, 0.5 * 2**attempt)
-            attempt += 1
             self._kafka_problem = f"cannot reach Kafka at {self._kafka.bootstrap}: {problem}"
             logger.warning("Cannot reach Kafka at %s (%s); retrying in %.1f s.",
                            self._kafka.bootstrap, problem, delay,
@@ -313,7 +329,7 @@ class FoldLoop:
         while True:
             if not self._assigned_once and await _covers(consumer, self._group_pattern, set()):
                 self._assigned_once = True  # no matching topic: an empty fold is current
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            batch = await self._get(consumer, self._group)
             if batch:
                 self._fold(batch, self._group, consumer)
             await self._positions(consumer, self._group)
@@ -327,22 +343,81 @@ class FoldLoop:
         consumer.subscribe(pattern=self._global_pattern)
         known: set[TopicPartition] = set()
         while True:
-            assignment = set(consumer.assignment())
+            self._resume_denied(consumer)
+            denied = self._denied.get(id(consumer), {})
+            assignment = {tp for tp in consumer.assignment() if tp not in denied}
             if assignment != known:
+                try:
+                    ends = await consumer.end_offsets(list(assignment))
+                except DENIALS as exc:
+                    await self._denial(consumer, self._global, exc)
+                    continue
                 known = assignment
-                self._global = Progress(ends=await consumer.end_offsets(list(known)))
+                self._global = Progress(ends=ends)
                 self._dirty.set()
             if not self._global_complete:
-                self._global_complete = await _covers(consumer, self._global_pattern, known)
+                self._global_complete = await _covers(
+                    consumer, self._global_pattern, known | set(denied)
+                )  # a denied topic is not waited for
             if not known:
                 await asyncio.sleep(0.2)
                 continue
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            batch = await self._get(consumer, self._global)
             if batch:
                 self._fold(batch, self._global, consumer)
             await self._positions(consumer, self._global)
 
     # shared ----------------------------------------------------------------------------
+
+    async def _get(
+        self, consumer: AIOKafkaConsumer, progress: Progress
+    ) -> Mapping[TopicPartition, Sequence[Record]]:
+        """A batch; a topic or group Kafka denies us is reported and left out (`_denial`),
+        so every other topic keeps flowing."""
+        self._resume_denied(consumer)
+        try:
+            batch: Mapping[TopicPartition, Sequence[Record]] = await consumer.getmany(
+                timeout_ms=200, max_records=5000
+            )
+        except DENIALS as exc:
+            await self._denial(consumer, progress, exc)
+            return {}
+        return batch
+
+    async def _denial(
+        self, consumer: AIOKafkaConsumer, progress: Progress, exc: KafkaError
+    ) -> None:
+        """Log, count and name on /readyz what Kafka denied. A denied topic's partitions
+        are paused for DENIED_RETRY_S and no longer awaited for catching up (what was folded
+        from them stays); a denied group is asked again after DENIED_RETRY_S."""
+        await self._refusals.check(exc, doing="reading object topics")
+        refusal = refusals.classify(exc)
+        named = set((refusal.resource or "").split(", ")) if refusal else set()
+        if not isinstance(exc, TopicAuthorizationFailedError):
+            await asyncio.sleep(DENIED_RETRY_S)
+            return
+        tps = [tp for tp in consumer.assignment() if tp.topic in named]
+        consumer.pause(*tps)
+        progress.drop(tps)
+        until = time.monotonic() + DENIED_RETRY_S
+        self._denied.setdefault(id(consumer), {}).update(dict.fromkeys(tps, until))
+        self._dirty.set()
+        if not tps:  # e.g. end offsets of a topic not yet assigned: wait before asking again
+            await asyncio.sleep(DENIED_RETRY_S)
+
+    def _resume_denied(self, consumer: AIOKafkaConsumer) -> None:
+        """Ask again for denied partitions whose pause is over (those no longer assigned
+        are forgotten); /readyz stops naming the refusal once none is paused."""
+        denied = self._denied.get(id(consumer), {})
+        now = time.monotonic()
+        due = [tp for tp, until in denied.items() if until <= now]
+        if not due:
+            return
+        for tp in due:
+            del denied[tp]
+        consumer.resume(*(tp for tp in due if tp in consumer.assignment()))
+        if not any(self._denied.values()):
+            self._refusals.clear()  # named again at once if Kafka still denies them
 
     async def _positions(self, consumer: AIOKafkaConsumer, progress: Progress) -> None:
         for tp in list(progress.ends):

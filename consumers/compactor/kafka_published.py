@@ -14,8 +14,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import for_code
 
 from consumers import kafka_reading
+from kafka_access import kafka_options, topic_plan
 from lifecycle import stopping
 from schemas import targets
 from schemas.config import KafkaSettings
@@ -30,23 +32,67 @@ class TopicRefused(RuntimeError):
     """Kafka answered the creation of a topic with an error."""
 
 
+class TopicUnfit(RuntimeError):
+    """With `create_topics: false`, the topic is missing or not compacted; the message
+    says what to run (a configuration error: exit 2)."""
+
+
 async def ensure_topic(
     kafka: KafkaSettings, topic: str, *, partitions: int, configs: Mapping[str, str] | None = None
 ) -> None:
     """Create the compacted topic (with `configs`) unless it exists; a refusal is
-    `TopicRefused`."""
-    admin = AIOKafkaAdminClient(**kafka.client_options())
+    `TopicRefused` (an ACL refusal is the aiokafka error, chained, for
+    `kafka_access.refusals`). With `create_topics: false` nothing is created: a missing or
+    uncompacted topic is `TopicUnfit`."""
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
+        wanted = topic_plan.Wanted(topic, partitions, partitions_matter=False,
+                                   configs=dict(configs or {}))  # fmt: skip
+        if not kafka.create_topics:
+            await _check_unfit(admin, kafka, wanted)
+            return
         new = NewTopic(topic, partitions, kafka.replication_factor,
                        topic_configs={"cleanup.policy": "compact", **(configs or {})})  # fmt: skip
         response = await admin.create_topics([new])
         for name, code, *_ in response.topic_errors:
             if code not in (0, TOPIC_EXISTS):
-                raise TopicRefused(f"cannot create {name}: Kafka error {code}")
+                error = for_code(code)
+                raise TopicRefused(f"cannot create {name}: {error.message}") from error(name)
         await _wait_for_leaders(admin, [topic])
     finally:
         await stopping.stop("admin client", admin.close)
+
+
+async def _check_unfit(
+    admin: AIOKafkaAdminClient, kafka: KafkaSettings, wanted: topic_plan.Wanted
+) -> None:
+    """The topic as an operator made it: TopicUnfit naming what to run if it is unusable."""
+    found: dict[str, topic_plan.Found] = {}
+    # Every topic's metadata: naming a missing one would auto-create it on brokers that
+    # allow that. A topic we may not describe is not listed, as if missing.
+    for meta in await admin.describe_topics(None):
+        if meta["topic"] == wanted.name and meta["error_code"] == 0:
+            found[wanted.name] = topic_plan.Found(
+                len(meta["partitions"]), await _topic_configs(admin, wanted.name)
+            )
+    problems = topic_plan.unfit(
+        [wanted], found, bootstrap=kafka.bootstrap, replication=kafka.replication_factor
+    )
+    if problems:
+        raise TopicUnfit(topic_plan.message(problems, creating=False))
+
+
+async def _topic_configs(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+    """The topic's configs; {} when we may not read them (policy unknown, not wrong)."""
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    return {
+        str(entry[0]): str(entry[1])
+        for response in responses
+        for error, _, _, _, entries in response.resources
+        if error == 0
+        for entry in entries
+    }
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
@@ -73,7 +119,7 @@ async def max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
     """The largest record batch the topic accepts (its `max.message.bytes`, or the broker's
     default), or None if Kafka does not say: a topic created before the fold set it, or by
     hand, may take less than the fold would send."""
-    admin = AIOKafkaAdminClient(**kafka.client_options())
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
         wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {MAX_MESSAGE_BYTES: None})
@@ -93,7 +139,10 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
     unparsed (a value that is not what we would write gets rewritten or tombstoned like
     any other). Digests, not values: at 50k groups the values were ~400 MiB held at once."""
     consumer = AIOKafkaConsumer(
-        topic, **kafka.client_options(), enable_auto_commit=False, auto_offset_reset="earliest"
+        topic,
+        **kafka_options.client_options(kafka),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()  # subscribed at start, so the topic's metadata is loaded
     try:

@@ -21,6 +21,7 @@ class FoldMetrics:
     state_bytes: Gauge
     lag: Gauge
     caught_up: Gauge
+    kafka_refusals: Counter  # reason: Kafka refused our credentials, TLS or an ACL
 
 
 def create(registry: CollectorRegistry) -> FoldMetrics:
@@ -55,4 +56,9 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                   ["topic", "partition"], registry=registry),
         caught_up=Gauge("sdstream_fold_caught_up", "1 once every partition caught up.",
                         registry=registry),
+        kafka_refusals=Counter("sdstream_fold_kafka_refusals",
+                               "Kafka refused the fold's clients, by reason (authentication, "
+                               "sasl_mechanism, tls_verify, tls, topic_denied, group_denied, "
+                               "cluster_denied); each is retried with backoff.",
+                               ["reason"], registry=registry),
     )  # fmt: skip

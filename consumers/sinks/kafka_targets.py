@@ -30,6 +30,8 @@ from consumers import heap, kafka_reading, skips
 from consumers.kafka_reading import Batch
 from consumers.sinks import metrics as sink_metrics
 from consumers.sinks import view as views
+from kafka_access import kafka_options
+from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from schemas.config import KafkaSettings
 from schemas.topics import targets_topic
@@ -37,6 +39,7 @@ from schemas.topics import targets_topic
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[frozenset[str]], Awaitable[None]]
+REFUSED_RETRY_MAX_S = 30.0
 
 
 class TargetsReadFailed(Exception):
@@ -66,6 +69,7 @@ class TargetsReader:
         self._retry_s = retry_s
         self._caught_up = asyncio.Event()
         self._behind = f"topic {self.topic} does not exist yet"
+        self._refusals = Refusals(settings, counter=metrics.kafka_refusals)
 
     def add_listener(self, listener: Listener) -> None:
         """Tell `listener` too (after the others) which jobs changed; before `run`."""
@@ -77,16 +81,32 @@ class TargetsReader:
 
     def unready_reason(self) -> str | None:
         """None once caught up; else what the reader is waiting for (for /readyz)."""
+        if self._refusals.problem is not None:
+            return self._refusals.problem
         return None if self.caught_up else self._behind
 
     async def wait_caught_up(self) -> None:
         await self._caught_up.wait()
 
     async def run(self) -> None:
-        """Read to the end, then tail until cancelled. Raises TargetsReadFailed."""
+        """Read to the end, then tail until cancelled. What Kafka refuses (credentials, TLS,
+        a denied topic) is reported and retried with backoff; anything else it refuses is
+        TargetsReadFailed."""
+        attempt = 0
+        while True:
+            try:
+                await self._read()
+            except TargetsReadFailed as exc:
+                if not await self._refusals.check(exc, doing=f"reading {self.topic}"):
+                    raise
+            delay = min(REFUSED_RETRY_MAX_S, self._retry_s * 2**attempt)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _read(self) -> None:
         partitions = await self._wait_for_topic()
         consumer = AIOKafkaConsumer(
-            **self._settings.client_options(),
+            **kafka_options.client_options(self._settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -97,6 +117,7 @@ class TargetsReader:
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             await self._catch_up(consumer, parts)
+            self._refusals.clear()
             while True:
                 await self._apply(await consumer.getmany(*parts, timeout_ms=1000))
         except KafkaError as exc:
@@ -113,7 +134,10 @@ class TargetsReader:
                 self._behind = f"topic {self.topic} does not exist yet"
             except KafkaError as exc:
                 partitions = []
-                self._behind = f"cannot read the metadata of {self.topic}: {exc!r}"
+                refused = await self._refusals.check(exc, doing=f"reading {self.topic}")
+                self._behind = refused or f"cannot read the metadata of {self.topic}: {exc!r}"
+            else:
+                self._refusals.clear()
             if partitions:
                 return partitions
             logger.log(
@@ -216,7 +240,7 @@ async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
     Asks for every topic's metadata: a Metadata request naming a missing topic would
     auto-create it on brokers that allow that, with the delete policy.
     """
-    admin = AIOKafkaAdminClient(**settings.client_options())
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(settings))
     try:
         await admin.start()
         described: list[dict[str, Any]] = await admin.describe_topics(None)

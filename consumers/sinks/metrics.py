@@ -26,6 +26,7 @@ class SinkMetrics:
     cache_entries: Gauge  # answers in it
     cache_evictions: Counter  # answers dropped (or not kept) to stay within its budget
     http_sd_busy: Counter  # requests answered 503 because MAX_RENDERS were under way
+    kafka_refusals: Counter  # reason: Kafka refused the reader's credentials, TLS or an ACL
 
     def set_job(self, job: str, view: views.TargetView) -> None:
         groups, targets = view.counts(job)
@@ -56,6 +57,12 @@ def create(registry: CollectorRegistry) -> SinkMetrics:
         http_sd_busy=counter(
             "http_sd_busy_total",
             "HTTP SD requests answered 503 because as many renders as allowed were under way.",
+        ),
+        kafka_refusals=counter(
+            "kafka_refusals_total",
+            "Kafka refused the targets reader, by reason (authentication, sasl_mechanism, "
+            "tls_verify, tls, topic_denied, group_denied, cluster_denied); retried with backoff.",
+            "reason",
         ),
     )
     for reason in skips.SINK_REASONS:
