@@ -80,6 +80,10 @@ class Fold:
     views: Sequence[JobView]
     clusters: dict[str, state.ClusterState] = field(default_factory=dict)
     groups: dict[TargetKey, TargetGroup] = field(default_factory=dict)
+    # Each group as its role built it, before relabeling (the same object as in `groups`
+    # when the job has no rules), kept for the discovery page: it shows discovered labels
+    # and why a target is not served. A group whose targets were all dropped stays here.
+    discovered: dict[TargetKey, TargetGroup] = field(default_factory=dict)
     deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
     pending: set[Owner] = field(default_factory=set)
     totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
@@ -152,7 +156,9 @@ class Fold:
             role = table.role(view.role)
             for key in keys:
                 self.deps.forget((position, cluster, key))
-                self._count(self.groups.pop(group_key(view, cluster, role.source(key)), None), -1)
+                tkey = group_key(view, cluster, role.source(key))
+                self.discovered.pop(tkey, None)
+                self._count(self.groups.pop(tkey, None), -1)
 
     def _rebuild(self, owner: Owner) -> Change | None:
         position, cluster, key = owner
@@ -163,6 +169,7 @@ class Fold:
         obj = objects.get(view.role_resource, key, cached=False)
         if obj is None or not view.sees(view.role_resource, obj):
             self.deps.forget(owner)
+            self.discovered.pop(tkey, None)
             return self._set(tkey, None)
         recording = dependencies.RecordingLookup(VisibleLookup(objects, view, namespace_of(obj)))
         built = role.build_group(obj, lookup=recording, attach=self._attach[position])
@@ -170,6 +177,7 @@ class Fold:
         if built is None:  # Prometheus sends nothing: the earlier group stays
             return None
         if not built.targets:
+            self.discovered.pop(tkey, None)
             return self._set(tkey, None)
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
@@ -178,7 +186,13 @@ class Fold:
         group = TargetGroup.model_construct(
             job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
         )
+        self._discover(tkey, group)
         return self._set(tkey, group)
+
+    def _discover(self, key: TargetKey, group: TargetGroup) -> None:
+        """Keep the held object when equal, so `discovered` and `groups` share it."""
+        if self.discovered.get(key) != group:
+            self.discovered[key] = group
 
     def _set(self, key: TargetKey, group: TargetGroup | None) -> Change | None:
         old = self.groups.get(key)

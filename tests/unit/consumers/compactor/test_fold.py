@@ -136,6 +136,10 @@ def test_incremental_rebuilds_equal_a_rebuild_from_scratch(log: list[Event], eve
     log = numbered(log)
     folded = incremental(log, every=every)
     assert folded.groups == from_scratch(log).groups
+    # Without relabel_configs, what the discovery page shows as discovered is what is served,
+    # and the same held objects.
+    assert folded.discovered == folded.groups
+    assert all(folded.discovered[key] is group for key, group in folded.groups.items())
     recount: dict[str, tuple[int, int]] = {}
     for group in folded.groups.values():
         groups, targets = recount.get(group.job, (0, 0))
