@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -116,9 +117,7 @@ class Blocked:
         return list(self.inner.jobs())
 
     def snapshot(self) -> source.Snapshot:
-        snap = self.inner.snapshot()
-        return source.Snapshot(**{**{f: getattr(snap, f) for f in snap.__slots__},  # type: ignore[arg-type]
-                                  "relabeling": {"pods": (self.relabel, ())}})  # fmt: skip
+        return dataclasses.replace(self.inner.snapshot(), relabeling={"pods": (self.relabel, ())})
 
     def relabel(self, labels: Mapping[str, str]) -> rows.Verdict:
         self.threads.add(threading.current_thread().name)
