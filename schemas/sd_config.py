@@ -16,8 +16,10 @@ discovery/kubernetes/kubernetes.go and config/config.go (v3.14 and main d15adb9)
   with Prometheus's exclusivity checks but not used: the producer decides how to reach the
   API server. `KubernetesSDConfig.watching_fields` lists the ones set, for the CLI to
   report. Nested auth settings (inside basic_auth, oauth2...) are not checked.
-- Every other scrape_config key (relabel_configs, scrape_interval, static_configs and the
-  other `*_sd_configs`...) is accepted and ignored; `ScrapeJob.ignored_keys` lists them.
+- `relabel_configs` are loaded and checked as Prometheus does (`schemas.relabel`); the
+  consumer applies them and serves final targets (docs/relabeling.md).
+- Every other scrape_config key (scrape_interval, static_configs and the other
+  `*_sd_configs`...) is accepted and ignored; `ScrapeJob.ignored_keys` lists them.
 
 sdstream's own decisions:
 - `job_name`: 1-128 characters of `[A-Za-z0-9_.:-]`, starting with a letter, digit or
@@ -53,6 +55,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from schemas.discovery_roles import Role as Role  # re-exported: the config names roles
+from schemas.relabel import RelabelConfig
 from schemas.selectors import (
     FieldSelector,
     LabelSelector,
@@ -331,7 +334,7 @@ _SCRAPE_KEYS: Final = (  # config/config.go ScrapeConfig, minus job_name and the
     *("label_limit", "label_name_length_limit", "label_value_length_limit"),
     *("native_histogram_bucket_limit", "native_histogram_min_bucket_factor"),
     *("keep_dropped_targets", "metric_name_validation_scheme", "metric_name_escaping_scheme"),
-    *("extra_scrape_metrics", "relabel_configs", "metric_relabel_configs"),
+    *("extra_scrape_metrics", "metric_relabel_configs"),
 )
 _OTHER_SD_KEYS: Final = (  # discovery/install: every registered <name>_sd_configs but ours
     *("static_configs", "aws_sd_configs", "azure_sd_configs", "consul_sd_configs"),
@@ -355,6 +358,15 @@ def _document_ignored_keys(schema: JsonDict) -> None:
             properties[key] = {"description": "Prometheus scrape_config key: accepted, ignored"}
 
 
+def _no_null_rules(value: object) -> object:
+    """config.go: a null rule is an error; a null list is no rules."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple) and any(rule is None for rule in value):
+        raise ValueError("empty or null target relabeling rule in scrape config")
+    return value
+
+
 class ScrapeJob(BaseModel):
     """One Prometheus `scrape_configs` entry, as sdstream reads it."""
 
@@ -367,6 +379,14 @@ class ScrapeJob(BaseModel):
     )
     cluster_label: Annotated[str, AfterValidator(_check_cluster_label)] = Field(
         "cluster", description="Label carrying the cluster name on every group"
+    )
+    relabel_configs: Annotated[tuple[RelabelConfig, ...], BeforeValidator(_no_null_rules)] = Field(
+        (), description="Prometheus relabel_configs, applied before serving (docs/relabeling.md)"
+    )
+    keep_meta_labels: bool = Field(
+        False,
+        description="With relabel_configs: also serve the __meta_* labels left after "
+        "relabeling (for debugging), which Prometheus removes",
     )
     _ignored_keys: tuple[str, ...] = PrivateAttr(())
 

@@ -109,11 +109,18 @@ def _render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="print the target groups Prometheus would discover for a snapshot of objects",
         description="Apply one kubernetes_sd_configs entry to Kubernetes objects (a "
         "`kubectl get -o json` List, a JSON array, or - for stdin) and print the target "
-        "groups Prometheus's kubernetes_sd would produce. Exit 2 on bad input.",
+        "groups Prometheus's kubernetes_sd would produce; or, with --job, apply a whole "
+        "scrape_configs entry, relabel_configs included, and print the final targets "
+        "(docs/relabeling.md). Exit 2 on bad input.",
     )
-    render.add_argument("--config", type=Path, required=True, help="kubernetes_sd_configs entry")
+    given = render.add_mutually_exclusive_group(required=True)
+    given.add_argument("--config", type=Path, help="kubernetes_sd_configs entry")
+    given.add_argument(
+        "--job", type=Path, help="scrape_configs entry: job_name, kubernetes_sd_configs, "
+        "relabel_configs (default format: http_sd)",
+    )  # fmt: skip
     render.add_argument("--own-namespace", help="namespace for namespaces.own_namespace")
-    render.add_argument("--format", choices=["native", "http_sd"], default="native")
+    render.add_argument("--format", choices=["native", "http_sd"])
     render.add_argument("objects", help="JSON file of objects, or - for stdin")
     render.set_defaults(handler=_render)
 
@@ -121,9 +128,14 @@ def _render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _render(args: argparse.Namespace) -> int:
     from sdstream import render
 
+    if args.job is not None:
+        return render.run_job(
+            job=args.job, objects=args.objects, own_namespace=args.own_namespace,
+            fmt=args.format or "http_sd",
+        )  # fmt: skip
     return render.run(
         config=args.config, objects=args.objects, own_namespace=args.own_namespace,
-        fmt=args.format,
+        fmt=args.format or "native",
     )  # fmt: skip
 
 

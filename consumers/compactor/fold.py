@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from consumers.compactor import dependencies, state
 from consumers.compactor.jobs import JobView, namespace_of
+from consumers.relabel import groups
 from consumers.roles import lookup as lookups
 from consumers.roles import table
 from schemas.objects import KubeObject
@@ -83,6 +84,8 @@ class Fold:
     # Each group as its role built it, before relabeling (the same object as in `groups`
     # when the job has no rules), kept for the discovery page: it shows discovered labels
     # and why a target is not served. A group whose targets were all dropped stays here.
+    # For a job with relabel_configs this holds the discovered labels beside the final
+    # ones, as Prometheus does for its own /service-discovery page.
     discovered: dict[TargetKey, TargetGroup] = field(default_factory=dict)
     deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
     pending: set[Owner] = field(default_factory=set)
@@ -183,16 +186,28 @@ class Fold:
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
         # Built here from str-only dicts: validation would only re-check what we made.
-        group = TargetGroup.model_construct(
+        discovered = self._discover(tkey, TargetGroup.model_construct(
             job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
-        )
-        self._discover(tkey, group)
-        return self._set(tkey, group)
+        ))  # fmt: skip
+        if not view.rules:
+            return self._set(tkey, discovered)
+        # The cluster label is discovered: rules may read or drop it.
+        relabeled = groups.relabel(labels, built.targets, view.rules, keep_meta=view.keep_meta)
+        if relabeled is None:  # every target dropped
+            return self._set(tkey, None)
+        final = TargetGroup.model_construct(
+            job=view.job, cluster=cluster, source=built.source, labels=relabeled[0],
+            targets=relabeled[1],
+        )  # fmt: skip
+        return self._set(tkey, final)
 
-    def _discover(self, key: TargetKey, group: TargetGroup) -> None:
-        """Keep the held object when equal, so `discovered` and `groups` share it."""
-        if self.discovered.get(key) != group:
-            self.discovered[key] = group
+    def _discover(self, key: TargetKey, group: TargetGroup) -> TargetGroup:
+        """Hold `group` as discovered; the object held (the earlier one when equal, so
+        that `discovered` and `groups` share it while a job has no rules)."""
+        held = self.discovered.get(key)
+        if held != group or held is None:
+            held = self.discovered[key] = group
+        return held
 
     def _set(self, key: TargetKey, group: TargetGroup | None) -> Change | None:
         old = self.groups.get(key)

@@ -53,6 +53,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from consumers import selectors
+from consumers.relabel import engine
 from schemas import discovery_roles
 from schemas.objects import KubeObject, meta
 from schemas.sd_config import AttachMetadata, KubernetesSDConfig, Role, ScrapeJob
@@ -86,6 +87,9 @@ class JobView:
     attach: AttachMetadata
     watched: frozenset[Resource]
     filters: Mapping[Resource, selectors.ObjectFilter] = field(hash=False)
+    # The job's relabel_configs, compiled; empty: targets are served as discovered.
+    rules: engine.Rules = field(default=(), hash=False, compare=False)
+    keep_meta: bool = False  # serve __meta_* labels left after relabeling
 
     @property
     def role_resource(self) -> Resource:
@@ -122,8 +126,9 @@ class JobView:
 def compile_job(job: ScrapeJob, *, own_namespace: str | None = None) -> tuple[JobView, ...]:
     """One view per kubernetes_sd_config. `own_namespace`: where this consumer runs, needed
     by configs with `namespaces.own_namespace` (Prometheus reads its service account's)."""
+    rules = engine.compile_rules(job.relabel_configs)  # shared by the job's views
     return tuple(
-        _view(job, index, config, own_namespace)
+        _view(job, index, config, own_namespace, rules)
         for index, config in enumerate(job.kubernetes_sd_configs)
     )
 
@@ -135,7 +140,11 @@ def compile_jobs(
 
 
 def _view(
-    job: ScrapeJob, index: int, config: KubernetesSDConfig, own_namespace: str | None
+    job: ScrapeJob,
+    index: int,
+    config: KubernetesSDConfig,
+    own_namespace: str | None,
+    rules: engine.Rules,
 ) -> JobView:
     return JobView(
         job=job.job_name,
@@ -150,6 +159,8 @@ def _view(
             s.role.resource: selectors.ObjectFilter(s.label_selector(), s.field_selector())
             for s in config.selectors
         },
+        rules=rules,
+        keep_meta=job.keep_meta_labels,
     )
 
 

@@ -262,3 +262,23 @@ def test_a_decimal_file_sd_mode_in_yaml_is_refused(tmp_path: Path, text: str) ->
 def test_file_sd_mode_from_the_environment_is_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SDSTREAM_FILE_SD_MODE", "0644")
     assert settings.load(settings.ConsumerAppSettings).file_sd_permissions == 0o644
+
+
+def test_a_bad_relabel_rule_is_prometheus_s_error_at_its_path(tmp_path: Path) -> None:
+    """docs/relabeling.md §2: Prometheus's text, the rule's path, one line."""
+    config = tmp_path / "consumer.yml"
+    config.write_text(
+        "kafka: {bootstrap: 'localhost:9092'}\n"
+        "scrape_configs:\n"
+        "- job_name: pods\n"
+        "  kubernetes_sd_configs: [{role: pod}]\n"
+        "  relabel_configs:\n"
+        "  - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}\n"
+        "  - {action: hashmod, target_label: shard}\n"
+    )
+    with pytest.raises(settings.SettingsError) as raised:
+        settings.load(settings.ConsumerAppSettings, config_file=config)
+    assert str(raised.value) == (
+        "invalid settings: scrape_configs.0.relabel_configs.1: "
+        "relabel configuration for hashmod requires non-zero modulus"
+    )

@@ -1,0 +1,236 @@
+"""Prometheus's `relabel_configs`, applied to one discovered target: keep, drop, rewrite.
+
+The consumer serves final targets, so the scrapers that read them need no relabeling of
+their own and download only what they keep. Exactness is the point: the same labels
+Prometheus 3.14 would hold for the target after `relabel_configs` (model/relabel
+`Process`, then scrape/target.go `PopulateLabels`), rule by rule as docs/relabeling.md
+describes. API::
+
+    rules = engine.compile_rules(job.relabel_configs)   # once per job
+    outcome = engine.process(discovered, rules)          # per target
+    outcome.final        # the labels to serve, or None: not served
+    outcome.dropped_by   # index of the keep/drop/...equal rule that dropped it
+    outcome.error        # Prometheus's reason for not scraping it ("no address", ...)
+
+Rule results are memoized per rule (bounded): label names and many values repeat across
+thousands of targets, and a cached answer is the same answer.
+
+Pure: no I/O, no logging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from consumers.relabel import expand
+from schemas.relabel import RelabelConfig, anchored, compile_regex
+
+LabelSet = dict[str, str]
+META_PREFIX: Final = "__meta_"
+CACHE_ENTRIES: Final = 4096  # per rule and kind; a full cache is cleared, never grown
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What relabeling made of one target. `final` is None when it is not served: a rule
+    dropped it (`dropped_by`, the rule's index) or Prometheus would reject it (`error`)."""
+
+    final: LabelSet | None
+    dropped_by: int | None = None
+    error: str | None = None
+
+
+class Rule:
+    """One compiled rule: its config, its RE2 program and its group names."""
+
+    def __init__(self, config: RelabelConfig) -> None:
+        self.config = config
+        self.action = config.action or "replace"  # never None once validated
+        self.sources = config.source_labels or ()
+        self.regex: Any = compile_regex(config.regex_text)
+        self.names = expand.group_names(anchored(config.regex_text), self.regex.groups)
+        self._cache: dict[str, Any] = {}
+
+    def memo(self, key: str, compute: Callable[[str], Any]) -> Any:
+        try:
+            return self._cache[key]
+        except KeyError:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+            found = self._cache[key] = compute(key)
+            return found
+
+    def matches(self, text: str) -> bool:
+        return self.memo(text, lambda t: self.regex.search(t) is not None)  # type: ignore[no-any-return]
+
+    def expanded(self, template: str, text: str) -> str | None:
+        """`template` expanded against the match of `text`; None when it does not match."""
+        found = self.regex.search(text)
+        if found is None:
+            return None
+        spans = [found.span(i) for i in range(self.regex.groups + 1)]
+        return expand.expand(template, text, spans, self.names)
+
+
+Rules = tuple[Rule, ...]
+
+
+def compile_rules(configs: Iterable[RelabelConfig]) -> Rules:
+    return tuple(Rule(config) for config in configs)
+
+
+def relabel(labels: Mapping[str, str], rules: Rules) -> tuple[LabelSet, int | None]:
+    """Prometheus's `relabel.Process`: the labels after every rule, and the index of the
+    rule that dropped the target (None if kept; the labels are then as that rule left
+    them). Empty values are absent labels, as in Prometheus's label builder."""
+    current = {name: value for name, value in labels.items() if value}
+    for index, rule in enumerate(rules):
+        if not _STEPS[rule.action](rule, current):
+            return current, index
+    return current, None
+
+
+def process(labels: Mapping[str, str], rules: Rules, *, keep_meta: bool = False) -> Outcome:
+    """One discovered target (group labels under target labels) to what is served:
+    relabeled, checked like Prometheus's `PopulateLabels` checks a target, and without
+    `__meta_*` labels unless `keep_meta`."""
+    final, dropped_by = relabel(labels, rules)
+    if dropped_by is not None:
+        return Outcome(None, dropped_by=dropped_by)
+    error = target_error(final)
+    if error is not None:
+        return Outcome(None, error=error)
+    if not keep_meta:
+        final = {k: v for k, v in final.items() if not k.startswith(META_PREFIX)}
+    return Outcome(final)
+
+
+def target_error(labels: Mapping[str, str]) -> str | None:
+    """Why Prometheus would not scrape a relabeled target, or None. A label named "" is
+    held by Prometheus but cannot be served: SD clients reject the whole document."""
+    address = labels.get("__address__", "")
+    if not address:
+        return "no address"
+    if "/" in address:
+        return f"{address!r} is not a valid hostname"
+    if "" in labels:
+        return 'label name "" (from labelmap) cannot be served'
+    return None
+
+
+def _values(rule: Rule, labels: Mapping[str, str]) -> str:
+    return rule.config.separator.join(labels.get(name, "") for name in rule.sources)
+
+
+def _set(labels: LabelSet, name: str, value: str) -> None:
+    """labels.Builder.Set: an empty value deletes."""
+    if value:
+        labels[name] = value
+    else:
+        labels.pop(name, None)
+
+
+def _replace(rule: Rule, labels: LabelSet) -> bool:
+    c, val = rule.config, _values(rule, labels)
+    if val == "" and c.default_regex and "$" not in c.target_label + c.replacement:
+        _set(labels, c.target_label, c.replacement)  # Prometheus's fast path: no checks
+        return True
+    result: tuple[str, str] | None = rule.memo(val, lambda v: _replacement(rule, v))
+    if result is not None and result[0]:  # "" is no valid label name: nothing happens
+        _set(labels, *result)
+    return True
+
+
+def _replacement(rule: Rule, val: str) -> tuple[str, str] | None:
+    found = rule.regex.search(val)
+    if found is None:
+        return None
+    spans = [found.span(i) for i in range(rule.regex.groups + 1)]
+    target = expand.expand(rule.config.target_label, val, spans, rule.names)
+    return target, expand.expand(rule.config.replacement, val, spans, rule.names)
+
+
+def _hashmod(rule: Rule, labels: LabelSet) -> bool:
+    digest = hashlib.md5(_values(rule, labels).encode(), usedforsecurity=False).digest()
+    _set(
+        labels,
+        rule.config.target_label,
+        str(int.from_bytes(digest[8:], "big") % rule.config.modulus),
+    )
+    return True
+
+
+def _labelmap(rule: Rule, labels: LabelSet) -> bool:
+    # A snapshot in sorted order: when two names map to one, the last in order wins
+    # (Prometheus's winner depends on Go map order).
+    for name, value in sorted(labels.items()):
+        new: str | None = rule.memo(name, lambda n: rule.expanded(rule.config.replacement, n))
+        if new is not None:
+            labels[new] = value  # the new name is not checked, as in Prometheus
+    return True
+
+
+def _labeldrop(rule: Rule, labels: LabelSet) -> bool:
+    for name in [n for n in labels if rule.matches(n)]:
+        del labels[name]
+    return True
+
+
+def _labelkeep(rule: Rule, labels: LabelSet) -> bool:
+    for name in [n for n in labels if not rule.matches(n)]:
+        del labels[name]
+    return True
+
+
+def _case(convert: Callable[[str], str]) -> Callable[[Rule, LabelSet], bool]:
+    def step(rule: Rule, labels: LabelSet) -> bool:
+        _set(labels, rule.config.target_label, convert(_values(rule, labels)))
+        return True
+
+    return step
+
+
+def go_lower(text: str) -> str:
+    """Go's strings.ToLower: each character's simple lower-case mapping."""
+    return "".join(low if len(low := char.lower()) == 1 else _simple_lower(char) for char in text)
+
+
+def go_upper(text: str) -> str:
+    """Go's strings.ToUpper: each character's simple upper-case mapping (Python's `upper`
+    uses the full, sometimes multi-character mappings: ß -> SS)."""
+    return "".join(up if len(up := char.upper()) == 1 else _simple_upper(char) for char in text)
+
+
+def _simple_lower(char: str) -> str:
+    return "i" if char == "\u0130" else char  # İ: the only multi-character lower mapping
+
+
+def _simple_upper(char: str) -> str:
+    """UnicodeData's simple mapping for the characters whose full one is several: only
+    the Greek letters with ypogegrammeni have one (to their prosgegrammeni forms)."""
+    code = ord(char)
+    if 0x1F80 <= code <= 0x1FAF and code & 0xF < 8:
+        return chr(code + 8)
+    return {"\u1fb3": "\u1fbc", "\u1fc3": "\u1fcc", "\u1ff3": "\u1ffc"}.get(char, char)
+
+
+_STEPS: Final[dict[str, Callable[[Rule, LabelSet], bool]]] = {
+    "replace": _replace,
+    "keep": lambda rule, labels: rule.matches(_values(rule, labels)),
+    "drop": lambda rule, labels: not rule.matches(_values(rule, labels)),
+    "keepequal": lambda rule, labels: (
+        labels.get(rule.config.target_label, "") == _values(rule, labels)
+    ),
+    "dropequal": lambda rule, labels: (
+        labels.get(rule.config.target_label, "") != _values(rule, labels)
+    ),
+    "hashmod": _hashmod,
+    "labelmap": _labelmap,
+    "labeldrop": _labeldrop,
+    "labelkeep": _labelkeep,
+    "lowercase": _case(go_lower),
+    "uppercase": _case(go_upper),
+}

@@ -1,0 +1,67 @@
+"""The fold relabels a job's groups before they are published (docs/relabeling.md §5):
+dropped targets never leave it, an all-dropped group is a tombstone, __meta_* labels go
+unless the job keeps them, and a job without rules is untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumers.compactor import fold
+from consumers.compactor.jobs import compile_jobs
+from schemas.sd_config import ScrapeJob
+from schemas.topics import ObjectKey, Resource
+from tests.unit.consumers.compactor.test_fold import pod
+
+KEEP_SCRAPED: list[dict[str, Any]] = [
+    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+     "regex": "true", "action": "keep"},
+    {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": "8080",
+     "action": "keep"},
+    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+    {"source_labels": ["cluster"], "target_label": "k8s"},
+]  # fmt: skip
+
+
+def job(name: str, **extra: Any) -> ScrapeJob:
+    return ScrapeJob.model_validate(
+        {"job_name": name, "kubernetes_sd_configs": [{"role": "pod"}], **extra}
+    )
+
+
+def annotated(name: str, scrape: str, version: int) -> dict[str, Any]:
+    obj = pod("ns", name, ip="10.0.0.1", node="n0", version=version)
+    obj["metadata"]["annotations"] = {"prometheus.io/scrape": scrape}
+    obj["spec"]["containers"][0]["ports"].append({"containerPort": 9090, "protocol": "TCP"})
+    return obj
+
+
+def test_relabeled_jobs_publish_final_targets_and_tombstones() -> None:
+    views = compile_jobs([
+        job("plain"),
+        job("final", relabel_configs=KEEP_SCRAPED),
+        job("debug", relabel_configs=KEEP_SCRAPED, keep_meta_labels=True),
+    ])  # fmt: skip
+    f = fold.Fold(views)
+    f.apply("c1", Resource.PODS, ObjectKey("ns/web"), annotated("web", "true", 1))
+    changes, errors = f.rebuild()
+    assert errors == []
+    groups = {c.key.split("/")[0]: c.group for c in changes}
+    plain = groups["plain"]
+    assert plain is not None
+    assert len(plain.targets) == 2
+    assert "__meta_kubernetes_pod_name" in plain.labels
+    final = groups["final"]
+    assert final is not None
+    assert final.labels == {"pod": "web", "cluster": "c1", "k8s": "c1"}
+    assert final.targets == [{"__address__": "10.0.0.1:8080"}]
+    debug = groups["debug"]
+    assert debug is not None
+    assert debug.labels["__meta_kubernetes_pod_name"] == "web"
+
+    f.apply("c1", Resource.PODS, ObjectKey("ns/web"), annotated("web", "false", 2))
+    changes, _ = f.rebuild()
+    after = {c.key.split("/")[0]: c.group for c in changes}
+    assert after["final"] is None  # every target dropped: tombstones
+    assert after["debug"] is None
+    assert after["plain"] is not None  # the annotation changed
+    assert f.totals["final"] == (0, 0)
