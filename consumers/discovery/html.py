@@ -34,7 +34,7 @@ th{background:#f3f3f3}
 td.num{text-align:right}
 ul.labels{list-style:none;margin:0;padding:0;font:12px/1.4 monospace}
 ul.labels li{word-break:break-all}
-.dropped{color:#a33}
+td.dropped{color:#a33}
 .ready{color:#262}
 .unready{color:#a33}
 nav a,nav span{margin-right:.8em}

@@ -19,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import orjson
 from prometheus_client import Gauge
 
 from consumers.compactor import fold as folds
 from consumers.compactor.jobs import JobView
 from consumers.discovery import html, rows
+from consumers.relabel import engine
 from schemas.targets import TargetGroup
 from schemas.topics import TargetKey, parse_object_topic
 
@@ -85,8 +87,27 @@ def lag_by_cluster(lag: Gauge, prefix: str) -> dict[str, int]:
 
 
 def relabeling(views: Sequence[JobView]) -> dict[str, Relabeling]:
-    """How each job with relabel_configs relabels (none yet: served as discovered)."""
-    return {}
+    """How each job with relabel_configs relabels: the engine's `process`, exactly as the
+    fold applies it (a job's views share its rules), and each rule as written."""
+    found: dict[str, Relabeling] = {}
+    for view in views:
+        if view.rules and view.job not in found:
+            found[view.job] = (_process(view.rules, keep_meta=view.keep_meta),
+                               [describe(rule) for rule in view.rules])  # fmt: skip
+    return found
+
+
+def _process(rules: engine.Rules, *, keep_meta: bool) -> rows.Relabel:
+    def relabel(labels: Mapping[str, str]) -> rows.Verdict:
+        return engine.process(labels, rules, keep_meta=keep_meta)
+
+    return relabel
+
+
+def describe(rule: engine.Rule) -> str:
+    """A rule as its config wrote it (JSON, which is YAML too), action first."""
+    written = rule.config.model_dump(mode="json", exclude_unset=True)
+    return orjson.dumps({"action": rule.action, **written}).decode()
 
 
 class FoldSource:

@@ -4,8 +4,10 @@
 A known workload (pods in two namespaces, one of them annotated with a script) is
 discovered for real; the pages must load with no console error, CSP violation or failed
 request, show the expected counts, list the job's targets, narrow them by a search, and
-show the hostile annotation as text (no script element, no dialog). Screenshots are kept
-under test-artifacts/discovery-page/ (ignored by git) and their paths printed.
+show the hostile annotation as text (no script element, no dialog), and, for a job
+with relabel_configs, the served and dropped counts and the rule that dropped a target.
+Screenshots are kept under test-artifacts/discovery-page/ (ignored by git), their paths
+printed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import orjson
 import pytest
 from kubernetes import client
 
+from schemas.sd_config import ScrapeJob
 from tests.integration import chromium, objects
 from tests.integration import e2e_pipeline as e2e
 from tests.naming import unique
@@ -90,12 +93,19 @@ async def test_the_discovery_page_in_a_browser(
     )
     producer = producer.model_copy(update={"namespaces": (ns_a, ns_b)})
     pods: dict[str, Any] = {"role": "pod", "namespaces": {"names": [ns_a, ns_b]}}
-    consumer = e2e.RunningConsumer(e2e.consumer_settings(
+    settings = e2e.consumer_settings(
         bootstrap=kafka_bootstrap, prefix=topic_prefix, group=unique("g"),
         jobs={"pods": pods, "services": {"role": "service", "namespaces": {"names": [ns_a]}}},
-    ))  # fmt: skip
+    )  # fmt: skip
+    keep_a = {"source_labels": ["__meta_kubernetes_namespace"], "regex": ns_a, "action": "keep"}
+    kept = ScrapeJob.model_validate({"job_name": "kept", "kubernetes_sd_configs": [pods],
+                                     "relabel_configs": [keep_a]})  # fmt: skip
+    consumer = e2e.RunningConsumer(
+        settings.model_copy(update={"scrape_configs": (*settings.scrape_configs, kept)})
+    )
     async with e2e.running(e2e.RunningProducer(producer), consumer):
         await converge(consumer, "pods", 5)
+        await converge(consumer, "kept", 3)
         base = f"http://{consumer.address[0]}:{consumer.address[1]}"
         async with chromium.Browser.launch() as browser:
             overview = await browser.visit(f"{base}/", expressions=DOM)
@@ -104,9 +114,10 @@ async def test_the_discovery_page_in_a_browser(
             assert "Ready" in overview.text
             jobs = {row[0]: row[1:] for row in overview.values["jobs"]}
             assert jobs == {"pods": [cluster, "5", "5", "5", "0"],
-                            "services": ["", "0", "0", "0", "0"]}  # fmt: skip
+                            "services": ["", "0", "0", "0", "0"],
+                            "kept": [cluster, "5", "5", "3", "2"]}  # fmt: skip
             [(name, held, groups, lag)] = overview.values["clusters"]
-            assert (name, groups, lag) == (cluster, "5", "0")
+            assert (name, groups, lag) == (cluster, "10", "0")
             assert int(held) >= 5  # pods, and the namespaces and nodes the fold reads
 
             job = await browser.visit(f"{base}/discovery/pods", expressions=DOM)
@@ -123,6 +134,16 @@ async def test_the_discovery_page_in_a_browser(
             assert found.values["targets"] == 2
             assert f'__meta_kubernetes_namespace="{ns_b}"' in found.text
             assert f'__meta_kubernetes_namespace="{ns_a}"' not in found.text
+
+            dropped = await browser.visit(f"{base}/discovery/kept?state=dropped", expressions=DOM)
+            save(dropped, "dropped")
+            clean(dropped)
+            assert dropped.values["summary"].startswith("5 targets discovered: 3 served, 2 dropped")
+            assert dropped.values["targets"] == 2
+            rule = (
+                f'"action":"keep","source_labels":["__meta_kubernetes_namespace"],"regex":"{ns_a}"'
+            )
+            assert dropped.text.count(f"dropped by relabel_configs[0]: {{{rule}}}") == 2
 
 
 async def converge(consumer: e2e.RunningConsumer, job: str, targets: int) -> None:

@@ -32,11 +32,20 @@ def pod(ns: str, name: str, ip: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+KEEP_SHOP = {"source_labels": ["__meta_kubernetes_namespace"], "regex": "shop", "action": "keep"}
+RULES = [
+    {"target_label": "app", "source_labels": ["__meta_kubernetes_pod_label_app"]},
+    KEEP_SHOP,
+]
+
+
 def fold_with_pods() -> folds.Fold:
     jobs = [
         ScrapeJob.model_validate({"job_name": name, "kubernetes_sd_configs": [{"role": role}]})
         for name, role in (("pods", "pod"), ("idle", "node"))
     ]
+    jobs.append(ScrapeJob.model_validate({"job_name": "shop", "relabel_configs": RULES,
+                                          "kubernetes_sd_configs": [{"role": "pod"}]}))  # fmt: skip
     f = folds.Fold(compile_jobs(jobs))
     placed = [("c1", "shop"), ("c1", "shop"), ("c1", "web"), ("c2", "web")]
     for i, (cluster, ns) in enumerate(placed):
@@ -73,8 +82,9 @@ async def test_overview_counts_jobs_clusters_and_lag() -> None:
     assert reply.headers["Content-Security-Policy"] == html.CSP
     body = reply.body.decode()
     assert "<td>c1, c2</td><td class=num>4</td><td class=num>4</td><td class=num>4</td>" in body
-    assert "<tr><td>c1</td><td class=num>3</td><td class=num>3</td><td class=num>7</td>" in body
-    assert "<tr><td>c2</td><td class=num>1</td><td class=num>1</td><td class=num>0</td>" in body
+    # Groups of every job: pods and shop each have one per pod.
+    assert "<tr><td>c1</td><td class=num>3</td><td class=num>6</td><td class=num>7</td>" in body
+    assert "<tr><td>c2</td><td class=num>1</td><td class=num>2</td><td class=num>0</td>" in body
     assert 'href="/discovery/idle"' in body
     assert "Ready" in body
 
@@ -138,3 +148,23 @@ async def test_renders_run_off_the_loop_and_beyond_the_bound_answer_503() -> Non
     assert (await first).status == 200
     assert blocked.threads == {"discovery-page_0"}
     assert (await get(served, "/")).status == 200  # the slot is free again
+
+
+async def test_a_relabeled_job_shows_final_labels_and_the_rule_that_dropped_a_target() -> None:
+    served = page()
+    overview = (await get(served, "/")).body.decode()
+    assert (
+        '<a href="/discovery/shop">shop</a></td><td>c1, c2</td><td class=num>4</td>'
+        "<td class=num>4</td><td class=num>2</td><td class=num>2</td>"
+    ) in overview
+    body = (await get(served, "/discovery/shop")).body.decode()
+    assert "4 targets discovered: 2 served, 2 dropped." in body
+    # Final labels: the rule's `app`, no __meta_* (served as Prometheus holds them).
+    final = '<li>__address__="10.0.0.0:8080"</li><li>app="p0"</li><li>cluster="c1"</li></ul>'
+    assert f'<ul class="labels">{final}' in body
+    rule = '{"action":"keep","source_labels":["__meta_kubernetes_namespace"],"regex":"shop"}'
+    assert html.labels({}) not in body
+    assert body.count(f"dropped by relabel_configs[1]: {html._e(rule)}") == 2
+    dropped = (await get(served, "/discovery/shop", {"state": ["dropped"]})).body.decode()
+    assert 'pod_name="p2"' in dropped
+    assert 'pod_name="p0"' not in dropped
