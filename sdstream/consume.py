@@ -58,10 +58,10 @@ async def serve(
     on_started: Started | None = None,
 ) -> None:
     """Run until cancelled."""
-    if config.mode in ("all", "serve"):
-        # HTTP SD renders run in a thread: the event loop, back from each socket call,
-        # waits for the GIL up to this interval (5 ms by default) while a render holds it.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # HTTP SD renders (serve) and discovery pages (fold) run in a thread: the event loop,
+    # back from each socket call, waits for the GIL up to this interval (5 ms by default)
+    # while a render holds it.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     registry = registry or CollectorRegistry()
     security = web_config.build(config.http, registry=registry)  # SettingsError: nothing runs
     metrics = fold_metrics.create(registry) if config.mode in ("all", "fold") else None

@@ -54,7 +54,8 @@ class AsDiscovered:
 
 
 def as_discovered(labels: Mapping[str, str]) -> Verdict:
-    return AsDiscovered(dict(labels))
+    """`labels` themselves, not a copy: `rows` builds a fresh dict per target."""
+    return AsDiscovered(labels if isinstance(labels, dict) else dict(labels))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +137,38 @@ def why(verdict: Verdict, rules: Sequence[str]) -> str | None:
     return verdict.error or "not served"
 
 
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A row's searchable discovered text in two parts: its group's labels (made once
+    per group) and its target's own labels. Roles never give a target a label its group
+    has, so the two together are the discovered labels' text."""
+
+    shared: str
+    own: Mapping[str, str]
+
+    def __contains__(self, needle: str) -> bool:
+        return needle in self.shared or needle in labels_text(self.own)
+
+
 def rows(job: JobTargets) -> Iterator[Row]:
     """Every target of the job, in group-key order, then in the group's order."""
+    return (row for row, _ in _walk(job, search=False))
+
+
+def _walk(job: JobTargets, *, search: bool) -> Iterator[tuple[Row, _Text | None]]:
     for _, group in job.groups:
+        shared = labels_text(group.labels) if search else ""
         for target in group.targets:
             discovered = {**group.labels, **target}
             verdict = job.relabel(discovered)
-            yield Row(group.cluster, group.source, discovered, verdict.final,
+            row = Row(group.cluster, group.source, discovered, verdict.final,
                       why(verdict, job.rules))  # fmt: skip
+            yield row, _Text(shared, target) if search else None
 
 
-def matches(row: Row, query: Query) -> bool:
+def matches(row: Row, query: Query, *, text: _Text | None = None) -> bool:
+    """Whether `row` passes the state filter and the search (`text`: its discovered
+    labels' text, when `_walk` made it)."""
     if query.state == "active" and row.final is None:
         return False
     if query.state == "dropped" and row.final is not None:
@@ -154,8 +176,12 @@ def matches(row: Row, query: Query) -> bool:
     if not query.text:
         return True
     needle = query.text.lower()
-    return needle in labels_text(row.discovered) or (
-        row.final is not None and needle in labels_text(row.final)
+    if needle in (text if text is not None else labels_text(row.discovered)):
+        return True
+    return (
+        row.final is not None
+        and row.final is not row.discovered
+        and (needle in labels_text(row.final))
     )
 
 
@@ -167,10 +193,10 @@ def select(job: JobTargets, query: Query, *, page_size: int = PAGE_SIZE) -> Sele
     kept: list[Row] = []
     previous: list[Row] = []
     first = (query.page - 1) * page_size
-    for row in rows(job):
+    for row, text in _walk(job, search=bool(query.text)):
         total += 1
         active += row.final is not None
-        if not matches(row, query):
+        if not matches(row, query, text=text):
             continue
         if matched >= first and len(kept) < page_size:
             kept.append(row)

@@ -17,6 +17,10 @@ from consumers.discovery import html, route, rows, source
 from consumers.sinks.http_sd import Reply
 from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource
+from sdstream import http
+from tests.unit.consumers.sinks.http_client import fetch
+from tests.unit.sdstream import test_guard
+from tests.unit.sdstream.test_http_hooks import LOOPBACK
 
 PREFIX = "sd"
 
@@ -168,3 +172,19 @@ async def test_a_relabeled_job_shows_final_labels_and_the_rule_that_dropped_a_ta
     dropped = (await get(served, "/discovery/shop", {"state": ["dropped"]})).body.decode()
     assert 'pod_name="p2"' in dropped
     assert 'pod_name="p0"' not in dropped
+
+
+async def test_the_pages_are_behind_the_servers_guard() -> None:
+    checker, _ = test_guard.make()
+    routes = page().routes
+    server = http.HttpServer(LOOPBACK, registry=CollectorRegistry(), ready=lambda: None,
+                             routes=routes, guard=checker)  # fmt: skip
+    async with server:
+        for path in ("/", "/discovery/pods", "/discovery/nope"):
+            refused = await fetch(server.address, path=path)
+            assert refused.status == 401, path
+        auth = {"Authorization": test_guard.basic("prometheus", test_guard.PASSWORD)}
+        served = await fetch(server.address, path="/discovery/pods?q=p1", headers=auth)
+    assert served.status == 200
+    assert served.headers["content-security-policy"] == html.CSP
+    assert b'pod_name="p1"' in served.body

@@ -73,6 +73,7 @@ def test_a_job_without_rules_serves_what_it_discovered() -> None:
         ("", "active", ["10.0.0.1:80", "10.0.0.2:80"]),
         ('pod_name="b"', "active", ["10.0.0.2:80"]),
         ("nothing-like-it", "all", []),
+        ('__address__="10.0.0.3:90"', "all", ["10.0.0.3:90"]),  # a target's own label
     ],
 )
 def test_search_and_state_narrow_the_rows(text: str, state: str, addresses: list[str]) -> None:
