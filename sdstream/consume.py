@@ -40,7 +40,7 @@ def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> k
     views = jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
     return kafka_loop.FoldLoop(
         kafka=config.kafka,
-        fold=folds.Fold(views),
+        fold=folds.Fold(views, keep_discovered=config.discovery_page),
         metrics=metrics,
         group_id=config.group_id,
         clusters=config.clusters,
@@ -81,7 +81,7 @@ async def serve(
         )
 
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
-    if loop is not None and metrics is not None:  # the page shows what the fold built
+    if loop is not None and metrics is not None and config.discovery_page:
         data = discovery_source.FoldSource(
             loop.fold, lag=metrics.lag, prefix=config.kafka.topic_prefix, unready=unready
         )

@@ -85,8 +85,10 @@ class Fold:
     # when the job has no rules), kept for the discovery page: it shows discovered labels
     # and why a target is not served. A group whose targets were all dropped stays here.
     # For a job with relabel_configs this holds the discovered labels beside the final
-    # ones, as Prometheus does for its own /service-discovery page.
+    # ones, as Prometheus does for its own /service-discovery page. Off (`keep_discovered`
+    # False): nothing is kept here, and relabeled jobs hold only their final groups.
     discovered: dict[TargetKey, TargetGroup] = field(default_factory=dict)
+    keep_discovered: bool = True
     deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
     pending: set[Owner] = field(default_factory=set)
     totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
@@ -204,6 +206,8 @@ class Fold:
     def _discover(self, key: TargetKey, group: TargetGroup) -> TargetGroup:
         """Hold `group` as discovered; the object held (the earlier one when equal, so
         that `discovered` and `groups` share it while a job has no rules)."""
+        if not self.keep_discovered:
+            return group
         held = self.discovered.get(key)
         if held != group or held is None:
             held = self.discovered[key] = group

@@ -362,3 +362,20 @@ def test_discovered_groups_are_kept_before_relabeling_even_when_all_are_dropped(
     f.apply("c1", Resource.PODS, ObjectKey("ns/a"), None)
     f.rebuild()
     assert sorted(f.discovered) == ["kept/c1/pod/ns/b"]  # a deleted pod is gone from both
+
+
+def test_without_the_discovery_page_nothing_is_kept_as_discovered() -> None:
+    keep_b: dict[str, Any] = {"source_labels": ["__meta_kubernetes_pod_name"], "regex": "b",
+                              "action": "keep"}  # fmt: skip
+    kept = {"job_name": "kept", "relabel_configs": [keep_b],
+            "kubernetes_sd_configs": [{"role": "pod"}]}  # fmt: skip
+    jobs = [ScrapeJob.model_validate(kept), *JOBS]
+    on, off = fold.Fold(compile_jobs(jobs)), fold.Fold(compile_jobs(jobs), keep_discovered=False)
+    for f in (on, off):
+        for name in ("a", "b"):
+            f.apply("c1", Resource.PODS, ObjectKey(f"ns/{name}"),
+                    pod("ns", name, ip="10.1.0.1", node="n0", version=1))  # fmt: skip
+        f.rebuild()
+    assert off.groups == on.groups
+    assert off.discovered == {}
+    assert len(on.discovered) == len(on.groups) + 1  # pod a, dropped by the rule
