@@ -157,3 +157,15 @@ async def converge(consumer: e2e.RunningConsumer, job: str, targets: int) -> Non
                 await asyncio.sleep(0.1)
     except TimeoutError:
         raise AssertionError(f"{job}: {len(entries)} targets, not {targets}") from None
+
+
+async def test_no_page_when_turned_off(kafka_bootstrap: str, topic_prefix: str) -> None:
+    settings = e2e.consumer_settings(
+        bootstrap=kafka_bootstrap, prefix=topic_prefix, group=unique("g"),
+        jobs={"pods": {"role": "pod"}},
+    ).model_copy(update={"discovery_page": False})  # fmt: skip
+    consumer = e2e.RunningConsumer(settings)
+    async with e2e.running(consumer):
+        for path in ("/", "/discovery/pods"):
+            assert (await fetch(consumer.address, path=path)).status == 404, path
+        assert (await fetch(consumer.address, path="/http_sd/pods")).status == 200
