@@ -6,12 +6,15 @@ Exit status: 0 success, 1 runtime failure, 2 bad usage, input or configuration.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from schemas.config import KafkaSettings
+from schemas.topics import check_name
 from sdstream import logs, schema_export
-from sdstream.devstack import cache, stack
+from sdstream.devstack import cache, secure, stack
 from sdstream.devstack.errors import DevstackError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -29,11 +32,37 @@ def _devstack_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verbs = dev.add_subparsers(dest="verb", required=True)
     up = verbs.add_parser("up", help="build what is missing, start the servers, print where")
     up.add_argument("--kafka-port", type=int, help="fixed broker port (default: a free one)")
+    up.add_argument("--secure", action="store_true",
+                    help="also SSL (mTLS), SASL_SSL and SASL_PLAINTEXT listeners, principals "
+                    "and ACLs; prints the client settings files")  # fmt: skip
+    up.add_argument("--secure-clusters", type=_names, default=secure.DEFAULT_CLUSTERS,
+                    metavar="A,B", help="clusters with a producer principal (producer-<cluster>) "
+                    "and ACLs for <prefix>.<cluster>.* (default: a,b)")  # fmt: skip
+    up.add_argument("--topic-prefix", type=_prefix,
+                    default=KafkaSettings.model_fields["topic_prefix"].default,
+                    help="topic prefix the ACLs of --secure are granted for "
+                    "(default: %(default)s)")  # fmt: skip
     verbs.add_parser("down", help="stop what `up` started and remove its data")
     verbs.add_parser("status", help="what runs where")
     verbs.add_parser("env", help="KUBECONFIG=... and SDSTREAM_KAFKA_BOOTSTRAP=... for a shell")
     verbs.add_parser("build", help="only fetch and build the servers (and promtool)")
     dev.set_defaults(handler=_devstack)
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """--secure-clusters: comma-separated cluster names, as topic names take them."""
+    try:
+        names = tuple(check_name("cluster", part.strip()) for part in value.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def _prefix(value: str) -> str:
+    try:
+        return check_name("topic prefix", value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _dirs(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -48,8 +77,7 @@ def _devstack(args: argparse.Namespace) -> int:
             print(f"{name}: {path}")
         return 0
     if args.verb == "up":
-        print(stack.describe(stack.up(root, run_dir, kafka_port=args.kafka_port)))
-        return 0
+        return _devstack_up(args, root, run_dir)
     current = stack.load(run_dir)
     if current is None:
         print(f"no devstack in {run_dir}", file=sys.stderr)
@@ -62,6 +90,24 @@ def _devstack(args: argparse.Namespace) -> int:
         return 0 if all(current.running().values()) else 1
     else:
         print("\n".join(f"export {k}={v}" for k, v in current.env().items()))
+    return 0
+
+
+def _devstack_up(args: argparse.Namespace, root: Path, run_dir: Path) -> int:
+    from sdstream.devstack import kafka_acls  # aiokafka only when granting
+
+    clusters: tuple[str, ...] = args.secure_clusters
+    started = stack.up(root, run_dir, kafka_port=args.kafka_port, secure=args.secure,
+                       secure_clusters=clusters)  # fmt: skip
+    if args.secure:
+        try:
+            asyncio.run(kafka_acls.grant(started, prefix=args.topic_prefix, clusters=clusters))
+        except BaseException:
+            stack.down_stack(started, remove=False)
+            raise
+        cache.say(f"granted ACLs for topics {args.topic_prefix}.* to "
+                  f"{', '.join(secure.principals(clusters))}")  # fmt: skip
+    print(stack.describe(started))
     return 0
 
 

@@ -8,6 +8,11 @@ run starts the servers once. Tests in either folder are marked `integration`, te
 The stack is started by `sdstream.devstack` in a temporary run directory, so it
 never disturbs a developer's own `sdstream devstack up`. Each test gets its own
 namespace and topic prefix, so tests never see each other's objects.
+
+The broker is the secured one (`devstack up --secure`): `kafka_bootstrap` is its
+PLAINTEXT listener, unauthenticated and a super user, so tests that do not care about
+security use it as before; `secure_kafka` gives the SSL and SASL_SSL listeners, the
+principals' settings and the ACL grant helper (tests/integration/secure_kafka.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from kubernetes import client, config
 
 from sdstream.devstack import cache, stack
 from tests.integration import objects
+from tests.integration.secure_kafka import SecureKafka
 from tests.naming import unique
 
 
@@ -36,7 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def stack_(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
     run_dir = tmp_path_factory.mktemp("devstack")
-    running = stack.up(cache.cache_dir(), run_dir)
+    running = stack.up(cache.cache_dir(), run_dir, secure=True)
     try:
         yield running
     finally:
@@ -46,6 +52,12 @@ def stack_(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(stack_: stack.Stack) -> str:
     return stack_.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(stack_: stack.Stack) -> SecureKafka:
+    """The broker's SSL (mTLS) and SASL_SSL listeners, principals and ACL grants."""
+    return SecureKafka(stack_)
 
 
 @pytest.fixture(scope="session")

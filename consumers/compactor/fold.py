@@ -18,11 +18,12 @@ from typing import TypeVar
 
 from consumers.compactor import dependencies, state
 from consumers.compactor.jobs import JobView, namespace_of
-from consumers.relabel import groups
+from consumers.relabel import engine
+from consumers.relabel import groups as relabeling
 from consumers.roles import lookup as lookups
 from consumers.roles import table
 from schemas.objects import KubeObject
-from schemas.targets import TargetGroup
+from schemas.targets import LabelSet, TargetGroup
 from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
 
 V = TypeVar("V")
@@ -81,6 +82,9 @@ class Fold:
     views: Sequence[JobView]
     clusters: dict[str, state.ClusterState] = field(default_factory=dict)
     groups: dict[TargetKey, TargetGroup] = field(default_factory=dict)
+    deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
+    pending: set[Owner] = field(default_factory=set)
+    totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
     # Each group as its role built it, before relabeling (the same object as in `groups`
     # when the job has no rules), kept for the discovery page: it shows discovered labels
     # and why a target is not served. A group whose targets were all dropped stays here.
@@ -89,9 +93,9 @@ class Fold:
     # False): nothing is kept here, and relabeled jobs hold only their final groups.
     discovered: dict[TargetKey, TargetGroup] = field(default_factory=dict)
     keep_discovered: bool = True
-    deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
-    pending: set[Owner] = field(default_factory=set)
-    totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
+    # Targets relabeling left out, per group and per job: (dropped by a rule, invalid).
+    left_out: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
+    left_out_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
     parsed: state.ParseCache = field(default_factory=state.ParseCache)  # shared by clusters
     _attach: list[lookups.Attach] = field(default_factory=list)
 
@@ -164,6 +168,7 @@ class Fold:
                 tkey = group_key(view, cluster, role.source(key))
                 self.discovered.pop(tkey, None)
                 self._count(self.groups.pop(tkey, None), -1)
+                self._count_left_out(tkey, None)
 
     def _rebuild(self, owner: Owner) -> Change | None:
         position, cluster, key = owner
@@ -174,6 +179,7 @@ class Fold:
         obj = objects.get(view.role_resource, key, cached=False)
         if obj is None or not view.sees(view.role_resource, obj):
             self.deps.forget(owner)
+            self._count_left_out(tkey, None)
             self.discovered.pop(tkey, None)
             return self._set(tkey, None)
         recording = dependencies.RecordingLookup(VisibleLookup(objects, view, namespace_of(obj)))
@@ -181,27 +187,26 @@ class Fold:
         self.deps.record(owner, recording.deps)
         if built is None:  # Prometheus sends nothing: the earlier group stays
             return None
-        if not built.targets:
-            self.discovered.pop(tkey, None)
-            return self._set(tkey, None)
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
         # Built here from str-only dicts: validation would only re-check what we made.
-        discovered = self._discover(tkey, TargetGroup.model_construct(
+        discovered = TargetGroup.model_construct(
             job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
-        ))  # fmt: skip
-        if not view.rules:
-            return self._set(tkey, discovered)
-        # The cluster label is discovered: rules may read or drop it.
-        relabeled = groups.relabel(labels, built.targets, view.rules, keep_meta=view.keep_meta)
-        if relabeled is None:  # every target dropped
+        )
+        if not built.targets:
+            self.discovered.pop(tkey, None)
+        else:
+            discovered = self._discover(tkey, discovered)
+        if not view.rules:  # served as discovered: the same object in both
+            return self._set(tkey, discovered if built.targets else None)
+        final = self._relabel(view, tkey, labels, built.targets)
+        if final is None:
             return self._set(tkey, None)
-        final = TargetGroup.model_construct(
-            job=view.job, cluster=cluster, source=built.source, labels=relabeled[0],
-            targets=relabeled[1],
-        )  # fmt: skip
-        return self._set(tkey, final)
+        group = TargetGroup.model_construct(
+            job=view.job, cluster=cluster, source=built.source, labels=final[0], targets=final[1]
+        )
+        return self._set(tkey, group)
 
     def _discover(self, key: TargetKey, group: TargetGroup) -> TargetGroup:
         """Hold `group` as discovered; the object held (the earlier one when equal, so
@@ -224,6 +229,36 @@ class Fold:
         else:
             self.groups[key] = group
         return Change(key, group)
+
+    def _relabel(
+        self, view: JobView, tkey: TargetKey, labels: LabelSet, targets: list[LabelSet]
+    ) -> tuple[LabelSet, list[LabelSet]] | None:
+        """The group's labels and targets as served (docs/relabeling.md §5); None when no
+        target is left. The cluster label is discovered: rules may read or drop it."""
+        if not view.rules:
+            return (labels, targets) if targets else None
+        outcomes = relabeling.outcomes(labels, targets, view.rules, keep_meta=view.keep_meta)
+        self._count_left_out(tkey, (view.job, outcomes))
+        return relabeling.regroup([o.final for o in outcomes if o.final is not None])
+
+    def _count_left_out(
+        self, key: TargetKey, relabeled: tuple[str, list[engine.Outcome]] | None
+    ) -> None:
+        """Keep `left_out_totals` (for the per-job gauges): forget the group's last
+        counts, then add its new ones."""
+        old = self.left_out.pop(key, None)
+        if old is not None:
+            job, dropped, invalid = old
+            was = self.left_out_totals[job]
+            self.left_out_totals[job] = was[0] - dropped, was[1] - invalid
+        if relabeled is not None:
+            job, outcomes = relabeled
+            dropped = sum(o.dropped_by is not None for o in outcomes)
+            invalid = sum(o.error is not None for o in outcomes)
+            if dropped or invalid:
+                self.left_out[key] = job, dropped, invalid
+                was = self.left_out_totals.get(job, (0, 0))
+                self.left_out_totals[job] = was[0] + dropped, was[1] + invalid
 
     def _count(self, group: TargetGroup | None, sign: int) -> None:
         """Keep `totals` (for the per-job gauges) without walking every group."""

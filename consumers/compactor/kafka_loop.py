@@ -556,6 +556,10 @@ class FoldLoop:
             groups, n = self.fold.totals.get(view.job, (0, 0))
             self._metrics.groups.labels(view.job).set(groups)
             self._metrics.targets.labels(view.job).set(n)
+            if view.rules:
+                dropped, invalid = self.fold.left_out_totals.get(view.job, (0, 0))
+                self._metrics.left_out.labels(view.job, "dropped").set(dropped)
+                self._metrics.left_out.labels(view.job, "invalid").set(invalid)
 
 
 async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:

@@ -16,6 +16,7 @@ class FoldMetrics:
     groups_skipped: Counter
     groups: Gauge
     targets: Gauge
+    left_out: Gauge
     objects: Gauge
     state_bytes: Gauge
     lag: Gauge
@@ -39,6 +40,11 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                      registry=registry),
         targets=Gauge("sdstream_fold_targets", "Targets held, by job.", ["job"],
                       registry=registry),
+        left_out=Gauge("sdstream_fold_targets_relabeled_away",
+                       "Discovered targets not served after relabel_configs, by job: "
+                       "reason=dropped (a keep/drop/keepequal/dropequal rule) or invalid "
+                       "(no __address__, one with '/', or a label named \"\").",
+                       ["job", "reason"], registry=registry),
         objects=Gauge("sdstream_fold_objects", "Objects held in the fold state.",
                       registry=registry),
         state_bytes=Gauge("sdstream_fold_state_bytes",

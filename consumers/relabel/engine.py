@@ -43,6 +43,12 @@ class Outcome:
     error: str | None = None
 
 
+# Regexes whose anchored match is the whole value in group 1 (`(.+)`: when non-empty):
+# the usual "copy this label" rules, answered without calling RE2.
+_WHOLE: Final = {"(.*)": True, "(.+)": False}
+_MISSING: Final = object()
+
+
 class Rule:
     """One compiled rule: its config, its RE2 program and its group names."""
 
@@ -51,28 +57,41 @@ class Rule:
         self.action = config.action or "replace"  # never None once validated
         self.sources = config.source_labels or ()
         self.regex: Any = compile_regex(config.regex_text)
-        self.names = expand.group_names(anchored(config.regex_text), self.regex.groups)
+        self.groups: int = self.regex.groups
+        self.names = expand.group_names(anchored(config.regex_text), self.groups)
+        self._whole = _WHOLE.get(config.regex_text)  # None: ask RE2
         self._cache: dict[str, Any] = {}
 
     def memo(self, key: str, compute: Callable[[str], Any]) -> Any:
-        try:
-            return self._cache[key]
-        except KeyError:
+        found = self._cache.get(key, _MISSING)
+        if found is _MISSING:
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.clear()
             found = self._cache[key] = compute(key)
-            return found
+        return found
+
+    def match(self, text: str) -> list[str | None] | None:
+        """Each group's text in the anchored match of `text` (None: it took no part;
+        group 0 first), or None when `text` does not match."""
+        if self._whole is not None:
+            return [text, text] if text or self._whole else None
+        encoded = text.encode()
+        found = self.regex.search(encoded)
+        if found is None:
+            return None
+        spans = [found.span(i) for i in range(self.groups + 1)]
+        return [None if a < 0 else encoded[a:b].decode() for a, b in spans]
 
     def matches(self, text: str) -> bool:
-        return self.memo(text, lambda t: self.regex.search(t) is not None)  # type: ignore[no-any-return]
+        found = self._cache.get(text, _MISSING)
+        if found is _MISSING:
+            found = self.memo(text, lambda t: self.match(t) is not None)
+        return bool(found)
 
     def expanded(self, template: str, text: str) -> str | None:
         """`template` expanded against the match of `text`; None when it does not match."""
-        found = self.regex.search(text)
-        if found is None:
-            return None
-        spans = [found.span(i) for i in range(self.regex.groups + 1)]
-        return expand.expand(template, text, spans, self.names)
+        groups = self.match(text)
+        return None if groups is None else expand.expand(template, groups, self.names)
 
 
 Rules = tuple[Rule, ...]
@@ -86,7 +105,9 @@ def relabel(labels: Mapping[str, str], rules: Rules) -> tuple[LabelSet, int | No
     """Prometheus's `relabel.Process`: the labels after every rule, and the index of the
     rule that dropped the target (None if kept; the labels are then as that rule left
     them). Empty values are absent labels, as in Prometheus's label builder."""
-    current = {name: value for name, value in labels.items() if value}
+    current = dict(labels)
+    if "" in current.values():
+        current = {name: value for name, value in current.items() if value}
     for index, rule in enumerate(rules):
         if not _STEPS[rule.action](rule, current):
             return current, index
@@ -145,12 +166,11 @@ def _replace(rule: Rule, labels: LabelSet) -> bool:
 
 
 def _replacement(rule: Rule, val: str) -> tuple[str, str] | None:
-    found = rule.regex.search(val)
-    if found is None:
+    groups = rule.match(val)
+    if groups is None:
         return None
-    spans = [found.span(i) for i in range(rule.regex.groups + 1)]
-    target = expand.expand(rule.config.target_label, val, spans, rule.names)
-    return target, expand.expand(rule.config.replacement, val, spans, rule.names)
+    target = expand.expand(rule.config.target_label, groups, rule.names)
+    return target, expand.expand(rule.config.replacement, groups, rule.names)
 
 
 def _hashmod(rule: Rule, labels: LabelSet) -> bool:
@@ -164,12 +184,20 @@ def _hashmod(rule: Rule, labels: LabelSet) -> bool:
 
 
 def _labelmap(rule: Rule, labels: LabelSet) -> bool:
-    # A snapshot in sorted order: when two names map to one, the last in order wins
-    # (Prometheus's winner depends on Go map order).
-    for name, value in sorted(labels.items()):
-        new: str | None = rule.memo(name, lambda n: rule.expanded(rule.config.replacement, n))
+    # From a snapshot. When two names map to one, the last in sorted order wins
+    # (Prometheus's winner depends on Go map order); only then is sorting needed.
+    cache, template = rule._cache, rule.config.replacement
+    mapped = []
+    for name, value in list(labels.items()):
+        new = cache.get(name, _MISSING)
+        if new is _MISSING:
+            new = rule.memo(name, lambda n: rule.expanded(template, n))
         if new is not None:
-            labels[new] = value  # the new name is not checked, as in Prometheus
+            mapped.append((name, new, value))
+    if len({new for _, new, _ in mapped}) < len(mapped):
+        mapped.sort()
+    for _, new, value in mapped:
+        labels[new] = value  # the new name is not checked, as in Prometheus
     return True
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-Span = tuple[int, int]
+Groups = Sequence[str | None]  # each group's text, None when it took no part; 0 first
 _MAX_NUMBER = 10**8  # Go stops reading a number here: the reference becomes a name
 
 
@@ -48,10 +48,9 @@ def _number(name: str) -> int:
     return -1 if name[0] == "0" and len(name) > 1 else num
 
 
-def expand(template: str, text: str, spans: Sequence[Span], names: Sequence[str | None]) -> str:
-    """`template` with references to the match in `text`. `spans[i]` is group i's span
-    ((-1, -1) when it did not take part; group 0 is the whole match); `names[i]` is group
-    i's name, None when unnamed."""
+def expand(template: str, groups: Groups, names: Sequence[str | None]) -> str:
+    """`template` with references to a match's `groups`; `names[i]` is group i's name,
+    None when unnamed."""
     if "$" not in template:
         return template
     out: list[str] = []
@@ -71,19 +70,19 @@ def expand(template: str, text: str, spans: Sequence[Span], names: Sequence[str 
             out.append("$")
             continue
         name, i = ref
-        out.append(_group(name, text, spans, names))
+        out.append(_group(name, groups, names))
     out.append(template[i:])
     return "".join(out)
 
 
-def _group(name: str, text: str, spans: Sequence[Span], names: Sequence[str | None]) -> str:
+def _group(name: str, groups: Groups, names: Sequence[str | None]) -> str:
     num = _number(name)
     if num < 0:
-        num = next((j for j, n in enumerate(names) if n == name and spans[j][0] >= 0), len(spans))
-    if num < len(spans) and spans[num][0] >= 0:
-        start, end = spans[num]
-        return text[start:end]
-    return ""
+        num = next(
+            (j for j, n in enumerate(names) if n == name and groups[j] is not None), len(groups)
+        )
+    found = groups[num] if num < len(groups) else None
+    return found or ""
 
 
 def group_names(anchored: str, groups: int) -> list[str | None]:

@@ -22,15 +22,29 @@ _KAFKA_JVM = ["-Xms256m", "-Xmx768m", "-server", "-XX:+UseG1GC", "-XX:MaxGCPause
               "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"]  # fmt: skip
 
 
-def _kafka_properties(run: Path, *, broker: int, controller: int) -> str:
+def _kafka_properties(
+    run: Path, *, broker: int, controller: int, extra: dict[str, str] | None = None
+) -> str:
+    """server.properties; `extra` adds entries, and listeners (`_listeners`) and their
+    protocols (`_protocols`) beside PLAINTEXT and CONTROLLER."""
+    more = dict(extra or {})
+    listeners = ",".join(
+        [f"PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}"]
+        + ([more.pop("_listeners")] if "_listeners" in more else [])
+    )
+    protocols = ",".join(
+        ["CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"]
+        + ([more.pop("_protocols")] if "_protocols" in more else [])
+    )
+    added = "".join(f"{key}={value}\n" for key, value in more.items())
     return f"""process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{controller}
-listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
+listeners={listeners}
+advertised.listeners={listeners}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map={protocols}
 log.dirs={run}/kafka/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -46,7 +60,7 @@ log.cleaner.backoff.ms=100
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=16777216
 log.retention.check.interval.ms=1000
-"""
+{added}"""
 
 
 def _cluster_id() -> str:
@@ -56,17 +70,29 @@ def _cluster_id() -> str:
             return cid
 
 
-def start_kafka(home: Path, run: Path, *, broker: int, controller: int) -> int:
+def start_kafka(
+    home: Path,
+    run: Path,
+    *,
+    broker: int,
+    controller: int,
+    extra: dict[str, str] | None = None,
+    format_args: list[str] | None = None,
+) -> int:
+    """Format storage and start the broker. `extra` adds server.properties entries (see
+    `_kafka_properties`), `format_args` arguments to `kafka-storage format` (SCRAM users).
+    The properties file is 0600: it may hold PLAIN passwords."""
     processes.check_port_free(broker, what="the Kafka broker")
     processes.check_port_free(controller, what="the Kafka controller")
     conf = run / "kafka" / "server.properties"
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(_kafka_properties(run, broker=broker, controller=controller))
+    conf.touch(mode=0o600)
+    conf.write_text(_kafka_properties(run, broker=broker, controller=controller, extra=extra))
     java = _kafka_java(home, run)
     out = run / "kafka" / "kafka.out"
     fmt = subprocess.run(
         [*java, "-Xmx256m", "kafka.tools.StorageTool", "format", "--standalone",
-         "-t", _cluster_id(), "-c", str(conf)],
+         "-t", _cluster_id(), "-c", str(conf), *(format_args or [])],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     out.write_text(fmt.stdout + fmt.stderr)

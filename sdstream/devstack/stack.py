@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sdstream.devstack import build, cache, processes, servers
+from sdstream.devstack import build, cache, pki, processes, secure, servers
 from sdstream.devstack.errors import DevstackError
 
 STATE_FILE = "devstack.json"
@@ -29,6 +30,27 @@ class Stack:
     kubeconfigs: list[str] = field(default_factory=list)  # one per API server; [0] == kubeconfig
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    # `up(secure=True)` only (see `secure`): the SSL (mTLS) and SASL_SSL listeners, the CA,
+    # each principal's password file, client certificate and key, and settings files.
+    kafka_ssl_bootstrap: str = ""
+    kafka_sasl_bootstrap: str = ""
+    kafka_sasl_plaintext_bootstrap: str = ""
+    kafka_ca: str = ""
+    clusters: list[str] = field(default_factory=list)  # whose producer principals exist
+    passwords: dict[str, str] = field(default_factory=dict)
+    certs: dict[str, list[str]] = field(default_factory=dict)  # principal -> [cert, key]
+    client_settings: dict[str, str] = field(default_factory=dict)  # "<principal>.<method>"
+
+    @property
+    def secured(self) -> bool:
+        return bool(self.kafka_sasl_bootstrap)
+
+    def secrets(self) -> secure.Secrets:
+        """The secured broker's certificates and password files (`up(secure=True)`)."""
+        clients = {name: pki.ClientCert(Path(c), Path(k)) for name, (c, k) in self.certs.items()}
+        ca = Path(self.kafka_ca)
+        made = pki.KafkaPki(ca=ca, broker_keystore=ca.with_name(pki.KEYSTORE), clients=clients)
+        return secure.Secrets(made, {name: Path(p) for name, p in self.passwords.items()})
 
     def env(self) -> dict[str, str]:
         return {"KUBECONFIG": self.kubeconfig, "SDSTREAM_KAFKA_BOOTSTRAP": self.kafka_bootstrap}
@@ -67,9 +89,19 @@ def build_all(root: Path, *, promtool: bool = True) -> dict[str, Path]:
     return built
 
 
-def up(root: Path, run_dir: Path, *, kafka_port: int | None = None, clusters: int = 1) -> Stack:
+def up(
+    root: Path,
+    run_dir: Path,
+    *,
+    kafka_port: int | None = None,
+    clusters: int = 1,
+    secure: bool = False,
+    secure_clusters: tuple[str, ...] = secure.DEFAULT_CLUSTERS,
+) -> Stack:
     """Start Kafka and `clusters` etcd + kube-apiserver pairs on loopback; on failure stop
-    them all."""
+    them all. `secure`: the broker also gets SSL and SASL_SSL listeners, an authorizer,
+    and principals for the producers of `secure_clusters`, the fold and a sink (see
+    `sdstream.devstack.secure`; grant their ACLs with `kafka_acls.grant`)."""
     existing = load(run_dir)
     if existing and any(existing.running().values()):
         raise DevstackError(f"a devstack already runs in {run_dir}; run `devstack down` first")
@@ -78,7 +110,8 @@ def up(root: Path, run_dir: Path, *, kafka_port: int | None = None, clusters: in
     run_dir.mkdir(parents=True)
     stack = Stack(run_dir=str(run_dir), promtool=str(built["promtool"]))
     try:
-        _start(stack, built, run_dir, kafka_port=kafka_port)
+        _start(stack, built, run_dir, kafka_port=kafka_port,
+               secure_clusters=secure_clusters if secure else None)  # fmt: skip
         for number in range(2, clusters + 1):
             _start_cluster(stack, built, run_dir / f"cluster-{number}", suffix=f"-{number}")
     except BaseException:
@@ -87,19 +120,67 @@ def up(root: Path, run_dir: Path, *, kafka_port: int | None = None, clusters: in
     return stack
 
 
-def _start(stack: Stack, built: dict[str, Path], run_dir: Path, *, kafka_port: int | None) -> None:
+def _start(
+    stack: Stack,
+    built: dict[str, Path],
+    run_dir: Path,
+    *,
+    kafka_port: int | None,
+    secure_clusters: tuple[str, ...] | None,
+) -> None:
     broker, controller = kafka_port or processes.free_port(), processes.free_port()
     stack.ports.update({"kafka": broker, "kafka-controller": controller})
-    cache.say(f"starting Kafka {built['kafka'].name} on 127.0.0.1:{broker}")
-    stack.pids["kafka"] = servers.start_kafka(
-        built["kafka"], run_dir, broker=broker, controller=controller
+    extra, format_args = (
+        ({}, []) if secure_clusters is None else _secure(stack, run_dir, secure_clusters)
     )
-    stack.kafka_bootstrap = f"127.0.0.1:{broker}"
-    stack.save()
-    _start_cluster(stack, built, run_dir, suffix="")
+    cache.say(f"starting Kafka {built['kafka'].name} on 127.0.0.1:{broker}")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-start") as pool:
+        kafka = pool.submit(
+            servers.start_kafka, built["kafka"], run_dir, broker=broker, controller=controller,
+            extra=extra, format_args=format_args,
+        )  # fmt: skip
+        try:
+            _start_cluster(stack, built, run_dir, suffix="")
+        except BaseException:  # still record the broker, so `up`'s cleanup stops it
+            with contextlib.suppress(Exception):
+                _record_kafka(stack, kafka.result(), broker=broker)
+            raise
+        _record_kafka(stack, kafka.result(), broker=broker)
     stack.kubeconfig = stack.kubeconfigs[0]
     stack.api_server = f"https://127.0.0.1:{stack.ports['kube-apiserver']}"
     stack.save()
+
+
+def _record_kafka(stack: Stack, pid: int, *, broker: int) -> None:
+    """Record the broker, started beside the API server (the JVM and the API server each
+    take seconds to start; side by side they take about the longer of the two, not the
+    sum), first in `pids`, so `down` stops it last."""
+    stack.pids = {"kafka": pid, **stack.pids}
+    stack.kafka_bootstrap = f"127.0.0.1:{broker}"
+    stack.save()
+
+
+def _secure(
+    stack: Stack, run_dir: Path, clusters: tuple[str, ...]
+) -> tuple[dict[str, str], list[str]]:
+    """Certificates, passwords and client settings files for the secured broker; its
+    extra server.properties entries and storage-format arguments."""
+    ports = {name: processes.free_port() for name in ("SSL", "SASL_SSL", "SASL_PLAINTEXT")}
+    stack.ports.update({f"kafka-{name.lower().replace('_', '-')}": p for name, p in ports.items()})
+    made = secure.write_secrets(run_dir / "kafka-secrets", users=secure.principals(clusters))
+    stack.kafka_ssl_bootstrap = f"127.0.0.1:{ports['SSL']}"
+    stack.kafka_sasl_bootstrap = f"127.0.0.1:{ports['SASL_SSL']}"
+    stack.kafka_sasl_plaintext_bootstrap = f"127.0.0.1:{ports['SASL_PLAINTEXT']}"
+    stack.kafka_ca = str(made.pki.ca)
+    stack.clusters = list(clusters)
+    stack.passwords = {name: str(path) for name, path in made.passwords.items()}
+    stack.certs = {name: [str(c.cert), str(c.key)] for name, c in made.pki.clients.items()}
+    bootstraps = {"scram": stack.kafka_sasl_bootstrap, "mtls": stack.kafka_ssl_bootstrap}
+    stack.client_settings = secure.write_client_files(
+        made, run_dir / "kafka-clients", bootstraps=bootstraps
+    )
+    extra = secure.listener_properties(made, ports=ports)
+    return extra, secure.format_args(made)
 
 
 def _start_cluster(stack: Stack, built: dict[str, Path], run_dir: Path, *, suffix: str) -> None:
@@ -156,4 +237,13 @@ def describe(stack: Stack) -> str:
         f"promtool:    {stack.promtool}",
         f"kcat:        kcat -b {stack.kafka_bootstrap} -L",
     ]
+    if stack.secured:
+        lines += [
+            f"kafka mTLS:  {stack.kafka_ssl_bootstrap} (SSL, client certificate required)",
+            f"kafka SASL:  {stack.kafka_sasl_bootstrap} "
+            f"(SASL_SSL: {', '.join(secure.SASL_MECHANISMS)})",
+            f"kafka SASL without TLS: {stack.kafka_sasl_plaintext_bootstrap} (SASL_PLAINTEXT)",
+            f"kafka CA:    {stack.kafka_ca}",
+            *(f"settings:    {path}" for path in stack.client_settings.values()),
+        ]
     return "\n".join(lines)

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAuthorizationFailedError
 
+from sdstream import settings
 from sdstream.devstack import cache, stack
 from sdstream.devstack.errors import DevstackError
 
@@ -54,3 +58,45 @@ def test_a_busy_port_fails_cleanly_and_leaves_nothing_running(tmp_path: Path) ->
 
     left = stack.load(tmp_path / "busy")
     assert left is None or not any(left.running().values())
+
+
+async def test_up_secure_prints_client_settings_files_that_work(tmp_path: Path) -> None:
+    """`up --secure` grants the default prefix's ACLs and prints one settings file per
+    principal and method; producer-a's SCRAM file, loaded as `produce --config` loads it,
+    may write `sdstream.a.*` and not `sdstream.b.*`."""
+    run_dir = tmp_path / "secure"
+    try:
+        up = run(run_dir, "up", "--secure", "--secure-clusters", "a,b")
+        assert up.returncode == 0, up.stderr
+        printed = [line.split(None, 1)[1] for line in up.stdout.splitlines()
+                   if line.startswith("settings:")]  # fmt: skip
+        principals = ("producer-a", "producer-b", "fold", "sink")
+        expected = sorted(f"{p}.{m}.yaml" for p in principals for m in ("scram", "mtls"))
+        assert sorted(Path(path).name for path in printed) == expected
+        config = next(Path(p) for p in printed if p.endswith("producer-a.scram.yaml"))
+        kafka = settings.load(settings.ProducerAppSettings, config_file=config, cluster="a").kafka
+        assert (kafka.security_protocol, kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+        admin = AIOKafkaAdminClient(**kafka.client_options())
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [NewTopic(name, 1, 1) for name in ("sdstream.a.pods", "sdstream.b.pods")]
+            )
+        finally:
+            await admin.close()
+        assert sorted((name, code) for name, code, *_ in response.topic_errors) == [
+            ("sdstream.a.pods", 0),
+            ("sdstream.b.pods", 29),
+        ]  # fmt: skip - 29: not authorized
+        writer = AIOKafkaProducer(**kafka.client_options())
+        await writer.start()
+        try:
+            await writer.send_and_wait("sdstream.a.pods", b"{}", key=b"k")
+            with pytest.raises(TopicAuthorizationFailedError):
+                await writer.send_and_wait("sdstream.b.pods", b"{}", key=b"k")
+        finally:
+            await writer.stop()
+        assert run(run_dir, "status").stdout.count("running") == 3
+    finally:
+        down = run(run_dir, "down")
+    assert down.returncode == 0

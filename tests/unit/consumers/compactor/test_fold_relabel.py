@@ -65,3 +65,20 @@ def test_relabeled_jobs_publish_final_targets_and_tombstones() -> None:
     assert after["debug"] is None
     assert after["plain"] is not None  # the annotation changed
     assert f.totals["final"] == (0, 0)
+
+
+def test_targets_relabeled_away_are_counted_per_job() -> None:
+    f = fold.Fold(compile_jobs([job("final", relabel_configs=KEEP_SCRAPED)]))
+    f.apply("c1", Resource.PODS, ObjectKey("ns/a"), annotated("a", "true", 1))
+    f.apply("c1", Resource.PODS, ObjectKey("ns/b"), annotated("b", "false", 1))
+    f.rebuild()
+    assert f.left_out_totals["final"] == (3, 0)  # b's two ports, a's 9090
+    f.apply("c1", Resource.PODS, ObjectKey("ns/b"), None)
+    f.rebuild()
+    assert f.left_out_totals["final"] == (1, 0)
+    bad = annotated("c", "true", 1)
+    f2 = fold.Fold(compile_jobs([job("x", relabel_configs=[{"target_label": "__address__",
+                                                            "replacement": ""}])]))  # fmt: skip
+    f2.apply("c1", Resource.PODS, ObjectKey("ns/c"), bad)
+    f2.rebuild()
+    assert f2.left_out_totals["x"] == (0, 2)
