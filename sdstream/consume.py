@@ -81,24 +81,30 @@ async def serve(
         )
 
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
+    page = None
     if loop is not None and metrics is not None and config.discovery_page:
         data = discovery_source.FoldSource(
             loop.fold, lag=metrics.lag, prefix=config.kafka.topic_prefix, unready=unready
         )
-        routes.update(discovery.DiscoveryPage(data, registry=registry).routes)
+        page = discovery.DiscoveryPage(data, registry=registry)
+        routes.update(page.routes)
     server = http.HttpServer(
         config.http, registry=registry, ready=unready, routes=routes,
         ssl_context=security.ssl_context, guard=security.guard,
     )  # fmt: skip
-    async with server as srv:
-        if on_started is not None:
-            on_started(srv.address)
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(logs.started_when(lambda: unready() is None), name="started")
-            if loop is not None:
-                tasks.create_task(loop.run(), name="fold")
-            if sinks is not None:
-                tasks.create_task(sinks.reader.run(), name="sinks")
+    try:
+        async with server as srv:
+            if on_started is not None:
+                on_started(srv.address)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(logs.started_when(lambda: unready() is None), name="started")
+                if loop is not None:
+                    tasks.create_task(loop.run(), name="fold")
+                if sinks is not None:
+                    tasks.create_task(sinks.reader.run(), name="sinks")
+    finally:
+        if page is not None:
+            page.close()  # queued page renders would hold the exit
 
 
 async def _main(config: ConsumerSettings) -> int:

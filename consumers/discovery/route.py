@@ -101,6 +101,11 @@ class DiscoveryPage:
     def _release(self) -> None:
         self._running -= 1
 
+    def close(self) -> None:
+        """At shutdown: drop queued renders (the one running finishes; the interpreter
+        waits for the pool's thread at exit)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
 
 def _without_gc(build: Callable[[source.Snapshot], bytes], snapshot: source.Snapshot) -> bytes:
     """Build with the cyclic collector paused: a page allocates a dict per target, which

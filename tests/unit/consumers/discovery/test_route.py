@@ -188,3 +188,17 @@ async def test_the_pages_are_behind_the_servers_guard() -> None:
     assert served.status == 200
     assert served.headers["content-security-policy"] == html.CSP
     assert b'pod_name="p1"' in served.body
+
+
+async def test_close_drops_queued_renders() -> None:
+    blocked = Blocked()
+    served = page(blocked, max_renders=3)
+    first = asyncio.ensure_future(get(served, "/discovery/pods"))
+    assert await asyncio.to_thread(blocked.entered.wait, 10)
+    queued = asyncio.ensure_future(get(served, "/discovery/pods"))
+    await asyncio.sleep(0)  # the second render is submitted, behind the first
+    served.close()
+    blocked.release.set()
+    assert (await first).status == 200
+    with pytest.raises(asyncio.CancelledError):
+        await queued
