@@ -417,6 +417,12 @@ class ConsumerSettings(BaseModel):
         description="Budget of the HTTP SD answer cache, bytes; least recently used answers "
         "go first (sdstream_sink_http_sd_cache_evictions_total)",
     )
+    discovery_page: bool = Field(
+        True,
+        description="Where the fold runs, serve the discovery page (/ and /discovery/<job>): "
+        "each target's discovered and final labels, and why a target is not served. For jobs "
+        "with relabel_configs the fold then also holds each group as discovered.",
+    )
     scrape_configs: tuple[ScrapeJob, ...] = Field(
         (), description="Jobs, as Prometheus scrape_configs with kubernetes_sd_configs"
     )

@@ -2,8 +2,10 @@
 
 One process runs the fold (consumer group over the object topics, publishing to
 `<prefix>.targets`) and the sinks (HTTP SD and file SD, read back from that topic), with
-/metrics, /healthz and /readyz; `mode` runs either half alone for scaling. SIGTERM and
-SIGINT stop it cleanly with exit status 0.
+/metrics, /healthz and /readyz, and, where the fold runs, the discovery page (`/`,
+`/discovery/<job>`: what the fold discovered and what relabeling made of it); `mode`
+runs either half alone for scaling. SIGTERM and SIGINT stop it cleanly with exit
+status 0.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from prometheus_client import CollectorRegistry
 from consumers.compactor import fold as folds
 from consumers.compactor import jobs, kafka_loop, kafka_published
 from consumers.compactor import metrics as fold_metrics
+from consumers.discovery import route as discovery
+from consumers.discovery import source as discovery_source
 from consumers.sinks import kafka_targets
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
@@ -32,12 +36,12 @@ Started = Callable[[tuple[str, int]], None]
 SWITCH_INTERVAL_S = 0.0005
 
 
-def build_loop(config: ConsumerSettings, registry: CollectorRegistry) -> kafka_loop.FoldLoop:
+def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> kafka_loop.FoldLoop:
     views = jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
     return kafka_loop.FoldLoop(
         kafka=config.kafka,
-        fold=folds.Fold(views),
-        metrics=fold_metrics.create(registry),
+        fold=folds.Fold(views, keep_discovered=config.discovery_page),
+        metrics=metrics,
         group_id=config.group_id,
         clusters=config.clusters,
         cluster_pattern=config.cluster_pattern,
@@ -54,13 +58,14 @@ async def serve(
     on_started: Started | None = None,
 ) -> None:
     """Run until cancelled."""
-    if config.mode in ("all", "serve"):
-        # HTTP SD renders run in a thread: the event loop, back from each socket call,
-        # waits for the GIL up to this interval (5 ms by default) while a render holds it.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # HTTP SD renders (serve) and discovery pages (fold) run in a thread: the event loop,
+    # back from each socket call, waits for the GIL up to this interval (5 ms by default)
+    # while a render holds it.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     registry = registry or CollectorRegistry()
     security = web_config.build(config.http, registry=registry)  # SettingsError: nothing runs
-    loop = build_loop(config, registry) if config.mode in ("all", "fold") else None
+    metrics = fold_metrics.create(registry) if config.mode in ("all", "fold") else None
+    loop = build_loop(config, metrics) if metrics is not None else None
     sinks = None
     if config.mode in ("all", "serve"):
         names = [job.job_name for job in config.scrape_configs]
@@ -75,20 +80,31 @@ async def serve(
             sinks.reader.unready_reason() if sinks else None
         )
 
-    routes = dict(sinks.routes) if sinks else {}
+    routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
+    page = None
+    if loop is not None and metrics is not None and config.discovery_page:
+        data = discovery_source.FoldSource(
+            loop.fold, lag=metrics.lag, prefix=config.kafka.topic_prefix, unready=unready
+        )
+        page = discovery.DiscoveryPage(data, registry=registry)
+        routes.update(page.routes)
     server = http.HttpServer(
         config.http, registry=registry, ready=unready, routes=routes,
         ssl_context=security.ssl_context, guard=security.guard,
     )  # fmt: skip
-    async with server as srv:
-        if on_started is not None:
-            on_started(srv.address)
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(logs.started_when(lambda: unready() is None), name="started")
-            if loop is not None:
-                tasks.create_task(loop.run(), name="fold")
-            if sinks is not None:
-                tasks.create_task(sinks.reader.run(), name="sinks")
+    try:
+        async with server as srv:
+            if on_started is not None:
+                on_started(srv.address)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(logs.started_when(lambda: unready() is None), name="started")
+                if loop is not None:
+                    tasks.create_task(loop.run(), name="fold")
+                if sinks is not None:
+                    tasks.create_task(sinks.reader.run(), name="sinks")
+    finally:
+        if page is not None:
+            page.close()  # queued page renders would hold the exit
 
 
 async def _main(config: ConsumerSettings) -> int:

@@ -85,6 +85,14 @@ class Fold:
     deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
     pending: set[Owner] = field(default_factory=set)
     totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
+    # Each group as its role built it, before relabeling (the same object as in `groups`
+    # when the job has no rules), kept for the discovery page: it shows discovered labels
+    # and why a target is not served. A group whose targets were all dropped stays here.
+    # For a job with relabel_configs this holds the discovered labels beside the final
+    # ones, as Prometheus does for its own /service-discovery page. Off (`keep_discovered`
+    # False): nothing is kept here, and relabeled jobs hold only their final groups.
+    discovered: dict[TargetKey, TargetGroup] = field(default_factory=dict)
+    keep_discovered: bool = True
     # Targets relabeling left out, per group and per job: (dropped by a rule, invalid).
     left_out: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
     left_out_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -158,6 +166,7 @@ class Fold:
             for key in keys:
                 self.deps.forget((position, cluster, key))
                 tkey = group_key(view, cluster, role.source(key))
+                self.discovered.pop(tkey, None)
                 self._count(self.groups.pop(tkey, None), -1)
                 self._count_left_out(tkey, None)
 
@@ -171,6 +180,7 @@ class Fold:
         if obj is None or not view.sees(view.role_resource, obj):
             self.deps.forget(owner)
             self._count_left_out(tkey, None)
+            self.discovered.pop(tkey, None)
             return self._set(tkey, None)
         recording = dependencies.RecordingLookup(VisibleLookup(objects, view, namespace_of(obj)))
         built = role.build_group(obj, lookup=recording, attach=self._attach[position])
@@ -180,15 +190,33 @@ class Fold:
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
+        # Built here from str-only dicts: validation would only re-check what we made.
+        discovered = TargetGroup.model_construct(
+            job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
+        )
+        if not built.targets:
+            self.discovered.pop(tkey, None)
+        else:
+            discovered = self._discover(tkey, discovered)
+        if not view.rules:  # served as discovered: the same object in both
+            return self._set(tkey, discovered if built.targets else None)
         final = self._relabel(view, tkey, labels, built.targets)
         if final is None:
             return self._set(tkey, None)
-        labels, targets = final
-        # Built here from str-only dicts: validation would only re-check what we made.
         group = TargetGroup.model_construct(
-            job=view.job, cluster=cluster, source=built.source, labels=labels, targets=targets
+            job=view.job, cluster=cluster, source=built.source, labels=final[0], targets=final[1]
         )
         return self._set(tkey, group)
+
+    def _discover(self, key: TargetKey, group: TargetGroup) -> TargetGroup:
+        """Hold `group` as discovered; the object held (the earlier one when equal, so
+        that `discovered` and `groups` share it while a job has no rules)."""
+        if not self.keep_discovered:
+            return group
+        held = self.discovered.get(key)
+        if held != group or held is None:
+            held = self.discovered[key] = group
+        return held
 
     def _set(self, key: TargetKey, group: TargetGroup | None) -> Change | None:
         old = self.groups.get(key)

@@ -136,6 +136,10 @@ def test_incremental_rebuilds_equal_a_rebuild_from_scratch(log: list[Event], eve
     log = numbered(log)
     folded = incremental(log, every=every)
     assert folded.groups == from_scratch(log).groups
+    # Without relabel_configs, what the discovery page shows as discovered is what is served,
+    # and the same held objects.
+    assert folded.discovered == folded.groups
+    assert all(folded.discovered[key] is group for key, group in folded.groups.items())
     recount: dict[str, tuple[int, int]] = {}
     for group in folded.groups.values():
         groups, targets = recount.get(group.job, (0, 0))
@@ -336,3 +340,42 @@ def test_diff_upserts_what_differs_and_tombstones_what_is_gone() -> None:
     assert list(fold.diff(desired.items(), stale, fingerprint=lambda g: g, owned=set())) == []
     new = fold.diff(desired.items(), {}, fingerprint=lambda g: g)
     assert [key for key, _ in new] == list(desired)
+
+
+def test_discovered_groups_are_kept_before_relabeling_even_when_all_are_dropped() -> None:
+    keep_b: dict[str, Any] = {"source_labels": ["__meta_kubernetes_pod_name"], "regex": "b",
+                              "action": "keep"}  # fmt: skip
+    views = compile_jobs([ScrapeJob.model_validate(
+        {"job_name": "kept", "kubernetes_sd_configs": [{"role": "pod"}],
+         "relabel_configs": [keep_b]}
+    )])  # fmt: skip
+    f = fold.Fold(views)
+    for name in ("a", "b"):
+        f.apply("c1", Resource.PODS, ObjectKey(f"ns/{name}"),
+                pod("ns", name, ip="10.1.0.1", node="n0", version=1))  # fmt: skip
+    f.rebuild()
+    assert sorted(f.groups) == ["kept/c1/pod/ns/b"]  # a was dropped: not published
+    assert sorted(f.discovered) == ["kept/c1/pod/ns/a", "kept/c1/pod/ns/b"]
+    assert f.discovered["kept/c1/pod/ns/b"].labels["__meta_kubernetes_pod_name"] == "b"  # type: ignore[index]
+    assert "__meta_kubernetes_pod_name" not in f.groups["kept/c1/pod/ns/b"].labels  # type: ignore[index]
+
+    f.apply("c1", Resource.PODS, ObjectKey("ns/a"), None)
+    f.rebuild()
+    assert sorted(f.discovered) == ["kept/c1/pod/ns/b"]  # a deleted pod is gone from both
+
+
+def test_without_the_discovery_page_nothing_is_kept_as_discovered() -> None:
+    keep_b: dict[str, Any] = {"source_labels": ["__meta_kubernetes_pod_name"], "regex": "b",
+                              "action": "keep"}  # fmt: skip
+    kept = {"job_name": "kept", "relabel_configs": [keep_b],
+            "kubernetes_sd_configs": [{"role": "pod"}]}  # fmt: skip
+    jobs = [ScrapeJob.model_validate(kept), *JOBS]
+    on, off = fold.Fold(compile_jobs(jobs)), fold.Fold(compile_jobs(jobs), keep_discovered=False)
+    for f in (on, off):
+        for name in ("a", "b"):
+            f.apply("c1", Resource.PODS, ObjectKey(f"ns/{name}"),
+                    pod("ns", name, ip="10.1.0.1", node="n0", version=1))  # fmt: skip
+        f.rebuild()
+    assert off.groups == on.groups
+    assert off.discovered == {}
+    assert len(on.discovered) == len(on.groups) + 1  # pod a, dropped by the rule

@@ -1,0 +1,147 @@
+"""What the discovery page reads: a snapshot of the fold, taken on the event loop.
+
+The fold is mutated by the event loop, so the page never walks it from its render
+thread: `FoldSource.snapshot()` copies what a page needs (the discovered groups' index,
+per-job served counts, per-cluster object counts and lag, readiness) in one go, on the
+loop. The copies are shallow (groups are immutable and shared), so a snapshot costs a
+dict copy. `overview` and `job_targets` then turn a snapshot into page data, in the
+render thread.
+
+Lag per cluster is the sum, over the cluster's object-topic partitions this consumer
+reads, of the fold's `sdstream_fold_partition_lag` gauge: records between its position
+and the partition's high-water mark at the fold's last position check (every poll,
+~0.2 s apart while reading). It counts records, not seconds: 0 means every record the
+broker had is folded, not that the producer is current with its API server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+from prometheus_client import Gauge
+
+from consumers.compactor import fold as folds
+from consumers.compactor.jobs import JobView
+from consumers.discovery import html, rows
+from consumers.relabel import engine
+from schemas.targets import TargetGroup
+from schemas.topics import TargetKey, parse_object_topic
+
+Relabeling = tuple[rows.Relabel, Sequence[str]]  # how a job relabels; its rules described
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    unready: str | None
+    jobs: Sequence[str]  # configured, in config order
+    discovered: Mapping[TargetKey, TargetGroup]
+    served: Mapping[str, int]  # targets per job after relabeling
+    objects: Mapping[str, int]  # per cluster
+    lag: Mapping[str, int]  # per cluster
+    relabeling: Mapping[str, Relabeling]  # jobs with relabel_configs
+
+
+def overview(snapshot: Snapshot) -> html.Overview:
+    """Per job and per cluster counts (walks every discovered group once)."""
+    groups: dict[str, int] = {}
+    targets: dict[str, int] = {}
+    clusters: dict[str, set[str]] = {}
+    per_cluster: dict[str, int] = {}
+    for group in snapshot.discovered.values():
+        groups[group.job] = groups.get(group.job, 0) + 1
+        targets[group.job] = targets.get(group.job, 0) + len(group.targets)
+        clusters.setdefault(group.job, set()).add(group.cluster)
+        per_cluster[group.cluster] = per_cluster.get(group.cluster, 0) + 1
+    jobs = [
+        html.JobSummary(job, sorted(clusters.get(job, ())), groups.get(job, 0),
+                        targets.get(job, 0), snapshot.served.get(job, 0))
+        for job in snapshot.jobs
+    ]  # fmt: skip
+    names = sorted({*snapshot.objects, *snapshot.lag, *per_cluster})
+    return html.Overview(
+        snapshot.unready,
+        jobs,
+        [html.ClusterSummary(name, snapshot.objects.get(name, 0), per_cluster.get(name, 0),
+                             snapshot.lag.get(name)) for name in names],
+    )  # fmt: skip
+
+
+def job_targets(snapshot: Snapshot, job: str) -> rows.JobTargets:
+    """The job's discovered groups, sorted by key, and how the job relabels them."""
+    found = snapshot.discovered
+    # Keys sorted alone: one sort is one C call holding the GIL, and tuples compare slower.
+    keys = sorted(key for key, group in found.items() if group.job == job)
+    groups = [(str(key), found[key]) for key in keys]
+    relabel, rules = snapshot.relabeling.get(job, (rows.as_discovered, ()))
+    return rows.JobTargets(job, groups, relabel, rules)
+
+
+def lag_by_cluster(lag: Gauge, prefix: str) -> dict[str, int]:
+    """The fold's per-partition lag gauge, summed per cluster."""
+    found: dict[str, int] = {}
+    for metric in lag.collect():
+        for sample in metric.samples:
+            parsed = parse_object_topic(prefix, sample.labels.get("topic", ""))
+            if parsed is not None:
+                found[parsed[0]] = found.get(parsed[0], 0) + int(sample.value)
+    return found
+
+
+def relabeling(views: Sequence[JobView]) -> dict[str, Relabeling]:
+    """How each job with relabel_configs relabels: the engine's `process`, exactly as the
+    fold applies it (a job's views share its rules), and each rule as written."""
+    found: dict[str, Relabeling] = {}
+    for view in views:
+        if view.rules and view.job not in found:
+            found[view.job] = (_process(view.rules, keep_meta=view.keep_meta),
+                               [describe(rule) for rule in view.rules])  # fmt: skip
+    return found
+
+
+def _process(rules: engine.Rules, *, keep_meta: bool) -> rows.Relabel:
+    def relabel(labels: Mapping[str, str]) -> rows.Verdict:
+        return engine.process(labels, rules, keep_meta=keep_meta)
+
+    return relabel
+
+
+def describe(rule: engine.Rule) -> str:
+    """A rule as its config wrote it (JSON, which is YAML too), action first."""
+    written = rule.config.model_dump(mode="json", exclude_unset=True)
+    return orjson.dumps({"action": rule.action, **written}).decode()
+
+
+class FoldSource:
+    """`snapshot()` of a running fold, for `route.DiscoveryPage`."""
+
+    def __init__(
+        self,
+        fold: folds.Fold,
+        *,
+        lag: Gauge,
+        prefix: str,
+        unready: Callable[[], str | None],
+    ) -> None:
+        self._fold = fold
+        self._lag = lag
+        self._prefix = prefix
+        self._unready = unready
+        self._jobs = list(dict.fromkeys(view.job for view in fold.views))
+        self._relabeling = relabeling(fold.views)
+
+    def jobs(self) -> Sequence[str]:
+        return self._jobs
+
+    def snapshot(self) -> Snapshot:
+        fold = self._fold
+        return Snapshot(
+            unready=self._unready(),
+            jobs=self._jobs,
+            discovered=dict(fold.discovered),
+            served={job: totals[1] for job, totals in fold.totals.items()},
+            objects={name: state.size() for name, state in fold.clusters.items()},
+            lag=lag_by_cluster(self._lag, self._prefix),
+            relabeling=self._relabeling,
+        )
