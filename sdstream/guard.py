@@ -113,7 +113,8 @@ class BasicAuth:
         if not users:
             raise ValueError("no users")
         self._users = {name.encode(): hashed.encode() for name, hashed in users.items()}
-        self._decoy = next(iter(self._users.values()))  # an unknown user costs the same
+        # An unknown user costs what the dearest known one does, so timing tells no names.
+        self._decoy = max(self._users.values(), key=_bcrypt_cost)
         self._key = secrets.token_bytes(32)  # cache keys mean nothing outside this process
         self._good: OrderedDict[bytes, None] = OrderedDict()
         self._entries = cache_entries
@@ -157,6 +158,11 @@ class BasicAuth:
                 self._spent.inc(max(0.0, ended - started))
 
 
+def _bcrypt_cost(hashed: bytes) -> int:
+    """The cost field of a `$2b$12$...` hash (the model checked its shape)."""
+    return int(hashed[4:6])
+
+
 Signature = tuple[int, int, int, int]
 
 
@@ -183,19 +189,25 @@ def read_token(path: Path) -> bytes:
     return token
 
 
+_NO_TOKEN = bytes(32)  # compared against when no token is valid, so timing is the same
+
+
 class BearerToken:
     """The token of `path`, re-read when the file changes (checked by one stat per request;
     Kubernetes replaces a mounted secret by a new file, so its inode changes)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._digest = hashlib.sha256(read_token(path)).digest()
+        self._digest: bytes | None = hashlib.sha256(read_token(path)).digest()
         self._signature: Signature | None = _signature(path)
 
     def verify(self, given: str) -> Outcome:
         self._refresh()
-        digest = hashlib.sha256(given.strip().encode()).digest()
-        return Outcome.OK if hmac.compare_digest(digest, self._digest) else Outcome.WRONG_BEARER
+        # aiohttp decodes header bytes with surrogateescape: encode them back the same way.
+        digest = hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest()
+        expected = self._digest if self._digest is not None else _NO_TOKEN
+        matched = hmac.compare_digest(digest, expected) and self._digest is not None
+        return Outcome.OK if matched else Outcome.WRONG_BEARER
 
     def _refresh(self) -> None:
         try:
@@ -208,7 +220,9 @@ class BearerToken:
         try:
             self._digest = hashlib.sha256(read_token(self._path)).digest()
         except TokenFileError as exc:
-            logger.warning("Keeping the previous bearer token: %s.", exc,
+            # Emptying or deleting the file is how an operator revokes the token.
+            self._digest = None
+            logger.warning("Refusing every bearer token until the file is readable: %s.", exc,
                            extra={"path": str(self._path)})  # fmt: skip
         else:
             logger.info("Read a new bearer token from %s.", self._path,
@@ -263,6 +277,10 @@ class AuthGuard:
         self._challenge = {"WWW-Authenticate": challenge, "Content-Type": TEXT}
         self._pending = 0
         self._logged = float("-inf")
+
+    def trusted(self, request: Request) -> bool:
+        header = request.headers.get("authorization")
+        return header is not None and self._outcome(header) is Outcome.OK
 
     def check(self, request: Request) -> Reply | None:
         if self._open_probes and request.path in PROBES:

@@ -131,6 +131,12 @@ class Guard(Protocol):
 
     def check(self, request: Request) -> Reply | None: ...
 
+    def trusted(self, request: Request) -> bool:
+        """Whether `request` carries valid credentials: an open `/readyz` tells others only
+        that the process is not ready, not why (the reason names principals, brokers,
+        topics and files)."""
+        ...
+
 
 @dataclass
 class _Every:
@@ -454,7 +460,7 @@ class HttpServer:
         if route == "/healthz":
             return Reply(200, b"ok\n", {"Content-Type": TEXT})
         if route == "/readyz":
-            return self._readyz()
+            return self._readyz(detailed=self._guard is None or self._guard.trusted(request))
         if route in self._routes:
             return await self._call(self._routes[route], request)
         return Reply(404, b"not found\n", {"Content-Type": TEXT})
@@ -473,7 +479,7 @@ class HttpServer:
         headers = {k: v for k, v in page.headers.items() if k.lower() != "content-length"}
         return Reply(page.status, cast(bytes, page.body), headers)
 
-    def _readyz(self) -> Answer:
+    def _readyz(self, *, detailed: bool) -> Answer:
         try:
             reason = self._ready()
         except Exception as exc:
@@ -481,7 +487,8 @@ class HttpServer:
             reason = f"readiness check failed: {exc!r}"
         if reason is None:
             return Reply(200, b"ready\n", {"Content-Type": TEXT})
-        return Reply(503, f"{reason}\n".encode(), {"Content-Type": TEXT})
+        body = f"{reason}\n" if detailed else "not ready (details need credentials)\n"
+        return Reply(503, body.encode(), {"Content-Type": TEXT})
 
     async def _send(self, raw: web.BaseRequest, answer: Answer, route: str) -> web.StreamResponse:
         """Write `answer` slice by slice, each under the write deadline: a deadline on

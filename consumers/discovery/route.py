@@ -118,6 +118,10 @@ def _without_gc(build: Callable[[source.Snapshot], bytes], snapshot: source.Snap
     finally:
         if was_enabled:
             gc.enable()
+            # The pause is process-wide: collect what the youngest generation gathered
+            # meanwhile (cheap: the page's own objects are already freed), so renders
+            # back to back never let cyclic garbage from other threads pile up.
+            gc.collect(0)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> None:

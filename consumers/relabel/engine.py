@@ -31,6 +31,8 @@ from schemas.relabel import RelabelConfig, anchored, compile_regex
 LabelSet = dict[str, str]
 META_PREFIX: Final = "__meta_"
 CACHE_ENTRIES: Final = 4096  # per rule and kind; a full cache is cleared, never grown
+# Longer values are not remembered, so a full cache holds at most ~4 MiB of keys per rule.
+MEMO_KEY_CHARS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class Rule:
         self._cache: dict[str, Any] = {}
 
     def memo(self, key: str, compute: Callable[[str], Any]) -> Any:
+        if len(key) > MEMO_KEY_CHARS:  # e.g. a big annotation that differs per pod
+            return compute(key)
         found = self._cache.get(key, _MISSING)
         if found is _MISSING:
             if len(self._cache) >= CACHE_ENTRIES:

@@ -145,16 +145,44 @@ def test_the_token_file_is_reread_when_it_changes(
     assert checker.check(get(authorization="Bearer rotated")) is None
     assert checker.check(get(authorization=f"Bearer {TOKEN}")) is not None
 
-    path.unlink()  # a failed re-read keeps the token, with one warning
+    path.unlink()  # deleting the file revokes the token, with one warning
     with caplog.at_level(logging.WARNING, logger="sdstream.guard"):
-        assert checker.check(get(authorization="Bearer rotated")) is None
-        assert checker.check(get(authorization="Bearer rotated")) is None
-    path.write_text("\n")  # empty: kept too
+        assert checker.check(get(authorization="Bearer rotated")) is not None
+        assert checker.check(get(authorization="Bearer rotated")) is not None
+    path.write_text("\n")  # empty: revoked too
     with caplog.at_level(logging.WARNING, logger="sdstream.guard"):
-        assert checker.check(get(authorization="Bearer rotated")) is None
-    kept = [r for r in caplog.records if "Keeping the previous bearer token" in r.getMessage()]
-    assert len(kept) == 2
+        assert checker.check(get(authorization="Bearer rotated")) is not None
+        assert checker.check(get(authorization="Bearer ")) is not None
+    refused = [r for r in caplog.records if "Refusing every bearer token" in r.getMessage()]
+    assert len(refused) == 2
     assert "rotated" not in caplog.text
+    path.write_text("again\n")  # a token again: accepted again
+    assert checker.check(get(authorization="Bearer again")) is None
+
+
+def test_a_token_that_is_not_utf8_is_refused_not_an_error(tmp_path: Path) -> None:
+    """aiohttp hands over header bytes it cannot decode as surrogates."""
+    checker, _ = make(tmp_path, users=False, token=True)
+    refusal = checker.check(get(authorization="Bearer \udcff\udcfe"))
+    assert refusal is not None
+    assert refusal.status == 401
+
+
+def test_an_unknown_user_costs_what_the_dearest_known_user_costs() -> None:
+    cheap = bcrypt.hashpw(b"a", bcrypt.gensalt(4)).decode()
+    dear = bcrypt.hashpw(b"b", bcrypt.gensalt(6)).decode()
+    auth = guard.BasicAuth({"cheap": cheap, "dear": dear})
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return real(password, hashed)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(guard.bcrypt, "checkpw", spy)
+        assert auth.verify(basic("nobody", "x")[6:]) is guard.Outcome.WRONG_BASIC
+    assert checked == [dear.encode()]
 
 
 def test_a_missing_or_empty_token_file_fails_at_start(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ class BearerOnly:
             return None
         return http.Reply(401, b"unauthorized\n", {"WWW-Authenticate": 'Bearer realm="sdstream"'})
 
+    def trusted(self, request: http.Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {TOKEN}"
+
 
 @dataclass(frozen=True)
 class Pki:
@@ -171,3 +174,27 @@ async def test_certificates_loaded_into_the_context_serve_new_connections(tmp_pa
         context.load_cert_chain(new_cert, new_key)
         reply = await fetch(server.address, path="/healthz", ssl=trusts_new)
     assert reply.status == 200
+
+
+@dataclass
+class OpenReadyz(BearerOnly):
+    """The bearer guard with /readyz open, as `http.open_probes` makes it."""
+
+    def check(self, request: http.Request) -> http.Reply | None:
+        return None if request.path == "/readyz" else super().check(request)
+
+
+async def test_an_open_readyz_tells_only_the_trusted_why() -> None:
+    """The reason names principals, brokers and files: an anonymous prober learns only
+    that the process is not ready."""
+    reason = "Kafka refused SASL user 'fold' at 10.0.0.9:9093"
+    server = http.HttpServer(LOOPBACK, registry=CollectorRegistry(), ready=lambda: reason,
+                             guard=OpenReadyz())  # fmt: skip
+    async with server:
+        anonymous = await fetch(server.address, path="/readyz")
+        trusted = await fetch(
+            server.address, path="/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert anonymous.status == trusted.status == 503
+    assert b"fold" not in anonymous.body
+    assert reason.encode() in trusted.body

@@ -224,3 +224,15 @@ def test_process_reports_the_dropping_rule_and_target_errors() -> None:
     assert engine.process({"__meta_x": "v"}, rules).error == "no address"
     assert engine.process({"__address__": "h/1"}, rules).error is not None
     assert engine.process({"__address__": "h:1", "e": ""}, ()).final == {"__address__": "h:1"}
+
+
+def test_long_values_are_relabeled_but_not_remembered() -> None:
+    """A rule reading a big annotation that differs per pod must not hold thousands of
+    copies of it."""
+    rule = engine.Rule(RelabelConfig.model_validate(
+        {"source_labels": ["a"], "regex": "x(.*)", "target_label": "b"}
+    ))  # fmt: skip
+    long = "x" + "y" * (engine.MEMO_KEY_CHARS + 1)
+    assert rule.memo(long, rule.match) == [long, long[1:]]
+    assert rule.memo("xz", rule.match) == ["xz", "z"]
+    assert list(rule._cache) == ["xz"]
