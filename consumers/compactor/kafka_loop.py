@@ -53,6 +53,7 @@ from consumers.compactor import metrics as fold_metrics
 from kafka_access import kafka_options, refusals
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
+from lifecycle.backoff import Backoff
 from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
 from schemas.topics import Resource, TargetKey, parse_object_topic
@@ -228,7 +229,7 @@ class FoldLoop:
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
         reached (it may start after us), retry with backoff and say so on /readyz."""
-        attempt = 0
+        backoff = Backoff(0.5, START_RETRY_MAX_S, jitter=False)
         while True:
             try:
                 await kafka_published.ensure_topic(
@@ -238,8 +239,7 @@ class FoldLoop:
                 )  # fmt: skip
                 taken = await kafka_published.max_message_bytes(self._kafka, self._targets)
             except (KafkaError, kafka_published.TopicRefused) as exc:
-                delay = min(START_RETRY_MAX_S, 0.5 * 2**attempt)
-                attempt += 1
+                delay = backoff.next()
                 if await self._refusals.check(exc, doing=f"checking topic {self._targets}"):
                     await asyncio.sleep(delay)  # credentials and ACLs change: try again
                     continue
@@ -257,7 +257,7 @@ class FoldLoop:
             self._kafka_problem = f"cannot reach Kafka at {self._kafka.bootstrap}: {problem}"
             logger.warning("Cannot reach Kafka at %s (%s); retrying in %.1f s.",
                            self._kafka.bootstrap, problem, delay,
-                           extra={"attempt": attempt})  # fmt: skip
+                           extra={"attempt": backoff.attempt})  # fmt: skip
             await asyncio.sleep(delay)
 
     def _limit_records(self, taken: int | None) -> None:
