@@ -18,10 +18,8 @@ This module only drives those rules with aiokafka calls.
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
 the groups this member owns; 4. send them and wait for the acks.
 
-Limits: a group whose record exceeds `max_group_bytes` (or what the targets topic takes)
-is not published: its key gets a tombstone, so no stale version is served, and it is
-counted and logged; a record Kafka refuses anyway is handled the same way. One group
-never stops the others.
+Limits: a group too large to publish gets a tombstone, counted and logged
+(`kafka_writer`); one group never stops the others.
 """
 
 from __future__ import annotations
@@ -34,22 +32,29 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaError,
     KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
     TopicAuthorizationFailedError,
 )
 
 from consumers import heap
-from consumers.compactor import catch_up, full_sync, kafka_published, ownership, records, state
+from consumers.compactor import (
+    catch_up,
+    full_sync,
+    kafka_published,
+    kafka_writer,
+    ownership,
+    records,
+    state,
+)
 from consumers.compactor import fold as folds
 from consumers.compactor import metrics as fold_metrics
+from consumers.compactor.kafka_writer import TargetsWriter
 from consumers.compactor.pauses import Pauses
 from kafka_access import kafka_options, refusals
 from kafka_access.reporting import Refusals
@@ -65,11 +70,7 @@ NAMESPACED = full_sync.NAMESPACED  # the registry's `fold` column
 GLOBAL = resources.read(resources.FoldRead.GLOBAL)
 TOPIC_CHECK_S = 5.0
 START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at start
-# Room in a record batch beside the largest record (key and value are counted in the
-# limit): batch and record framing, and what compressing incompressible bytes adds.
-RECORD_OVERHEAD = 1 << 10
-MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
-REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
+RECORD_OVERHEAD = kafka_writer.RECORD_OVERHEAD  # the targets topic's margin (tests read it here)
 DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -117,14 +118,13 @@ class FoldLoop:
         self._global_pattern = records.topic_pattern(self._prefix, regex, GLOBAL)
         self._targets = targets_topic
         self._targets_partitions = targets_partitions
-        self._max_group_bytes = max_group_bytes
-        self._record_limit = max_group_bytes  # lowered if the targets topic takes less
+        self._writer = TargetsWriter(kafka, topic=targets_topic, max_group_bytes=max_group_bytes,
+                                     metrics=metrics, skip=self._skip_group)  # fmt: skip
         self._state: catch_up.CatchUp[TopicPartition] = catch_up.CatchUp()
         self._synced = asyncio.Event()
         self._dirty = asyncio.Event()
         self._owned: set[TopicPartition] = set()
         self._group_consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
         self._kafka_problem: str | None = None
         self._refusals = Refusals(kafka, counter=metrics.kafka_refusals)
         # Per consumer (group, table): partitions of denied topics, paused until (monotonic).
@@ -165,9 +165,8 @@ class FoldLoop:
         )  # fmt: skip
         self._group_consumer = group
         async with contextlib.AsyncExitStack() as started:
-            self._producer = self._new_producer()
-            await self._producer.start()
-            started.push_async_callback(self._stop_producer)
+            await self._writer.start()
+            started.push_async_callback(self._writer.stop)
             for name, client in (("group consumer", group), ("table consumer", table)):
                 await client.start()
                 started.push_async_callback(stopping.stop, name, client.stop)
@@ -180,21 +179,6 @@ class FoldLoop:
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop())
 
-    def _new_producer(self) -> AIOKafkaProducer:
-        # Big batches and a short linger: a full sync writes one record per group, and
-        # one small batch per round trip (the defaults) made publishing the slowest step.
-        # A batch never exceeds the largest record the targets topic takes.
-        return AIOKafkaProducer(
-            **kafka_options.client_options(self._kafka), enable_idempotence=True, acks="all",
-            compression_type=self._kafka.compression_type(), linger_ms=5,
-            max_batch_size=min(MAX_BATCH_BYTES, self._record_limit),
-            max_request_size=self._max_group_bytes + RECORD_OVERHEAD,
-        )  # fmt: skip
-
-    async def _stop_producer(self) -> None:
-        if self._producer is not None:
-            await stopping.stop("producer", self._producer.stop)
-
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
         reached (it may start after us), retry with backoff and say so on /readyz."""
@@ -203,8 +187,7 @@ class FoldLoop:
             try:
                 await kafka_published.ensure_topic(
                     self._kafka, self._targets, partitions=self._targets_partitions,
-                    configs={kafka_published.MAX_MESSAGE_BYTES:
-                             str(self._max_group_bytes + RECORD_OVERHEAD)},
+                    configs={kafka_published.MAX_MESSAGE_BYTES: str(self._writer.topic_limit())},
                 )  # fmt: skip
                 taken = await kafka_published.max_message_bytes(self._kafka, self._targets)
             except (KafkaError, kafka_published.TopicRefused) as exc:
@@ -221,27 +204,13 @@ class FoldLoop:
             else:
                 self._kafka_problem = None
                 self._refusals.clear()
-                self._limit_records(taken)
+                self._writer.limit_records(taken)
                 return
             self._kafka_problem = f"cannot reach Kafka at {self._kafka.bootstrap}: {problem}"
             logger.warning("Cannot reach Kafka at %s (%s); retrying in %.1f s.",
                            self._kafka.bootstrap, problem, delay,
                            extra={"attempt": backoff.attempt})  # fmt: skip
             await asyncio.sleep(delay)
-
-    def _limit_records(self, taken: int | None) -> None:
-        """A targets topic that existed before (or was created by hand) may take less than
-        `max_group_bytes`: skip what it would refuse rather than have it refused."""
-        if taken is None or taken - RECORD_OVERHEAD >= self._max_group_bytes:
-            return
-        self._record_limit = max(0, taken - RECORD_OVERHEAD)
-        logger.warning(
-            "%s takes records up to %d bytes (max.message.bytes), less than max_group_bytes"
-            " (%d) needs: groups over %d bytes are skipped. Raise its max.message.bytes to"
-            " %d to publish them.", self._targets, taken, self._max_group_bytes,
-            self._record_limit, self._max_group_bytes + RECORD_OVERHEAD,
-            extra={"topic": self._targets, "max_message_bytes": taken},
-        )  # fmt: skip
 
     # group-partitioned topics ----------------------------------------------------------
 
@@ -446,13 +415,13 @@ class FoldLoop:
             if step is catch_up.Step.WAIT:
                 continue
             if step is catch_up.Step.FULL_SYNC:
-                written = await self._send(await self._full_sync())
+                written = await self._writer.send(await self._full_sync())
                 logger.info("Synced: %d records written.", written, extra={"writes": written})
             else:
                 built, errors = self.fold.rebuild()
                 self._report(errors)
-                await self._send([(c.key, self._value(c.key, c.group))
-                                  for c in built if self.owners.owns(c.key)])  # fmt: skip
+                await self._writer.send([(c.key, self._writer.value(c.key, c.group))
+                                         for c in built if self.owners.owns(c.key)])  # fmt: skip
             self._state.synced = True
             self._synced.set()
             self._gauges()
@@ -482,7 +451,7 @@ class FoldLoop:
         orphans = await self._orphans(unowned)
         # A group too large to publish is left out, like a vanished one: tombstoned if the
         # topic holds it, else nothing written, so each sync (and restart) agrees.
-        desired = ((k, v) for k, g in owned if self._fits(k, v := targets.encode(g)))
+        desired = ((k, v) for k, g in owned if self._writer.fits(k, v := targets.encode(g)))
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip
@@ -504,18 +473,6 @@ class FoldLoop:
                     extra={"orphans": len(orphans)})  # fmt: skip
         return orphans
 
-    def _value(self, key: TargetKey, group: targets.TargetGroup | None) -> bytes | None:
-        """The group's record value; None (a tombstone) for no group or one too large."""
-        value = None if group is None else targets.encode(group)
-        return value if value is not None and self._fits(key, value) else None
-
-    def _fits(self, key: TargetKey, value: bytes) -> bool:
-        size = len(key) + len(value)
-        if size <= self._record_limit:
-            return True
-        self._skip_group(key, "too_large", f"{size} bytes, over {self._record_limit}", size)
-        return False
-
     def _skip_group(self, key: TargetKey, reason: str, detail: str, size: int) -> None:
         job = next((v.job for v in self.fold.views if key.startswith(f"{v.job}/")), "")
         cluster, _, source = key[len(job) + 1 :].partition("/")
@@ -526,57 +483,6 @@ class FoldLoop:
             extra={"job": job, "cluster": cluster, "source": source, "bytes": size,
                    "reason": reason},
         )  # fmt: skip
-
-    async def _send(self, writes: Iterable[Write]) -> int:
-        """Send and wait for every ack; how many records were written. Records the broker
-        refuses as too large are skipped (`_resend_alone`), everything else goes on."""
-        sent: list[tuple[Write, asyncio.Future[object]]] = []
-        for key, value in writes:
-            sent.append(((key, value), await self._send_one(key, value)))
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)
-                  if isinstance(r, BaseException)]  # fmt: skip
-        for ((_, value), _), result in zip(sent, results, strict=True):
-            if not isinstance(result, BaseException):
-                self._metrics.published.labels("tombstone" if value is None else "group").inc()
-        if failed and not any(isinstance(r, REJECTED) for _, r in failed):
-            raise failed[0][1]
-        if failed:
-            await self._restart_producer()
-            for write, _ in failed:
-                await self._resend_alone(*write)
-        return len(sent) - len(failed)
-
-    async def _send_one(self, key: TargetKey, value: bytes | None) -> asyncio.Future[object]:
-        assert self._producer is not None  # noqa: S101 - set before publishing starts
-        future: asyncio.Future[object] = await self._producer.send(
-            self._targets, value, key=key.encode()
-        )
-        return future
-
-    async def _resend_alone(self, key: TargetKey, value: bytes | None) -> None:
-        """A refused batch may have held other records beside the one too large: each is
-        sent again on its own, and only one refused alone is skipped."""
-        try:
-            await (await self._send_one(key, value))
-        except REJECTED as exc:
-            size = len(key) + len(value or b"")
-            self._skip_group(key, "rejected", f"{size} bytes refused by Kafka: {exc!r}", size)
-            # The topic takes less than we read at start: later groups this large are
-            # skipped before sending, so neither changes nor full syncs resend them.
-            self._record_limit = min(self._record_limit, size - 1)
-            await self._restart_producer()
-            await (await self._send_one(key, None))
-            self._metrics.published.labels("tombstone").inc()
-        else:
-            self._metrics.published.labels("tombstone" if value is None else "group").inc()
-
-    async def _restart_producer(self) -> None:
-        """After a refused batch the idempotent producer's sequence numbers have a gap the
-        broker would refuse every later batch of that partition for: start a new one."""
-        await self._stop_producer()
-        self._producer = self._new_producer()
-        await self._producer.start()
 
     def _report(self, errors: Sequence[folds.BuildError]) -> None:
         for error in errors:
