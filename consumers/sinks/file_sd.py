@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import view as views
+from consumers.sinks import views
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 
 from consumers import heap, skips
 from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import view as views
+from consumers.sinks import views
 from kafka_access import kafka_options, reading
 from kafka_access.reading import Batch
 from kafka_access.reporting import Refusals

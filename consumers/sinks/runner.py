@@ -14,9 +14,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import file_sd, http_sd, kafka_targets
+from consumers.sinks import file_sd, http_sd, kafka_targets, views
 from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import view as views
 from schemas.config import MAX_SHARDS, KafkaSettings
 
 
