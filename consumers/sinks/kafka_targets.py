@@ -27,8 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from consumers import heap, skips
-from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import views
+from consumers.sinks import sink_metrics, views
 from kafka_access import kafka_options, reading
 from kafka_access.reading import Batch
 from kafka_access.reporting import Refusals

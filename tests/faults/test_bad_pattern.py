@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_loop
 from consumers.compactor import metrics as fold_metrics
-from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import sink_metrics
 from consumers.sinks.kafka_targets import TargetsReader, TargetsReadFailed
 from consumers.sinks.views import TargetView
 from lifecycle import stopping

@@ -7,8 +7,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import file_sd, http_sd
-from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import file_sd, http_sd, sink_metrics
 from consumers.sinks.file_sd import FileSd
 from consumers.sinks.views import TargetView
 from tests.unit.consumers.sinks.builders import group, key

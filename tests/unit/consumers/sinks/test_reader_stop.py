@@ -11,8 +11,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import kafka_targets
-from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import kafka_targets, sink_metrics
 from consumers.sinks.views import TargetView
 from lifecycle import stopping
 from schemas.config import KafkaSettings
