@@ -31,6 +31,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
 )
 
 from kafka_access import compacted, kafka_options, topic_plan
@@ -42,8 +43,8 @@ from schemas.config import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN_TOPIC = 3
-TOPIC_DENIED = 29
+UNKNOWN_TOPIC = UnknownTopicOrPartitionError.errno
+TOPIC_DENIED = TopicAuthorizationFailedError.errno
 # Kafka refuses the record itself: sending it again cannot help.
 REJECTIONS = (MessageSizeTooLargeError, RecordListTooLargeError)
 
