@@ -122,7 +122,7 @@ async def serve(config: str, pods: int, pki: str | None, where: Path) -> None:
     from prometheus_client import CollectorRegistry
 
     from consumers.sinks.http_sd import HttpSd
-    from consumers.sinks.view import TargetView
+    from consumers.sinks.views import TargetView
     from schemas.config import HttpSettings
     from tests.unit.consumers.sinks.builders import key
 

@@ -45,7 +45,12 @@ CLUSTER_DENIED: Final = "cluster_denied"
 REASONS: Final = (AUTHENTICATION, SASL_MECHANISM, TLS_VERIFY, TLS, TOPIC_DENIED,
                   GROUP_DENIED, CLUSTER_DENIED)  # fmt: skip
 
-_BY_CODE: Final = {29: TOPIC_DENIED, 30: GROUP_DENIED, 31: CLUSTER_DENIED, 58: AUTHENTICATION}
+_BY_CODE: Final = {
+    errors.TopicAuthorizationFailedError.errno: TOPIC_DENIED,
+    errors.GroupAuthorizationFailedError.errno: GROUP_DENIED,
+    errors.ClusterAuthorizationFailedError.errno: CLUSTER_DENIED,
+    errors.SaslAuthenticationFailed.errno: AUTHENTICATION,
+}
 _BY_CLASS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (errors.SaslAuthenticationFailed, AUTHENTICATION),
     (errors.AuthenticationFailedError, AUTHENTICATION),

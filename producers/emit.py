@@ -3,7 +3,7 @@
 One `Emitter` serves every resource of a cluster. A listing streams: each page's
 changed objects are trimmed and published as the page arrives, only the listed
 keys are kept, and the tombstones for known keys nobody listed are written once
-the last page is in (`Listed.finish`), never for a listing abandoned midway.
+the last page is in (`Listing.finish`), never for a listing abandoned midway.
 Per topic it keeps what the topic holds (`{key: resourceVersion}`), read from
 Kafka at start and again after Kafka failed to take a record, and updated as
 records are handed over. Objects that cannot be trimmed or serialised are
@@ -128,11 +128,11 @@ class Emitter:
         self._topics: dict[Resource, TopicState] = {}
         self._loading: dict[Resource, asyncio.Lock] = {}
 
-    async def listing(self, resource: Resource, scope: Scope) -> Listed:
+    async def listing(self, resource: Resource, scope: Scope) -> Listing:
         """Begin a listing of `resource` in `scope`: feed it pages, then finish it."""
         state = await self._state(resource)
         known = {k: v for k, v in state.known.items() if _in_scope(k, resource, scope)}
-        return Listed(self, resource, scope, state=state, known=known)
+        return Listing(self, resource, scope, state=state, known=known)
 
     async def listed(self, resource: Resource, scope: Scope, page: Page) -> None:
         """A whole listing in one page: publish what the topic lacks, tombstone what vanished."""
@@ -294,7 +294,7 @@ class Emitter:
         )
 
 
-class Listed:
+class Listing:
     """One listing in progress (one resource, one scope), driven page by page.
 
     Holds the scope's known `{key: resourceVersion}` and the keys listed so far,

@@ -13,7 +13,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from kafka_access import kafka_options
+from kafka_access import kafka_options, reading
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from producers import known
@@ -70,12 +70,9 @@ async def _read_to_end(consumer: AIOKafkaConsumer, topic: str, *, partitions: in
     parts = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(parts)
     await consumer.seek_to_beginning(*parts)
-    end = await consumer.end_offsets(parts)
     folded = known.Fold()
-    while any([await consumer.position(tp) < end[tp] for tp in parts]):
-        batch = await consumer.getmany(*parts, timeout_ms=500)
-        for tp, rs in batch.items():
-            for r in rs:
-                if r.offset < end[tp]:
-                    folded.add(known.StoredRecord(r.key, r.value, tuple(r.headers)))
+    async for batch, _ in reading.batches_to_end(consumer, parts, clipped=True):
+        for records in batch.values():
+            for r in records:
+                folded.add(known.StoredRecord(r.key, r.value, tuple(r.headers)))
     return folded

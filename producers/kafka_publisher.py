@@ -19,24 +19,22 @@ publisher, which reads the topics' limits again and skips the record before send
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     TopicAuthorizationFailedError,
-    for_code,
+    UnknownTopicOrPartitionError,
 )
 
-from kafka_access import kafka_options, topic_plan
+from kafka_access import compacted, kafka_options, topic_plan
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from producers.emit import PublishFailed, Record
@@ -45,10 +43,8 @@ from schemas.config import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
-TOPIC_EXISTS = 36
-UNKNOWN_TOPIC = 3
-TOPIC_DENIED = 29
-COMPACTED = {"cleanup.policy": "compact"}
+UNKNOWN_TOPIC = UnknownTopicOrPartitionError.errno
+TOPIC_DENIED = TopicAuthorizationFailedError.errno
 # Kafka refuses the record itself: sending it again cannot help.
 REJECTIONS = (MessageSizeTooLargeError, RecordListTooLargeError)
 
@@ -226,17 +222,11 @@ async def _create_missing(
     admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, replication: int
 ) -> None:
     existing = set(await admin.list_topics())
-    missing = [
-        NewTopic(name, count, replication, topic_configs=dict(COMPACTED))
-        for name, count in topics.items()
-        if name not in existing
-    ]
-    if not missing:
-        return
-    response = await admin.create_topics(missing)
-    for name, code, *_ in response.topic_errors:
-        if code not in (0, TOPIC_EXISTS):  # e.g. an ACL: ensure_topics says which
-            raise for_code(code)(name)
+    missing = {name: count for name, count in topics.items() if name not in existing}
+    answers = await compacted.create(admin, missing, replication=replication)
+    for name, error in answers.items():
+        if error is not None:  # e.g. an ACL: ensure_topics says which
+            raise error
         logger.info("Created compacted topic %s.", name, extra={"topic": name})
 
 
@@ -293,27 +283,11 @@ async def _found(
     if denied:
         raise TopicAuthorizationFailedError(denied)
     counts = {m["topic"]: len(m["partitions"]) for m in described if m["error_code"] == 0}
-    configs = await _configs(admin, list(counts)) if counts else {}
+    configs = await compacted.configs(admin, counts)
     found = {name: topic_plan.Found(n, configs.get(name, {})) for name, n in counts.items()}
     return found, _max_message_bytes(configs)
 
 
-async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
-    configs: dict[str, dict[str, str]] = {}
-    for response in await admin.describe_configs(resources):
-        for resource in response.to_object()["resources"]:
-            if resource["error_code"] != 0:  # e.g. no DESCRIBE_CONFIGS ACL: unknown
-                continue
-            configs[resource["resource_name"]] = {
-                entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]
-            }
-    return configs
-
-
 def _max_message_bytes(configs: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
-    limits: dict[str, int] = {}
-    for name, config in configs.items():
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            limits[name] = int(config["max.message.bytes"])
-    return limits
+    limits = {name: compacted.max_message_bytes(config) for name, config in configs.items()}
+    return {name: limit for name, limit in limits.items() if limit is not None}

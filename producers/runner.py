@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kafka_access.reporting import Refusals
+from lifecycle.backoff import Backoff
 from producers import emit, leader, trim
 from producers.emit import PublishFailed
 from producers.health import WatchHealth
@@ -25,7 +26,7 @@ from producers.kafka_known import KafkaKnownReader
 from producers.kafka_publisher import KafkaPublisher, TopicMismatch
 from producers.kubeapi import api, auth, errors
 from producers.metrics import ProducerMetrics
-from producers.watcher import Backoff, ObjectSource, Watch, Watcher
+from producers.watcher import ObjectSource, Watch, Watcher
 from schemas import config
 from schemas.config import ProducerSettings
 

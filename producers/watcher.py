@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from lifecycle.backoff import Backoff
 from producers.emit import PublishFailed
 from producers.health import WatchHealth
 from producers.kubeapi import errors
@@ -57,23 +57,6 @@ class Sink(Protocol):
     async def event(self, resource: Resource, event: WatchEvent) -> None: ...
 
     def resync(self, resource: Resource) -> None: ...
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter between `initial_s` and `maximum_s`."""
-
-    initial_s: float = 0.5
-    maximum_s: float = 30.0
-    attempt: int = 0
-
-    def next(self) -> float:
-        delay = min(self.maximum_s, self.initial_s * 2**self.attempt)
-        self.attempt += 1
-        return random.uniform(delay / 2, delay)  # noqa: S311  # jitter, not crypto
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass(frozen=True)

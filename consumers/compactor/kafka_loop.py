@@ -7,88 +7,75 @@ namespaces are read whole by every member, like a global table. Topics are match
 pattern, so a new cluster's topics are picked up without a restart.
 
 Nothing is published until every assigned partition has been read to the end offset
-seen when it was assigned. Then a full sync builds every group and writes only what
-differs from the targets topic (so a restart writes nothing for current groups, and
-tombstones groups that vanished while we were down); after that each batch of records
-rebuilds only the groups it touched. Offsets are never committed: state is rebuilt from
-the compacted topics at every start and for every gained partition.
+seen when it was assigned (`catch_up`, pure). Then a full sync builds every group and
+writes only what differs from the targets topic (`full_sync`, pure: a restart writes
+nothing for current groups, and groups that vanished while we were down are tombstoned);
+after that each batch of records rebuilds only the groups it touched. Offsets are never
+committed: state is rebuilt from the compacted topics at every start and for every
+gained partition. Partitions of topics Kafka denies us are paused (`pauses`, pure).
+This module only drives those rules with aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
 the groups this member owns; 4. send them and wait for the acks.
 
-Limits: a group whose record exceeds `max_group_bytes` (or what the targets topic takes)
-is not published: its key gets a tombstone, so no stale version is served, and it is
-counted and logged; a record Kafka refuses anyway is handled the same way. One group
-never stops the others.
+Limits: a group too large to publish gets a tombstone, counted and logged
+(`kafka_writer`); one group never stops the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaError,
     KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
     TopicAuthorizationFailedError,
 )
 
 from consumers import heap
+from consumers.compactor import (
+    catch_up,
+    full_sync,
+    kafka_published,
+    kafka_writer,
+    ownership,
+    records,
+    state,
+)
 from consumers.compactor import fold as folds
-from consumers.compactor import kafka_published, ownership, records, state
 from consumers.compactor import metrics as fold_metrics
+from consumers.compactor.kafka_writer import TargetsWriter
+from consumers.compactor.pauses import Pauses
 from kafka_access import kafka_options, refusals
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
+from lifecycle.backoff import Backoff
 from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
 from schemas.topics import Resource, TargetKey, parse_object_topic
 
 logger = logging.getLogger(__name__)
 
-NAMESPACED = resources.read(resources.FoldRead.PARTITIONED)  # the registry's `fold` column
+NAMESPACED = full_sync.NAMESPACED  # the registry's `fold` column
 GLOBAL = resources.read(resources.FoldRead.GLOBAL)
 TOPIC_CHECK_S = 5.0
 START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at start
-# Room in a record batch beside the largest record (key and value are counted in the
-# limit): batch and record framing, and what compressing incompressible bytes adds.
-RECORD_OVERHEAD = 1 << 10
-MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
-REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
+RECORD_OVERHEAD = kafka_writer.RECORD_OVERHEAD  # the targets topic's margin (tests read it here)
 DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
-
-
-@dataclass
-class Progress:
-    """End offsets to reach and positions reached, per partition."""
-
-    ends: dict[TopicPartition, int] = field(default_factory=dict)
-    positions: dict[TopicPartition, int] = field(default_factory=dict)
-
-    def behind(self) -> dict[TopicPartition, int]:
-        return {tp: end - self.positions.get(tp, 0) for tp, end in self.ends.items()
-                if self.positions.get(tp, 0) < end}  # fmt: skip
-
-    def drop(self, tps: Iterable[TopicPartition]) -> None:
-        for tp in tps:
-            self.ends.pop(tp, None)
-            self.positions.pop(tp, None)
+Write: TypeAlias = full_sync.Write
+Progress: TypeAlias = catch_up.Progress[TopicPartition]
 
 
 class FoldFailed(RuntimeError):
@@ -131,53 +118,36 @@ class FoldLoop:
         self._global_pattern = records.topic_pattern(self._prefix, regex, GLOBAL)
         self._targets = targets_topic
         self._targets_partitions = targets_partitions
-        self._max_group_bytes = max_group_bytes
-        self._record_limit = max_group_bytes  # lowered if the targets topic takes less
-        self._group = Progress()
-        self._global = Progress()
-        self._assigned_once = False
-        self._global_complete = False
-        self._need_sync = True
+        self._writer = TargetsWriter(kafka, topic=targets_topic, max_group_bytes=max_group_bytes,
+                                     metrics=metrics, skip=self._skip_group)  # fmt: skip
+        self._state: catch_up.CatchUp[TopicPartition] = catch_up.CatchUp()
         self._synced = asyncio.Event()
         self._dirty = asyncio.Event()
         self._owned: set[TopicPartition] = set()
         self._group_consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
         self._kafka_problem: str | None = None
         self._refusals = Refusals(kafka, counter=metrics.kafka_refusals)
         # Per consumer (group, table): partitions of denied topics, paused until (monotonic).
-        self._denied: dict[int, dict[TopicPartition, float]] = {}
+        self._denied: dict[int, Pauses[TopicPartition]] = {}
 
     # readiness -----------------------------------------------------------------------
 
     def caught_up(self) -> bool:
-        return (
-            self._assigned_once
-            and self._global_complete
-            and not self._group.behind()
-            and not self._global.behind()
-        )
+        return self._state.caught_up()
 
     def ready(self) -> bool:
-        return self._synced.is_set() and not self._need_sync
+        return self._state.ready()
 
     def unready_reason(self) -> str | None:
-        if self._refusals.problem is not None:  # even when synced: a topic is not read
-            return self._refusals.problem
-        if self.ready():
-            return None
-        if self._kafka_problem is not None:
-            return self._kafka_problem
-        if not self._assigned_once or not self._global_complete:
-            return "waiting for partition assignments"
-        behind = sum({**self._group.behind(), **self._global.behind()}.values())
-        return f"catching up: {behind} records behind" if behind else "publishing first sync"
+        return self._state.unready_reason(
+            refusal=self._refusals.problem, kafka_problem=self._kafka_problem
+        )
 
     async def wait_synced(self) -> None:
         await self._synced.wait()
 
     def pause_publishing(self) -> None:
-        self._need_sync = True
+        self._state.need_sync = True
 
     # run -------------------------------------------------------------------------------
 
@@ -195,9 +165,8 @@ class FoldLoop:
         )  # fmt: skip
         self._group_consumer = group
         async with contextlib.AsyncExitStack() as started:
-            self._producer = self._new_producer()
-            await self._producer.start()
-            started.push_async_callback(self._stop_producer)
+            await self._writer.start()
+            started.push_async_callback(self._writer.stop)
             for name, client in (("group consumer", group), ("table consumer", table)):
                 await client.start()
                 started.push_async_callback(stopping.stop, name, client.stop)
@@ -210,36 +179,19 @@ class FoldLoop:
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop())
 
-    def _new_producer(self) -> AIOKafkaProducer:
-        # Big batches and a short linger: a full sync writes one record per group, and
-        # one small batch per round trip (the defaults) made publishing the slowest step.
-        # A batch never exceeds the largest record the targets topic takes.
-        return AIOKafkaProducer(
-            **kafka_options.client_options(self._kafka), enable_idempotence=True, acks="all",
-            compression_type=self._kafka.compression_type(), linger_ms=5,
-            max_batch_size=min(MAX_BATCH_BYTES, self._record_limit),
-            max_request_size=self._max_group_bytes + RECORD_OVERHEAD,
-        )  # fmt: skip
-
-    async def _stop_producer(self) -> None:
-        if self._producer is not None:
-            await stopping.stop("producer", self._producer.stop)
-
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
         reached (it may start after us), retry with backoff and say so on /readyz."""
-        attempt = 0
+        backoff = Backoff(0.5, START_RETRY_MAX_S, jitter=False)
         while True:
             try:
                 await kafka_published.ensure_topic(
                     self._kafka, self._targets, partitions=self._targets_partitions,
-                    configs={kafka_published.MAX_MESSAGE_BYTES:
-                             str(self._max_group_bytes + RECORD_OVERHEAD)},
+                    configs={kafka_published.MAX_MESSAGE_BYTES: str(self._writer.topic_limit())},
                 )  # fmt: skip
                 taken = await kafka_published.max_message_bytes(self._kafka, self._targets)
             except (KafkaError, kafka_published.TopicRefused) as exc:
-                delay = min(START_RETRY_MAX_S, 0.5 * 2**attempt)
-                attempt += 1
+                delay = backoff.next()
                 if await self._refusals.check(exc, doing=f"checking topic {self._targets}"):
                     await asyncio.sleep(delay)  # credentials and ACLs change: try again
                     continue
@@ -252,27 +204,13 @@ class FoldLoop:
             else:
                 self._kafka_problem = None
                 self._refusals.clear()
-                self._limit_records(taken)
+                self._writer.limit_records(taken)
                 return
             self._kafka_problem = f"cannot reach Kafka at {self._kafka.bootstrap}: {problem}"
             logger.warning("Cannot reach Kafka at %s (%s); retrying in %.1f s.",
                            self._kafka.bootstrap, problem, delay,
-                           extra={"attempt": attempt})  # fmt: skip
+                           extra={"attempt": backoff.attempt})  # fmt: skip
             await asyncio.sleep(delay)
-
-    def _limit_records(self, taken: int | None) -> None:
-        """A targets topic that existed before (or was created by hand) may take less than
-        `max_group_bytes`: skip what it would refuse rather than have it refused."""
-        if taken is None or taken - RECORD_OVERHEAD >= self._max_group_bytes:
-            return
-        self._record_limit = max(0, taken - RECORD_OVERHEAD)
-        logger.warning(
-            "%s takes records up to %d bytes (max.message.bytes), less than max_group_bytes"
-            " (%d) needs: groups over %d bytes are skipped. Raise its max.message.bytes to"
-            " %d to publish them.", self._targets, taken, self._max_group_bytes,
-            self._record_limit, self._max_group_bytes + RECORD_OVERHEAD,
-            extra={"topic": self._targets, "max_message_bytes": taken},
-        )  # fmt: skip
 
     # group-partitioned topics ----------------------------------------------------------
 
@@ -284,18 +222,15 @@ class FoldLoop:
         lost, gained = self._owned - assigned, assigned - self._owned
         for tp in lost:
             self._drop_partition(tp)
-        self._group.drop(lost)
         for tp in assigned - gained:
-            consumer.seek(tp, self._group.positions.get(tp, 0))
+            consumer.seek(tp, self._state.group.positions.get(tp, 0))
+        ends: dict[TopicPartition, int] = {}
         if gained:
             await consumer.seek_to_beginning(*gained)
             ends = await consumer.end_offsets(list(gained))
-            self._group.ends.update(ends)
-            self._group.positions.update({tp: 0 for tp in gained})
+        self._state.reassigned(lost=lost, gained=ends)
         self._owned = set(assigned)
         self._update_ownership(consumer)
-        self._assigned_once = True
-        self._need_sync = True
         self._dirty.set()
         logger.info("Assigned %d partitions (%d new, %d lost).", len(assigned), len(gained),
                     len(lost))  # fmt: skip
@@ -327,12 +262,14 @@ class FoldLoop:
 
     async def _read_group(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            if not self._assigned_once and await _covers(consumer, self._group_pattern, set()):
-                self._assigned_once = True  # no matching topic: an empty fold is current
-            batch = await self._get(consumer, self._group)
+            if not self._state.assigned_once and await _covers(
+                consumer, self._group_pattern, set()
+            ):
+                self._state.assigned_once = True  # no matching topic: an empty fold is current
+            batch = await self._get(consumer, self._state.group)
             if batch:
-                self._fold(batch, self._group, consumer)
-            await self._positions(consumer, self._group)
+                self._fold(batch, self._state.group, consumer)
+            await self._positions(consumer, self._state.group)
 
     # global tables ---------------------------------------------------------------------
 
@@ -344,28 +281,28 @@ class FoldLoop:
         known: set[TopicPartition] = set()
         while True:
             self._resume_denied(consumer)
-            denied = self._denied.get(id(consumer), {})
+            denied = self._denied.setdefault(id(consumer), Pauses())
             assignment = {tp for tp in consumer.assignment() if tp not in denied}
             if assignment != known:
                 try:
                     ends = await consumer.end_offsets(list(assignment))
                 except DENIALS as exc:
-                    await self._denial(consumer, self._global, exc)
+                    await self._denial(consumer, self._state.table, exc)
                     continue
                 known = assignment
-                self._global = Progress(ends=ends)
+                self._state.table = Progress(ends=ends)
                 self._dirty.set()
-            if not self._global_complete:
-                self._global_complete = await _covers(
+            if not self._state.table_complete:
+                self._state.table_complete = await _covers(
                     consumer, self._global_pattern, known | set(denied)
                 )  # a denied topic is not waited for
             if not known:
                 await asyncio.sleep(0.2)
                 continue
-            batch = await self._get(consumer, self._global)
+            batch = await self._get(consumer, self._state.table)
             if batch:
-                self._fold(batch, self._global, consumer)
-            await self._positions(consumer, self._global)
+                self._fold(batch, self._state.table, consumer)
+            await self._positions(consumer, self._state.table)
 
     # shared ----------------------------------------------------------------------------
 
@@ -400,7 +337,7 @@ class FoldLoop:
         consumer.pause(*tps)
         progress.drop(tps)
         until = time.monotonic() + DENIED_RETRY_S
-        self._denied.setdefault(id(consumer), {}).update(dict.fromkeys(tps, until))
+        self._denied.setdefault(id(consumer), Pauses()).pause(tps, until=until)
         self._dirty.set()
         if not tps:  # e.g. end offsets of a topic not yet assigned: wait before asking again
             await asyncio.sleep(DENIED_RETRY_S)
@@ -408,13 +345,10 @@ class FoldLoop:
     def _resume_denied(self, consumer: AIOKafkaConsumer) -> None:
         """Ask again for denied partitions whose pause is over (those no longer assigned
         are forgotten); /readyz stops naming the refusal once none is paused."""
-        denied = self._denied.get(id(consumer), {})
-        now = time.monotonic()
-        due = [tp for tp, until in denied.items() if until <= now]
+        denied = self._denied.get(id(consumer))
+        due = denied.due(time.monotonic()) if denied is not None else []
         if not due:
             return
-        for tp in due:
-            del denied[tp]
         consumer.resume(*(tp for tp in due if tp in consumer.assignment()))
         if not any(self._denied.values()):
             self._refusals.clear()  # named again at once if Kafka still denies them
@@ -465,7 +399,7 @@ class FoldLoop:
             )  # fmt: skip
             return
         kept = None if obj is None else state.Encoded.of(obj, record.value)
-        if self._need_sync:  # the full sync rebuilds every group anyway
+        if self._state.need_sync:  # the full sync rebuilds every group anyway
             self.fold.load(cluster, resource, key, kept)
         else:
             self.fold.apply(cluster, resource, key, kept)
@@ -476,18 +410,19 @@ class FoldLoop:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            self._metrics.caught_up.set(1 if self.caught_up() else 0)
-            if not self.caught_up():
+            self._metrics.caught_up.set(1 if self._state.caught_up() else 0)
+            step = self._state.next_step()
+            if step is catch_up.Step.WAIT:
                 continue
-            if self._need_sync:
-                self._need_sync = False
-                written = await self._send(await self._full_sync())
+            if step is catch_up.Step.FULL_SYNC:
+                written = await self._writer.send(await self._full_sync())
                 logger.info("Synced: %d records written.", written, extra={"writes": written})
             else:
                 built, errors = self.fold.rebuild()
                 self._report(errors)
-                await self._send([(c.key, self._value(c.key, c.group))
-                                  for c in built if self.owners.owns(c.key)])  # fmt: skip
+                await self._writer.send([(c.key, self._writer.value(c.key, c.group))
+                                         for c in built if self.owners.owns(c.key)])  # fmt: skip
+            self._state.synced = True
             self._synced.set()
             self._gauges()
 
@@ -512,49 +447,31 @@ class FoldLoop:
         # only as it is written: parsing the whole topic took longer than the build, and
         # holding its values, or every desired value at once, added its size to the peak.
         owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
-        held = {k: v for k, v in published.items() if owns(k)}
-        orphans = await self._orphans(published.keys() - held.keys())
+        held, unowned = full_sync.split(published, owns)
+        orphans = await self._orphans(unowned)
         # A group too large to publish is left out, like a vanished one: tombstoned if the
         # topic holds it, else nothing written, so each sync (and restart) agrees.
-        desired = ((k, v) for k, g in owned if self._fits(k, v := targets.encode(g)))
+        desired = ((k, v) for k, g in owned if self._writer.fits(k, v := targets.encode(g)))
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip
-        changed = folds.diff(desired, held, fingerprint=targets.digest)
-        return itertools.chain(changed, ((k, None) for k in orphans))
+        return full_sync.writes(desired, held, orphans, fingerprint=targets.digest)
 
     async def _orphans(self, unowned: Iterable[TargetKey]) -> list[TargetKey]:
-        """Published groups of clusters whose namespaced topics are all gone (a deleted
-        cluster): their partitions are nobody's, so the member holding partition 0 of
-        the first subscribed topic tombstones them (every member, if none is left).
-        Liveness is judged on fresh metadata of every topic, not only subscribed ones."""
+        """Published groups of deleted clusters this member tombstones (`full_sync.orphans`),
+        judged on fresh metadata of every topic, not only subscribed ones."""
         consumer = self._group_consumer
         if consumer is None:
             return []
-        topics = await consumer.topics()
-        live = {parsed[0] for topic in topics
-                if (parsed := parse_object_topic(self._prefix, topic)) is not None
-                and parsed[1] in NAMESPACED}  # fmt: skip
-        orphans = ownership.orphaned(unowned, live)
-        subscribed = sorted(t for t in topics if re.match(self._group_pattern, t))
-        janitor = not subscribed or TopicPartition(subscribed[0], 0) in self._owned
-        if not orphans or not janitor:
+        orphans = full_sync.orphans(
+            unowned, topics=await consumer.topics(), prefix=self._prefix,
+            group_pattern=self._group_pattern, owned=self._owned,
+        )  # fmt: skip
+        if not orphans:
             return []
         logger.info("Tombstoning %d groups of clusters without topics.", len(orphans),
                     extra={"orphans": len(orphans)})  # fmt: skip
         return orphans
-
-    def _value(self, key: TargetKey, group: targets.TargetGroup | None) -> bytes | None:
-        """The group's record value; None (a tombstone) for no group or one too large."""
-        value = None if group is None else targets.encode(group)
-        return value if value is not None and self._fits(key, value) else None
-
-    def _fits(self, key: TargetKey, value: bytes) -> bool:
-        size = len(key) + len(value)
-        if size <= self._record_limit:
-            return True
-        self._skip_group(key, "too_large", f"{size} bytes, over {self._record_limit}", size)
-        return False
 
     def _skip_group(self, key: TargetKey, reason: str, detail: str, size: int) -> None:
         job = next((v.job for v in self.fold.views if key.startswith(f"{v.job}/")), "")
@@ -566,57 +483,6 @@ class FoldLoop:
             extra={"job": job, "cluster": cluster, "source": source, "bytes": size,
                    "reason": reason},
         )  # fmt: skip
-
-    async def _send(self, writes: Iterable[Write]) -> int:
-        """Send and wait for every ack; how many records were written. Records the broker
-        refuses as too large are skipped (`_resend_alone`), everything else goes on."""
-        sent: list[tuple[Write, asyncio.Future[object]]] = []
-        for key, value in writes:
-            sent.append(((key, value), await self._send_one(key, value)))
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)
-                  if isinstance(r, BaseException)]  # fmt: skip
-        for ((_, value), _), result in zip(sent, results, strict=True):
-            if not isinstance(result, BaseException):
-                self._metrics.published.labels("tombstone" if value is None else "group").inc()
-        if failed and not any(isinstance(r, REJECTED) for _, r in failed):
-            raise failed[0][1]
-        if failed:
-            await self._restart_producer()
-            for write, _ in failed:
-                await self._resend_alone(*write)
-        return len(sent) - len(failed)
-
-    async def _send_one(self, key: TargetKey, value: bytes | None) -> asyncio.Future[object]:
-        assert self._producer is not None  # noqa: S101 - set before publishing starts
-        future: asyncio.Future[object] = await self._producer.send(
-            self._targets, value, key=key.encode()
-        )
-        return future
-
-    async def _resend_alone(self, key: TargetKey, value: bytes | None) -> None:
-        """A refused batch may have held other records beside the one too large: each is
-        sent again on its own, and only one refused alone is skipped."""
-        try:
-            await (await self._send_one(key, value))
-        except REJECTED as exc:
-            size = len(key) + len(value or b"")
-            self._skip_group(key, "rejected", f"{size} bytes refused by Kafka: {exc!r}", size)
-            # The topic takes less than we read at start: later groups this large are
-            # skipped before sending, so neither changes nor full syncs resend them.
-            self._record_limit = min(self._record_limit, size - 1)
-            await self._restart_producer()
-            await (await self._send_one(key, None))
-            self._metrics.published.labels("tombstone").inc()
-        else:
-            self._metrics.published.labels("tombstone" if value is None else "group").inc()
-
-    async def _restart_producer(self) -> None:
-        """After a refused batch the idempotent producer's sequence numbers have a gap the
-        broker would refuse every later batch of that partition for: start a new one."""
-        await self._stop_producer()
-        self._producer = self._new_producer()
-        await self._producer.start()
 
     def _report(self, errors: Sequence[folds.BuildError]) -> None:
         for error in errors:

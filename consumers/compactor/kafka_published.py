@@ -12,20 +12,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import for_code
+from aiokafka.admin import AIOKafkaAdminClient
 
-from consumers import kafka_reading
-from kafka_access import kafka_options, topic_plan
+from kafka_access import compacted, kafka_options, reading, topic_plan
 from lifecycle import stopping
 from schemas import targets
 from schemas.config import KafkaSettings
 from schemas.topics import TargetKey
 
-TOPIC_EXISTS = 36  # Kafka error code
 LEADER_WAIT_S = 10.0
-MAX_MESSAGE_BYTES = "max.message.bytes"
+MAX_MESSAGE_BYTES = compacted.MAX_MESSAGE_BYTES
 
 
 class TopicRefused(RuntimeError):
@@ -52,13 +48,12 @@ async def ensure_topic(
         if not kafka.create_topics:
             await _check_unfit(admin, kafka, wanted)
             return
-        new = NewTopic(topic, partitions, kafka.replication_factor,
-                       topic_configs={"cleanup.policy": "compact", **(configs or {})})  # fmt: skip
-        response = await admin.create_topics([new])
-        for name, code, *_ in response.topic_errors:
-            if code not in (0, TOPIC_EXISTS):
-                error = for_code(code)
-                raise TopicRefused(f"cannot create {name}: {error.message}") from error(name)
+        answers = await compacted.create(
+            admin, {topic: partitions}, replication=kafka.replication_factor, configs=configs
+        )
+        for name, error in answers.items():
+            if error is not None:
+                raise TopicRefused(f"cannot create {name}: {error.message}") from error
         await _wait_for_leaders(admin, [topic])
     finally:
         await stopping.stop("admin client", admin.close)
@@ -73,26 +68,15 @@ async def _check_unfit(
     # allow that. A topic we may not describe is not listed, as if missing.
     for meta in await admin.describe_topics(None):
         if meta["topic"] == wanted.name and meta["error_code"] == 0:
+            configs = await compacted.configs(admin, [wanted.name])
             found[wanted.name] = topic_plan.Found(
-                len(meta["partitions"]), await _topic_configs(admin, wanted.name)
+                len(meta["partitions"]), configs.get(wanted.name, {})
             )
     problems = topic_plan.unfit(
         [wanted], found, bootstrap=kafka.bootstrap, replication=kafka.replication_factor
     )
     if problems:
         raise TopicUnfit(topic_plan.message(problems, creating=False))
-
-
-async def _topic_configs(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
-    """The topic's configs; {} when we may not read them (policy unknown, not wrong)."""
-    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    return {
-        str(entry[0]): str(entry[1])
-        for response in responses
-        for error, _, _, _, entries in response.resources
-        if error == 0
-        for entry in entries
-    }
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
@@ -122,16 +106,10 @@ async def max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
     admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
-        wanted = ConfigResource(ConfigResourceType.TOPIC, topic, {MAX_MESSAGE_BYTES: None})
-        responses = await admin.describe_configs([wanted])
+        configs = await compacted.configs(admin, [topic], only=[MAX_MESSAGE_BYTES])
     finally:
         await stopping.stop("admin client", admin.close)
-    for response in responses:
-        for error, _, _, _, entries in response.resources:
-            for entry in entries if error == 0 else ():
-                if entry[0] == MAX_MESSAGE_BYTES and str(entry[1]).isdigit():
-                    return int(entry[1])
-    return None
+    return compacted.max_message_bytes(configs.get(topic, {}))
 
 
 async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, bytes]:
@@ -153,7 +131,7 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         held: dict[TargetKey, bytes] = {}
-        async for batch, _ in kafka_reading.batches_to_end(consumer, tps, max_records=10000):
+        async for batch, _ in reading.batches_to_end(consumer, tps, max_records=10000):
             for records in batch.values():
                 _apply(held, records)
         return held

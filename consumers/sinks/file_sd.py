@@ -26,8 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import view as views
+from consumers.sinks import sink_metrics, views
 
 logger = logging.getLogger(__name__)
 

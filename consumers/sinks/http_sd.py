@@ -43,9 +43,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
-from consumers.sinks import answer_cache
-from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import view as views
+from consumers.sinks import answer_cache, sink_metrics, views
 from schemas.config import MAX_SHARDS
 from schemas.targets import TargetGroup, fragment_entries, http_sd_document, http_sd_fragment
 from schemas.topics import TargetKey

@@ -5,7 +5,7 @@ Every sink replica reads the small compacted topic from the beginning on its own
 makes HTTP SD survive restarts: a new process rebuilds the same view from the topic and
 serves the same answer as soon as it has caught up.
 
-Caught up (`consumers.kafka_reading`): every partition read to the end offsets seen at
+Caught up (`kafka_access.reading`): every partition read to the end offsets seen at
 start. Until then listeners hear nothing and readiness says why; at catch-up they hear
 every job once, then each batch's changed jobs.
 
@@ -26,13 +26,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from consumers import heap, kafka_reading, skips
-from consumers.kafka_reading import Batch
-from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import view as views
-from kafka_access import kafka_options
+from consumers import heap, skips
+from consumers.sinks import sink_metrics, views
+from kafka_access import kafka_options, reading
+from kafka_access.reading import Batch
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
+from lifecycle.backoff import Backoff
 from schemas.config import KafkaSettings
 from schemas.topics import targets_topic
 
@@ -92,16 +92,14 @@ class TargetsReader:
         """Read to the end, then tail until cancelled. What Kafka refuses (credentials, TLS,
         a denied topic) is reported and retried with backoff; anything else it refuses is
         TargetsReadFailed."""
-        attempt = 0
+        backoff = Backoff(self._retry_s, REFUSED_RETRY_MAX_S, jitter=False)
         while True:
             try:
                 await self._read()
             except TargetsReadFailed as exc:
                 if not await self._refusals.check(exc, doing=f"reading {self.topic}"):
                     raise
-            delay = min(REFUSED_RETRY_MAX_S, self._retry_s * 2**attempt)
-            attempt += 1
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff.next())
 
     async def _read(self) -> None:
         partitions = await self._wait_for_topic()
@@ -153,7 +151,7 @@ class TargetsReader:
     async def _catch_up(self, consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> None:
         started = time.monotonic()
         self._behind = f"reading {self.topic}: {len(parts)} partitions"
-        async for batch, behind in kafka_reading.batches_to_end(consumer, parts):
+        async for batch, behind in reading.batches_to_end(consumer, parts):
             self._behind = f"reading {self.topic}: {behind} of {len(parts)} partitions"
             self._fold(batch)
         jobs = frozenset(self.view.jobs())

@@ -14,9 +14,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import file_sd, http_sd, kafka_targets
-from consumers.sinks import metrics as sink_metrics
-from consumers.sinks import view as views
+from consumers.sinks import file_sd, http_sd, kafka_targets, sink_metrics, views
 from schemas.config import MAX_SHARDS, KafkaSettings
 
 

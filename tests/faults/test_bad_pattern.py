@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry
 from consumers.compactor import fold as folds
 from consumers.compactor import kafka_loop
 from consumers.compactor import metrics as fold_metrics
-from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import sink_metrics
 from consumers.sinks.kafka_targets import TargetsReader, TargetsReadFailed
-from consumers.sinks.view import TargetView
+from consumers.sinks.views import TargetView
 from lifecycle import stopping
 from schemas.config import KafkaSettings
 from schemas.topics import targets_topic

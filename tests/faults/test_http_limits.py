@@ -17,7 +17,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from consumers.sinks import http_sd, runner
-from consumers.sinks.view import TargetView
+from consumers.sinks.views import TargetView
 from schemas.config import MAX_SHARDS, HttpSettings, KafkaSettings
 from schemas.targets import TargetGroup
 from sdstream import http

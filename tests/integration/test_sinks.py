@@ -18,10 +18,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import http_sd, runner
-from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import http_sd, runner, sink_metrics
 from consumers.sinks.kafka_targets import Listener, TargetsReader
-from consumers.sinks.view import TargetView
+from consumers.sinks.views import TargetView
 from consumers.skips import INVALID_GROUP, INVALID_JSON, KEY_MISMATCH, UNKNOWN_SCHEMA_VERSION
 from schemas.config import HttpSettings, KafkaSettings
 from schemas.targets import TargetGroup, encode

@@ -8,7 +8,7 @@ import pytest
 
 from consumers import skips
 from consumers.compactor import records
-from consumers.sinks import view as views
+from consumers.sinks import views
 from schemas.topics import Resource
 
 # (key, value) faults both topics can carry, and the one reason each must give.

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from consumers.sinks.http_sd import HttpSd
-from consumers.sinks.view import TargetView
+from consumers.sinks.views import TargetView
 from schemas.config import HttpSettings
 from sdstream import http
 from tests.unit.consumers.sinks.builders import group, key

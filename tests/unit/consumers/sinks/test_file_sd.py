@@ -7,10 +7,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import file_sd, http_sd
-from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import file_sd, http_sd, sink_metrics
 from consumers.sinks.file_sd import FileSd
-from consumers.sinks.view import TargetView
+from consumers.sinks.views import TargetView
 from tests.unit.consumers.sinks.builders import group, key
 
 WEB = group("web", "east", "web-0", "10.0.0.1:80")

@@ -8,10 +8,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import http_sd
-from consumers.sinks import metrics as sink_metrics
+from consumers.sinks import http_sd, sink_metrics
 from consumers.sinks.http_sd import HttpSd, Reply
-from consumers.sinks.view import Held, TargetView
+from consumers.sinks.views import Held, TargetView
 from schemas.targets import TargetGroup
 from schemas.topics import TargetKey
 from tests.unit.consumers.sinks.builders import group, key

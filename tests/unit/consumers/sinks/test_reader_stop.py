@@ -11,9 +11,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import kafka_targets
-from consumers.sinks import metrics as sink_metrics
-from consumers.sinks.view import TargetView
+from consumers.sinks import kafka_targets, sink_metrics
+from consumers.sinks.views import TargetView
 from lifecycle import stopping
 from schemas.config import KafkaSettings
 

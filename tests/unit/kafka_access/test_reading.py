@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
 
-from consumers import kafka_reading
+from kafka_access import reading
 
 A, B, C = (TopicPartition("t", p) for p in range(3))
 
@@ -36,7 +37,7 @@ class Partitions:
 
 
 async def drain(consumer: Partitions) -> list[int]:
-    return [behind async for _, behind in kafka_reading.batches_to_end(consumer, [A, B, C])]  # type: ignore[arg-type]
+    return [behind async for _, behind in reading.batches_to_end(consumer, [A, B, C])]  # type: ignore[arg-type]
 
 
 async def test_each_partition_is_read_to_its_end_at_start_and_empty_ones_never() -> None:
@@ -50,3 +51,10 @@ async def test_a_position_past_the_end_counts_as_caught_up() -> None:
     consumer = Partitions({A: 3, B: 1, C: 1}, step=5)
 
     assert await drain(consumer) == [3]
+
+
+def test_clip_keeps_only_records_before_the_end_offsets() -> None:
+    records = [SimpleNamespace(offset=o) for o in (3, 4, 5)]
+    clipped = reading.clip({A: records, B: records}, {A: 5, B: 4})  # type: ignore[dict-item]
+    assert [r.offset for r in clipped[A]] == [3, 4]
+    assert [r.offset for r in clipped[B]] == [3]

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers import skips
-from consumers.sinks import view as views
-from consumers.sinks.view import Held, RawRecord, TargetView
+from consumers.sinks import views
+from consumers.sinks.views import Held, RawRecord, TargetView
 from schemas.targets import encode
 from schemas.topics import TargetKey
 from tests.unit.consumers.sinks.builders import group, key, record

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumers import skips
-from consumers.sinks import view as views
+from consumers.sinks import views
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""The fold's writes to the targets topic: one idempotent producer, every ack awaited,
+and records Kafka would refuse (or refuses) skipped one by one.
+
+Limits: a group whose record exceeds `max_group_bytes` (or what the targets topic takes,
+read at start) is not published: its key gets a tombstone, so no stale version is
+served, and it is counted and logged (`skip`); a record Kafka refuses anyway is handled
+the same way, and the limit drops below it. One group never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
+from consumers.compactor import metrics as fold_metrics
+from consumers.compactor.full_sync import Write
+from kafka_access import kafka_options
+from lifecycle import stopping
+from schemas import targets
+from schemas.config import KafkaSettings
+from schemas.topics import TargetKey
+
+logger = logging.getLogger(__name__)
+
+# Room in a record batch beside the largest record (key and value are counted in the
+# limit): batch and record framing, and what compressing incompressible bytes adds.
+RECORD_OVERHEAD = 1 << 10
+MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
+REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
+Skip = Callable[[TargetKey, str, str, int], None]  # key, reason, detail, bytes
+
+
+class TargetsWriter:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        topic: str,
+        max_group_bytes: int,
+        metrics: fold_metrics.FoldMetrics,
+        skip: Skip,
+    ) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._max_group_bytes = max_group_bytes
+        self._metrics = metrics
+        self._skip = skip
+        self.record_limit = max_group_bytes  # lowered if the targets topic takes less
+        self._producer: AIOKafkaProducer | None = None
+
+    def topic_limit(self) -> int:
+        """The max.message.bytes the targets topic is created with."""
+        return self._max_group_bytes + RECORD_OVERHEAD
+
+    def limit_records(self, taken: int | None) -> None:
+        """A targets topic that existed before (or was created by hand) may take less than
+        `max_group_bytes`: skip what it would refuse rather than have it refused."""
+        if taken is None or taken - RECORD_OVERHEAD >= self._max_group_bytes:
+            return
+        self.record_limit = max(0, taken - RECORD_OVERHEAD)
+        logger.warning(
+            "%s takes records up to %d bytes (max.message.bytes), less than max_group_bytes"
+            " (%d) needs: groups over %d bytes are skipped. Raise its max.message.bytes to"
+            " %d to publish them.", self._topic, taken, self._max_group_bytes,
+            self.record_limit, self.topic_limit(),
+            extra={"topic": self._topic, "max_message_bytes": taken},
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        self._producer = self._new_producer()
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await stopping.stop("producer", self._producer.stop)
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        # Big batches and a short linger: a full sync writes one record per group, and
+        # one small batch per round trip (the defaults) made publishing the slowest step.
+        # A batch never exceeds the largest record the targets topic takes.
+        return AIOKafkaProducer(
+            **kafka_options.client_options(self._kafka), enable_idempotence=True, acks="all",
+            compression_type=self._kafka.compression_type(), linger_ms=5,
+            max_batch_size=min(MAX_BATCH_BYTES, self.record_limit),
+            max_request_size=self.topic_limit(),
+        )  # fmt: skip
+
+    def value(self, key: TargetKey, group: targets.TargetGroup | None) -> bytes | None:
+        """The group's record value; None (a tombstone) for no group or one too large."""
+        value = None if group is None else targets.encode(group)
+        return value if value is not None and self.fits(key, value) else None
+
+    def fits(self, key: TargetKey, value: bytes) -> bool:
+        size = len(key) + len(value)
+        if size <= self.record_limit:
+            return True
+        self._skip(key, "too_large", f"{size} bytes, over {self.record_limit}", size)
+        return False
+
+    async def send(self, writes: Iterable[Write]) -> int:
+        """Send and wait for every ack; how many records were written. Records the broker
+        refuses as too large are skipped (`_resend_alone`), everything else goes on."""
+        sent: list[tuple[Write, asyncio.Future[object]]] = []
+        for key, value in writes:
+            sent.append(((key, value), await self._send_one(key, value)))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)
+                  if isinstance(r, BaseException)]  # fmt: skip
+        for ((_, value), _), result in zip(sent, results, strict=True):
+            if not isinstance(result, BaseException):
+                self._metrics.published.labels("tombstone" if value is None else "group").inc()
+        if failed and not any(isinstance(r, REJECTED) for _, r in failed):
+            raise failed[0][1]
+        if failed:
+            await self._restart()
+            for write, _ in failed:
+                await self._resend_alone(*write)
+        return len(sent) - len(failed)
+
+    async def _send_one(self, key: TargetKey, value: bytes | None) -> asyncio.Future[object]:
+        assert self._producer is not None  # noqa: S101 - set before publishing starts
+        future: asyncio.Future[object] = await self._producer.send(
+            self._topic, value, key=key.encode()
+        )
+        return future
+
+    async def _resend_alone(self, key: TargetKey, value: bytes | None) -> None:
+        """A refused batch may have held other records beside the one too large: each is
+        sent again on its own, and only one refused alone is skipped."""
+        try:
+            await (await self._send_one(key, value))
+        except REJECTED as exc:
+            size = len(key) + len(value or b"")
+            self._skip(key, "rejected", f"{size} bytes refused by Kafka: {exc!r}", size)
+            # The topic takes less than we read at start: later groups this large are
+            # skipped before sending, so neither changes nor full syncs resend them.
+            self.record_limit = min(self.record_limit, size - 1)
+            await self._restart()
+            await (await self._send_one(key, None))
+            self._metrics.published.labels("tombstone").inc()
+        else:
+            self._metrics.published.labels("tombstone" if value is None else "group").inc()
+
+    async def _restart(self) -> None:
+        """After a refused batch the idempotent producer's sequence numbers have a gap the
+        broker would refuse every later batch of that partition for: start a new one."""
+        await self.stop()
+        await self.start()
