@@ -319,6 +319,8 @@ class FoldLoop:
         except DENIALS as exc:
             await self._denial(consumer, progress, exc)
             return {}
+        if self._refusals.problem is not None and not any(self._denied.values()):
+            self._refusals.clear()  # e.g. a group denied before: a batch means it is granted
         return batch
 
     async def _denial(

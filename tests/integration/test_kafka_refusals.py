@@ -264,7 +264,7 @@ async def test_a_denied_clusters_topic_is_named_while_the_other_cluster_keeps_fl
     no_tracebacks(caplog)
 
 
-async def test_a_denied_consumer_group_is_named_on_readyz(
+async def test_a_denied_consumer_group_is_named_on_readyz_until_it_is_granted(
     kafka_bootstrap: str,
     secure_kafka: SecureKafka,
     topic_prefix: str,
@@ -281,6 +281,9 @@ async def test_a_denied_consumer_group_is_named_on_readyz(
         assert f"consumer group {group}" in body
         assert "SASL user 'fold'" in body
         assert running.metric("sdstream_fold_kafka_refusals_total", reason="group_denied") >= 1
+
+        await secure_kafka.grant(group, clusters=())  # the fold's ACLs for groups `not-...`
+        await wait_readyz(running, lambda status, body: status == 200)
     no_tracebacks(caplog)
 
 
