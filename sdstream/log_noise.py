@@ -41,6 +41,7 @@ KNOWN_NOISE: Final = frozenset(
         "Unable connect to node with id %s: %s",
         'Unable connect to "%s:%s": %s',
         "Heartbeat session expired - marking coordinator dead",
+        "Marking the coordinator dead (node %s)for group %s.",  # a slow broker; rediscovered
         "Topic %s not found in cluster metadata",
         "Topic %s is not available during auto-create initialization",
     }

@@ -117,3 +117,15 @@ def test_families_are_retried_aiokafka_lines_only() -> None:
     not_retried = errors.TopicAuthorizationFailedError()
     assert log_noise.family("aiokafka.cluster", "Denied %s", (not_retried,)) is None
     assert log_noise.family("sdstream.consume", CONNECT[1], (1, refused)) is None
+
+
+def test_a_coordinator_marked_dead_is_retried_noise() -> None:
+    """aiokafka marks the group coordinator dead on any failed request and finds it again;
+    a slow broker at start-up did it once before the process was ready."""
+    template = "Marking the coordinator dead (node %s)for group %s."
+    name = "aiokafka.consumer.group_coordinator"
+    assert log_noise.family(name, template, (1, "g")) == (
+        name,
+        template,
+        "Marking the coordinator dead",
+    )
