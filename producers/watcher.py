@@ -208,7 +208,7 @@ class Watcher:
         if not absent:
             logger.info(
                 "%s%s is not served by this API server (its CRD is not installed); going on "
-                "without it and checking again every %.0fs.",
+                "without it and checking again every %gs.",
                 watch.resource,
                 _where(watch),
                 self.absent_recheck_s,

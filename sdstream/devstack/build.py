@@ -224,7 +224,7 @@ def ensure_helm(root: Path) -> Path:
     return out
 
 
-MONITORING_CRDS = ("servicemonitors", "prometheusrules")
+MONITORING_CRDS = ("servicemonitors", "podmonitors", "prometheusrules")
 
 
 def ensure_monitoring_crds(root: Path) -> Path:
@@ -232,7 +232,7 @@ def ensure_monitoring_crds(root: Path) -> Path:
     the prometheus-operator module zip (example/prometheus-operator-crd/), checked by
     the Go checksum database like every module."""
     out = root / f"monitoring-crds-{versions.PROMETHEUS_OPERATOR}"
-    if out.exists():
+    if all((out / f"monitoring.coreos.com_{name}.yaml").exists() for name in MONITORING_CRDS):
         return out
     go = require_tool("go", why="to fetch the prometheus-operator CRDs from the Go module proxy")
     module = f"github.com/prometheus-operator/prometheus-operator@{versions.PROMETHEUS_OPERATOR}"
@@ -250,5 +250,6 @@ def ensure_monitoring_crds(root: Path) -> Path:
     partial.mkdir(parents=True)
     for name in MONITORING_CRDS:
         shutil.copy(src / f"monitoring.coreos.com_{name}.yaml", partial)
+    shutil.rmtree(out, ignore_errors=True)  # a cache from before a CRD was added to the list
     partial.rename(out)
     return out
