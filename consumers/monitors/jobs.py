@@ -17,7 +17,10 @@ ignoreNamespaceSelectors, CR podTargetLabels, shards > 1, DaemonSet mode) and th
 authentication of the scrape itself, which never changes the targets.
 
 `$(SHARD)` is a literal in the operator's rules (its config reloader substitutes it).
-`rules` substitutes `0`, as the OTel collector does: one shard keeps every target.
+`rules` substitutes `0`, as the OTel collector does: one shard keeps every target. The
+operator's first rule copies `job` (which Prometheus sets to the job name before
+relabeling) to `__tmp_prometheus_job_name`; sdstream's relabeling has no `job` yet
+(docs/relabeling.md), so `rules` writes the job name there directly.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ ENDPOINTS_FIELD: Final = {
     Resource.PODMONITORS: "podMetricsEndpoints",
 }
 Rule = dict[str, Any]
+_JOB_NAME_RULE: Final[Rule] = {
+    "source_labels": ["job"],
+    "target_label": "__tmp_prometheus_job_name",
+}
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -92,6 +99,8 @@ def rules(job: Mapping[str, Any]) -> tuple[RelabelConfig, ...]:
     result = []
     for i, rule in enumerate(job["relabel_configs"]):
         fixed = {k: v.replace("$(SHARD)", "0") if k == "regex" else v for k, v in rule.items()}
+        if fixed == _JOB_NAME_RULE:  # Prometheus seeds `job` before relabeling; we do not
+            fixed = {"target_label": "__tmp_prometheus_job_name", "replacement": job["job_name"]}
         try:
             result.append(RelabelConfig.model_validate(fixed))
         except ValueError as exc:
@@ -191,7 +200,7 @@ def _endpoint_label(port: object, target: object) -> list[Rule]:
 def _service_rules(spec: Mapping[str, Any], ep: Mapping[str, Any], *, role: str) -> list[Rule]:
     e = "endpointslice" if role == "endpointslice" else "endpoint"
     port = ep.get("port")
-    result = [_copy("job", "__tmp_prometheus_job_name"), *_selector_rules(spec, "service")]
+    result = [dict(_JOB_NAME_RULE), *_selector_rules(spec, "service")]
     if isinstance(port, str) and port:
         result.append(_keep(f"__meta_kubernetes_{e}_port_name", port))
     else:
@@ -226,7 +235,7 @@ def _service_rules(spec: Mapping[str, Any], ep: Mapping[str, Any], *, role: str)
 
 def _pod_rules(spec: Mapping[str, Any], ep: Mapping[str, Any], *, job: str) -> list[Rule]:
     port, number = ep.get("port"), ep.get("portNumber")
-    result = [_copy("job", "__tmp_prometheus_job_name")]
+    result = [dict(_JOB_NAME_RULE)]
     if ep.get("filterRunning", True) is not False:
         result.append(dict(_RUNNING))
     result += _selector_rules(spec, "pod")

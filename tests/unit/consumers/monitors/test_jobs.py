@@ -117,3 +117,12 @@ def test_an_invalid_own_rule_names_the_job() -> None:
     (job,) = jobs.generate(Resource.SERVICEMONITORS, monitor)
     with pytest.raises(jobs.MonitorError, match="serviceMonitor/team/web/0"):
         jobs.rules(job)
+
+
+def test_the_job_name_rule_is_static_in_our_rules() -> None:
+    """Prometheus sets `job` before relabeling, sdstream does not: the first rule writes
+    the job name itself, so `__tmp_prometheus_job_name` is what the operator's gives."""
+    (job,) = jobs.generate(Resource.SERVICEMONITORS, _service_monitor(endpoints=[{}]))
+    first = engine.process({"__address__": "a:1"}, engine.compile_rules(jobs.rules(job)[:1]))
+    assert first.final is not None
+    assert first.final["__tmp_prometheus_job_name"] == "serviceMonitor/team/web/0"
