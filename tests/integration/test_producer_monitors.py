@@ -5,6 +5,7 @@ are picked up, their monitors published trimmed, keyed namespace/name."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -44,6 +46,28 @@ def _install_crds(kube_api: client.ApiClient) -> None:
         ext.create_custom_resource_definition(doc)
 
 
+async def _uninstall_crds(kube_api: client.ApiClient, dynamic: DynamicClient) -> None:
+    ext = client.ApiextensionsV1Api(kube_api)
+    names = [f"{resource.value}.monitoring.coreos.com" for resource in MONITORS]
+    for name in names:
+        with contextlib.suppress(ApiException):  # 404: not installed
+            ext.delete_custom_resource_definition(name)
+    async with asyncio.timeout(60):
+        while any(_crd_exists(ext, name) for name in names):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    dynamic.resources.invalidate_cache()
+
+
+def _crd_exists(ext: client.ApiextensionsV1Api, name: str) -> bool:
+    try:
+        ext.read_custom_resource_definition(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def _monitor(resource: Resource, namespace: str, name: str) -> dict[str, Any]:
     endpoint: dict[str, Any] = {
         "port": "web",
@@ -69,8 +93,7 @@ async def test_absent_monitor_crds_are_said_once_and_picked_up_when_installed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     dynamic = DynamicClient(kube_api)
-    if _served(dynamic):
-        pytest.skip("the monitor CRDs are already installed in this session's API server")
+    await _uninstall_crds(kube_api, dynamic)  # another test of this session may have them
     caplog.set_level(logging.INFO)
     settings = settings_for(
         kafka_bootstrap, kubeconfig, prefix=topic_prefix, namespace=namespace,
