@@ -113,6 +113,7 @@ class Producer:
     connect: Callable[[Any], Awaitable[Any]] = auth.connect
     wrap_source: Callable[[ObjectSource], ObjectSource] = lambda source: source  # fault seam
     identity: str = field(default_factory=default_identity)
+    absent_recheck_s: float = 60.0  # how often to ask again for a CRD the server lacks
     _api: api.KubeApi | None = None
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -215,13 +216,15 @@ class Producer:
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
         assert self._api is not None  # noqa: S101  # set by run() before any term
         source = self.wrap_source(self._api)
-        return Watcher(
+        watcher = Watcher(
             source,
             sink,
             metrics=self.metrics,
             on_listed=self.readiness.mark,
             health=self.readiness.health,
         )
+        watcher.absent_recheck_s = self.absent_recheck_s
+        return watcher
 
     async def _close(self, elector: leader.Elector | None) -> None:
         if elector is not None:

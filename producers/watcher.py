@@ -11,6 +11,11 @@ retried slowly, while the other resources go on. Every failure is counted in
 `WatchHealth` until the watch works again, so a watch that keeps failing (a 400
 for a selector the server rejects, say) shows on /readyz and a gauge, and is
 logged once per backoff period rather than at every try.
+
+An optional resource (a CRD such as ServiceMonitor, `Row.optional`) that the API server
+does not serve (404) is no failure: the watch says so once, counts as listed (the
+producer is ready without it) and asks again every `absent_recheck_s`, so a CRD
+installed later is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from producers.health import WatchHealth
 from producers.kubeapi import errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.metrics import ProducerMetrics
+from schemas import resources
 from schemas.objects import KubeObject
 from schemas.topics import Resource
 
@@ -86,16 +92,28 @@ class Watcher:
         self._on_listed = on_listed
         self._health = health or WatchHealth(metrics)
         self._sleep = sleep
+        self.absent_recheck_s = 60.0  # how often to ask again for an absent optional resource
 
     async def run(self, watch: Watch) -> None:
         """Never returns; cancel it to stop."""
         backoff = Backoff()
         relist_reason: str | None = None
+        absent = False
         while True:
             try:
                 since = await self._list(watch, relist_reason)
                 backoff.reset()
+                absent = self._present(watch, absent=absent)
                 await self._follow(watch, since=since, backoff=backoff)
+            except errors.NotFound as exc:
+                if not resources.row(watch.resource).optional:
+                    relist_reason = "error"
+                    self._failed(watch, exc)
+                    await self._sleep(backoff.next())
+                    continue
+                absent = self._absent(watch, absent=absent)
+                relist_reason = None
+                await self._sleep(self.absent_recheck_s)
             except errors.Expired:
                 relist_reason = "expired"
                 logger.info(
@@ -167,6 +185,32 @@ class Watcher:
         elif kind != "BOOKMARK":
             self._metrics.errors.labels(resource.value, "UnknownEventType").inc()
         return str(version) if version else None
+
+    def _absent(self, watch: Watch, *, absent: bool) -> bool:
+        """An optional resource the server does not serve: ready without it, said once."""
+        if not absent:
+            logger.info(
+                "%s%s is not served by this API server (its CRD is not installed); going on "
+                "without it and checking again every %gs.",
+                watch.resource,
+                _where(watch),
+                self.absent_recheck_s,
+                extra={"resource": watch.resource.value},
+            )
+        self._metrics.errors.labels(watch.resource.value, "NotServed").inc()
+        self._worked(watch)
+        self._on_listed(watch)
+        return True
+
+    def _present(self, watch: Watch, *, absent: bool) -> bool:
+        if absent:
+            logger.info(
+                "%s%s is served now: watching it.",
+                watch.resource,
+                _where(watch),
+                extra={"resource": watch.resource.value},
+            )
+        return False
 
     def _worked(self, watch: Watch) -> None:
         failing = self._health.succeeded((watch.resource, watch.scope.namespace))

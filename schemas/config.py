@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from schemas.monitors import MonitorsSettings
 from schemas.resources import ROWS
 from schemas.sd_config import ScrapeJob
 from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -425,6 +426,11 @@ class ConsumerSettings(BaseModel):
     )
     scrape_configs: tuple[ScrapeJob, ...] = Field(
         (), description="Jobs, as Prometheus scrape_configs with kubernetes_sd_configs"
+    )
+    monitors: MonitorsSettings | None = Field(
+        None,
+        description="Prometheus Operator ServiceMonitors and PodMonitors to serve as jobs, "
+        "selected as a Prometheus CR selects them (docs/monitors.md); omitted: none",
     )
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings(port=8081)

@@ -39,6 +39,8 @@ class Resource(enum.StrEnum):
     NAMESPACES = "namespaces"
     REPLICASETS = "replicasets"
     JOBS = "jobs"
+    SERVICEMONITORS = "servicemonitors"
+    PODMONITORS = "podmonitors"
 
     @property
     def cluster_scoped(self) -> bool:
@@ -73,6 +75,7 @@ class Row:
     fields: FieldSet | None  # selectable fields (schemas.field_sets); None: no field selectors
     filtered: bool = True  # False: Prometheus never filters it, so producer selectors skip it
     verbs: tuple[str, ...] = READ_VERBS  # RBAC verbs the producer needs
+    optional: bool = False  # a CRD: the API server may not serve it (yet); 404 is no error
 
     @property
     def api_group(self) -> str:
@@ -83,6 +86,7 @@ class Row:
 _NS, _CLUSTER = Scope.NAMESPACED, Scope.CLUSTER
 _PART, _GLOBAL = FoldRead.PARTITIONED, FoldRead.GLOBAL
 _CORE = "/api/v1"
+_MONITORING = "/apis/monitoring.coreos.com/v1"
 R = Resource
 # fmt: off
 ROWS: Final[Mapping[Resource, Row]] = MappingProxyType({row.resource: row for row in (
@@ -99,10 +103,18 @@ ROWS: Final[Mapping[Resource, Row]] = MappingProxyType({row.resource: row for ro
     Row(R.REPLICASETS, "ReplicaSet", "/apis/apps/v1", _NS, _PART, trims.NOTHING, None,
         filtered=False),
     Row(R.JOBS, "Job", "/apis/batch/v1", _NS, _PART, trims.NOTHING, None, filtered=False),
+    # Read whole by every fold member: a monitor selects objects in other namespaces.
+    Row(R.SERVICEMONITORS, "ServiceMonitor", _MONITORING, _NS, _GLOBAL, trims.SERVICEMONITOR,
+        field_sets.NAMESPACED, filtered=False, optional=True),
+    Row(R.PODMONITORS, "PodMonitor", _MONITORING, _NS, _GLOBAL, trims.PODMONITOR,
+        field_sets.NAMESPACED, filtered=False, optional=True),
 )})
 # fmt: on
 del R
 _CLUSTER_SCOPED: Final = frozenset(r for r, row in ROWS.items() if row.scope is Scope.CLUSTER)
+
+
+MONITORS: Final = (Resource.SERVICEMONITORS, Resource.PODMONITORS)  # read by no role
 
 
 def row(resource: Resource) -> Row:

@@ -107,7 +107,7 @@ def _check_cluster(value: str) -> str:
     return check_name("cluster", value)
 
 
-def _check_cluster_label(value: str) -> str:
+def check_cluster_label(value: str) -> str:
     if not _LABEL_NAME.fullmatch(value):
         raise ValueError(f"cluster_label {value!r} is not a Prometheus label name")
     if value in RESERVED_LABELS or value.startswith(RESERVED_LABEL_PREFIXES):
@@ -377,7 +377,7 @@ class ScrapeJob(BaseModel):
     clusters: tuple[ClusterName, ...] | None = Field(
         None, description="Clusters this job reads; omitted: every cluster"
     )
-    cluster_label: Annotated[str, AfterValidator(_check_cluster_label)] = Field(
+    cluster_label: Annotated[str, AfterValidator(check_cluster_label)] = Field(
         "cluster", description="Label carrying the cluster name on every group"
     )
     relabel_configs: Annotated[tuple[RelabelConfig, ...], BeforeValidator(_no_null_rules)] = Field(

@@ -109,3 +109,57 @@ NODE: Final[Spec] = {
     },
 }
 NOTHING: Final[Spec] = {}  # metadata only: owner chains and namespace labels
+
+# Prometheus Operator monitors (monitoring.coreos.com/v1): what job generation reads
+# (prometheus-operator `generateServiceMonitorConfig` / `generatePodMonitorConfig`):
+# the selectors, the label options and, per endpoint, the port, the relabelings and the
+# scrape parameters. Authentication (tlsConfig, bearerTokenSecret, basicAuth,
+# authorization, oauth2) is left out: it names Secrets and is no part of the targets.
+_LABEL_SELECTOR: Final[Spec] = {
+    "matchLabels": True,
+    "matchExpressions": {"key": True, "operator": True, "values": True},
+}
+_RELABEL: Final[Spec] = {
+    "sourceLabels": True,
+    "separator": True,
+    "targetLabel": True,
+    "regex": True,
+    "modulus": True,
+    "replacement": True,
+    "action": True,
+}
+_SCRAPE: Final[Spec] = {
+    "targetPort": True,
+    "path": True,
+    "scheme": True,
+    "params": True,
+    "interval": True,
+    "scrapeTimeout": True,
+    "honorLabels": True,
+    "honorTimestamps": True,
+    "trackTimestampsStaleness": True,
+    "filterRunning": True,
+    "followRedirects": True,
+    "enableHttp2": True,
+    "relabelings": _RELABEL,
+    "metricRelabelings": _RELABEL,
+}
+_MONITOR: Final[Spec] = {
+    "jobLabel": True,
+    "podTargetLabels": True,
+    "selector": _LABEL_SELECTOR,
+    "selectorMechanism": True,
+    "namespaceSelector": {"any": True, "matchNames": True},
+    "attachMetadata": {"node": True},
+}
+SERVICEMONITOR: Final[Spec] = {
+    "spec": {
+        **_MONITOR,
+        "targetLabels": True,
+        "serviceDiscoveryRole": True,
+        "endpoints": {**_SCRAPE, "port": True},
+    }
+}
+PODMONITOR: Final[Spec] = {
+    "spec": {**_MONITOR, "podMetricsEndpoints": {**_SCRAPE, "port": True, "portNumber": True}}
+}

@@ -89,6 +89,7 @@ def build_all(root: Path, *, promtool: bool = True) -> dict[str, Path]:
         built["helm"] = build.ensure_helm(root)
         built["kubectl"] = build.ensure_kubectl(root)
         built["monitoring-crds"] = build.ensure_monitoring_crds(root)
+        built["prometheus-operator"] = build.ensure_prometheus_operator(root)
     return built
 
 

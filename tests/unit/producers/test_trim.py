@@ -294,6 +294,46 @@ TRIMMED_REPLICASET = {
     },
 }
 
+_ENDPOINT_KEPT = {
+    "port": "web",
+    "path": "/m",
+    "interval": "15s",
+    "relabelings": [{"action": "replace", "sourceLabels": ["a"], "targetLabel": "b"}],
+}
+_MONITOR_KEPT = {
+    "jobLabel": "app",
+    "podTargetLabels": ["team"],
+    "selector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["x"]}]},
+    "namespaceSelector": {"any": True},
+}
+_AUTH = {
+    "bearerTokenSecret": {"name": "token", "key": "t"},
+    "tlsConfig": {"ca": {"secret": {"name": "ca", "key": "c"}}},
+    "basicAuth": {"password": {"name": "pw", "key": "p"}},
+}
+RAW_SERVICEMONITOR = {
+    "apiVersion": "monitoring.coreos.com/v1",
+    "kind": "ServiceMonitor",
+    "metadata": meta(),
+    "spec": {**_MONITOR_KEPT, "targetLabels": ["tier"], "sampleLimit": 5,
+             "endpoints": [{**_ENDPOINT_KEPT, **_AUTH}]},
+}  # fmt: skip
+TRIMMED_SERVICEMONITOR = {
+    "metadata": KEPT_META,
+    "spec": {**_MONITOR_KEPT, "targetLabels": ["tier"], "endpoints": [_ENDPOINT_KEPT]},
+}
+RAW_PODMONITOR = {
+    "metadata": meta(),
+    "spec": {
+        **_MONITOR_KEPT,
+        "podMetricsEndpoints": [{**_ENDPOINT_KEPT, "portNumber": 9, **_AUTH}],
+    },
+}
+TRIMMED_PODMONITOR = {
+    "metadata": KEPT_META,
+    "spec": {**_MONITOR_KEPT, "podMetricsEndpoints": [{**_ENDPOINT_KEPT, "portNumber": 9}]},
+}
+
 
 @pytest.mark.parametrize(
     ("resource", "raw", "expected"),
@@ -315,6 +355,8 @@ TRIMMED_REPLICASET = {
         ),
         (Resource.REPLICASETS, RAW_REPLICASET, TRIMMED_REPLICASET),
         (Resource.JOBS, RAW_REPLICASET, TRIMMED_REPLICASET),
+        (Resource.SERVICEMONITORS, RAW_SERVICEMONITOR, TRIMMED_SERVICEMONITOR),
+        (Resource.PODMONITORS, RAW_PODMONITOR, TRIMMED_PODMONITOR),
     ],
 )
 def test_trim_whole_object(resource: Resource, raw: dict[str, Any], expected: Any) -> None:

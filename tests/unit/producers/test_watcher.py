@@ -201,3 +201,55 @@ async def test_a_rejected_selector_is_logged_once_per_period_and_makes_the_watch
     errors_logged = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors_logged) == 1  # not one per try
     assert "works again after 6 failures" in caplog.text
+
+
+async def test_an_absent_crd_is_said_once_counts_as_listed_and_is_picked_up_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A monitor CRD not installed: ready without it, one log line, checked again until
+    it appears, then listed and watched like any resource."""
+    gone = errors.NotFound("the server could not find the requested resource", status=404)
+    source = FakeSource(listings=[gone, gone, Page([obj("m", "1")], "7")])
+    sink = RecordingSink()
+    slept: list[float] = []
+    listed: list[Watch] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    registry = CollectorRegistry()
+    watcher = Watcher(
+        source,
+        sink,
+        metrics=metrics.create(registry),
+        sleep=sleep,
+        on_listed=listed.append,
+    )
+    watcher.absent_recheck_s = 42.0
+    monitors = Watch(Resource.SERVICEMONITORS, Scope())
+    caplog.set_level(logging.INFO)
+    task = asyncio.create_task(watcher.run(monitors))
+    async with asyncio.timeout(5):
+        await source.idle.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert slept == [42.0, 42.0]
+    assert sink.calls == [("listed", "7")]
+    assert listed == [monitors, monitors, monitors]
+    said = [r.getMessage() for r in caplog.records if "not served" in r.getMessage()]
+    assert len(said) == 1
+    assert any("served now" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    not_served = {"resource": "servicemonitors", "kind": "NotServed"}
+    assert registry.get_sample_value("sdstream_producer_errors_total", not_served) == 2
+
+
+async def test_a_404_on_a_built_in_resource_is_still_a_failure() -> None:
+    gone = errors.NotFound("no", status=404)
+    source = FakeSource(listings=[gone, Page([], "3")])
+    slept, registry = await run_until_idle(source, RecordingSink())
+    assert len(slept) == 1
+    assert slept[0] < 1
+    errors_total = "sdstream_producer_errors_total"
+    assert registry.get_sample_value(errors_total, {"resource": "pods", "kind": "NotFound"}) == 1

@@ -1,0 +1,117 @@
+"""Which monitors a consumer serves, and the jobs they make: settings + objects -> jobs.
+
+`MonitorsSettings` mirrors a Prometheus CR's four selectors (see `schemas.monitors` for
+what null means). A selected monitor makes one job per endpoint (`consumers.monitors.jobs`)
+in every cluster it exists in; the same monitor in two clusters makes the same job name
+once per cluster, each with that cluster's rules (the monitors may differ). A monitor the
+operator would reject (a rule Prometheus refuses, an unsupported selector mechanism) makes
+no job and is reported, as the operator reports it with an event.
+
+Pure: no Kafka, no logging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from consumers.monitors import jobs
+from schemas.monitors import LabelSelector, MonitorsSettings
+from schemas.objects import KubeObject, meta
+from schemas.relabel import RelabelConfig
+from schemas.sd_config import KubernetesSDConfig
+from schemas.topics import Resource
+
+NamespaceLabels = Callable[[str, str], Mapping[str, str] | None]  # (cluster, ns) -> labels
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorJob:
+    """One monitor endpoint's job in one cluster, ready for the fold."""
+
+    name: str  # serviceMonitor/<ns>/<name>/<i>
+    cluster: str
+    sd_config: KubernetesSDConfig
+    rules: tuple[RelabelConfig, ...]  # the operator's, then the endpoint's own
+    cluster_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    cluster: str
+    resource: Resource
+    key: str
+    reason: str
+
+
+def _selectors(
+    settings: MonitorsSettings, resource: Resource
+) -> tuple[LabelSelector | None, LabelSelector | None]:
+    if resource is Resource.SERVICEMONITORS:
+        return settings.service_monitor_selector, settings.service_monitor_namespace_selector
+    return settings.pod_monitor_selector, settings.pod_monitor_namespace_selector
+
+
+def selected(
+    settings: MonitorsSettings,
+    cluster: str,
+    resource: Resource,
+    monitor: KubeObject,
+    namespace_labels: NamespaceLabels,
+) -> bool:
+    """Whether the settings select this monitor, as the operator's `selectObjects` does."""
+    if not settings.reads_cluster(cluster):
+        return False
+    selector, namespaces = _selectors(settings, resource)
+    if selector is None:
+        return False  # null selects nothing
+    m = meta(monitor)
+    labels = m.get("labels")
+    if not selector.parsed().matches(labels if isinstance(labels, dict) else {}):
+        return False
+    namespace = str(m.get("namespace", ""))
+    if namespaces is None:
+        return namespace == settings.namespace
+    found = namespace_labels(cluster, namespace)
+    return found is not None and namespaces.parsed().matches(found)
+
+
+def monitor_jobs(
+    settings: MonitorsSettings, cluster: str, resource: Resource, monitor: KubeObject
+) -> list[MonitorJob]:
+    """The jobs of a selected monitor in `cluster`; raises jobs.MonitorError."""
+    result = []
+    for job in jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role):
+        (sd,) = job["kubernetes_sd_configs"]
+        result.append(
+            MonitorJob(
+                name=job["job_name"],
+                cluster=cluster,
+                sd_config=KubernetesSDConfig.model_validate(sd),
+                rules=jobs.rules(job),
+                cluster_label=settings.cluster_label,
+            )
+        )
+    return result
+
+
+def all_jobs(
+    settings: MonitorsSettings,
+    monitors: Iterable[tuple[str, Resource, KubeObject]],
+    namespace_labels: NamespaceLabels,
+) -> tuple[dict[tuple[str, str], MonitorJob], list[Rejected]]:
+    """Every job of every selected monitor, keyed (job name, cluster), and the rejects."""
+    found: dict[tuple[str, str], MonitorJob] = {}
+    rejected = []
+    for cluster, resource, monitor in monitors:
+        if not selected(settings, cluster, resource, monitor, namespace_labels):
+            continue
+        try:
+            made = monitor_jobs(settings, cluster, resource, monitor)
+        except (jobs.MonitorError, ValueError) as exc:
+            m = meta(monitor)
+            key = f"{m.get('namespace')}/{m.get('name')}"
+            rejected.append(Rejected(cluster, resource, key, str(exc)))
+            continue
+        found.update({(job.name, cluster): job for job in made})
+    return found, rejected
