@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -111,21 +112,92 @@ def _go(root: Path, *args: str | Path, cwd: Path, what: str, log: str) -> None:
                      log=root / "logs" / log)  # fmt: skip
 
 
-def ensure_etcd(root: Path) -> Path:
-    go = require_tool("go", why="to build etcd from the Go module proxy")
-    out = _binary(root, "etcd", versions.ETCD, go)
+@dataclass(frozen=True)
+class GoTool:
+    """A reference tool built from the Go module proxy inside a wrapper module of its own
+    (`build/<work>/go.mod`), so its version and flags are ours, not a checkout's."""
+
+    name: str  # the binary, bin/<name>-<version>-<go>
+    version: str
+    package: str  # the main package built
+    module_version: str  # `go get <package>@<module_version>`
+    go_mod: str
+    work: str  # its directory under build/
+    ldflags: str = ""
+    tags: str = ""
+    as_tool: bool = True  # `go get -tool`; a module with `replace` lines needs a plain get
+
+
+def _wrapper(name: str, go: str = "1.25.0") -> str:
+    return f"module sdstream.invalid/{name}-build\n\ngo {go}\n"
+
+
+def build_go_tool(root: Path, tool: GoTool) -> Path:
+    """The cached binary of `tool`, built once (fetch, then build, each logged)."""
+    go = require_tool("go", why=f"to build {tool.name} from the Go module proxy")
+    out = _binary(root, tool.name, tool.version, go)
     if out.exists():
         return out
-    work = root / "build" / "etcd"
+    work = root / "build" / tool.work
     work.mkdir(parents=True, exist_ok=True)
-    (work / "go.mod").write_text("module sdstream.invalid/etcd-build\n\ngo 1.25.0\n")
-    log = f"etcd-{versions.ETCD}-build.log"
-    _go(root, "get", "-tool", f"go.etcd.io/etcd/server/v3@{versions.ETCD}", cwd=work,
-        what=f"fetching etcd {versions.ETCD} modules", log=log)  # fmt: skip
-    ldflags = f"-X go.etcd.io/etcd/api/v3/version.GitSHA={versions.ETCD}"
-    _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out, "go.etcd.io/etcd/server/v3",
-        cwd=work, what=f"building etcd {versions.ETCD}", log=log)  # fmt: skip
+    (work / "go.mod").write_text(tool.go_mod)
+    log, what = f"{tool.name}-{tool.version}-build.log", f"{tool.name} {tool.version}"
+    get = ("get", "-tool") if tool.as_tool else ("get",)
+    _go(root, *get, f"{tool.package}@{tool.module_version}", cwd=work,
+        what=f"fetching {what} modules", log=log)  # fmt: skip
+    flags = [*(("-tags", tool.tags) if tool.tags else ()),
+             *(("-ldflags", tool.ldflags) if tool.ldflags else ())]  # fmt: skip
+    _go(root, "build", "-trimpath", *flags, "-o", out, tool.package, cwd=work,
+        what=f"building {what}", log=log)  # fmt: skip
     return out
+
+
+ETCD = GoTool(
+    "etcd",
+    versions.ETCD,
+    "go.etcd.io/etcd/server/v3",
+    versions.ETCD,
+    _wrapper("etcd"),
+    "etcd",
+    ldflags=f"-X go.etcd.io/etcd/api/v3/version.GitSHA={versions.ETCD}",
+)
+# promtool with only Kubernetes SD (plus the always-built file and HTTP SD).
+PROMTOOL = GoTool(
+    "promtool",
+    versions.PROMETHEUS,
+    "github.com/prometheus/prometheus/cmd/promtool",
+    versions.PROMETHEUS_MODULE,
+    _PROM_GO_MOD,
+    "prom",
+    ldflags=f"-X github.com/prometheus/common/version.Version={versions.PROMETHEUS}",
+    tags="netgo,remove_all_sd,enable_kubernetes_sd",
+)
+# helm (v4) for `helm lint` and `helm template` of deploy/helm in tests.
+HELM = GoTool(
+    "helm",
+    versions.HELM,
+    "helm.sh/helm/v4/cmd/helm",
+    versions.HELM,
+    _wrapper("helm", "1.26.0"),
+    "helm",
+    ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={versions.HELM}",
+)
+# prometheus-operator, the judge of monitor jobs (docs/monitors.md): it writes the
+# Prometheus config it generates into a Secret, with no kubelet. Its root go.mod has
+# `replace` directives, so `go get -tool` is refused; a plain requirement builds it.
+PROMETHEUS_OPERATOR = GoTool(
+    "prometheus-operator",
+    versions.PROMETHEUS_OPERATOR,
+    "github.com/prometheus-operator/prometheus-operator/cmd/operator",
+    versions.PROMETHEUS_OPERATOR,
+    _wrapper("operator"),
+    "prometheus-operator",
+    as_tool=False,
+)
+
+
+def ensure_etcd(root: Path) -> Path:
+    return build_go_tool(root, ETCD)
 
 
 def _kube_replaces(root: Path, work: Path) -> list[str]:
@@ -186,63 +258,15 @@ def _ensure_kube_command(root: Path, command: str, *, cold: str) -> Path:
 
 
 def ensure_promtool(root: Path) -> Path:
-    """promtool with only Kubernetes SD (plus the always-built file and HTTP SD)."""
-    go = require_tool("go", why="to build promtool from the Go module proxy")
-    out = _binary(root, "promtool", versions.PROMETHEUS, go)
-    if out.exists():
-        return out
-    work = root / "build" / "prom"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "go.mod").write_text(_PROM_GO_MOD)
-    log = f"promtool-{versions.PROMETHEUS}-build.log"
-    pkg = "github.com/prometheus/prometheus/cmd/promtool"
-    _go(root, "get", "-tool", f"{pkg}@{versions.PROMETHEUS_MODULE}", cwd=work,
-        what=f"fetching Prometheus {versions.PROMETHEUS} modules", log=log)  # fmt: skip
-    ldflags = f"-X github.com/prometheus/common/version.Version={versions.PROMETHEUS}"
-    _go(root, "build", "-trimpath", "-tags", "netgo,remove_all_sd,enable_kubernetes_sd",
-        "-ldflags", ldflags, "-o", out, pkg, cwd=work,
-        what=f"building promtool {versions.PROMETHEUS}", log=log)  # fmt: skip
-    return out
+    return build_go_tool(root, PROMTOOL)
 
 
 def ensure_helm(root: Path) -> Path:
-    """helm (v4) for `helm lint` and `helm template` of deploy/helm in tests."""
-    go = require_tool("go", why="to build helm from the Go module proxy")
-    out = _binary(root, "helm", versions.HELM, go)
-    if out.exists():
-        return out
-    work = root / "build" / "helm"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "go.mod").write_text("module sdstream.invalid/helm-build\n\ngo 1.26.0\n")
-    log = f"helm-{versions.HELM}-build.log"
-    pkg = "helm.sh/helm/v4/cmd/helm"
-    _go(root, "get", "-tool", f"{pkg}@{versions.HELM}", cwd=work,
-        what=f"fetching helm {versions.HELM} modules", log=log)  # fmt: skip
-    ldflags = f"-s -w -X helm.sh/helm/v4/internal/version.version={versions.HELM}"
-    _go(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg, cwd=work,
-        what=f"building helm {versions.HELM}", log=log)  # fmt: skip
-    return out
+    return build_go_tool(root, HELM)
 
 
 def ensure_prometheus_operator(root: Path) -> Path:
-    """prometheus-operator, the judge of monitor jobs (docs/monitors.md): it writes the
-    Prometheus config it generates into a Secret, with no kubelet. Its root go.mod has
-    `replace` directives, so `go install ...@version` is refused; a wrapper module that
-    requires it builds it like the other tools."""
-    go = require_tool("go", why="to build prometheus-operator from the Go module proxy")
-    out = _binary(root, "prometheus-operator", versions.PROMETHEUS_OPERATOR, go)
-    if out.exists():
-        return out
-    work = root / "build" / "prometheus-operator"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "go.mod").write_text("module sdstream.invalid/operator-build\n\ngo 1.25.0\n")
-    log = f"prometheus-operator-{versions.PROMETHEUS_OPERATOR}-build.log"
-    pkg = "github.com/prometheus-operator/prometheus-operator/cmd/operator"
-    name = f"prometheus-operator {versions.PROMETHEUS_OPERATOR}"
-    _go(root, "get", f"{pkg}@{versions.PROMETHEUS_OPERATOR}", cwd=work,
-        what=f"fetching {name} modules", log=log)  # fmt: skip
-    _go(root, "build", "-trimpath", "-o", out, pkg, cwd=work, what=f"building {name}", log=log)
-    return out
+    return build_go_tool(root, PROMETHEUS_OPERATOR)
 
 
 MONITORING_CRDS = ("servicemonitors", "podmonitors", "prometheusrules")
