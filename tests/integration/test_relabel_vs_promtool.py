@@ -292,7 +292,7 @@ READING_DEFAULTS = {
          "replacement": "yes", "target_label": "__scrape_native_histograms__"},
         {"source_labels": ["__meta_kubernetes_pod_label_tier"], "regex": "5",
          "replacement": "0s", "target_label": "__scrape_timeout__"}],
-    "discovered_wins": [{"source_labels": ["__meta_kubernetes_pod_name"],
+    "job_rewritten": [{"source_labels": ["__meta_kubernetes_pod_name"],
                          "target_label": "job"},
                         {"source_labels": ["job"], "target_label": "j"}],
 }  # fmt: skip
