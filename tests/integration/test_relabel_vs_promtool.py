@@ -10,9 +10,10 @@ the RE2 syntax Go and RE2 both accept), and Prometheus's own relabel test vector
 Generated rules stay off what sdstream knowingly does differently (docs/relabeling.md
 §7): `labelkeep` keeps the scrape defaults (a removed default cannot be served: the
 scraper adds it back from its own job); `labelmap` names never expand to "" (Prometheus
-holds such a label, SD clients reject it). Rules that read the scrape defaults (`job`,
-`__scheme__`, `__param_x`...) are checked by fixed rule sets, with non-default scrape
-settings on both sides.
+holds such a label, SD clients reject it). Generated rules may read `job`, `__scheme__`,
+`__metrics_path__` and `__scrape_timeout__`; fixed rule sets also read and rewrite the
+others (`__param_x`, intervals, histogram flags) with non-default scrape settings on
+both sides.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ SOURCES = ["__address__", "__meta_kubernetes_pod_name", "__meta_kubernetes_names
            "__meta_kubernetes_pod_annotation_prometheus_io_port",
            "__meta_kubernetes_pod_annotation_prometheus_io_path",
            "__meta_kubernetes_pod_container_port_number", "__meta_kubernetes_pod_container_name",
-           "__meta_kubernetes_pod_phase", "m_app", "__tmp_x", "missing", "instance"]  # fmt: skip
+           "__meta_kubernetes_pod_phase", "m_app", "__tmp_x", "missing", "instance",
+           "job", "__scheme__", "__metrics_path__", "__scrape_timeout__"]  # fmt: skip
 TARGETS = ["m_app", "__tmp_x", "instance", "pod", "__address__", "__metrics_path__", "Ünï.x",
            "__meta_kubernetes_pod_label_app"]  # fmt: skip
 DEFAULTS = ("job|__scheme__|__metrics_path__|__scrape_interval__|__scrape_timeout__|"
