@@ -37,6 +37,7 @@ sdstream's own decisions:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -54,6 +55,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from schemas import prom_duration
 from schemas.discovery_roles import Role as Role  # re-exported: the config names roles
 from schemas.relabel import RelabelConfig
 from schemas.selectors import (
@@ -325,12 +327,10 @@ def _access_problem(c: KubernetesSDConfig) -> str | None:
     return next((message for failed, message in checks if failed), None)
 
 
-_SCRAPE_KEYS: Final = (  # config/config.go ScrapeConfig, minus job_name and the HTTP client
-    *("honor_labels", "honor_timestamps", "track_timestamps_staleness", "params"),
-    *("scrape_interval", "scrape_timeout", "scrape_protocols", "fallback_scrape_protocol"),
-    *("scrape_native_histograms", "always_scrape_classic_histograms"),
-    *("convert_classic_histograms_to_nhcb", "scrape_failure_log_file", "metrics_path"),
-    *("scheme", "enable_compression", "body_size_limit", "sample_limit", "target_limit"),
+_SCRAPE_KEYS: Final = (  # config/config.go ScrapeConfig, minus the HTTP client and what we read
+    *("honor_labels", "honor_timestamps", "track_timestamps_staleness"),
+    *("scrape_protocols", "fallback_scrape_protocol", "scrape_failure_log_file"),
+    *("enable_compression", "body_size_limit", "sample_limit", "target_limit"),
     *("label_limit", "label_name_length_limit", "label_value_length_limit"),
     *("native_histogram_bucket_limit", "native_histogram_min_bucket_factor"),
     *("keep_dropped_targets", "metric_name_validation_scheme", "metric_name_escaping_scheme"),
@@ -358,6 +358,24 @@ def _document_ignored_keys(schema: JsonDict) -> None:
             properties[key] = {"description": "Prometheus scrape_config key: accepted, ignored"}
 
 
+GLOBAL_INTERVAL_MS: Final = 60_000  # config.go DefaultGlobalConfig
+GLOBAL_TIMEOUT_MS: Final = 10_000
+
+
+def _none_as_no_params(value: object) -> object:
+    return {} if value is None else value
+
+
+def _or(default: str) -> Callable[[object], object]:
+    """A null scrape key is Prometheus's default."""
+    return lambda value: default if value is None else value
+
+
+def _duration(value: str) -> str:
+    prom_duration.parse_ms(value)
+    return value
+
+
 def _no_null_rules(value: object) -> object:
     """config.go: a null rule is an error; a null list is no rules."""
     if value is None:
@@ -383,6 +401,25 @@ class ScrapeJob(BaseModel):
     relabel_configs: Annotated[tuple[RelabelConfig, ...], BeforeValidator(_no_null_rules)] = Field(
         (), description="Prometheus relabel_configs, applied before serving (docs/relabeling.md)"
     )
+    # What Prometheus adds to each target before relabeling (docs/relabeling.md §1).
+    scheme: Annotated[str, BeforeValidator(_or("http"))] = Field(
+        "http", min_length=1, description="Prometheus scheme"
+    )
+    metrics_path: Annotated[str, BeforeValidator(_or("/metrics"))] = Field(
+        "/metrics", min_length=1, description="Prometheus metrics_path"
+    )
+    scrape_interval: Annotated[str, AfterValidator(_duration)] | None = Field(
+        None, description="Prometheus scrape_interval; omitted: the global default, 1m"
+    )
+    scrape_timeout: Annotated[str, AfterValidator(_duration)] | None = Field(
+        None, description="Prometheus scrape_timeout; omitted: min(10s, scrape_interval)"
+    )
+    params: Annotated[dict[str, tuple[str, ...]], BeforeValidator(_none_as_no_params)] = Field(
+        {}, description="Prometheus params: the first value of each is __param_<name>"
+    )
+    scrape_native_histograms: bool | None = None
+    always_scrape_classic_histograms: bool | None = None
+    convert_classic_histograms_to_nhcb: bool | None = None
     keep_meta_labels: bool = Field(
         False,
         description="With relabel_configs: also serve the __meta_* labels left after "
@@ -421,6 +458,42 @@ class ScrapeJob(BaseModel):
         if value is not None and len(set(value)) != len(value):
             raise ValueError(f"clusters are listed twice: {sorted(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> ScrapeJob:
+        interval, timeout = self.interval_timeout_ms()
+        if timeout > interval:
+            raise ValueError(
+                "scrape timeout greater than scrape interval for scrape config with job name "
+                f'"{self.job_name}"'
+            )
+        return self
+
+    def interval_timeout_ms(self) -> tuple[int, int]:
+        """config.go: a missing or zero value takes the global one (1m, 10s); a missing
+        timeout is at most the interval."""
+        interval = prom_duration.parse_ms(self.scrape_interval or "0") or GLOBAL_INTERVAL_MS
+        timeout = prom_duration.parse_ms(self.scrape_timeout or "0")
+        return interval, timeout or min(GLOBAL_TIMEOUT_MS, interval)
+
+    def scrape_defaults(self) -> dict[str, str]:
+        """`PopulateDiscoveredLabels`'s defaults (scrape/target.go), added to a target
+        where it lacks the label, before relabeling."""
+        interval, timeout = self.interval_timeout_ms()
+        flags = (
+            ("__convert_classic_histograms_to_nhcb__", self.convert_classic_histograms_to_nhcb),
+            ("__always_scrape_classic_histograms__", self.always_scrape_classic_histograms),
+            ("__scrape_native_histograms__", self.scrape_native_histograms),
+        )
+        return {
+            "job": self.job_name,
+            "__scrape_interval__": prom_duration.format_ms(interval),
+            "__scrape_timeout__": prom_duration.format_ms(timeout),
+            "__metrics_path__": self.metrics_path,
+            "__scheme__": self.scheme,
+            **{name: "true" if value else "false" for name, value in flags},
+            **{f"__param_{name}": values[0] for name, values in self.params.items() if values},
+        }
 
     @property
     def ignored_keys(self) -> tuple[str, ...]:

@@ -60,7 +60,10 @@ def relabeled(groups: list[Group], view: jobs.JobView) -> list[Group]:
         return groups
     out = []
     for group in groups:
-        done = relabeling.relabel(group.labels, group.targets, view.rules, keep_meta=view.keep_meta)
+        done = relabeling.relabel(
+            group.labels, group.targets, view.rules, keep_meta=view.keep_meta,
+            defaults=view.defaults,
+        )  # fmt: skip
         if done is not None:
             out.append(Group(group.source, *done))
     return out

@@ -237,7 +237,9 @@ class Fold:
         target is left. The cluster label is discovered: rules may read or drop it."""
         if not view.rules:
             return (labels, targets) if targets else None
-        outcomes = relabeling.outcomes(labels, targets, view.rules, keep_meta=view.keep_meta)
+        outcomes = relabeling.outcomes(
+            labels, targets, view.rules, keep_meta=view.keep_meta, defaults=view.defaults
+        )
         self._count_left_out(tkey, (view.job, outcomes))
         return relabeling.regroup([o.final for o in outcomes if o.final is not None])
 

@@ -90,6 +90,8 @@ class JobView:
     # The job's relabel_configs, compiled; empty: targets are served as discovered.
     rules: engine.Rules = field(default=(), hash=False, compare=False)
     keep_meta: bool = False  # serve __meta_* labels left after relabeling
+    # Prometheus's scrape defaults, added before relabeling (used only with rules).
+    defaults: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def role_resource(self) -> Resource:
@@ -161,6 +163,7 @@ def _view(
         },
         rules=rules,
         keep_meta=job.keep_meta_labels,
+        defaults=job.scrape_defaults(),
     )
 
 

@@ -95,14 +95,15 @@ def relabeling(views: Sequence[JobView]) -> dict[str, Relabeling]:
     found: dict[str, Relabeling] = {}
     for view in views:
         if view.rules and view.job not in found:
-            found[view.job] = (_process(view.rules, keep_meta=view.keep_meta),
+            found[view.job] = (_process(view.rules, keep_meta=view.keep_meta,
+                                        defaults=view.defaults),
                                [describe(rule) for rule in view.rules])  # fmt: skip
     return found
 
 
-def _process(rules: engine.Rules, *, keep_meta: bool) -> rows.Relabel:
+def _process(rules: engine.Rules, *, keep_meta: bool, defaults: Mapping[str, str]) -> rows.Relabel:
     def relabel(labels: Mapping[str, str]) -> rows.Verdict:
-        return engine.process(labels, rules, keep_meta=keep_meta)
+        return engine.process(labels, rules, keep_meta=keep_meta, defaults=defaults)
 
     return relabel
 

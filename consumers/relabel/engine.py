@@ -23,9 +23,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 from consumers.relabel import expand
+from schemas import prom_duration
 from schemas.relabel import RelabelConfig, anchored, compile_regex
 
 LabelSet = dict[str, str]
@@ -105,6 +107,9 @@ def compile_rules(configs: Iterable[RelabelConfig]) -> Rules:
     return tuple(Rule(config) for config in configs)
 
 
+NO_DEFAULTS: Mapping[str, str] = MappingProxyType({})
+
+
 def relabel(labels: Mapping[str, str], rules: Rules) -> tuple[LabelSet, int | None]:
     """Prometheus's `relabel.Process`: the labels after every rule, and the index of the
     rule that dropped the target (None if kept; the labels are then as that rule left
@@ -118,19 +123,34 @@ def relabel(labels: Mapping[str, str], rules: Rules) -> tuple[LabelSet, int | No
     return current, None
 
 
-def process(labels: Mapping[str, str], rules: Rules, *, keep_meta: bool = False) -> Outcome:
-    """One discovered target (group labels under target labels) to what is served:
-    relabeled, checked like Prometheus's `PopulateLabels` checks a target, and without
-    `__meta_*` labels unless `keep_meta`."""
-    final, dropped_by = relabel(labels, rules)
+def process(
+    labels: Mapping[str, str], rules: Rules, *, keep_meta: bool = False,
+    defaults: Mapping[str, str] = NO_DEFAULTS,
+) -> Outcome:  # fmt: skip
+    """One discovered target (group labels under target labels) to what is served: the
+    job's scrape `defaults` added where it lacks them, relabeled, checked like
+    Prometheus's `PopulateLabels` checks a target, and without `__meta_*` labels unless
+    `keep_meta`. A default still holding its own value is not served: the scraper reading
+    us adds it back from its own job (docs/relabeling.md §1)."""
+    final, dropped_by = relabel(with_defaults(labels, defaults), rules)
     if dropped_by is not None:
         return Outcome(None, dropped_by=dropped_by)
-    error = target_error(final)
+    error = target_error(final) or (scrape_error(final) if defaults else None)
     if error is not None:
         return Outcome(None, error=error)
     if not keep_meta:
         final = {k: v for k, v in final.items() if not k.startswith(META_PREFIX)}
+    if defaults:
+        final = {k: v for k, v in final.items() if defaults.get(k) != v}
     return Outcome(final)
+
+
+def with_defaults(labels: Mapping[str, str], defaults: Mapping[str, str]) -> Mapping[str, str]:
+    """`PopulateDiscoveredLabels`: each default where the target's value is missing or
+    empty; a discovered label wins."""
+    if not defaults:
+        return labels
+    return {**labels, **{k: v for k, v in defaults.items() if not labels.get(k)}}
 
 
 def target_error(labels: Mapping[str, str]) -> str | None:
@@ -144,6 +164,38 @@ def target_error(labels: Mapping[str, str]) -> str | None:
     if "" in labels:
         return 'label name "" (from labelmap) cannot be served'
     return None
+
+
+_GO_BOOLS: Final = frozenset(
+    ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False")
+)
+_FLAGS: Final = (
+    "__convert_classic_histograms_to_nhcb__",
+    "__always_scrape_classic_histograms__",
+    "__scrape_native_histograms__",
+)
+
+
+def scrape_error(labels: Mapping[str, str]) -> str | None:
+    """`PopulateLabels`'s checks of the scrape labels (scrape/target.go), once the scrape
+    defaults went in: a rule may have removed or rewritten them."""
+    interval, timeout = labels.get("__scrape_interval__", ""), labels.get("__scrape_timeout__", "")
+    try:
+        interval_ms = prom_duration.parse_ms(interval)
+    except ValueError as exc:
+        return f"error parsing scrape interval: {exc}"
+    if not interval_ms:
+        return "scrape interval cannot be 0"
+    try:
+        timeout_ms = prom_duration.parse_ms(timeout)
+    except ValueError as exc:
+        return f"error parsing scrape timeout: {exc}"
+    if not timeout_ms:
+        return "scrape timeout cannot be 0"
+    if timeout_ms > interval_ms:
+        return f'scrape timeout cannot be greater than scrape interval ("{timeout}" > "{interval}")'
+    bad = next((f for f in _FLAGS if labels.get(f, "false") not in _GO_BOOLS), None)
+    return None if bad is None else f"error parsing {bad}: {labels[bad]!r} is not a bool"
 
 
 def _values(rule: Rule, labels: Mapping[str, str]) -> str:

@@ -21,18 +21,22 @@ LabelSet = dict[str, str]
 
 def outcomes(
     labels: Mapping[str, str], targets: Sequence[Mapping[str, str]], rules: engine.Rules,
-    *, keep_meta: bool = False,
+    *, keep_meta: bool = False, defaults: Mapping[str, str] = engine.NO_DEFAULTS,
 ) -> list[engine.Outcome]:  # fmt: skip
     """Each target's outcome, in order; what the discovery page shows."""
-    return [engine.process({**labels, **target}, rules, keep_meta=keep_meta) for target in targets]
+    return [
+        engine.process({**labels, **target}, rules, keep_meta=keep_meta, defaults=defaults)
+        for target in targets
+    ]
 
 
 def relabel(
     labels: Mapping[str, str], targets: Sequence[Mapping[str, str]], rules: engine.Rules,
-    *, keep_meta: bool = False,
+    *, keep_meta: bool = False, defaults: Mapping[str, str] = engine.NO_DEFAULTS,
 ) -> tuple[LabelSet, list[LabelSet]] | None:  # fmt: skip
     """The group's (labels, targets) after relabeling, or None when every target is gone."""
-    finals = [o.final for o in outcomes(labels, targets, rules, keep_meta=keep_meta)]
+    done = outcomes(labels, targets, rules, keep_meta=keep_meta, defaults=defaults)
+    finals = [o.final for o in done]
     return regroup([final for final in finals if final is not None])
 
 

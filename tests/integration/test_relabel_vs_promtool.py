@@ -8,10 +8,12 @@ only the relabeling can differ. Inputs: hypothesis-generated pods and rule lists
 the RE2 syntax Go and RE2 both accept), and Prometheus's own relabel test vectors.
 
 Generated rules stay off what sdstream knowingly does differently (docs/relabeling.md
-§7): they never read the scrape defaults (`job`, `__scheme__`...) and `labelkeep` keeps
-them, since Prometheus adds those before relabeling and sdstream leaves them to the
-scraper; `labelmap` names never expand to "" (Prometheus holds such a label, SD clients
-reject it).
+§7): `labelkeep` keeps the scrape defaults (a removed default cannot be served: the
+scraper adds it back from its own job); `labelmap` names never expand to "" (Prometheus
+holds such a label, SD clients reject it). Generated rules may read `job`, `__scheme__`,
+`__metrics_path__` and `__scrape_timeout__`; fixed rule sets also read and rewrite the
+others (`__param_x`, intervals, histogram flags) with non-default scrape settings on
+both sides.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ SOURCES = ["__address__", "__meta_kubernetes_pod_name", "__meta_kubernetes_names
            "__meta_kubernetes_pod_annotation_prometheus_io_port",
            "__meta_kubernetes_pod_annotation_prometheus_io_path",
            "__meta_kubernetes_pod_container_port_number", "__meta_kubernetes_pod_container_name",
-           "__meta_kubernetes_pod_phase", "m_app", "__tmp_x", "missing", "instance"]  # fmt: skip
+           "__meta_kubernetes_pod_phase", "m_app", "__tmp_x", "missing", "instance",
+           "job", "__scheme__", "__metrics_path__", "__scrape_timeout__"]  # fmt: skip
 TARGETS = ["m_app", "__tmp_x", "instance", "pod", "__address__", "__metrics_path__", "Ünï.x",
            "__meta_kubernetes_pod_label_app"]  # fmt: skip
 DEFAULTS = ("job|__scheme__|__metrics_path__|__scrape_interval__|__scrape_timeout__|"
@@ -134,10 +137,14 @@ def role_output(objects: list[dict[str, Any]]) -> list[dict[str, object]]:
     return [e for g in render.render(loaded.objects, VIEW) for e in http_sd_entries(g)]
 
 
-def ours(objects: list[dict[str, Any]], rule_list: list[dict[str, Any]], tmp: Path) -> Any:
-    """`render --job`'s output, computed in-process."""
+def ours(
+    objects: list[dict[str, Any]], rule_list: list[dict[str, Any]], tmp: Path,
+    scrape: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
+    """`render --job`'s output, computed in-process; the job named as promtool's."""
     job = tmp / "job.yml"
-    spec = {"job_name": "ours", "kubernetes_sd_configs": [SD], "relabel_configs": rule_list}
+    spec = {"job_name": "oracle", "kubernetes_sd_configs": [SD], "relabel_configs": rule_list,
+            **(scrape or {})}  # fmt: skip
     job.write_text(yaml.safe_dump(spec))
     _, views = render_cli.read_job(job, own_namespace=None)
     return render_cli.http_sd(render_cli.job_groups(views, objects))
@@ -256,3 +263,90 @@ def test_the_vectors_can_fail(
     ], tmp_path)  # fmt: skip
     assert mine != theirs
     assert {dict(t)["__address__"] for t in mine} == {dict(t)["__address__"] for t in theirs}
+
+
+# --- rules reading the scrape defaults ---------------------------------------------------
+
+SCRAPE = {"scheme": "https", "metrics_path": "/probe", "scrape_interval": "90s",
+          "params": {"x": ["v1", "v2"], "module": ["m"]}}  # fmt: skip
+READING_DEFAULTS = {
+    "job": [{"source_labels": ["job"], "target_label": "j"},
+            {"source_labels": ["job"], "regex": "oracle", "action": "keep"}],
+    "metrics_path": [
+        {"source_labels": ["__metrics_path__"], "target_label": "path"},
+        {"source_labels": ["__metrics_path__", "__meta_kubernetes_pod_label_app"],
+         "separator": "/", "target_label": "__metrics_path__"}],
+    "scheme": [{"source_labels": ["__scheme__", "__address__"], "separator": "://",
+                "target_label": "url"},
+               {"source_labels": ["__scheme__"], "regex": "https", "replacement": "http",
+                "target_label": "__scheme__"}],
+    "param": [{"source_labels": ["__param_x", "__param_module"], "target_label": "px"},
+              {"source_labels": ["__param_x"], "regex": "v1", "action": "keep"},
+              {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "__param_x"}],
+    "interval": [{"source_labels": ["__scrape_interval__", "__scrape_timeout__",
+                                    "__scrape_native_histograms__"], "target_label": "it"}],
+    "interval_errors": [
+        {"source_labels": ["__meta_kubernetes_pod_label_tier"], "regex": "1",
+         "replacement": "", "target_label": "__scrape_interval__"},
+        {"source_labels": ["__meta_kubernetes_pod_label_tier"], "regex": "2",
+         "replacement": "2m", "target_label": "__scrape_timeout__"},
+        {"source_labels": ["__meta_kubernetes_pod_label_tier"], "regex": "4",
+         "replacement": "yes", "target_label": "__scrape_native_histograms__"},
+        {"source_labels": ["__meta_kubernetes_pod_label_tier"], "regex": "5",
+         "replacement": "0s", "target_label": "__scrape_timeout__"}],
+    "job_rewritten": [{"source_labels": ["__meta_kubernetes_pod_name"],
+                         "target_label": "job"},
+                        {"source_labels": ["job"], "target_label": "j"}],
+}  # fmt: skip
+# A labelkeep removing every default, then rules reading them: Prometheus reads them empty.
+REMOVED = [{"action": "labelkeep", "regex": "__address__|__meta_.*|__scrape_.*"},
+           {"source_labels": ["job", "__scheme__", "__param_x"], "target_label": "k"},
+           {"source_labels": ["__metrics_path__"], "regex": "", "action": "keep"}]  # fmt: skip
+
+
+def scrape_defaults_compare(
+    promtool: Path, rule_list: list[Any], tmp: Path, *, ignore: frozenset[str]
+) -> None:
+    """Both sides with the same scrape settings: Prometheus running the job on our role
+    output, and a Prometheus with that job but no rules reading what we serve."""
+    served = ours(ANNOTATED, rule_list, tmp, SCRAPE)
+    jobs_ = [{**oracle.file_sd(tmp, role_output(ANNOTATED), rule_list), **SCRAPE},
+             {**oracle.file_sd(tmp, served), **SCRAPE}]  # fmt: skip
+    found = []
+    for job in jobs_:
+        done = subprocess.run(oracle.command(promtool, oracle.config(tmp, job), "500ms"),
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        found.append(oracle.finals(done.stdout, ignore=oracle.SOURCE_LABELS | ignore))
+    theirs, mine = found
+    assert theirs, "the rules kept no target: the comparison would prove nothing"
+    assert mine == theirs, f"rules {rule_list}:\n{oracle.describe(mine, theirs)}"
+
+
+@pytest.mark.parametrize("name", sorted(READING_DEFAULTS))
+def test_rules_reading_scrape_defaults_match_prometheus(
+    promtool: Path, tmp_path: Path, name: str
+) -> None:
+    scrape_defaults_compare(promtool, READING_DEFAULTS[name], tmp_path, ignore=frozenset())
+
+
+def test_rules_reading_removed_scrape_defaults_match_prometheus(
+    promtool: Path, tmp_path: Path
+) -> None:
+    """A default a rule removed cannot be served (the scraper adds its own back), so the
+    defaults' names are left out of the comparison; what later rules read is compared."""
+    defaults = ScrapeJob.model_validate(
+        {"job_name": "oracle", "kubernetes_sd_configs": [SD], **SCRAPE}
+    ).scrape_defaults()
+    scrape_defaults_compare(promtool, REMOVED, tmp_path, ignore=frozenset(defaults))
+
+
+def test_served_labels_leave_unchanged_defaults_to_the_scraper(tmp_path: Path) -> None:
+    """Only what the rules changed is served; an unchanged default is the scraper's."""
+    served = ours(ANNOTATED, READING_DEFAULTS["scheme"], tmp_path, SCRAPE)
+    assert served
+    for entry in served:
+        assert entry["labels"]["__scheme__"] == "http"  # changed by a rule: served
+        assert entry["labels"]["url"].startswith("https://")
+        assert not {"job", "__metrics_path__", "__param_x", "__scrape_interval__"} & set(
+            entry["labels"]
+        )

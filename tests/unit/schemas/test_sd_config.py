@@ -109,9 +109,10 @@ PASTED: dict[str, Any] = {
 def test_pasted_prometheus_job_is_accepted_and_extras_listed() -> None:
     job = ScrapeJob.model_validate(PASTED)
     assert job.job_name == "kubernetes-pods"
+    # scrape_interval and scheme feed the scrape defaults relabeling reads: not ignored.
+    assert job.scrape_defaults()["__scheme__"] == PASTED["scheme"]
+    assert job.scrape_defaults()["__scrape_interval__"] == PASTED["scrape_interval"]
     assert set(job.ignored_keys) == {
-        "scrape_interval",
-        "scheme",
         "tls_config",
         "authorization",
         "honor_labels",
@@ -138,11 +139,56 @@ def test_every_prometheus_scrape_key_is_accepted(key: str) -> None:
 
 def test_prometheus_lists_for_ignored_keys_match_the_source() -> None:
     # config/config.go ScrapeConfig (29 keys besides job_name, less relabel_configs which
-    # sdstream applies), prometheus/common's inlined HTTPClientConfig (13) and the 36
-    # registered discovery configs but kubernetes
-    assert len(IGNORED_SCRAPE_KEYS) == 28 + 13 + 36
+    # sdstream applies and the 8 feeding the scrape defaults), prometheus/common's inlined
+    # HTTPClientConfig (13) and the 36 registered discovery configs but kubernetes
+    assert len(IGNORED_SCRAPE_KEYS) == 28 - 8 + 13 + 36
     assert not {"kubernetes_sd_configs", "relabel_configs"} & IGNORED_SCRAPE_KEYS
     assert {"static_configs", "http_sd_configs", "bearer_token"} <= (IGNORED_SCRAPE_KEYS)
+
+
+JOB: dict[str, Any] = {"job_name": "j", "kubernetes_sd_configs": [{"role": "pod"}]}
+SCRAPE_DEFAULT_KEYS = ["scheme", "metrics_path", "scrape_interval", "scrape_timeout", "params",
+                       "scrape_native_histograms", "always_scrape_classic_histograms",
+                       "convert_classic_histograms_to_nhcb"]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", SCRAPE_DEFAULT_KEYS)
+def test_a_null_scrape_default_key_reads_as_prometheus_default(key: str) -> None:
+    job = ScrapeJob.model_validate({**JOB, key: None})
+    assert job.scrape_defaults() == {
+        "job": "j", "__scrape_interval__": "1m", "__scrape_timeout__": "10s",
+        "__metrics_path__": "/metrics", "__scheme__": "http",
+        "__convert_classic_histograms_to_nhcb__": "false",
+        "__always_scrape_classic_histograms__": "false", "__scrape_native_histograms__": "false",
+    }  # fmt: skip
+
+
+def test_scrape_defaults_follow_prometheus() -> None:
+    job = ScrapeJob.model_validate({
+        "job_name": "j", "kubernetes_sd_configs": [{"role": "pod"}], "scrape_interval": "90s",
+        "params": {"module": ["m1", "m2"], "none": []}, "scheme": "https",
+        "metrics_path": "/m", "scrape_native_histograms": True,
+    })  # fmt: skip
+    defaults = job.scrape_defaults()
+    assert defaults["__scrape_interval__"] == "1m30s"
+    assert defaults["__scrape_timeout__"] == "10s"
+    assert defaults["__param_module"] == "m1"
+    assert "__param_none" not in defaults
+    assert (defaults["__scheme__"], defaults["__metrics_path__"]) == ("https", "/m")
+    assert defaults["__scrape_native_histograms__"] == "true"
+    short = ScrapeJob.model_validate({**JOB, "scrape_interval": "5s"})
+    assert short.scrape_defaults()["__scrape_timeout__"] == "5s"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [({"scrape_interval": "5s", "scrape_timeout": "6s"}, "scrape timeout greater"),
+     ({"scrape_interval": "5 s"}, "not a valid duration"),
+     ({"scrape_timeout": ""}, "not a valid duration")],
+)  # fmt: skip
+def test_bad_scrape_durations_are_refused(extra: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ScrapeJob.model_validate({**JOB, **extra})
 
 
 def test_null_lists_read_as_empty() -> None:

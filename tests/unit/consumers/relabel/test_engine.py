@@ -236,3 +236,41 @@ def test_long_values_are_relabeled_but_not_remembered() -> None:
     assert rule.memo(long, rule.match) == [long, long[1:]]
     assert rule.memo("xz", rule.match) == ["xz", "z"]
     assert list(rule._cache) == ["xz"]
+
+
+DEFAULTS = {"job": "j", "__scheme__": "http", "__metrics_path__": "/metrics",
+            "__scrape_interval__": "1m", "__scrape_timeout__": "10s"}  # fmt: skip
+
+
+def test_scrape_defaults_go_in_where_missing_or_empty_and_discovered_labels_win() -> None:
+    rules = engine.compile_rules(
+        [
+            RelabelConfig.model_validate(
+                {"source_labels": ["job", "__scheme__"], "target_label": "k"}
+            )
+        ]
+    )
+    done = engine.process(
+        {"__address__": "a:1", "__scheme__": "https", "job": ""}, rules, defaults=DEFAULTS
+    )
+    # `k` read both; the unchanged defaults are left to the scraper, the discovered one stays
+    assert done.final == {"__address__": "a:1", "__scheme__": "https", "k": "j;https"}
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "error"),
+    [("", "10s", "error parsing scrape interval"), ("0s", "10s", "scrape interval cannot be 0"),
+     ("1m", "x", "error parsing scrape timeout"), ("1m", "0", "scrape timeout cannot be 0"),
+     ("1m", "2m", 'scrape timeout cannot be greater than scrape interval ("2m" > "1m")')],
+)  # fmt: skip
+def test_broken_scrape_timing_is_refused_like_prometheus(
+    interval: str, timeout: str, error: str
+) -> None:
+    labels = {"__address__": "a:1", "__scrape_interval__": interval, "__scrape_timeout__": timeout}
+    rules = engine.compile_rules(
+        [RelabelConfig.model_validate({"regex": "__address__|__scrape_.*", "action": "labelkeep"})]
+    )
+    done = engine.process(labels, rules, defaults={"job": "j"})
+    assert done.final is None
+    assert done.error is not None
+    assert done.error.startswith(error)
