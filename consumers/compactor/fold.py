@@ -20,8 +20,7 @@ from consumers.compactor import dependencies, state
 from consumers.compactor.jobs import JobView, namespace_of
 from consumers.relabel import engine
 from consumers.relabel import groups as relabeling
-from consumers.roles import lookup as lookups
-from consumers.roles import table
+from consumers.roles import lookups, table
 from schemas.objects import KubeObject
 from schemas.targets import LabelSet, TargetGroup
 from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key

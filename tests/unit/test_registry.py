@@ -17,8 +17,7 @@ import yaml
 from consumers import render
 from consumers.compactor import dependencies, fold, jobs, kafka_loop, records
 from consumers.monitors import jobs as monitor_jobs
-from consumers.roles import lookup as lookups
-from consumers.roles import table
+from consumers.roles import lookups, table
 from consumers.selectors import field_matches
 from producers import trim
 from producers.kubeapi import api
