@@ -45,6 +45,7 @@ from aiokafka.errors import (
 from consumers import heap
 from consumers.compactor import (
     catch_up,
+    folds,
     full_sync,
     kafka_targets_topic,
     kafka_writer,
@@ -52,7 +53,6 @@ from consumers.compactor import (
     records,
     state,
 )
-from consumers.compactor import fold as folds
 from consumers.compactor import metrics as fold_metrics
 from consumers.compactor.kafka_writer import TargetsWriter
 from consumers.compactor.pauses import Pauses

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from consumers import render
-from consumers.compactor import dependencies, fold, jobs, kafka_loop, records
+from consumers.compactor import dependencies, folds, jobs, kafka_loop, records
 from consumers.monitors import jobs as monitor_jobs
 from consumers.roles import lookups, table
 from consumers.selectors import field_matches
@@ -95,7 +95,7 @@ def test_every_consumer_covers_the_row(row: Row) -> None:
         assert r in monitor_jobs.KINDS.values()
         return
     view = _view_reading(r)
-    visible = fold.VisibleLookup(loaded.objects, view, "ns")
+    visible = folds.VisibleLookup(loaded.objects, view, "ns")
     recording = dependencies.RecordingLookup(visible)
     assert recording.get(r, key) == obj
     assert recording.deps == {(r, key)}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from consumers.compactor import fold as folds
+from consumers.compactor import folds
 from consumers.compactor.jobs import compile_jobs
 from consumers.discovery import html, route, rows, source
 from consumers.sinks.http_sd import PartsReply
