@@ -20,8 +20,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from consumers.compactor import folds, jobs, kafka_loop, kafka_targets_topic
-from consumers.compactor import metrics as fold_metrics
+from consumers.compactor import fold_metrics, folds, jobs, kafka_loop, kafka_targets_topic
 from consumers.discovery import route as discovery
 from consumers.discovery import source as discovery_source
 from consumers.sinks import kafka_targets

@@ -45,6 +45,7 @@ from aiokafka.errors import (
 from consumers import heap
 from consumers.compactor import (
     catch_up,
+    fold_metrics,
     folds,
     full_sync,
     kafka_targets_topic,
@@ -53,7 +54,6 @@ from consumers.compactor import (
     records,
     state,
 )
-from consumers.compactor import metrics as fold_metrics
 from consumers.compactor.kafka_writer import TargetsWriter
 from consumers.compactor.pauses import Pauses
 from kafka_access import kafka_options, refusals
