@@ -24,7 +24,7 @@ import orjson
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.runner import Producer
 from schemas.config import (
     ConsumerSettings,

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.runner import Producer
 from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings
 from schemas.topics import Resource, object_topic

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.kubeapi import auth, errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.runner import Producer
