@@ -45,10 +45,14 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 def producer_settings(
     kafka: KafkaSettings, kubeconfig: Path, namespace: str, *, cluster: str = "a"
 ) -> ProducerSettings:
-    base = e2e.producer_settings(cluster=cluster, bootstrap=kafka.bootstrap,
-                                 prefix=kafka.topic_prefix, kubeconfig=kubeconfig,
-                                 namespace=namespace)  # fmt: skip
-    return ProducerSettings.model_validate({**base.model_dump(), "kafka": kafka.model_dump()})
+    return e2e.producer_settings(
+        cluster=cluster,
+        bootstrap=kafka.bootstrap,
+        prefix=kafka.topic_prefix,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        kafka=kafka,
+    )
 
 
 async def test_a_wrong_password_is_one_clear_line_and_recovers_when_the_file_is_fixed(
