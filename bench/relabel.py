@@ -36,20 +36,9 @@ from consumers.compactor.jobs import compile_job
 from consumers.sinks import sd_json
 from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource
+from tests.relabel_rules import AFTER_KEEP, TYPICAL
 
-KEEP = {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
-        "action": "keep", "regex": "true"}  # fmt: skip
-REST = [
-    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
-     "action": "replace", "target_label": "__metrics_path__", "regex": "(.+)"},
-    {"source_labels": ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-     "action": "replace", "regex": "([^:]+)(?::\\d+)?;(\\d+)", "replacement": "$1:$2",
-     "target_label": "__address__"},
-    {"action": "labelmap", "regex": "__meta_kubernetes_pod_label_(.+)"},
-    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-]  # fmt: skip
-JOBS = {"plain": [], "typical": [KEEP, *REST], "typical without keep": REST}
+JOBS = {"plain": [], "typical": TYPICAL, "typical without keep": AFTER_KEEP}
 
 
 def pods(count: int) -> list[dict[str, Any]]:
