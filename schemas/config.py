@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from schemas.monitors import MonitorsSettings
 from schemas.resources import ROWS
 from schemas.sd_config import ScrapeJob
-from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
+from schemas.selectors import SelectorError, checked_label_selector, parse_field_selector
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -300,12 +300,7 @@ class ProducerSettings(BaseModel):
     @classmethod
     def _label_selector(cls, value: str | None) -> str | None:
         """The API server answers a bad selector with HTTP 400 on every list: fail at load."""
-        if value is not None:
-            try:
-                parse_label_selector(value)
-            except SelectorError as exc:
-                raise ValueError(f"invalid label selector: {exc}") from exc
-        return value
+        return None if value is None else checked_label_selector(value)
 
     @field_validator("field_selector")
     @classmethod

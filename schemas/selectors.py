@@ -333,6 +333,15 @@ class _LabelParser:
             raise self.fail(token, f"invalid label value {token.text!r}: {problem}")
 
 
+def checked_label_selector(text: str) -> str:
+    """`text` if it parses; for the settings' validators, a ValueError naming the problem."""
+    try:
+        parse_label_selector(text)
+    except SelectorError as exc:
+        raise ValueError(f"invalid label selector: {exc}") from exc
+    return text
+
+
 def parse_label_selector(text: str) -> LabelSelector:
     """Parse a label selector; `SelectorError` names the bad part and its position."""
     return _LabelParser(text).parse()
