@@ -115,19 +115,29 @@ def kafka_inconsistency(kafka: KafkaSettings) -> str | None:
     return _sasl_inconsistency(kafka) or _tls_inconsistency(kafka)
 
 
+def _ignored(
+    kafka: KafkaSettings, fields: tuple[str, ...], protocols: tuple[str, ...], why: str
+) -> str | None:
+    """Fields set under a protocol that ignores them, or None."""
+    named = [name for name in fields if getattr(kafka, name) is not None]
+    if named and kafka.security_protocol not in protocols:
+        return (
+            f"{', '.join(named)} set but security_protocol is {kafka.security_protocol}, which "
+            f"{why}: use {' or '.join(protocols)}, or unset them"
+        )
+    return None
+
+
 def _sasl_inconsistency(kafka: KafkaSettings) -> str | None:
     protocol = kafka.security_protocol
-    sasl = [name for name in _SASL_FIELDS if getattr(kafka, name) is not None]
-    if sasl and protocol not in _SASL:
-        return (
-            f"{', '.join(sasl)} set but security_protocol is {protocol}, which sends no "
-            "SASL credentials: use SASL_PLAINTEXT or SASL_SSL, or unset them"
-        )
+    problem = _ignored(kafka, _SASL_FIELDS, _SASL, "sends no SASL credentials")
+    if problem is not None:
+        return problem
     if kafka.sasl_password is not None and kafka.sasl_password_file is not None:
         return "sasl_password and sasl_password_file both set: set one"
     if kafka.sasl_mechanism == "OAUTHBEARER" or kafka.sasl_oauth_token_file is not None:
         return _oauth_inconsistency(kafka)
-    missing = [name for name in ("sasl_mechanism", "sasl_username") if name not in sasl]
+    missing = [name for name in ("sasl_mechanism", "sasl_username") if getattr(kafka, name) is None]
     if kafka.sasl_password is None and kafka.sasl_password_file is None:
         missing.append("sasl_password (or sasl_password_file)")
     if protocol in _SASL and missing:
@@ -152,13 +162,9 @@ def _oauth_inconsistency(kafka: KafkaSettings) -> str | None:
 
 
 def _tls_inconsistency(kafka: KafkaSettings) -> str | None:
-    protocol = kafka.security_protocol
-    tls = [name for name in _TLS_FIELDS if getattr(kafka, name) is not None]
-    if tls and protocol not in _TLS:
-        return (
-            f"{', '.join(tls)} set but security_protocol is {protocol}, which does not "
-            "use TLS: use SSL or SASL_SSL, or unset them"
-        )
+    problem = _ignored(kafka, _TLS_FIELDS, _TLS, "does not use TLS")
+    if problem is not None:
+        return problem
     if (kafka.ssl_certfile is None) != (kafka.ssl_keyfile is None):
         return "ssl_certfile and ssl_keyfile go together: set both or neither"
     if kafka.ssl_keyfile_password_file is not None and kafka.ssl_keyfile is None:
