@@ -70,7 +70,21 @@ class KafkaSettings(BaseModel):
     ssl_keyfile_password_file: Path | None = Field(
         None, description="File holding the password of an encrypted ssl_keyfile"
     )
-    replication_factor: int = Field(1, ge=1, description="For topics sdstream creates")
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replicas of each partition of the topics sdstream creates (object topics "
+        "by producers, the targets topic by the fold); 1 suits one broker only, production "
+        "wants 3. An existing topic with another factor is used, with a warning naming it",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the topics sdstream creates: replicas that must "
+        "have a write before Kafka acknowledges it (sdstream writes with acks=all); at most "
+        "replication_factor. Unset: the broker's default. An existing topic with another "
+        "value is used, with a warning naming it and the command that changes it",
+    )
     create_topics: bool = Field(
         True,
         description="Create missing topics (compacted). false: never create any; a missing "
@@ -158,7 +172,20 @@ def kafka_inconsistency(kafka: KafkaSettings) -> str | None:
 
     aiokafka ignores SASL settings under a non-SASL protocol and TLS files under a non-TLS
     one, so each would otherwise connect silently in a way the operator did not mean."""
-    return _sasl_inconsistency(kafka) or _tls_inconsistency(kafka)
+    return (
+        _sasl_inconsistency(kafka) or _tls_inconsistency(kafka) or _durability_inconsistency(kafka)
+    )
+
+
+def _durability_inconsistency(kafka: KafkaSettings) -> str | None:
+    """More in-sync replicas than replicas: Kafka would refuse every acks=all write."""
+    insync, replicas = kafka.min_insync_replicas, kafka.replication_factor
+    if insync is not None and insync > replicas:
+        return (
+            f"min_insync_replicas {insync} exceeds replication_factor {replicas}: Kafka would "
+            "refuse every write (NotEnoughReplicas); lower it or raise replication_factor"
+        )
+    return None
 
 
 def _sasl_inconsistency(kafka: KafkaSettings) -> str | None:

@@ -87,6 +87,7 @@ def devstack_values(*, bootstrap: str, prefix: str) -> dict[str, Any]:
             "bootstrap": bootstrap,
             "topic_prefix": prefix,
             "replication_factor": 1,
+            "min_insync_replicas": 1,
             "security_protocol": "PLAINTEXT",
             "sasl_mechanism": None,
         },
