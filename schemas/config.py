@@ -404,6 +404,33 @@ class ConsumerSettings(BaseModel):
         ".*", description="Regex of cluster names; new clusters' topics are picked up live"
     )
     group_id: str = "sdstream-consumer"
+    group_instance_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Kafka static membership (KIP-345) of the fold: a name unique to this "
+        "member of the group and stable across its restarts (a StatefulSet pod name). A "
+        "member that comes back within session_timeout_s keeps its partitions, without "
+        "rebalancing the group; one that leaves for good is noticed only after "
+        "session_timeout_s. Two live members with the same name fence each other. Unset: "
+        "dynamic membership, a rebalance at every stop and start",
+    )
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=1800,
+        description="How long the group coordinator waits for a silent fold member before "
+        "giving its partitions to the others (Kafka's session.timeout.ms, within the "
+        "brokers' group.min/max.session.timeout.ms, 6 s to 30 min by default). With "
+        "group_instance_id, make it longer than a restart takes",
+    )
+    commit_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the fold commits its consumer-group offsets (and once at "
+        "shutdown), so kafka-consumer-groups, Burrow or kminion show its lag: the offsets "
+        "its published target groups reflect. Never used to resume: state is rebuilt from "
+        "the compacted topics at every start",
+    )
     mode: Literal["all", "fold", "serve"] = Field(
         "all", description="fold: build target groups; serve: HTTP SD and file SD; all: both"
     )
