@@ -10,8 +10,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import CollectorRegistry
 
-from consumers.compactor import kafka_offsets
-from consumers.compactor import metrics as fold_metrics
+from consumers.compactor import fold_metrics, kafka_offsets
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 
