@@ -195,7 +195,9 @@ class FoldLoop:
                 await client.start()
                 started.push_async_callback(stopping.stop, name, client.stop)
                 if client is group:  # before the group consumer stops: the last markers
-                    started.push_async_callback(committer.commit)
+                    started.push_async_callback(
+                        committer.commit, kafka_offsets.FINAL_COMMIT_TIMEOUT_S
+                    )
                     self._committer = committer
             try:
                 group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))

@@ -6,11 +6,11 @@ and for every gained partition (`kafka_loop` seeks gained partitions to the begi
 whatever is committed), so what it commits only says how far its published target groups
 reflect each partition: the positions folded before the last publish step that finished.
 
-Commits run in their own task, every `interval_s` and once more at shutdown, each within
-COMMIT_TIMEOUT_S. A commit that fails (a rebalance under way, the coordinator moving,
-Kafka away) is counted by reason and tried again at the next tick; the fold never waits
-for one. Only a failure after a success is logged as a warning (then once when commits
-work again), so an outage is not a line every few seconds.
+Commits run in their own task, every `interval_s` (each within COMMIT_TIMEOUT_S) and once
+more at shutdown (within FINAL_COMMIT_TIMEOUT_S). A commit that fails (a rebalance under
+way, the coordinator moving, Kafka away) is counted by reason and tried again at the next
+tick; the fold never waits for one. Only a failure after a success is logged as a warning
+(then once when commits work again), so an outage is not a line every few seconds.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from prometheus_client import Counter
 logger = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 10.0  # longest wait for one commit
+# At shutdown, before the group consumer stops: short, so that with every client's own
+# stop bound the process still ends within a pod's 30 s termination grace period.
+FINAL_COMMIT_TIMEOUT_S = 3.0
 
 
 class OffsetCommitter:
@@ -54,7 +57,7 @@ class OffsetCommitter:
             await asyncio.sleep(self._interval_s)
             await self.commit()
 
-    async def commit(self) -> None:
+    async def commit(self, timeout_s: float = COMMIT_TIMEOUT_S) -> None:
         """Commit marked positions of assigned partitions that moved; never raises a Kafka
         error or a timeout (counted, logged, tried again next time)."""
         assigned = self._consumer.assignment()
@@ -64,7 +67,7 @@ class OffsetCommitter:
         if not offsets:
             return
         try:
-            async with asyncio.timeout(COMMIT_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 await self._consumer.commit(offsets)
         except (KafkaError, TimeoutError) as exc:
             self._failed(exc)

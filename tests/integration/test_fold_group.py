@@ -133,6 +133,20 @@ async def test_a_fold_restarted_with_committed_offsets_still_serves_everything(
     assert await committed(kafka_bootstrap, group) == ends
 
 
+async def test_a_fold_commits_its_offsets_when_it_stops(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """An interval longer than the test: only the commit at shutdown can write them."""
+    await write_pods(kafka_bootstrap, topic_prefix)
+    ends = await end_offsets(kafka_bootstrap, object_topic(topic_prefix, "c1", Resource.PODS))
+    group = unique("g")
+    config = fold_settings(kafka_bootstrap, topic_prefix, group, commit_interval_s=3600.0)
+    async with consumer(config) as running:
+        await running.until("pods", lambda e: len(e) == PODS)
+        assert await committed(kafka_bootstrap, group) == {}
+    assert await committed(kafka_bootstrap, group) == ends
+
+
 @pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
 async def test_a_member_restarted_within_the_session_timeout_keeps_its_partitions(
     kafka_bootstrap: str, topic_prefix: str, static: bool
