@@ -9,8 +9,9 @@ reflect each partition: the positions folded before the last publish step that f
 Commits run in their own task, every `interval_s` (each within COMMIT_TIMEOUT_S) and once
 more at shutdown (within FINAL_COMMIT_TIMEOUT_S). A commit that fails (a rebalance under
 way, the coordinator moving, Kafka away) is counted by reason and tried again at the next
-tick; the fold never waits for one. Only a failure after a success is logged as a warning
-(then once when commits work again), so an outage is not a line every few seconds.
+tick; the fold never waits for one. One failure (a rebalance makes one) is logged at INFO,
+a second in a row as a warning, later ones at DEBUG until a line says commits work again:
+an outage is not a line every few seconds.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class OffsetCommitter:
         reason = type(exc).__name__
         self._failures.labels(reason).inc()
         self._failing += 1
-        log = logger.warning if self._failing == 1 else logger.debug
+        log = {1: logger.info, 2: logger.warning}.get(self._failing, logger.debug)
         log("Cannot commit the fold's offsets (progress markers for lag tools; the fold goes "
             "on): %r; trying again in %.0f s.", exc, self._interval_s,
             extra={"reason": reason, "failures": self._failing})  # fmt: skip
