@@ -10,6 +10,7 @@ grows with the limit (`producers.emit.fitting`), the fold a fixed 1 KiB
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -61,3 +62,10 @@ def max_message_bytes(configs: Mapping[str, str]) -> int | None:
     own), or None if Kafka did not say."""
     value = configs.get(MAX_MESSAGE_BYTES, "")
     return int(value) if value.isdigit() else None
+
+
+def fewest_replicas(described: Mapping[str, Any]) -> int | None:
+    """The fewest replicas of any partition of one admin.describe_topics() entry (the
+    topic's replication factor), or None if it shows no partitions."""
+    counts = [len(p["replicas"]) for p in described.get("partitions") or ()]
+    return min(counts) if counts else None

@@ -6,7 +6,9 @@ partition count it was asked for when the partition number carries meaning (obje
 topics are partitioned by namespace, alike on every topic of a cluster), and, where
 sdstream would set `max.message.bytes`, takes at least that. What sdstream adapts to
 instead (a smaller `max.message.bytes` on an existing topic lowers its record limit
-with a warning) is no error.
+with a warning) is no error. Nor is durability: a topic with another replication factor
+or `min.insync.replicas` than the settings ask for still works, so `durability_drift`
+only names it for a warning (Kafka cannot change a replication factor in place).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 COMPACT = "compact"
+MIN_INSYNC = "min.insync.replicas"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Wanted:
 class Found:
     partitions: int
     configs: Mapping[str, str]  # as DescribeConfigs reports them ({} if not readable)
+    replicas: int | None = None  # fewest replicas of any partition (None: not described)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,34 @@ def unfit(
                 "delete it and run: " + _create(topic, bootstrap, replication),
             ))  # fmt: skip
     return result
+
+
+def durability_configs(min_insync: int | None) -> dict[str, str]:
+    """Topic configs that carry the settings' durability at creation (the replication
+    factor is no config: it is given to CreateTopics itself)."""
+    return {} if min_insync is None else {MIN_INSYNC: str(min_insync)}
+
+
+def durability_drift(
+    found: Mapping[str, Found], *, replication: int, min_insync: int | None, bootstrap: str
+) -> list[str]:
+    """One line per existing topic whose replication factor or `min.insync.replicas`
+    differs from the settings' (what Kafka did not say is not judged)."""
+    lines = []
+    for name, have in sorted(found.items()):
+        if have.replicas is not None and have.replicas != replication:
+            lines.append(
+                f"topic {name} has replication factor {have.replicas}, not {replication} "
+                "(kafka.replication_factor); kafka-reassign-partitions.sh changes it"
+            )
+        insync = have.configs.get(MIN_INSYNC)
+        if min_insync is not None and insync is not None and insync != str(min_insync):
+            fix = _alter(name, bootstrap, f"{MIN_INSYNC}={min_insync}")
+            lines.append(
+                f"topic {name} has {MIN_INSYNC}={insync}, not {min_insync} "
+                f"(kafka.min_insync_replicas): {fix}"
+            )
+    return lines
 
 
 def message(problems: Sequence[Unfit], *, creating: bool) -> str:

@@ -193,17 +193,20 @@ class KafkaPublisher:
         options = kafka_options.client_options(self._settings)
         admin = AIOKafkaAdminClient(**options)
         create = self._settings.create_topics
+        durable = topic_plan.durability_configs(self._settings.min_insync_replicas)
         try:
             await admin.start()
             if create:
-                await _create_missing(admin, topics, replication=self._settings.replication_factor)
+                await _create_missing(admin, topics, replication=self._settings.replication_factor,
+                                      configs=durable)  # fmt: skip
             found, limits = await _found(admin, topics, missing_ok=not create)
         except KafkaError as exc:
             refused = await self._refusals.check(exc, doing="checking topics", options=options)
             raise PublishFailed(refused or f"checking topics: {exc!r}") from exc
         finally:
             await stopping.stop("admin client", admin.close)
-        wanted = [topic_plan.Wanted(name, count) for name, count in topics.items()]
+        wanted = [topic_plan.Wanted(name, count, configs=durable) for name, count in topics.items()]
+        _warn_durability(found, self._settings)
         problems = topic_plan.unfit(
             wanted, found, bootstrap=self._settings.bootstrap,
             replication=self._settings.replication_factor,
@@ -218,12 +221,25 @@ class KafkaPublisher:
         return limits
 
 
+def _warn_durability(found: Mapping[str, topic_plan.Found], kafka: KafkaSettings) -> None:
+    """A warning per topic whose durability differs from the settings: it still works."""
+    for line in topic_plan.durability_drift(
+        found, replication=kafka.replication_factor, min_insync=kafka.min_insync_replicas,
+        bootstrap=kafka.bootstrap,
+    ):  # fmt: skip
+        logger.warning("Using %s.", line, extra={"problem": line})
+
+
 async def _create_missing(
-    admin: AIOKafkaAdminClient, topics: Mapping[str, int], *, replication: int
+    admin: AIOKafkaAdminClient,
+    topics: Mapping[str, int],
+    *,
+    replication: int,
+    configs: Mapping[str, str],
 ) -> None:
     existing = set(await admin.list_topics())
     missing = {name: count for name, count in topics.items() if name not in existing}
-    answers = await compacted.create(admin, missing, replication=replication)
+    answers = await compacted.create(admin, missing, replication=replication, configs=configs)
     for name, error in answers.items():
         if error is not None:  # e.g. an ACL: ensure_topics says which
             raise error
@@ -283,8 +299,10 @@ async def _found(
     if denied:
         raise TopicAuthorizationFailedError(denied)
     counts = {m["topic"]: len(m["partitions"]) for m in described if m["error_code"] == 0}
+    replicas = {m["topic"]: compacted.fewest_replicas(m) for m in described}
     configs = await compacted.configs(admin, counts)
-    found = {name: topic_plan.Found(n, configs.get(name, {})) for name, n in counts.items()}
+    found = {name: topic_plan.Found(n, configs.get(name, {}), replicas.get(name))
+             for name, n in counts.items()}  # fmt: skip
     return found, _max_message_bytes(configs)
 
 

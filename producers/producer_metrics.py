@@ -24,6 +24,7 @@ class ProducerMetrics:
     lag: Histogram  # from the producer seeing an API event to the broker ack
     ready: Gauge  # resource: 1 once the initial list is published
     leader: Gauge  # 1 while this replica holds the lease
+    leader_election: Gauge  # 1 when leader election is on
     watch_failures: Gauge  # resource: consecutive failures of its watch, 0 when it works
     kafka_refusals: Counter  # reason: Kafka refused our credentials, TLS or an ACL
 
@@ -79,6 +80,12 @@ def create(registry: CollectorRegistry) -> ProducerMetrics:
         ),
         leader=Gauge(
             "sdstream_producer_leader", "1 while this replica holds the lease.", registry=registry
+        ),
+        leader_election=Gauge(
+            "sdstream_producer_leader_election",
+            "1 when this producer runs Lease leader election (sdstream_producer_leader says "
+            "whether it holds the Lease); 0 when it publishes without election.",
+            registry=registry,
         ),
         watch_failures=Gauge(
             "sdstream_producer_watch_failures",

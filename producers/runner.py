@@ -120,6 +120,7 @@ class Producer:
         """Watch and publish until `stop` (as leader, if election is on); the exit status."""
         self.readiness.expected = frozenset(watches(self.settings))
         self.readiness.metrics = self.metrics
+        self.metrics.leader_election.set(1 if self.settings.leader.enabled else 0)
         self.readiness.health = WatchHealth(self.metrics)
         self.readiness.refusals = Refusals(
             self.settings.kafka, counter=self.metrics.kafka_refusals, log=False

@@ -69,7 +69,21 @@ class KafkaSettings(BaseModel):
     ssl_keyfile_password_file: Path | None = Field(
         None, description="File holding the password of an encrypted ssl_keyfile"
     )
-    replication_factor: int = Field(1, ge=1, description="For topics sdstream creates")
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replicas of each partition of the topics sdstream creates (object topics "
+        "by producers, the targets topic by the fold); 1 suits one broker only, production "
+        "wants 3. An existing topic with another factor is used, with a warning naming it",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the topics sdstream creates: replicas that must "
+        "have a write before Kafka acknowledges it (sdstream writes with acks=all); at most "
+        "replication_factor. Unset: the broker's default. An existing topic with another "
+        "value is used, with a warning naming it and the command that changes it",
+    )
     create_topics: bool = Field(
         True,
         description="Create missing topics (compacted). false: never create any; a missing "
@@ -112,7 +126,20 @@ def kafka_inconsistency(kafka: KafkaSettings) -> str | None:
 
     aiokafka ignores SASL settings under a non-SASL protocol and TLS files under a non-TLS
     one, so each would otherwise connect silently in a way the operator did not mean."""
-    return _sasl_inconsistency(kafka) or _tls_inconsistency(kafka)
+    return (
+        _sasl_inconsistency(kafka) or _tls_inconsistency(kafka) or _durability_inconsistency(kafka)
+    )
+
+
+def _durability_inconsistency(kafka: KafkaSettings) -> str | None:
+    """More in-sync replicas than replicas: Kafka would refuse every acks=all write."""
+    insync, replicas = kafka.min_insync_replicas, kafka.replication_factor
+    if insync is not None and insync > replicas:
+        return (
+            f"min_insync_replicas {insync} exceeds replication_factor {replicas}: Kafka would "
+            "refuse every write (NotEnoughReplicas); lower it or raise replication_factor"
+        )
+    return None
 
 
 def _ignored(
@@ -332,6 +359,33 @@ class ConsumerSettings(BaseModel):
         ".*", description="Regex of cluster names; new clusters' topics are picked up live"
     )
     group_id: str = "sdstream-consumer"
+    group_instance_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Kafka static membership (KIP-345) of the fold: a name unique to this "
+        "member of the group and stable across its restarts (a StatefulSet pod name). A "
+        "member that comes back within session_timeout_s keeps its partitions, without "
+        "rebalancing the group; one that leaves for good is noticed only after "
+        "session_timeout_s. Two live members with the same name fence each other. Unset: "
+        "dynamic membership, a rebalance at every stop and start",
+    )
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=1800,
+        description="How long the group coordinator waits for a silent fold member before "
+        "giving its partitions to the others (Kafka's session.timeout.ms, within the "
+        "brokers' group.min/max.session.timeout.ms, 6 s to 30 min by default). With "
+        "group_instance_id, make it longer than a restart takes",
+    )
+    commit_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the fold commits its consumer-group offsets (and once at "
+        "shutdown), so kafka-consumer-groups, Burrow or kminion show its lag: the offsets "
+        "its published target groups reflect. Never used to resume: state is rebuilt from "
+        "the compacted topics at every start",
+    )
     mode: Literal["all", "fold", "serve"] = Field(
         "all", description="fold: build target groups; serve: HTTP SD and file SD; all: both"
     )

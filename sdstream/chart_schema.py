@@ -29,7 +29,7 @@ KAFKA_FROM_SECRETS = (
     "ssl_keyfile_password_file",
 )
 PRODUCER_SET_BY_CHART = ("kafka", "kube", "leader", "http")
-CONSUMER_SET_BY_CHART = ("kafka", "http", "mode")
+CONSUMER_SET_BY_CHART = ("kafka", "http", "mode", "group_instance_id")
 
 Schema = dict[str, Any]
 
@@ -69,6 +69,35 @@ _KAFKA_USER = _obj(
 )
 
 
+_NAME: Schema = {"type": "string", "minLength": 1}
+_KEY_REF = _obj({"name": _NAME, "key": _NAME}, required=("name", "key"))
+# How Prometheus reaches /metrics behind serve.webConfig (the operator's endpoint fields,
+# credentials only from Secrets).
+_SCRAPE_SECURITY: Schema = {
+    "scheme": {"enum": ["", "http", "https"]},
+    "tlsConfig": _obj(
+        {
+            "ca": {
+                "oneOf": [
+                    _obj({}),
+                    _obj({"secret": _KEY_REF}, required=("secret",)),
+                    _obj({"configMap": _KEY_REF}, required=("configMap",)),
+                ]
+            },
+            "serverName": _STR,
+            "insecureSkipVerify": _BOOL,
+        }
+    ),
+    "bearerTokenSecret": _obj({"name": _STR, "key": {"type": "string", "minLength": 1}}),
+    "basicAuth": {
+        "oneOf": [
+            _obj({}),
+            _obj({"username": _KEY_REF, "password": _KEY_REF}, required=("username", "password")),
+        ]
+    },
+}
+
+
 def _component(extra: Schema) -> Schema:
     return _obj(
         {
@@ -91,7 +120,12 @@ def values_schema() -> Schema:
     consumer = _model(config.ConsumerSettings, defs, drop=CONSUMER_SET_BY_CHART)
     serve = {
         "webConfig": _obj(
-            {"secretName": _STR, "key": {"type": "string", "minLength": 1}, "tls": _BOOL}
+            {
+                "secretName": _STR,
+                "key": {"type": "string", "minLength": 1},
+                "tls": _BOOL,
+                "bearerTokenKey": _STR,
+            }
         ),
         "service": _obj(
             {
@@ -129,11 +163,11 @@ def values_schema() -> Schema:
                 "commonLabels": {"type": "object", "additionalProperties": {"type": "string"}},
                 "producer": _component({"settings": producer}),
                 "consumer": _obj({"settings": consumer}),
-                "fold": _component({}),
+                "fold": _component({"staticMembership": _BOOL}),
                 "serve": _component(serve),
                 "monitoring": _obj(
                     {
-                        "serviceMonitor": _obj({**labelled, "interval": _STR}),
+                        "serviceMonitor": _obj({**labelled, "interval": _STR, **_SCRAPE_SECURITY}),
                         "prometheusRule": _obj(labelled),
                         "dashboard": _obj(labelled),
                     }

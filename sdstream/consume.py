@@ -46,6 +46,11 @@ def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> k
         targets_partitions=config.targets_partitions,
         max_group_bytes=config.max_group_bytes,
         targets_topic=config.targets,
+        membership=kafka_loop.Membership(
+            instance_id=config.group_instance_id,
+            session_timeout_s=config.session_timeout_s,
+            commit_interval_s=config.commit_interval_s,
+        ),
     )
 
 

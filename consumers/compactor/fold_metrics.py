@@ -22,6 +22,9 @@ class FoldMetrics:
     lag: Gauge
     caught_up: Gauge
     kafka_refusals: Counter  # reason: Kafka refused our credentials, TLS or an ACL
+    offset_commits: Counter
+    offset_commit_failures: Counter  # reason: the aiokafka error's name, or TimeoutError
+    rebalances: Counter
 
 
 def create(registry: CollectorRegistry) -> FoldMetrics:
@@ -61,4 +64,14 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                                "sasl_mechanism, tls_verify, tls, topic_denied, group_denied, "
                                "cluster_denied); each is retried with backoff.",
                                ["reason"], registry=registry),
+        offset_commits=Counter("sdstream_fold_offset_commits",
+                               "Commits of the group's offsets (progress markers for lag "
+                               "tools; never used to resume).", registry=registry),
+        offset_commit_failures=Counter("sdstream_fold_offset_commit_failures",
+                                       "Offset commits that failed, by error; tried again at "
+                                       "the next interval, the fold goes on.",
+                                       ["reason"], registry=registry),
+        rebalances=Counter("sdstream_fold_rebalances",
+                           "Partition assignments this member received from the group "
+                           "(the first one included).", registry=registry),
     )  # fmt: skip

@@ -10,10 +10,12 @@ Nothing is published until every assigned partition has been read to the end off
 seen when it was assigned (`catch_up`, pure). Then a full sync builds every group and
 writes only what differs from the targets topic (`full_sync`, pure: a restart writes
 nothing for current groups, and groups that vanished while we were down are tombstoned);
-after that each batch of records rebuilds only the groups it touched. Offsets are never
-committed: state is rebuilt from the compacted topics at every start and for every
-gained partition. Partitions of topics Kafka denies us are paused (`pauses`, pure).
-This module only drives those rules with aiokafka calls.
+after that each batch of records rebuilds only the groups it touched. Offsets are
+committed as progress markers for lag tools (`kafka_offsets`), never read back: state is
+rebuilt from the compacted topics at every start and for every gained partition. With
+`group_instance_id` the member is static (KIP-345): a restart within the session timeout
+keeps its partitions and the group does not rebalance. Partitions of topics Kafka denies
+us are paused (`pauses`, pure). This module only drives those rules with aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
 the groups this member owns; 4. send them and wait for the acks.
@@ -30,6 +32,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -48,6 +51,7 @@ from consumers.compactor import (
     fold_metrics,
     folds,
     full_sync,
+    kafka_offsets,
     kafka_targets_topic,
     kafka_writer,
     ownership,
@@ -78,6 +82,16 @@ Write: TypeAlias = full_sync.Write
 Progress: TypeAlias = catch_up.Progress[TopicPartition]
 
 
+@dataclass(frozen=True)
+class Membership:
+    """How the fold sits in its consumer group: static with `instance_id`, the session
+    timeout, and how often it commits its offsets as progress markers."""
+
+    instance_id: str | None = None
+    session_timeout_s: float = 10.0
+    commit_interval_s: float = 5.0
+
+
 class FoldFailed(RuntimeError):
     """The fold cannot go on (Kafka refused what it needs); the message says what."""
 
@@ -106,12 +120,15 @@ class FoldLoop:
         targets_topic: str,
         targets_partitions: int = 6,
         max_group_bytes: int = MAX_GROUP_BYTES,
+        membership: Membership | None = None,
     ) -> None:
         self.fold = fold
         self.owners = ownership.Ownership()
         self._kafka = kafka
         self._metrics = metrics
         self._group_id = group_id
+        self._membership = membership or Membership()
+        self._committer: kafka_offsets.OffsetCommitter | None = None
         self._prefix = kafka.topic_prefix
         regex = records.cluster_regex(clusters, cluster_pattern)
         self._group_pattern = records.topic_pattern(self._prefix, regex, NAMESPACED)
@@ -154,10 +171,17 @@ class FoldLoop:
     async def run(self) -> None:
         await self._ensure_targets_topic()
         options = kafka_options.client_options(self._kafka)
+        member = self._membership
         group = AIOKafkaConsumer(
             **options, group_id=self._group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", metadata_max_age_ms=int(TOPIC_CHECK_S * 1000),
             partition_assignment_strategy=(RangePartitionAssignor,),
+            group_instance_id=member.instance_id,
+            session_timeout_ms=int(member.session_timeout_s * 1000),
+        )  # fmt: skip
+        committer = kafka_offsets.OffsetCommitter(
+            group, interval_s=member.commit_interval_s, commits=self._metrics.offset_commits,
+            failures=self._metrics.offset_commit_failures,
         )  # fmt: skip
         table = AIOKafkaConsumer(
             **options, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -170,6 +194,11 @@ class FoldLoop:
             for name, client in (("group consumer", group), ("table consumer", table)):
                 await client.start()
                 started.push_async_callback(stopping.stop, name, client.stop)
+                if client is group:  # before the group consumer stops: the last markers
+                    started.push_async_callback(
+                        committer.commit, kafka_offsets.FINAL_COMMIT_TIMEOUT_S
+                    )
+                    self._committer = committer
             try:
                 group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
             except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
@@ -178,6 +207,7 @@ class FoldLoop:
                 tasks.create_task(self._read_group(group))
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop())
+                tasks.create_task(committer.run())
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
@@ -231,6 +261,7 @@ class FoldLoop:
         self._state.reassigned(lost=lost, gained=ends)
         self._owned = set(assigned)
         self._update_ownership(consumer)
+        self._metrics.rebalances.inc()
         self._dirty.set()
         logger.info("Assigned %d partitions (%d new, %d lost).", len(assigned), len(gained),
                     len(lost))  # fmt: skip
@@ -416,6 +447,7 @@ class FoldLoop:
             step = self._state.next_step()
             if step is catch_up.Step.WAIT:
                 continue
+            folded = dict(self._state.group.positions)  # what this step's groups reflect
             if step is catch_up.Step.FULL_SYNC:
                 written = await self._writer.send(await self._full_sync())
                 logger.info("Synced: %d records written.", written, extra={"writes": written})
@@ -426,6 +458,8 @@ class FoldLoop:
                                          for c in built if self.owners.owns(c.key)])  # fmt: skip
             self._state.synced = True
             self._synced.set()
+            if self._committer is not None:
+                self._committer.mark(folded)
             self._gauges()
 
     async def _full_sync(self) -> Iterator[Write]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,8 @@ from lifecycle import stopping
 from schemas import targets
 from schemas.config import KafkaSettings
 from schemas.topics import TargetKey
+
+logger = logging.getLogger(__name__)
 
 LEADER_WAIT_S = 10.0
 MAX_MESSAGE_BYTES = compacted.MAX_MESSAGE_BYTES
@@ -39,22 +42,26 @@ async def ensure_topic(
     """Create the compacted topic (with `configs`) unless it exists; a refusal is
     `TopicRefused` (an ACL refusal is the aiokafka error, chained, for
     `kafka_access.refusals`). With `create_topics: false` nothing is created: a missing or
-    uncompacted topic is `TopicUnfit`."""
+    uncompacted topic is `TopicUnfit`. A topic whose replication factor or
+    min.insync.replicas differs from the settings is used, with a warning naming it."""
     admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
+        durable = topic_plan.durability_configs(kafka.min_insync_replicas)
         wanted = topic_plan.Wanted(topic, partitions, partitions_matter=False,
-                                   configs=dict(configs or {}))  # fmt: skip
+                                   configs={**(configs or {}), **durable})  # fmt: skip
         if not kafka.create_topics:
             await _check_unfit(admin, kafka, wanted)
-            return
-        answers = await compacted.create(
-            admin, {topic: partitions}, replication=kafka.replication_factor, configs=configs
-        )
-        for name, error in answers.items():
-            if error is not None:
-                raise TopicRefused(f"cannot create {name}: {error.message}") from error
-        await _wait_for_leaders(admin, [topic])
+        else:
+            answers = await compacted.create(
+                admin, {topic: partitions}, replication=kafka.replication_factor,
+                configs=wanted.configs,
+            )  # fmt: skip
+            for name, error in answers.items():
+                if error is not None:
+                    raise TopicRefused(f"cannot create {name}: {error.message}") from error
+            await _wait_for_leaders(admin, [topic])
+        await _warn_durability(admin, kafka, topic)
     finally:
         await stopping.stop("admin client", admin.close)
 
@@ -77,6 +84,19 @@ async def _check_unfit(
     )
     if problems:
         raise TopicUnfit(topic_plan.message(problems, creating=False))
+
+
+async def _warn_durability(admin: AIOKafkaAdminClient, kafka: KafkaSettings, topic: str) -> None:
+    """Warn if the topic's replication factor or min.insync.replicas is not the settings'."""
+    (described,) = await admin.describe_topics([topic])
+    configs = await compacted.configs(admin, [topic], only=[topic_plan.MIN_INSYNC])
+    found = {topic: topic_plan.Found(len(described["partitions"]), configs.get(topic, {}),
+                                     compacted.fewest_replicas(described))}  # fmt: skip
+    for line in topic_plan.durability_drift(
+        found, replication=kafka.replication_factor, min_insync=kafka.min_insync_replicas,
+        bootstrap=kafka.bootstrap,
+    ):  # fmt: skip
+        logger.warning("Using %s.", line, extra={"topic": topic, "problem": line})
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:

@@ -41,9 +41,34 @@ VALUES: dict[str, dict[str, Any]] = {
             "webConfig": {"secretName": "sdstream-web", "tls": True},
         },
         "monitoring": {
-            "serviceMonitor": {"enabled": True},
+            "serviceMonitor": {
+                "enabled": True,
+                "tlsConfig": {
+                    "ca": {"secret": {"name": "sdstream-web-ca", "key": "ca.crt"}},
+                    "serverName": "sdstream-serve.sdstream.svc",
+                },
+                "bearerTokenSecret": {"name": "sdstream-scraper", "key": "token"},
+            },
             "prometheusRule": {"enabled": True},
             "dashboard": {"enabled": True},
+        },
+    },
+    # The hub behind basic auth over TLS (a CA from a ConfigMap), dynamic group members.
+    "hub-basic-auth": {
+        "kafka": {"security_protocol": "PLAINTEXT", "sasl_mechanism": None},
+        "kafkaCA": {"secretName": ""},
+        "producer": {"enabled": False},
+        "fold": {"staticMembership": False},
+        "serve": {"webConfig": {"secretName": "sdstream-web", "tls": True}},
+        "monitoring": {
+            "serviceMonitor": {
+                "enabled": True,
+                "tlsConfig": {"ca": {"configMap": {"name": "web-ca", "key": "ca.crt"}}},
+                "basicAuth": {
+                    "username": {"name": "scraper", "key": "username"},
+                    "password": {"name": "scraper", "key": "password"},
+                },
+            }
         },
     },
     # A workload cluster: only its producer, mutual TLS to Kafka (Strimzi tls users).
@@ -87,6 +112,7 @@ def devstack_values(*, bootstrap: str, prefix: str) -> dict[str, Any]:
             "bootstrap": bootstrap,
             "topic_prefix": prefix,
             "replication_factor": 1,
+            "min_insync_replicas": 1,
             "security_protocol": "PLAINTEXT",
             "sasl_mechanism": None,
         },
@@ -142,6 +168,11 @@ def render_all(
 
 def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
     return [d for d in docs if d["kind"] == kind]
+
+
+def workloads(docs: list[Doc]) -> list[Doc]:
+    """Deployments and StatefulSets (the fold)."""
+    return of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
 
 
 def config_of(docs: list[Doc], deployment: Doc) -> Doc:

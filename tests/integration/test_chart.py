@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
@@ -34,6 +35,10 @@ ROOT = Path(__file__).parents[2]
 FILES = chart.CHART / "files"
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 METRIC = re.compile(r"\bsdstream_[a-z0-9_]+\b")
+POD_NAME_AS_INSTANCE = {
+    "name": "SDSTREAM_GROUP_INSTANCE_ID",
+    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +122,7 @@ def test_every_rendered_object_passes_a_server_side_dry_run(
             kinds.add(doc["kind"])
     assert {
         "Deployment",
+        "StatefulSet",
         "Service",
         "PodDisruptionBudget",
         "NetworkPolicy",
@@ -153,7 +159,7 @@ def test_the_cluster_role_is_the_registry_s(rendered: dict[str, list[chart.Doc]]
 def test_pods_are_hardened_with_the_dockerfile_s_uid(rendered: dict[str, list[chart.Doc]]) -> None:
     (user,) = re.findall(r"^USER (\d+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
     for docs in rendered.values():
-        for deployment in chart.of_kind(docs, "Deployment"):
+        for deployment in chart.workloads(docs):
             pod = deployment["spec"]["template"]["spec"]
             assert pod["enableServiceLinks"] is False
             security = pod["securityContext"]
@@ -178,17 +184,76 @@ def test_secrets_reach_the_processes_as_files_never_as_values(
     rendered: dict[str, list[chart.Doc]],
 ) -> None:
     docs = rendered["secure"]
-    for deployment in chart.of_kind(docs, "Deployment"):
+    for deployment in chart.workloads(docs):
         kafka = chart.config_of(docs, deployment)["kafka"]
         assert kafka["sasl_password_file"] == "/etc/sdstream/kafka-user/password"
         assert kafka["ssl_cafile"] == "/etc/sdstream/kafka-ca/ca.crt"
         assert "sasl_password" not in kafka
         pod = deployment["spec"]["template"]["spec"]
-        assert all("env" not in c for c in pod["containers"])
+        env = [e for c in pod["containers"] for e in c.get("env", [])]
+        assert all(e == POD_NAME_AS_INSTANCE for e in env), env
     (serve,) = [d for d in chart.of_kind(docs, "Deployment") if "serve" in d["metadata"]["name"]]
     assert chart.config_of(docs, serve)["http"]["web_config_file"] == (
         "/etc/sdstream/web/web-config.yml"
     )
+
+
+def test_the_fold_is_a_stateful_set_whose_pod_names_are_static_members(
+    rendered: dict[str, list[chart.Doc]],
+) -> None:
+    for name, static in (("secure", True), ("hub-basic-auth", False)):
+        docs = rendered[name]
+        (fold,) = chart.of_kind(docs, "StatefulSet")
+        (container,) = fold["spec"]["template"]["spec"]["containers"]
+        assert container.get("env", []) == ([POD_NAME_AS_INSTANCE] if static else []), name
+        (service,) = [s for s in chart.of_kind(docs, "Service")
+                      if s["metadata"]["name"] == fold["spec"]["serviceName"]]  # fmt: skip
+        assert service["spec"]["clusterIP"] == "None"
+        assert chart.config_of(docs, fold)["session_timeout_s"] == 45
+
+
+def endpoints(docs: list[chart.Doc]) -> dict[str, chart.Doc]:
+    """Each ServiceMonitor's one endpoint, by the components it selects."""
+    found = {}
+    for monitor in chart.of_kind(docs, "ServiceMonitor"):
+        (expression,) = monitor["spec"]["selector"]["matchExpressions"]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        found[",".join(expression["values"])] = endpoint
+    return found
+
+
+def test_the_serving_replicas_metrics_are_scraped_with_their_web_config_s_tls_and_credentials(
+    rendered: dict[str, list[chart.Doc]], helm: Path, tmp_path: Path
+) -> None:
+    plain = {"port": "http", "path": "/metrics", "interval": "30s"}
+    secure = endpoints(rendered["secure"])
+    assert secure["producer,fold"] == plain
+    assert secure["serve"] == {
+        **plain,
+        "scheme": "https",
+        "tlsConfig": {
+            "ca": {"secret": {"name": "sdstream-web-ca", "key": "ca.crt"}},
+            "serverName": "sdstream-serve.sdstream.svc",
+        },
+        "authorization": {
+            "type": "Bearer",
+            "credentials": {"name": "sdstream-scraper", "key": "token"},
+        },
+    }
+    basic = endpoints(rendered["hub-basic-auth"])
+    assert set(basic) == {"producer,fold", "serve"}
+    assert basic["serve"] == {
+        **plain,
+        "scheme": "https",
+        "tlsConfig": {"ca": {"configMap": {"name": "web-ca", "key": "ca.crt"}}},
+        "basicAuth": {
+            "username": {"name": "scraper", "key": "username"},
+            "password": {"name": "scraper", "key": "password"},
+        },
+    }
+    unset = {**chart.VALUES["hub"], "monitoring": {"serviceMonitor": {"enabled": True}}}
+    docs = chart.render_all(helm, {"unset": unset}, namespace="x", tmp=tmp_path)["unset"]
+    assert endpoints(docs)["serve"] == {**plain, "scheme": "http"}
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -247,6 +312,19 @@ def exported(text: str) -> set[str]:
     return names
 
 
+async def group_members(bootstrap: str, group: str) -> list[str]:
+    """The member ids the broker lists for `group` (a static member's begins with its
+    group.instance.id)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    ((*_, described),) = response.groups
+    return [member[0] for member in described]
+
+
 @contextlib.asynccontextmanager
 async def run_deployment(
     docs: list[chart.Doc], deployment: chart.Doc, tmp: Path, *, extra: dict[str, Any]
@@ -255,12 +333,16 @@ async def run_deployment(
     `sdstream --log-json`) and its config file, bound to loopback on a free port."""
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     config = chart.config_of(docs, deployment)
+    pod_name = f"{deployment['metadata']['name']}-0"
     port = free_port()
     config["http"] = {**config["http"], "host": "127.0.0.1", "port": port}
     path = tmp / f"{deployment['metadata']['name']}.yaml"
     path.write_text(yaml.safe_dump({**config, **extra}))
     args = [str(path) if a == "/etc/sdstream/config/config.yaml" else a for a in container["args"]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SDSTREAM_")}
+    for var in container.get("env", []):  # the downward API, as the kubelet fills it
+        assert var["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, var
+        env[var["name"]] = pod_name
     with (tmp / f"{path.stem}.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -305,9 +387,7 @@ async def test_the_rendered_deployments_run_to_ready_and_serve_what_promtool_fin
     docs = chart.render_all(helm, {"devstack": values}, namespace=namespace, tmp=tmp_path)[
         "devstack"
     ]
-    by_name = {
-        d["metadata"]["name"].rsplit("-", 1)[1]: d for d in chart.of_kind(docs, "Deployment")
-    }
+    by_name = {d["metadata"]["name"].rsplit("-", 1)[1]: d for d in chart.workloads(docs)}
     assert set(by_name) == {"producer", "fold", "serve"}
     kube = {"kube": {"kubeconfig": str(kubeconfig)}}
     scraped = set()
@@ -320,6 +400,9 @@ async def test_the_rendered_deployments_run_to_ready_and_serve_what_promtool_fin
             code, body = await get(port, "/metrics")
             assert code == 200
             scraped |= exported(body.decode())
+        members = await group_members(kafka_bootstrap, values["consumer"]["settings"]["group_id"])
+        fold_pod = f"{by_name['fold']['metadata']['name']}-0"
+        assert [m.startswith(f"{fold_pod}-") for m in members] == [True], members
         expected = oracle.discover_all(promtool, [sd], kubeconfig=kubeconfig, tmp_path=tmp_path)[0]
         assert sum(expected.values()) == 1  # the pod above, nothing else
         async with asyncio.timeout(30):
@@ -344,8 +427,19 @@ async def test_the_rendered_deployments_run_to_ready_and_serve_what_promtool_fin
             {**chart.VALUES["hub"], "kafka": {"security_protocol": "PLAINTEXT"}},
             "kafka.security_protocol PLAINTEXT sends no SASL credentials",
         ),
+        (
+            {
+                **chart.VALUES["hub"],
+                "kafka": {
+                    **chart.VALUES["hub"]["kafka"],
+                    "replication_factor": 2,
+                    "min_insync_replicas": 3,
+                },
+            },
+            "kafka.min_insync_replicas 3 exceeds kafka.replication_factor 2",
+        ),
     ],
-    ids=["no-cluster", "sasl-without-user", "sasl-fields-under-plaintext"],
+    ids=["no-cluster", "sasl-without-user", "sasl-fields-under-plaintext", "min-insync"],
 )
 def test_settings_the_processes_would_refuse_stop_helm_with_one_line(
     helm: Path, tmp_path: Path, values: dict[str, Any], says: str

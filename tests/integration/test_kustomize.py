@@ -98,7 +98,7 @@ def test_the_single_cluster_overlay_runs_the_charts_default_pods(
     def shapes(docs: list[chart.Doc]) -> dict[str, Any]:
         return {
             d["metadata"]["name"].rsplit("-", 1)[1]: pod_shape(d)
-            for d in chart.of_kind(docs, "Deployment")
+            for d in chart.of_kind(docs, "Deployment") + chart.of_kind(docs, "StatefulSet")
         }
 
     def kinds(docs: list[chart.Doc]) -> set[str]:

@@ -58,3 +58,38 @@ def test_unknown_configs_are_not_a_problem() -> None:
 def test_a_policy_of_compact_and_delete_is_compacted() -> None:
     found = {"t": Found(1, {"cleanup.policy": "compact,delete"})}
     assert topic_plan.unfit([Wanted("t", 1)], found, bootstrap="b", replication=1) == []
+
+
+def test_durability_configs_set_min_insync_only_when_asked() -> None:
+    assert topic_plan.durability_configs(None) == {}
+    assert topic_plan.durability_configs(2) == {"min.insync.replicas": "2"}
+
+
+def test_a_min_insync_setting_is_part_of_the_create_command() -> None:
+    configs = topic_plan.durability_configs(2)
+    (problem,) = topic_plan.unfit([Wanted("p.c.pods", 6, configs=configs)], {},
+                                  bootstrap="b:1", replication=3)  # fmt: skip
+    assert problem.fix.endswith(
+        "--replication-factor 3 --config cleanup.policy=compact --config min.insync.replicas=2"
+    )
+
+
+def test_durability_drift_names_each_topic_and_what_differs() -> None:
+    found = {
+        "p.c.pods": Found(6, {"min.insync.replicas": "1"}, replicas=1),
+        "p.c.nodes": Found(6, {"min.insync.replicas": "2"}, replicas=3),
+        "p.targets": Found(6, {}, replicas=None),  # nothing said: nothing judged
+    }
+    lines = topic_plan.durability_drift(found, replication=3, min_insync=2, bootstrap="b:1")
+    assert lines == [
+        "topic p.c.pods has replication factor 1, not 3 (kafka.replication_factor); "
+        "kafka-reassign-partitions.sh changes it",
+        "topic p.c.pods has min.insync.replicas=1, not 2 (kafka.min_insync_replicas): "
+        "kafka-configs.sh --bootstrap-server b:1 --alter --entity-type topics "
+        "--entity-name p.c.pods --add-config min.insync.replicas=2",
+    ]
+
+
+def test_without_a_min_insync_setting_the_broker_default_is_not_judged() -> None:
+    found = {"t": Found(1, {"min.insync.replicas": "1"}, replicas=1)}
+    assert topic_plan.durability_drift(found, replication=1, min_insync=None, bootstrap="b") == []

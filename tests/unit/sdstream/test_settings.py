@@ -282,3 +282,29 @@ def test_a_bad_relabel_rule_is_prometheus_s_error_at_its_path(tmp_path: Path) ->
         "invalid settings: scrape_configs.0.relabel_configs.1: "
         "relabel configuration for hashmod requires non-zero modulus"
     )
+
+
+def test_more_in_sync_replicas_than_replicas_is_one_line_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SDSTREAM_KAFKA_REPLICATION_FACTOR", "2")
+    monkeypatch.setenv("SDSTREAM_KAFKA_MIN_INSYNC_REPLICAS", "3")
+
+    with pytest.raises(settings.SettingsError) as raised:
+        settings.load(settings.ProducerAppSettings, cluster="eu-1")
+    line = str(raised.value)
+    assert "\n" not in line
+    assert "kafka" in line
+    assert "min_insync_replicas 3 exceeds replication_factor 2" in line
+
+
+def test_min_insync_replicas_up_to_the_replication_factor_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SDSTREAM_KAFKA_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("SDSTREAM_KAFKA_MIN_INSYNC_REPLICAS", "2")
+    loaded = settings.load(settings.ProducerAppSettings, cluster="eu-1")
+    assert (loaded.kafka.replication_factor, loaded.kafka.min_insync_replicas) == (3, 2)
+    monkeypatch.setenv("SDSTREAM_KAFKA_MIN_INSYNC_REPLICAS", "0")
+    with pytest.raises(settings.SettingsError, match=r"kafka\.min_insync_replicas"):
+        settings.load(settings.ProducerAppSettings, cluster="eu-1")

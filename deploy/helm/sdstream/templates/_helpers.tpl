@@ -38,6 +38,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- define "sdstream.kafkaSettings" -}}
 {{- $k := deepCopy .root.Values.kafka -}}
 {{- $tls := has (default "PLAINTEXT" $k.security_protocol) (list "SSL" "SASL_SSL") -}}
+{{- if and $k.min_insync_replicas (gt (int $k.min_insync_replicas) (int (default 1 $k.replication_factor))) -}}
+{{- fail (printf "kafka.min_insync_replicas %v exceeds kafka.replication_factor %v: Kafka would refuse every write" $k.min_insync_replicas (default 1 $k.replication_factor)) -}}
+{{- end -}}
 {{- if and $tls .root.Values.kafkaCA.secretName -}}
 {{- $_ := set $k "ssl_cafile" "/etc/sdstream/kafka-ca/ca.crt" -}}
 {{- end -}}
@@ -156,10 +159,49 @@ affinity:
 {{- $http := dict "host" "0.0.0.0" "port" .port -}}
 {{- if .web -}}
 {{- $_ := set $http "web_config_file" (printf "/etc/sdstream/web/%s" .root.Values.serve.webConfig.key) -}}
+{{- with .root.Values.serve.webConfig.bearerTokenKey -}}
+{{- $_ := set $http "bearer_token_file" (printf "/etc/sdstream/web/%s" .) -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $c "http" $http -}}
 {{- if not (hasKey $c "own_namespace") -}}
 {{- $_ := set $c "own_namespace" .root.Release.Namespace -}}
 {{- end -}}
 {{- toYaml $c -}}
+{{- end -}}
+
+
+{{/* How Prometheus reaches a /metrics behind serve.webConfig: (dict "sm" .serviceMonitor
+"tls" bool). The scheme follows serve.webConfig.tls unless set; TLS and credentials are
+rendered only when set, and only ever name Secrets or ConfigMaps. */}}
+{{- define "sdstream.scrapeSecurity" -}}
+{{- $sm := .sm -}}
+scheme: {{ $sm.scheme | default (ternary "https" "http" .tls) }}
+{{- $tls := $sm.tlsConfig | default dict }}
+{{- if or $tls.serverName $tls.insecureSkipVerify $tls.ca }}
+tlsConfig:
+  {{- with $tls.ca }}
+  ca: {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $tls.serverName }}
+  serverName: {{ . | quote }}
+  {{- end }}
+  {{- if $tls.insecureSkipVerify }}
+  insecureSkipVerify: true
+  {{- end }}
+{{- end }}
+{{- with $sm.bearerTokenSecret }}
+{{- if .name }}
+authorization:
+  type: Bearer
+  credentials: {name: {{ .name | quote }}, key: {{ .key | default "token" | quote }}}
+{{- end }}
+{{- end }}
+{{- with $sm.basicAuth }}
+{{- if .username }}
+basicAuth:
+  username: {{- toYaml .username | nindent 4 }}
+  password: {{- toYaml .password | nindent 4 }}
+{{- end }}
+{{- end }}
 {{- end -}}
