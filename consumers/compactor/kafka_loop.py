@@ -12,7 +12,9 @@ writes only what differs from the targets topic (`full_sync`, pure: a restart wr
 nothing for current groups, and groups that vanished while we were down are tombstoned);
 after that each batch of records rebuilds only the groups it touched. Offsets are never
 committed: state is rebuilt from the compacted topics at every start and for every
-gained partition. Partitions of topics Kafka denies us are paused (`pauses`, pure).
+gained partition. Partitions of topics Kafka denies us are paused (`pauses`, pure) and
+unknown to the full sync until read again (`full_sync.Unread`): their published groups
+are left as they are, then re-read from 0 and synced again once Kafka lets us fetch them.
 This module only drives those rules with aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
@@ -129,6 +131,8 @@ class FoldLoop:
         self._refusals = Refusals(kafka, counter=metrics.kafka_refusals)
         # Per consumer (group, table): partitions of denied topics, paused until (monotonic).
         self._denied: dict[int, Pauses[TopicPartition]] = {}
+        # Partitions denied and not fetched since: when (epoch ms, aiokafka's poll clock).
+        self._unread: dict[TopicPartition, int] = {}
 
     # readiness -----------------------------------------------------------------------
 
@@ -222,6 +226,7 @@ class FoldLoop:
         lost, gained = self._owned - assigned, assigned - self._owned
         for tp in lost:
             self._drop_partition(tp)
+            self._unread.pop(tp, None)
         for tp in assigned - gained:
             consumer.seek(tp, self._state.group.positions.get(tp, 0))
         ends: dict[TopicPartition, int] = {}
@@ -235,13 +240,13 @@ class FoldLoop:
         logger.info("Assigned %d partitions (%d new, %d lost).", len(assigned), len(gained),
                     len(lost))  # fmt: skip
 
-    def _drop_partition(self, tp: TopicPartition) -> None:
+    def _drop_partition(self, tp: TopicPartition, *, count: int | None = None) -> None:
         parsed = parse_object_topic(self._prefix, tp.topic)
         if parsed is None:
             return
         cluster, resource = parsed
-        count = self.owners.counts.get(cluster, 0)
-        if not count:
+        count = self.owners.counts.get(cluster, 0) if count is None else count
+        if not count or cluster not in self.fold.clusters:
             return
         dropped = self.fold.cluster(cluster).drop_partitions(
             [resource], partitions={tp.partition}, count=count
@@ -321,7 +326,31 @@ class FoldLoop:
             return {}
         if self._refusals.problem is not None and not any(self._denied.values()):
             self._refusals.clear()  # e.g. a group denied before: a batch means it is granted
-        return batch
+        back = await self._readable_again(consumer, progress)
+        return {tp: got for tp, got in batch.items() if tp not in back}
+
+    async def _readable_again(
+        self, consumer: AIOKafkaConsumer, progress: Progress
+    ) -> set[TopicPartition]:
+        """Denied partitions Kafka let us fetch since: what was folded from them is
+        forgotten (deletions may have been compacted away meanwhile), they are read again
+        from 0, and a full sync follows once caught up (groups gone meanwhile are
+        tombstoned then)."""
+        assignment = consumer.assignment()
+        back = {tp for tp, since in self._unread.items() if tp in assignment
+                and (consumer.last_poll_timestamp(tp) or 0) > since}  # fmt: skip
+        if not back:
+            return back
+        for tp in back:
+            del self._unread[tp]
+            self._drop_partition(tp, count=len(consumer.partitions_for_topic(tp.topic) or ()))
+        await consumer.seek_to_beginning(*back)
+        progress.gain(await consumer.end_offsets(list(back)))
+        self._state.need_sync = True
+        self._dirty.set()
+        logger.info("Reading %d partitions again, which Kafka denied us before: %s.", len(back),
+                    ", ".join(sorted({tp.topic for tp in back})))  # fmt: skip
+        return back
 
     async def _denial(
         self, consumer: AIOKafkaConsumer, progress: Progress, exc: KafkaError
@@ -338,6 +367,7 @@ class FoldLoop:
         tps = [tp for tp in consumer.assignment() if tp.topic in named]
         consumer.pause(*tps)
         progress.drop(tps)
+        self._unread.update(dict.fromkeys(tps, int(time.time() * 1000)))
         until = time.monotonic() + DENIED_RETRY_S
         self._denied.setdefault(id(consumer), Pauses()).pause(tps, until=until)
         self._dirty.set()
@@ -449,26 +479,55 @@ class FoldLoop:
         # only as it is written: parsing the whole topic took longer than the build, and
         # holding its values, or every desired value at once, added its size to the peak.
         owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
-        held, unowned = full_sync.split(published, owns)
-        orphans = await self._orphans(unowned)
+        unread = self._unread_now()
+        held, unowned = full_sync.split(published, owns, unread)
+        orphans = await self._orphans(unowned, unread)
         # A group too large to publish is left out, like a vanished one: tombstoned if the
         # topic holds it, else nothing written, so each sync (and restart) agrees.
         desired = ((k, v) for k, g in owned if self._writer.fits(k, v := targets.encode(g)))
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip
-        return full_sync.writes(desired, held, orphans, fingerprint=targets.digest)
+        if denied := ", ".join(sorted(unread.touched_clusters())):
+            logger.info("Leaving the published groups of partitions Kafka denies us as they "
+                        "are (clusters %s).", denied, extra={"clusters": denied})  # fmt: skip
+        return full_sync.writes(desired, held, orphans, fingerprint=targets.digest, unread=unread)
 
-    async def _orphans(self, unowned: Iterable[TargetKey]) -> list[TargetKey]:
+    def _unread_now(self) -> full_sync.Unread:
+        """What the full sync may not judge: partitions denied and not fetched since."""
+        partitions: dict[str, set[int]] = {}
+        tables: set[str] = set()
+        for tp in self._unread:
+            parsed = parse_object_topic(self._prefix, tp.topic)
+            if parsed is not None and parsed[1] in NAMESPACED:
+                partitions.setdefault(parsed[0], set()).add(tp.partition)
+            elif parsed is not None:
+                tables.add(parsed[0])
+        return full_sync.Unread(ownership.Ownership(partitions, dict(self.owners.counts)),
+                                frozenset(tables))  # fmt: skip
+
+    async def _orphans(
+        self, unowned: Iterable[TargetKey], unread: full_sync.Unread
+    ) -> list[TargetKey]:
         """Published groups of deleted clusters this member tombstones (`full_sync.orphans`),
-        judged on fresh metadata of every topic, not only subscribed ones."""
+        judged on fresh metadata of every topic, not only subscribed ones. A cluster whose
+        topics we may no longer describe is not listed either: asked by name, such a
+        cluster is denied, not deleted, and its groups stay."""
         consumer = self._group_consumer
         if consumer is None:
             return []
-        orphans = full_sync.orphans(
-            unowned, topics=await consumer.topics(), prefix=self._prefix,
-            group_pattern=self._group_pattern, owned=self._owned,
-        )  # fmt: skip
+        unowned, topics = list(unowned), await consumer.topics()
+
+        def judged(denied: set[str]) -> list[TargetKey]:
+            return full_sync.orphans(unowned, topics=topics, prefix=self._prefix,
+                                     group_pattern=self._group_pattern, owned=self._owned,
+                                     unread=denied)  # fmt: skip
+
+        orphans = judged(unread.touched_clusters())
+        if orphans:
+            clusters = {ownership.parse_target_key(k)[1] for k in orphans}
+            denied = await kafka_published.denied_clusters(self._kafka, clusters, NAMESPACED)
+            orphans = judged(unread.touched_clusters() | denied)
         if not orphans:
             return []
         logger.info("Tombstoning %d groups of clusters without topics.", len(orphans),

@@ -1,0 +1,77 @@
+"""Refusals that start while a process runs, or that a process starts under, on the
+secured broker (`secure_kafka`): what the fold must not do (tombstone groups of a cluster
+it could not read), and what it must survive (credentials, ACLs removed meanwhile)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from schemas.topics import Resource, targets_topic
+from tests.integration import acls, events, kafka_helpers
+from tests.integration.secure_kafka import SecureKafka
+from tests.integration.test_consume import POD_JOB, addresses, pod
+from tests.integration.test_consume import settings as consumer_settings
+from tests.integration.test_kafka_refusals import fold_config, no_tracebacks, serving, wait_readyz
+
+
+async def latest(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
+    """The targets topic as a reader ends up with it: the last value per key."""
+    return {r.key: r.value for r in await kafka_helpers.read_all(bootstrap, topic)
+            if r.key is not None}  # fmt: skip
+
+
+async def until(check: Callable[[], object], *, timeout_s: float = 90) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not check():  # noqa: ASYNC110 - polling a process's state
+            await asyncio.sleep(0.1)
+
+
+def synced(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(r.getMessage().startswith("Synced:") for r in caplog.records)
+
+
+async def test_a_fold_started_while_a_cluster_is_denied_keeps_that_clusters_groups(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The full sync must not tombstone groups built from partitions it could not read;
+    once the topic is granted again, the groups follow the topic (a pod deleted meanwhile
+    is tombstoned)."""
+    caplog.set_level(logging.INFO, logger="consumers.compactor.kafka_loop")
+    await secure_kafka.grant(topic_prefix, clusters=("a", "b"))
+    for cluster in ("a", "b"):
+        await events.create_topics(kafka_bootstrap, topic_prefix, cluster, [Resource.PODS])
+    targets = targets_topic(topic_prefix)
+    plain = consumer_settings(kafka_bootstrap, topic_prefix, POD_JOB, group=f"{topic_prefix}-fold")
+    kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.5.1"))
+        await writer.put("b", Resource.PODS, pod("ns", "web-0", "10.244.5.2"))
+        await writer.put("b", Resource.PODS, pod("ns", "web-1", "10.244.5.3"))
+        async with serving(plain) as running:  # a first run publishes both clusters
+            await running.until("pods", lambda e: len(e) == 3)
+        b_keys = {k for k, v in (await latest(kafka_bootstrap, targets)).items()
+                  if b"/b/" in k and v is not None}  # fmt: skip
+        assert len(b_keys) == 2
+
+        await acls.deny(kafka_bootstrap, "fold", f"{topic_prefix}.b.")
+        await writer.delete("b", Resource.PODS, "ns", "web-1")  # while b is denied
+        before = synced(caplog)
+        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+            await until(lambda: synced(caplog) > before)
+            held = await latest(kafka_bootstrap, targets)
+            assert all(held.get(k) is not None for k in b_keys), "b's groups tombstoned"
+            found = await running.until("pods", lambda e: len(e) == 3)
+            assert addresses(found) == ["10.244.5.1:8080", "10.244.5.2:8080", "10.244.5.3:8080"]
+
+            await acls.undeny(kafka_bootstrap, "fold", f"{topic_prefix}.b.")
+            found = await running.until("pods", lambda e: len(e) == 2)
+            assert addresses(found) == ["10.244.5.1:8080", "10.244.5.2:8080"]
+            await wait_readyz(running, lambda status, _: status == 200)
+    no_tracebacks(caplog)
