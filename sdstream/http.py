@@ -129,9 +129,9 @@ class Guard(Protocol):
     """Decides, for every request before routing, whether it is answered: None lets it
     through, a `Reply` is sent as is (401 with WWW-Authenticate, 403...)."""
 
-    def check(self, request: Request) -> Reply | None: ...
+    async def check(self, request: Request) -> Reply | None: ...
 
-    def trusted(self, request: Request) -> bool:
+    async def trusted(self, request: Request) -> bool:
         """Whether `request` carries valid credentials: an open `/readyz` tells others only
         that the process is not ready, not why (the reason names principals, brokers,
         topics and files)."""
@@ -438,7 +438,7 @@ class HttpServer:
         request = _request(raw)
         route = self._label(request.path)
         raw[_ROUTE] = route
-        refused = self._guard.check(request) if self._guard is not None else None
+        refused = await self._guard.check(request) if self._guard is not None else None
         answer = refused if refused is not None else await self._dispatch(route, request, raw)
         return await self._send(raw, answer, route)
 
@@ -460,7 +460,7 @@ class HttpServer:
         if route == "/healthz":
             return Reply(200, b"ok\n", {"Content-Type": TEXT})
         if route == "/readyz":
-            return self._readyz(detailed=self._guard is None or self._guard.trusted(request))
+            return self._readyz(detailed=self._guard is None or await self._guard.trusted(request))
         if route in self._routes:
             return await self._call(self._routes[route], request)
         return Reply(404, b"not found\n", {"Content-Type": TEXT})

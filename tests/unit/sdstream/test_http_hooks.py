@@ -29,13 +29,13 @@ class BearerOnly:
 
     seen: list[http.Request] = field(default_factory=list)
 
-    def check(self, request: http.Request) -> http.Reply | None:
+    async def check(self, request: http.Request) -> http.Reply | None:
         self.seen.append(request)
         if request.path == "/healthz" or request.headers.get("authorization") == f"Bearer {TOKEN}":
             return None
         return http.Reply(401, b"unauthorized\n", {"WWW-Authenticate": 'Bearer realm="sdstream"'})
 
-    def trusted(self, request: http.Request) -> bool:
+    async def trusted(self, request: http.Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {TOKEN}"
 
 
@@ -180,8 +180,8 @@ async def test_certificates_loaded_into_the_context_serve_new_connections(tmp_pa
 class OpenReadyz(BearerOnly):
     """The bearer guard with /readyz open, as `http.open_probes` makes it."""
 
-    def check(self, request: http.Request) -> http.Reply | None:
-        return None if request.path == "/readyz" else super().check(request)
+    async def check(self, request: http.Request) -> http.Reply | None:
+        return None if request.path == "/readyz" else await super().check(request)
 
 
 async def test_an_open_readyz_tells_only_the_trusted_why() -> None:
