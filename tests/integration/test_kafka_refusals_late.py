@@ -9,8 +9,11 @@ import logging
 from collections.abc import Callable
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from schemas.topics import Resource, targets_topic
+from schemas import targets
+from schemas.targets import TargetGroup
+from schemas.topics import Resource, Source, target_key, targets_topic
 from tests.integration import acls, events, kafka_helpers
 from tests.integration.secure_kafka import SecureKafka
 from tests.integration.test_consume import POD_JOB, addresses, pod
@@ -74,4 +77,63 @@ async def test_a_fold_started_while_a_cluster_is_denied_keeps_that_clusters_grou
             found = await running.until("pods", lambda e: len(e) == 2)
             assert addresses(found) == ["10.244.5.1:8080", "10.244.5.2:8080"]
             await wait_readyz(running, lambda status, _: status == 200)
+    no_tracebacks(caplog)
+
+
+def group_record(name: str, ip: str) -> tuple[bytes, bytes]:
+    group = TargetGroup(job="pods", cluster="a", source=f"pod/ns/{name}", labels={},
+                        targets=[{"__address__": f"{ip}:8080"}])  # fmt: skip
+    key = target_key(group.job, group.cluster, Source(group.source))
+    return key.encode(), targets.encode(group)
+
+
+async def write(bootstrap: str, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def test_the_sinks_reader_back_from_a_refusal_forgets_groups_whose_tombstones_are_gone(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Denied longer than delete.retention.ms, the reader never sees a deleted group's
+    tombstone: reading the topic again into the old view kept serving the group."""
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    topic = targets_topic(topic_prefix)
+    await kafka_helpers.create_topic(kafka_bootstrap, topic, partitions=1,
+                                     configs=kafka_helpers.FAST_COMPACTION)  # fmt: skip
+    kept, deleted = group_record("web-0", "10.244.6.1"), group_record("web-1", "10.244.6.2")
+    await write(kafka_bootstrap, topic, [kept, deleted])
+    kafka = secure_kafka.settings("sink", "scram", topic_prefix=topic_prefix)
+    config = fold_config(kafka, kafka_bootstrap).model_copy(update={"mode": "serve"})
+    async with serving(config) as running:
+        await running.until("pods", lambda e: len(e) == 2)
+
+        await acls.deny(kafka_bootstrap, "sink", topic)
+        await wait_readyz(running, lambda status, body: "access to topic" in body)
+        await write(kafka_bootstrap, topic, [(deleted[0], None)])
+        rolled = 0
+        async with asyncio.timeout(90):  # until compaction has removed the tombstone too
+            while deleted[0] in {
+                r.key for r in await kafka_helpers.read_all(kafka_bootstrap, topic)
+            }:
+                rolled += 1  # new records roll segments, so the cleaner gets to the old ones
+                await write(
+                    kafka_bootstrap, topic, [group_record(f"roll-{rolled % 3}", "10.244.6.9")]
+                )
+                await asyncio.sleep(0.2)
+
+        await acls.undeny(kafka_bootstrap, "sink", topic)
+        found = await running.until(
+            "pods", lambda e: any("10.244.6.9:8080" in x["targets"] for x in e)
+        )
+        assert "10.244.6.2:8080" not in addresses(found)
+        assert "10.244.6.1:8080" in addresses(found)
     no_tracebacks(caplog)
