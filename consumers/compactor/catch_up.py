@@ -59,6 +59,7 @@ class CatchUp(Generic[P]):
     assigned_once: bool = False  # the group has had an assignment (or nothing to assign)
     table_complete: bool = False  # every matching global-table topic is being read
     need_sync: bool = True
+    resync: bool = False  # a full sync after a failed publish: readiness is kept meanwhile
     synced: bool = False  # a publish step has completed
 
     def caught_up(self) -> bool:
@@ -101,7 +102,7 @@ class CatchUp(Generic[P]):
         """What the publisher does now; a full sync, once chosen, is no longer due."""
         if not self.caught_up():
             return Step.WAIT
-        if self.need_sync:
-            self.need_sync = False
+        if self.need_sync or self.resync:
+            self.need_sync = self.resync = False
             return Step.FULL_SYNC
         return Step.CHANGES

@@ -75,6 +75,7 @@ START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at star
 RECORD_OVERHEAD = kafka_writer.RECORD_OVERHEAD  # the targets topic's margin (tests read it here)
 DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
+WRITER_START_S = 30.0  # a new producer for the targets topic starts within this, or again
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Write: TypeAlias = full_sync.Write
 Progress: TypeAlias = catch_up.Progress[TopicPartition]
@@ -128,6 +129,7 @@ class FoldLoop:
         self._owned: set[TopicPartition] = set()
         self._group_consumer: AIOKafkaConsumer | None = None
         self._kafka_problem: str | None = None
+        self._publish_problem: str | None = None  # the last publish failed (not a refusal)
         self._refusals = Refusals(kafka, counter=metrics.kafka_refusals)
         # Per consumer (group, table): partitions of denied topics, paused until (monotonic).
         self._denied: dict[int, Pauses[TopicPartition]] = {}
@@ -143,9 +145,8 @@ class FoldLoop:
         return self._state.ready()
 
     def unready_reason(self) -> str | None:
-        return self._state.unready_reason(
-            refusal=self._refusals.problem, kafka_problem=self._kafka_problem
-        )
+        problem = self._kafka_problem or self._publish_problem
+        return self._state.unready_reason(refusal=self._refusals.problem, kafka_problem=problem)
 
     async def wait_synced(self) -> None:
         await self._synced.wait()
@@ -439,24 +440,69 @@ class FoldLoop:
     # publishing ------------------------------------------------------------------------
 
     async def _publish_loop(self) -> None:
+        """Publish each step; a step Kafka refuses or cannot take (credentials changed,
+        the targets topic's write ACL removed, the broker away) is reported, and a full
+        sync follows after a backoff: it writes whatever the topic lacks, so nothing is
+        lost, and the groups already published keep being served meanwhile."""
+        backoff = Backoff(0.5, DENIED_RETRY_S, jitter=False)
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            self._metrics.caught_up.set(1 if self._state.caught_up() else 0)
-            step = self._state.next_step()
-            if step is catch_up.Step.WAIT:
-                continue
-            if step is catch_up.Step.FULL_SYNC:
-                written = await self._writer.send(await self._full_sync())
-                logger.info("Synced: %d records written.", written, extra={"writes": written})
+            try:
+                await self._publish_step()
+            except (KafkaError, kafka_published.TopicRefused) as exc:
+                await self._publish_failed(exc, backoff)
             else:
-                built, errors = self.fold.rebuild()
-                self._report(errors)
-                await self._writer.send([(c.key, self._writer.value(c.key, c.group))
-                                         for c in built if self.owners.owns(c.key)])  # fmt: skip
-            self._state.synced = True
-            self._synced.set()
-            self._gauges()
+                if self._publish_problem is not None:
+                    logger.info("Publishing to %s again.", self._targets)
+                    self._publish_problem = None
+                    self._refusals.clear()
+                backoff.reset()
+
+    async def _publish_failed(self, exc: BaseException, backoff: Backoff) -> None:
+        """Report why publishing failed, then, after a backoff, start a new producer (it
+        reads the password file again) until one starts: an idempotent producer cannot
+        even start while the principal may write no topic at all (its producer id is
+        refused). A full sync follows."""
+        await self._report_publish(exc, backoff.next())
+        self._state.resync = True  # the next step re-reads the topic and writes the rest
+        while True:
+            await asyncio.sleep(backoff.next())
+            try:
+                async with asyncio.timeout(WRITER_START_S):
+                    await self._writer.restart()
+            except (KafkaError, TimeoutError) as failed:
+                await self._report_publish(failed, backoff.next())
+            else:
+                break
+        self._dirty.set()
+
+    async def _report_publish(self, exc: BaseException, delay: float) -> None:
+        doing = f"publishing to {self._targets}"
+        refused = await self._refusals.check(exc, doing=doing, options=self._writer.options())
+        if refused is None and not _retriable(exc):
+            raise FoldFailed(f"{doing}: {exc!r}") from exc
+        self._publish_problem = refused or f"{doing} failed: {exc!r}"
+        if refused is None:
+            logger.warning("%s; retrying in %.1f s.", self._publish_problem, delay,
+                           extra={"topic": self._targets})  # fmt: skip
+
+    async def _publish_step(self) -> None:
+        self._metrics.caught_up.set(1 if self._state.caught_up() else 0)
+        step = self._state.next_step()
+        if step is catch_up.Step.WAIT:
+            return
+        if step is catch_up.Step.FULL_SYNC:
+            written = await self._writer.send(await self._full_sync())
+            logger.info("Synced: %d records written.", written, extra={"writes": written})
+        else:
+            built, errors = self.fold.rebuild()
+            self._report(errors)
+            await self._writer.send([(c.key, self._writer.value(c.key, c.group))
+                                     for c in built if self.owners.owns(c.key)])  # fmt: skip
+        self._state.synced = True
+        self._synced.set()
+        self._gauges()
 
     async def _full_sync(self) -> Iterator[Write]:
         objects = sum(s.size() for s in self.fold.clusters.values())
@@ -470,10 +516,7 @@ class FoldLoop:
         built = len(self.fold.groups)
         logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
                     extra={"groups": built})  # fmt: skip
-        try:
-            published = await kafka_published.read_digests(self._kafka, self._targets)
-        except kafka_published.TopicRefused as exc:
-            raise FoldFailed(str(exc)) from exc
+        published = await kafka_published.read_digests(self._kafka, self._targets)
         owns = self.owners.owns
         # Compared as digests of record bytes (encoding is canonical), each group encoded
         # only as it is written: parsing the whole topic took longer than the build, and
@@ -562,6 +605,13 @@ class FoldLoop:
                 dropped, invalid = self.fold.left_out_totals.get(view.job, (0, 0))
                 self._metrics.left_out.labels(view.job, "dropped").set(dropped)
                 self._metrics.left_out.labels(view.job, "invalid").set(invalid)
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Worth trying again: aiokafka's retriable errors, its timeouts (marked otherwise),
+    connection errors, and a topic Kafka would not create or read just now."""
+    timeouts = KafkaTimeoutError | TimeoutError | kafka_published.TopicRefused
+    return isinstance(exc, timeouts) or bool(getattr(exc, "retriable", False))
 
 
 async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -14,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from schemas import targets
 from schemas.targets import TargetGroup
 from schemas.topics import Resource, Source, target_key, targets_topic
+from sdstream.devstack.kafka_acls import Operation
 from tests.integration import acls, events, kafka_helpers
 from tests.integration.secure_kafka import SecureKafka
 from tests.integration.test_consume import POD_JOB, addresses, pod
@@ -137,3 +140,74 @@ async def test_the_sinks_reader_back_from_a_refusal_forgets_groups_whose_tombsto
         assert "10.244.6.2:8080" not in addresses(found)
         assert "10.244.6.1:8080" in addresses(found)
     no_tracebacks(caplog)
+
+
+async def test_a_fold_denied_writing_its_targets_topic_keeps_serving_and_catches_up_when_allowed(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The targets topic's WRITE ACL removed under a running fold: counted, named, retried;
+    once granted again the topic holds exactly the fold's groups (none lost)."""
+    await secure_kafka.grant(topic_prefix, clusters=("a",))
+    await events.create_topics(kafka_bootstrap, topic_prefix, "a", [Resource.PODS])
+    topic = targets_topic(topic_prefix)
+    kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.7.1"))
+        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+            await running.until("pods", lambda e: len(e) == 1)
+            await acls.revoke(kafka_bootstrap, "fold", topic, Operation.WRITE)
+            await writer.put("a", Resource.PODS, pod("ns", "web-1", "10.244.7.2"))
+            await writer.delete("a", Resource.PODS, "ns", "web-0")
+            body = await wait_readyz(running, lambda status, body: "access to topic" in body)
+            assert f"topic {topic}" in body
+            assert running.metric("sdstream_fold_kafka_refusals_total", reason="topic_denied") >= 1
+            found = await running.targets("pods")  # the last published state, still served
+            assert addresses(found) == ["10.244.7.1:8080"]
+
+            await secure_kafka.grant(topic_prefix, clusters=("a",))
+            found = await running.until("pods", lambda e: addresses(e) == ["10.244.7.2:8080"])
+            await wait_readyz(running, lambda status, body: status == 200 and "denied" not in body)
+        live = {k for k, v in (await latest(kafka_bootstrap, topic)).items() if v is not None}
+        assert live == {b"pods/a/pod/ns/web-1"}
+    no_tracebacks(caplog)
+
+
+async def test_a_fold_whose_password_stops_working_keeps_serving_and_resumes_when_fixed(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Credentials that fail after start (the password rotated on one side only): new
+    clients are refused; the fold names it, keeps serving and resumes once fixed."""
+    await secure_kafka.grant(topic_prefix, clusters=("a", "b"))
+    await events.create_topics(kafka_bootstrap, topic_prefix, "a", [Resource.PODS])
+    password = tmp_path / "password"
+    shutil.copyfile(secure_kafka.password_file("fold"), password)
+    kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix,
+                                  sasl_password_file=password)  # fmt: skip
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.8.1"))
+        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+            await running.until("pods", lambda e: len(e) == 1)
+            password.write_text("Wr0ng-Pa55w0rd\n")
+            # A new cluster: a rebalance and a full sync, which needs new connections.
+            await events.create_topics(kafka_bootstrap, topic_prefix, "b", [Resource.PODS])
+            await writer.put("b", Resource.PODS, pod("ns", "web-0", "10.244.8.2"))
+            body = await wait_readyz(running, lambda status, body: "SASL authentication" in body)
+            assert "SASL user 'fold'" in body
+            assert (
+                running.metric("sdstream_fold_kafka_refusals_total", reason="authentication") >= 1
+            )
+            assert addresses(await running.targets("pods")) == ["10.244.8.1:8080"]
+
+            shutil.copyfile(secure_kafka.password_file("fold"), password)  # fixed
+            found = await running.until("pods", lambda e: len(e) == 2)
+            assert addresses(found) == ["10.244.8.1:8080", "10.244.8.2:8080"]
+            await wait_readyz(running, lambda status, body: status == 200 and "SASL" not in body)
+    no_tracebacks(caplog)
+    assert "Wr0ng" not in caplog.text
