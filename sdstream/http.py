@@ -319,10 +319,12 @@ class HttpServer:
         read_timeout_s: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         guard: Guard | None = None,
+        degraded: ReadyCheck | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._ready = ready
+        self._degraded = degraded  # ready, but something to name on /readyz (200)
         self._routes = dict(routes or {})
         self._read_timeout_s = read_timeout_s
         self._ssl_context = ssl_context
@@ -486,9 +488,11 @@ class HttpServer:
             logger.exception("Readiness check failed.")
             reason = f"readiness check failed: {exc!r}"
         if reason is None:
-            return Reply(200, b"ready\n", {"Content-Type": TEXT})
-        body = f"{reason}\n" if detailed else "not ready (details need credentials)\n"
-        return Reply(503, body.encode(), {"Content-Type": TEXT})
+            note = self._degraded() if self._degraded is not None and detailed else None
+            said = "ready\n" if note is None else f"ready, degraded: {note}\n"
+            return Reply(200, said.encode(), {"Content-Type": TEXT})
+        said = f"{reason}\n" if detailed else "not ready (details need credentials)\n"
+        return Reply(503, said.encode(), {"Content-Type": TEXT})
 
     async def _send(self, raw: web.BaseRequest, answer: Answer, route: str) -> web.StreamResponse:
         """Write `answer` slice by slice, each under the write deadline: a deadline on

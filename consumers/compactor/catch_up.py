@@ -77,12 +77,13 @@ class CatchUp(Generic[P]):
         return sum({**self.group.behind(), **self.table.behind()}.values())
 
     def unready_reason(self, *, refusal: str | None, kafka_problem: str | None) -> str | None:
-        """What /readyz says: a refusal even when synced (a topic is not read), else None
-        once ready, else what the fold waits for."""
-        if refusal is not None:
-            return refusal
+        """Why /readyz says 503: None once ready (a refusal after that is a note on /readyz,
+        not a reason: one cluster's ACL mistake must not take every replica out of its
+        Service), else the refusal, a Kafka problem or what the fold waits for."""
         if self.ready():
             return None
+        if refusal is not None:
+            return refusal
         if kafka_problem is not None:
             return kafka_problem
         if not self.assigned_once or not self.table_complete:

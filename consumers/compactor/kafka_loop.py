@@ -135,6 +135,7 @@ class FoldLoop:
         self._denied: dict[int, Pauses[TopicPartition]] = {}
         # Partitions denied and not fetched since: when (epoch ms, aiokafka's poll clock).
         self._unread: dict[TopicPartition, int] = {}
+        self._unread_topics: set[str] = set()  # topics the gauge has shown
 
     # readiness -----------------------------------------------------------------------
 
@@ -147,6 +148,11 @@ class FoldLoop:
     def unready_reason(self) -> str | None:
         problem = self._kafka_problem or self._publish_problem
         return self._state.unready_reason(refusal=self._refusals.problem, kafka_problem=problem)
+
+    def degraded_reason(self) -> str | None:
+        """What /readyz names while ready: a refusal or a failing publish (the fold serves
+        and publishes what it can; `sdstream_fold_unread_partitions` says which topics)."""
+        return self._refusals.problem or self._publish_problem if self.ready() else None
 
     async def wait_synced(self) -> None:
         await self._synced.wait()
@@ -228,6 +234,7 @@ class FoldLoop:
         for tp in lost:
             self._drop_partition(tp)
             self._unread.pop(tp, None)
+        self._count_unread()
         for tp in assigned - gained:
             consumer.seek(tp, self._state.group.positions.get(tp, 0))
         ends: dict[TopicPartition, int] = {}
@@ -344,6 +351,8 @@ class FoldLoop:
             return back
         for tp in back:
             del self._unread[tp]
+        self._count_unread()
+        for tp in back:
             self._drop_partition(tp, count=len(consumer.partitions_for_topic(tp.topic) or ()))
         await consumer.seek_to_beginning(*back)
         progress.gain(await consumer.end_offsets(list(back)))
@@ -369,6 +378,7 @@ class FoldLoop:
         consumer.pause(*tps)
         progress.drop(tps)
         self._unread.update(dict.fromkeys(tps, int(time.time() * 1000)))
+        self._count_unread()
         until = time.monotonic() + DENIED_RETRY_S
         self._denied.setdefault(id(consumer), Pauses()).pause(tps, until=until)
         self._dirty.set()
@@ -535,6 +545,15 @@ class FoldLoop:
             logger.info("Leaving the published groups of partitions Kafka denies us as they "
                         "are (clusters %s).", denied, extra={"clusters": denied})  # fmt: skip
         return full_sync.writes(desired, held, orphans, fingerprint=targets.digest, unread=unread)
+
+    def _count_unread(self) -> None:
+        """`sdstream_fold_unread_partitions` per topic; 0 once a topic is read again."""
+        counts = dict.fromkeys(self._unread_topics, 0)
+        for tp in self._unread:
+            counts[tp.topic] = counts.get(tp.topic, 0) + 1
+        for topic, count in counts.items():
+            self._metrics.unread.labels(topic).set(count)
+        self._unread_topics = set(counts)
 
     def _unread_now(self) -> full_sync.Unread:
         """What the full sync may not judge: partitions denied and not fetched since."""

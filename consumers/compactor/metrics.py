@@ -22,6 +22,7 @@ class FoldMetrics:
     lag: Gauge
     caught_up: Gauge
     kafka_refusals: Counter  # reason: Kafka refused our credentials, TLS or an ACL
+    unread: Gauge  # topic: partitions denied and not read since
 
 
 def create(registry: CollectorRegistry) -> FoldMetrics:
@@ -61,4 +62,8 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                                "sasl_mechanism, tls_verify, tls, topic_denied, group_denied, "
                                "cluster_denied); each is retried with backoff.",
                                ["reason"], registry=registry),
+        unread=Gauge("sdstream_fold_unread_partitions",
+                     "Partitions of an object topic Kafka denies the fold (by topic, so by "
+                     "cluster): their groups keep their last published version.",
+                     ["topic"], registry=registry),
     )  # fmt: skip

@@ -85,10 +85,15 @@ class TargetsReader:
         return self._caught_up.is_set()
 
     def unready_reason(self) -> str | None:
-        """None once caught up; else what the reader is waiting for (for /readyz)."""
-        if self._refusals.problem is not None:
-            return self._refusals.problem
-        return None if self.caught_up else self._behind
+        """None once caught up (the view read so far keeps being served: a refusal after
+        that is `degraded_reason`); else what the reader is waiting for (for /readyz)."""
+        if self.caught_up:
+            return None
+        return self._refusals.problem or self._behind
+
+    def degraded_reason(self) -> str | None:
+        """What /readyz names while ready: a refusal since the reader caught up."""
+        return self._refusals.problem if self.caught_up else None
 
     async def wait_caught_up(self) -> None:
         await self._caught_up.wait()
