@@ -211,3 +211,39 @@ async def test_a_fold_whose_password_stops_working_keeps_serving_and_resumes_whe
             await wait_readyz(running, lambda status, body: status == 200 and "SASL" not in body)
     no_tracebacks(caplog)
     assert "Wr0ng" not in caplog.text
+
+
+async def test_a_cluster_whose_topics_vanish_from_the_folds_metadata_is_not_taken_for_deleted(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """READ and DESCRIBE removed on cluster b's topics under a running fold: they leave its
+    metadata, the group rebalances, and b's groups have no owner; asked by name, b is
+    denied, not deleted, so its groups are not tombstoned as orphans."""
+    caplog.set_level(logging.INFO, logger="consumers.compactor.kafka_loop")
+    await secure_kafka.grant(topic_prefix, clusters=("a", "b"))
+    for cluster in ("a", "b"):
+        await events.create_topics(kafka_bootstrap, topic_prefix, cluster, [Resource.PODS])
+    topic = targets_topic(topic_prefix)
+    kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.9.1"))
+        await writer.put("b", Resource.PODS, pod("ns", "web-0", "10.244.9.2"))
+        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+            await running.until("pods", lambda e: len(e) == 2)
+            before = synced(caplog)
+            for operation in (Operation.READ, Operation.DESCRIBE):
+                await acls.deny(kafka_bootstrap, "fold", f"{topic_prefix}.b.", operation)
+            await until(lambda: synced(caplog) > before)  # the rebalance's full sync
+            live = {k for k, v in (await latest(kafka_bootstrap, topic)).items() if v is not None}
+            assert b"pods/b/pod/ns/web-0" in live
+            assert len(await running.targets("pods")) == 2
+
+            for operation in (Operation.READ, Operation.DESCRIBE):
+                await acls.undeny(kafka_bootstrap, "fold", f"{topic_prefix}.b.", operation)
+            await writer.put("b", Resource.PODS, pod("ns", "web-1", "10.244.9.3"))
+            found = await running.until("pods", lambda e: len(e) == 3)
+            assert "10.244.9.3:8080" in addresses(found)
+    no_tracebacks(caplog)
