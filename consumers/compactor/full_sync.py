@@ -22,8 +22,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from consumers.compactor import fold as folds
-from consumers.compactor import ownership
+from consumers.compactor import folds, ownership
 from schemas import resources
 from schemas.topics import TargetKey, parse_object_topic
 

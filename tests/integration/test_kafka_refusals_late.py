@@ -19,9 +19,9 @@ from schemas.topics import Resource, Source, target_key, targets_topic
 from sdstream.devstack.kafka_acls import Operation
 from tests.integration import acls, events, kafka_helpers
 from tests.integration.secure_kafka import SecureKafka
-from tests.integration.test_consume import POD_JOB, addresses, pod
+from tests.integration.test_consume import POD_JOB, addresses, consumer, pod
 from tests.integration.test_consume import settings as consumer_settings
-from tests.integration.test_kafka_refusals import fold_config, no_tracebacks, serving, wait_readyz
+from tests.integration.test_kafka_refusals import fold_config, no_tracebacks, wait_readyz
 
 
 async def latest(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
@@ -60,7 +60,7 @@ async def test_a_fold_started_while_a_cluster_is_denied_keeps_that_clusters_grou
         await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.5.1"))
         await writer.put("b", Resource.PODS, pod("ns", "web-0", "10.244.5.2"))
         await writer.put("b", Resource.PODS, pod("ns", "web-1", "10.244.5.3"))
-        async with serving(plain) as running:  # a first run publishes both clusters
+        async with consumer(plain, ready=False) as running:  # a first run publishes both clusters
             await running.until("pods", lambda e: len(e) == 3)
         b_keys = {k for k, v in (await latest(kafka_bootstrap, targets)).items()
                   if b"/b/" in k and v is not None}  # fmt: skip
@@ -69,7 +69,7 @@ async def test_a_fold_started_while_a_cluster_is_denied_keeps_that_clusters_grou
         await acls.deny(kafka_bootstrap, "fold", f"{topic_prefix}.b.")
         await writer.delete("b", Resource.PODS, "ns", "web-1")  # while b is denied
         before = synced(caplog)
-        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+        async with consumer(fold_config(kafka, kafka_bootstrap), ready=False) as running:
             await until(lambda: synced(caplog) > before)
             held = await latest(kafka_bootstrap, targets)
             assert all(held.get(k) is not None for k in b_keys), "b's groups tombstoned"
@@ -116,7 +116,7 @@ async def test_the_sinks_reader_back_from_a_refusal_forgets_groups_whose_tombsto
     await write(kafka_bootstrap, topic, [kept, deleted])
     kafka = secure_kafka.settings("sink", "scram", topic_prefix=topic_prefix)
     config = fold_config(kafka, kafka_bootstrap).model_copy(update={"mode": "serve"})
-    async with serving(config) as running:
+    async with consumer(config, ready=False) as running:
         await running.until("pods", lambda e: len(e) == 2)
 
         await acls.deny(kafka_bootstrap, "sink", topic)
@@ -156,7 +156,7 @@ async def test_a_fold_denied_writing_its_targets_topic_keeps_serving_and_catches
     kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
     async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
         await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.7.1"))
-        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+        async with consumer(fold_config(kafka, kafka_bootstrap), ready=False) as running:
             await running.until("pods", lambda e: len(e) == 1)
             await acls.revoke(kafka_bootstrap, "fold", topic, Operation.WRITE)
             await writer.put("a", Resource.PODS, pod("ns", "web-1", "10.244.7.2"))
@@ -192,7 +192,7 @@ async def test_a_fold_whose_password_stops_working_keeps_serving_and_resumes_whe
                                   sasl_password_file=password)  # fmt: skip
     async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
         await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.8.1"))
-        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+        async with consumer(fold_config(kafka, kafka_bootstrap), ready=False) as running:
             await running.until("pods", lambda e: len(e) == 1)
             password.write_text("Wr0ng-Pa55w0rd\n")
             # A new cluster: a rebalance and a full sync, which needs new connections.
@@ -231,7 +231,7 @@ async def test_a_cluster_whose_topics_vanish_from_the_folds_metadata_is_not_take
     async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
         await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.9.1"))
         await writer.put("b", Resource.PODS, pod("ns", "web-0", "10.244.9.2"))
-        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+        async with consumer(fold_config(kafka, kafka_bootstrap), ready=False) as running:
             await running.until("pods", lambda e: len(e) == 2)
             before = synced(caplog)
             for operation in (Operation.READ, Operation.DESCRIBE):
