@@ -75,11 +75,18 @@ class Readiness:
         stuck = self.health.stuck()
         if stuck:
             return "; ".join(stuck)
-        if self.refusals is not None and self.refusals.problem is not None:
+        listed = bool(self.expected) and self.expected <= self.listed
+        if self.refusals is not None and self.refusals.problem is not None and not listed:
             return self.refusals.problem
-        if not self.expected or not self.expected <= self.listed:
+        if not listed:
             return "initial lists not yet published"
         return None
+
+    def degraded(self) -> str | None:
+        """What /readyz names while ready: a refusal since every initial list was published
+        (e.g. one resource's topic denied; a watch that stays stuck is `reason`)."""
+        problem = self.refusals.problem if self.refusals is not None else None
+        return problem if self.reason() is None and not self.standby else None
 
     @property
     def ready(self) -> bool:

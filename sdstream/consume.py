@@ -83,6 +83,11 @@ async def serve(
             sinks.reader.unready_reason() if sinks else None
         )
 
+    def degraded() -> str | None:
+        return (loop.degraded_reason() if loop else None) or (
+            sinks.reader.degraded_reason() if sinks else None
+        )
+
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
     page = None
     if loop is not None and metrics is not None and config.discovery_page:
@@ -93,7 +98,7 @@ async def serve(
         routes.update(page.routes)
     server = http.HttpServer(
         config.http, registry=registry, ready=unready, routes=routes,
-        ssl_context=security.ssl_context, guard=security.guard,
+        ssl_context=security.ssl_context, guard=security.guard, degraded=degraded,
     )  # fmt: skip
     try:
         async with server as srv:

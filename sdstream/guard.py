@@ -9,15 +9,22 @@ budget is spent). Two kinds of credentials, as Prometheus's `http_sd_configs` se
 Either one passes. `/healthz` and `/readyz` are open when `http.open_probes` is set (the
 default: kubelet probes carry no credentials).
 
-bcrypt is slow on purpose (~80 ms at cost 10 here) and the check runs on the event loop,
-so its cost is bounded twice:
+bcrypt is slow on purpose (~80 ms at cost 10 here, ~1.3 s at cost 14), so it never runs
+on the event loop: one thread of its own runs the checks one at a time (bcrypt releases
+the GIL meanwhile), as Prometheus's exporter-toolkit runs them under one mutex
+(`web/handler.go`), and probes, scrapes and Kafka heartbeats go on while a check runs.
+Its cost is bounded three times:
 - a verified (user, hash, password) is cached (a keyed BLAKE2b digest of the three, so a
   wrong password never matches a good entry, and the cache holds no password); only
   successes are cached, so the cache (`CACHE_ENTRIES`, least recently used out) fills only
   with credentials that work, and Prometheus, resending the same ones, costs one bcrypt;
 - bcrypt calls share a time budget (`CpuBudget`): `BCRYPT_SHARE` of the loop's time, with
   bursts of `BCRYPT_BURST_S`. A flood of wrong passwords spends it and then gets 429 with
-  `Retry-After` without a bcrypt; cached good credentials still pass meanwhile.
+  `Retry-After` without a bcrypt; cached good credentials still pass meanwhile;
+- at most `BCRYPT_QUEUE` checks run or wait for the thread; one more gets the same 429
+  (memory and waiting time stay bounded whatever the flood).
+exporter-toolkit caches wrong passwords too (100 entries, random eviction); here only
+successes are, so a flood of guesses never evicts Prometheus's entry.
 An unknown user is checked against a real hash anyway (and always fails), so timing does
 not tell which users exist. Tokens are compared in constant time (digests of both).
 
@@ -27,6 +34,7 @@ once per `LOG_EVERY_S`, never with a user name, password or token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import enum
@@ -36,9 +44,11 @@ import logging
 import math
 import os
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -54,6 +64,7 @@ PROBES: Final = frozenset({"/healthz", "/readyz"})
 CACHE_ENTRIES: Final = 1024
 BCRYPT_SHARE: Final = 0.1  # seconds of bcrypt per second, on average
 BCRYPT_BURST_S: Final = 0.25  # seconds of bcrypt back to back: the longest stall, about
+BCRYPT_QUEUE: Final = 8  # bcrypt checks running or waiting for the bcrypt thread
 LOG_EVERY_S: Final = 10.0
 _BCRYPT_MAX: Final = 72  # bcrypt reads 72 bytes of a password (Go's and htpasswd's too)
 
@@ -109,6 +120,7 @@ class BasicAuth:
         spent: Counter | None = None,
         cache_entries: int = CACHE_ENTRIES,
         budget: CpuBudget | None = None,
+        queue: int = BCRYPT_QUEUE,
     ) -> None:
         if not users:
             raise ValueError("no users")
@@ -121,8 +133,12 @@ class BasicAuth:
         self._clock = clock
         self._spent = spent
         self.budget = budget or CpuBudget(BCRYPT_SHARE, BCRYPT_BURST_S, now=clock())
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
+        # Released by the bcrypt thread when a check ends (not when its request gives up).
+        self._slots = threading.BoundedSemaphore(queue)
+        self.running = 0  # checks submitted and not yet answered (tests wait on it)
 
-    def verify(self, encoded: str) -> Outcome:
+    async def verify(self, encoded: str) -> Outcome:
         """The outcome of a `Basic` credentials field (base64 of `user:password`)."""
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True)
@@ -138,24 +154,37 @@ class BasicAuth:
         if key in self._good:
             self._good.move_to_end(key)
             return Outcome.OK
-        if not self.budget.allow(self._clock()):
+        if not self.budget.allow(self._clock()) or not self._slots.acquire(blocking=False):
             return Outcome.THROTTLED
-        if not (self._bcrypt(password, hashed) and known):
+        if not (await self._bcrypt(password, hashed) and known):
             return Outcome.WRONG_BASIC
         self._good[key] = None
         if len(self._good) > self._entries:
             self._good.popitem(last=False)
         return Outcome.OK
 
-    def _bcrypt(self, password: bytes, hashed: bytes) -> bool:
-        started = self._clock()
+    async def _bcrypt(self, password: bytes, hashed: bytes) -> bool:
+        """bcrypt in its thread (a slot is held); its time is charged to the budget."""
+        self.running += 1
         try:
-            return bcrypt.checkpw(password[:_BCRYPT_MAX], hashed)
+            future = self._pool.submit(self._check, password[:_BCRYPT_MAX], hashed)
+            matched, took = await asyncio.wrap_future(future)
         finally:
-            ended = self._clock()
-            self.budget.spend(ended - started, ended)
-            if self._spent is not None:
-                self._spent.inc(max(0.0, ended - started))
+            self.running -= 1
+        ended = self._clock()
+        self.budget.spend(took, ended)
+        if self._spent is not None:
+            self._spent.inc(max(0.0, took))
+        return matched
+
+    def _check(self, password: bytes, hashed: bytes) -> tuple[bool, float]:
+        """In the bcrypt thread: the verdict and how long it took; frees the slot."""
+        try:
+            started = self._clock()
+            matched = bcrypt.checkpw(password, hashed)
+            return matched, self._clock() - started
+        finally:
+            self._slots.release()
 
 
 def _bcrypt_cost(hashed: bytes) -> int:
@@ -278,24 +307,24 @@ class AuthGuard:
         self._pending = 0
         self._logged = float("-inf")
 
-    def trusted(self, request: Request) -> bool:
+    async def trusted(self, request: Request) -> bool:
         header = request.headers.get("authorization")
-        return header is not None and self._outcome(header) is Outcome.OK
+        return header is not None and await self._outcome(header) is Outcome.OK
 
-    def check(self, request: Request) -> Reply | None:
+    async def check(self, request: Request) -> Reply | None:
         if self._open_probes and request.path in PROBES:
             return None
-        outcome = self._outcome(request.headers.get("authorization"))
+        outcome = await self._outcome(request.headers.get("authorization"))
         if outcome is Outcome.OK:
             return None
         return self._refuse(outcome.value if outcome else "no_credentials", request.path)
 
-    def _outcome(self, header: str | None) -> Outcome | None:
+    async def _outcome(self, header: str | None) -> Outcome | None:
         if header is None:
             return None
         scheme, _, credentials = header.strip().partition(" ")
         if scheme.lower() == "basic" and self._basic is not None:
-            return self._basic.verify(credentials)
+            return await self._basic.verify(credentials)
         if scheme.lower() == "bearer" and self._bearer is not None:
             return self._bearer.verify(credentials)
         return Outcome.MALFORMED

@@ -129,9 +129,9 @@ class Guard(Protocol):
     """Decides, for every request before routing, whether it is answered: None lets it
     through, a `Reply` is sent as is (401 with WWW-Authenticate, 403...)."""
 
-    def check(self, request: Request) -> Reply | None: ...
+    async def check(self, request: Request) -> Reply | None: ...
 
-    def trusted(self, request: Request) -> bool:
+    async def trusted(self, request: Request) -> bool:
         """Whether `request` carries valid credentials: an open `/readyz` tells others only
         that the process is not ready, not why (the reason names principals, brokers,
         topics and files)."""
@@ -319,10 +319,12 @@ class HttpServer:
         read_timeout_s: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         guard: Guard | None = None,
+        degraded: ReadyCheck | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._ready = ready
+        self._degraded = degraded  # ready, but something to name on /readyz (200)
         self._routes = dict(routes or {})
         self._read_timeout_s = read_timeout_s
         self._ssl_context = ssl_context
@@ -438,7 +440,7 @@ class HttpServer:
         request = _request(raw)
         route = self._label(request.path)
         raw[_ROUTE] = route
-        refused = self._guard.check(request) if self._guard is not None else None
+        refused = await self._guard.check(request) if self._guard is not None else None
         answer = refused if refused is not None else await self._dispatch(route, request, raw)
         return await self._send(raw, answer, route)
 
@@ -460,7 +462,7 @@ class HttpServer:
         if route == "/healthz":
             return Reply(200, b"ok\n", {"Content-Type": TEXT})
         if route == "/readyz":
-            return self._readyz(detailed=self._guard is None or self._guard.trusted(request))
+            return self._readyz(detailed=self._guard is None or await self._guard.trusted(request))
         if route in self._routes:
             return await self._call(self._routes[route], request)
         return Reply(404, b"not found\n", {"Content-Type": TEXT})
@@ -486,9 +488,11 @@ class HttpServer:
             logger.exception("Readiness check failed.")
             reason = f"readiness check failed: {exc!r}"
         if reason is None:
-            return Reply(200, b"ready\n", {"Content-Type": TEXT})
-        body = f"{reason}\n" if detailed else "not ready (details need credentials)\n"
-        return Reply(503, body.encode(), {"Content-Type": TEXT})
+            note = self._degraded() if self._degraded is not None and detailed else None
+            said = "ready\n" if note is None else f"ready, degraded: {note}\n"
+            return Reply(200, said.encode(), {"Content-Type": TEXT})
+        said = f"{reason}\n" if detailed else "not ready (details need credentials)\n"
+        return Reply(503, said.encode(), {"Content-Type": TEXT})
 
     async def _send(self, raw: web.BaseRequest, answer: Answer, route: str) -> web.StreamResponse:
         """Write `answer` slice by slice, each under the write deadline: a deadline on

@@ -58,6 +58,7 @@ async def run(
         server = http.HttpServer(
             settings.http, registry=registry, ready=unready,
             ssl_context=security.ssl_context, guard=security.guard,
+            degraded=producer.readiness.degraded,
         )  # fmt: skip
         await server.start()
     except BaseException:

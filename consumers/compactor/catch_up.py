@@ -59,6 +59,7 @@ class CatchUp(Generic[P]):
     assigned_once: bool = False  # the group has had an assignment (or nothing to assign)
     table_complete: bool = False  # every matching global-table topic is being read
     need_sync: bool = True
+    resync: bool = False  # a full sync after a failed publish: readiness is kept meanwhile
     synced: bool = False  # a publish step has completed
 
     def caught_up(self) -> bool:
@@ -76,12 +77,13 @@ class CatchUp(Generic[P]):
         return sum({**self.group.behind(), **self.table.behind()}.values())
 
     def unready_reason(self, *, refusal: str | None, kafka_problem: str | None) -> str | None:
-        """What /readyz says: a refusal even when synced (a topic is not read), else None
-        once ready, else what the fold waits for."""
-        if refusal is not None:
-            return refusal
+        """Why /readyz says 503: None once ready (a refusal after that is a note on /readyz,
+        not a reason: one cluster's ACL mistake must not take every replica out of its
+        Service), else the refusal, a Kafka problem or what the fold waits for."""
         if self.ready():
             return None
+        if refusal is not None:
+            return refusal
         if kafka_problem is not None:
             return kafka_problem
         if not self.assigned_once or not self.table_complete:
@@ -101,7 +103,7 @@ class CatchUp(Generic[P]):
         """What the publisher does now; a full sync, once chosen, is no longer due."""
         if not self.caught_up():
             return Step.WAIT
-        if self.need_sync:
-            self.need_sync = False
+        if self.need_sync or self.resync:
+            self.need_sync = self.resync = False
             return Step.FULL_SYNC
         return Step.CHANGES

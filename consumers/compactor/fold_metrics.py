@@ -25,6 +25,7 @@ class FoldMetrics:
     offset_commits: Counter
     offset_commit_failures: Counter  # reason: the aiokafka error's name, or TimeoutError
     rebalances: Counter
+    unread: Gauge  # topic: partitions denied and not read since
 
 
 def create(registry: CollectorRegistry) -> FoldMetrics:
@@ -74,4 +75,8 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
         rebalances=Counter("sdstream_fold_rebalances",
                            "Partition assignments this member received from the group "
                            "(the first one included).", registry=registry),
+        unread=Gauge("sdstream_fold_unread_partitions",
+                     "Partitions of an object topic Kafka denies the fold (by topic, so by "
+                     "cluster): their groups keep their last published version.",
+                     ["topic"], registry=registry),
     )  # fmt: skip

@@ -7,6 +7,11 @@ cluster whose namespaced topics are all gone (a deleted cluster) have no owner: 
 "janitor", the member holding partition 0 of the first subscribed topic (every member,
 if none is subscribed), tombstones them. Liveness is judged on every topic that exists,
 not only the subscribed ones.
+
+What a member could not read (topics Kafka denies it) is unknown, not absent: groups of a
+denied partition (or of a cluster whose global tables are denied) are neither written nor
+tombstoned, and such a cluster's groups are never orphans. The published groups stay
+what they were until the topic can be read again (`kafka_loop` then syncs again).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from consumers.compactor import folds, ownership
@@ -22,6 +28,23 @@ from schemas.topics import TargetKey, parse_object_topic
 
 NAMESPACED = resources.read(resources.FoldRead.PARTITIONED)
 Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
+
+
+@dataclass(frozen=True)
+class Unread:
+    """What this member could not read: partition numbers of namespaced topics per
+    cluster (with the clusters' partition counts), and clusters with a denied global table
+    (nodes, namespaces feed every group of their cluster)."""
+
+    partitions: ownership.Ownership = field(default_factory=ownership.Ownership)
+    clusters: frozenset[str] = frozenset()
+
+    def covers(self, key: TargetKey) -> bool:
+        """Whether `key`'s group was built (or would be) from something not read."""
+        return ownership.parse_target_key(key)[1] in self.clusters or self.partitions.owns(key)
+
+    def touched_clusters(self) -> set[str]:
+        return set(self.clusters) | {c for c, ps in self.partitions.assigned.items() if ps}
 
 
 def live_clusters(topics: Iterable[str], prefix: str) -> set[str]:
@@ -41,19 +64,23 @@ def janitor(topics: Iterable[str], group_pattern: str, owned: Collection[tuple[s
 
 def orphans(
     unowned: Iterable[TargetKey], *, topics: Collection[str], prefix: str, group_pattern: str,
-    owned: Collection[tuple[str, int]],
+    owned: Collection[tuple[str, int]], unread: Collection[str] = (),
 ) -> list[TargetKey]:  # fmt: skip
-    """The published keys, owned by nobody, that this member tombstones."""
-    found = ownership.orphaned(unowned, live_clusters(topics, prefix))
+    """The published keys, owned by nobody, that this member tombstones; clusters in
+    `unread` (denied to us) are not known to be gone."""
+    found = ownership.orphaned(unowned, live_clusters(topics, prefix) | set(unread))
     return found if found and janitor(topics, group_pattern, owned) else []
 
 
 def split(
-    published: Mapping[TargetKey, bytes], owns: Callable[[TargetKey], bool]
-) -> tuple[dict[TargetKey, bytes], set[TargetKey]]:
-    """The topic's keys this member owns (with their digests), and the others."""
-    held = {k: v for k, v in published.items() if owns(k)}
-    return held, published.keys() - held.keys()
+    published: Mapping[TargetKey, bytes], owns: Callable[[TargetKey], bool],
+    unread: Unread | None = None,
+) -> tuple[dict[TargetKey, bytes], set[TargetKey]]:  # fmt: skip
+    """The topic's keys this member owns and has read (with their digests), and the keys
+    it does not own. Owned keys built from unread partitions are in neither: left alone."""
+    mine = {k: v for k, v in published.items() if owns(k)}
+    held = mine if unread is None else {k: v for k, v in mine.items() if not unread.covers(k)}
+    return held, published.keys() - mine.keys()
 
 
 def writes(
@@ -62,9 +89,13 @@ def writes(
     orphaned: Iterable[TargetKey],
     *,
     fingerprint: Callable[[bytes], bytes],
+    unread: Unread | None = None,
 ) -> Iterator[Write]:
     """Upserts where a desired value differs from the held digest, tombstones for held
-    keys no longer desired, then tombstones for the orphans. Lazy: each desired value may
-    be encoded only as it is written."""
+    keys no longer desired, then tombstones for the orphans; nothing for keys `unread`
+    covers (a group built without its denied partitions would be wrong or absent). Lazy:
+    each desired value may be encoded only as it is written."""
+    if unread is not None:
+        desired = ((k, v) for k, v in desired if not unread.covers(k))
     changed = folds.diff(desired, held, fingerprint=fingerprint)
     return itertools.chain(changed, ((k, None) for k in orphaned))

@@ -15,7 +15,10 @@ committed as progress markers for lag tools (`kafka_offsets`), never read back: 
 rebuilt from the compacted topics at every start and for every gained partition. With
 `group_instance_id` the member is static (KIP-345): a restart within the session timeout
 keeps its partitions and the group does not rebalance. Partitions of topics Kafka denies
-us are paused (`pauses`, pure). This module only drives those rules with aiokafka calls.
+us are paused (`pauses`, pure) and unknown to the full sync until read again
+(`full_sync.Unread`): their published groups are left as they are, then re-read from 0
+and synced again once Kafka lets us fetch them. This module only drives those rules with
+aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
 the groups this member owns; 4. send them and wait for the acks.
@@ -77,6 +80,7 @@ START_RETRY_MAX_S = 15.0  # longest wait between attempts to reach Kafka at star
 RECORD_OVERHEAD = kafka_writer.RECORD_OVERHEAD  # the targets topic's margin (tests read it here)
 DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
+WRITER_START_S = 30.0  # a new producer for the targets topic starts within this, or again
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Write: TypeAlias = full_sync.Write
 Progress: TypeAlias = catch_up.Progress[TopicPartition]
@@ -143,9 +147,13 @@ class FoldLoop:
         self._owned: set[TopicPartition] = set()
         self._group_consumer: AIOKafkaConsumer | None = None
         self._kafka_problem: str | None = None
+        self._publish_problem: str | None = None  # the last publish failed (not a refusal)
         self._refusals = Refusals(kafka, counter=metrics.kafka_refusals)
         # Per consumer (group, table): partitions of denied topics, paused until (monotonic).
         self._denied: dict[int, Pauses[TopicPartition]] = {}
+        # Partitions denied and not fetched since: when (epoch ms, aiokafka's poll clock).
+        self._unread: dict[TopicPartition, int] = {}
+        self._unread_topics: set[str] = set()  # topics the gauge has shown
 
     # readiness -----------------------------------------------------------------------
 
@@ -156,9 +164,13 @@ class FoldLoop:
         return self._state.ready()
 
     def unready_reason(self) -> str | None:
-        return self._state.unready_reason(
-            refusal=self._refusals.problem, kafka_problem=self._kafka_problem
-        )
+        problem = self._kafka_problem or self._publish_problem
+        return self._state.unready_reason(refusal=self._refusals.problem, kafka_problem=problem)
+
+    def degraded_reason(self) -> str | None:
+        """What /readyz names while ready: a refusal or a failing publish (the fold serves
+        and publishes what it can; `sdstream_fold_unread_partitions` says which topics)."""
+        return self._refusals.problem or self._publish_problem if self.ready() else None
 
     async def wait_synced(self) -> None:
         await self._synced.wait()
@@ -252,6 +264,8 @@ class FoldLoop:
         lost, gained = self._owned - assigned, assigned - self._owned
         for tp in lost:
             self._drop_partition(tp)
+            self._unread.pop(tp, None)
+        self._count_unread()
         for tp in assigned - gained:
             consumer.seek(tp, self._state.group.positions.get(tp, 0))
         ends: dict[TopicPartition, int] = {}
@@ -266,13 +280,13 @@ class FoldLoop:
         logger.info("Assigned %d partitions (%d new, %d lost).", len(assigned), len(gained),
                     len(lost))  # fmt: skip
 
-    def _drop_partition(self, tp: TopicPartition) -> None:
+    def _drop_partition(self, tp: TopicPartition, *, count: int | None = None) -> None:
         parsed = parse_object_topic(self._prefix, tp.topic)
         if parsed is None:
             return
         cluster, resource = parsed
-        count = self.owners.counts.get(cluster, 0)
-        if not count:
+        count = self.owners.counts.get(cluster, 0) if count is None else count
+        if not count or cluster not in self.fold.clusters:
             return
         dropped = self.fold.cluster(cluster).drop_partitions(
             [resource], partitions={tp.partition}, count=count
@@ -352,7 +366,33 @@ class FoldLoop:
             return {}
         if self._refusals.problem is not None and not any(self._denied.values()):
             self._refusals.clear()  # e.g. a group denied before: a batch means it is granted
-        return batch
+        back = await self._readable_again(consumer, progress)
+        return {tp: got for tp, got in batch.items() if tp not in back}
+
+    async def _readable_again(
+        self, consumer: AIOKafkaConsumer, progress: Progress
+    ) -> set[TopicPartition]:
+        """Denied partitions Kafka let us fetch since: what was folded from them is
+        forgotten (deletions may have been compacted away meanwhile), they are read again
+        from 0, and a full sync follows once caught up (groups gone meanwhile are
+        tombstoned then)."""
+        assignment = consumer.assignment()
+        back = {tp for tp, since in self._unread.items() if tp in assignment
+                and (consumer.last_poll_timestamp(tp) or 0) > since}  # fmt: skip
+        if not back:
+            return back
+        for tp in back:
+            del self._unread[tp]
+        self._count_unread()
+        for tp in back:
+            self._drop_partition(tp, count=len(consumer.partitions_for_topic(tp.topic) or ()))
+        await consumer.seek_to_beginning(*back)
+        progress.gain(await consumer.end_offsets(list(back)))
+        self._state.need_sync = True
+        self._dirty.set()
+        logger.info("Reading %d partitions again, which Kafka denied us before: %s.", len(back),
+                    ", ".join(sorted({tp.topic for tp in back})))  # fmt: skip
+        return back
 
     async def _denial(
         self, consumer: AIOKafkaConsumer, progress: Progress, exc: KafkaError
@@ -369,6 +409,8 @@ class FoldLoop:
         tps = [tp for tp in consumer.assignment() if tp.topic in named]
         consumer.pause(*tps)
         progress.drop(tps)
+        self._unread.update(dict.fromkeys(tps, int(time.time() * 1000)))
+        self._count_unread()
         until = time.monotonic() + DENIED_RETRY_S
         self._denied.setdefault(id(consumer), Pauses()).pause(tps, until=until)
         self._dirty.set()
@@ -440,27 +482,72 @@ class FoldLoop:
     # publishing ------------------------------------------------------------------------
 
     async def _publish_loop(self) -> None:
+        """Publish each step; a step Kafka refuses or cannot take (credentials changed,
+        the targets topic's write ACL removed, the broker away) is reported, and a full
+        sync follows after a backoff: it writes whatever the topic lacks, so nothing is
+        lost, and the groups already published keep being served meanwhile."""
+        backoff = Backoff(0.5, DENIED_RETRY_S, jitter=False)
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            self._metrics.caught_up.set(1 if self._state.caught_up() else 0)
-            step = self._state.next_step()
-            if step is catch_up.Step.WAIT:
-                continue
-            folded = dict(self._state.group.positions)  # what this step's groups reflect
-            if step is catch_up.Step.FULL_SYNC:
-                written = await self._writer.send(await self._full_sync())
-                logger.info("Synced: %d records written.", written, extra={"writes": written})
+            try:
+                await self._publish_step()
+            except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
+                await self._publish_failed(exc, backoff)
             else:
-                built, errors = self.fold.rebuild()
-                self._report(errors)
-                await self._writer.send([(c.key, self._writer.value(c.key, c.group))
-                                         for c in built if self.owners.owns(c.key)])  # fmt: skip
-            self._state.synced = True
-            self._synced.set()
-            if self._committer is not None:
-                self._committer.mark(folded)
-            self._gauges()
+                if self._publish_problem is not None:
+                    logger.info("Publishing to %s again.", self._targets)
+                    self._publish_problem = None
+                    self._refusals.clear()
+                backoff.reset()
+
+    async def _publish_failed(self, exc: BaseException, backoff: Backoff) -> None:
+        """Report why publishing failed, then, after a backoff, start a new producer (it
+        reads the password file again) until one starts: an idempotent producer cannot
+        even start while the principal may write no topic at all (its producer id is
+        refused). A full sync follows."""
+        await self._report_publish(exc, backoff.next())
+        self._state.resync = True  # the next step re-reads the topic and writes the rest
+        while True:
+            await asyncio.sleep(backoff.next())
+            try:
+                async with asyncio.timeout(WRITER_START_S):
+                    await self._writer.restart()
+            except (KafkaError, TimeoutError) as failed:
+                await self._report_publish(failed, backoff.next())
+            else:
+                break
+        self._dirty.set()
+
+    async def _report_publish(self, exc: BaseException, delay: float) -> None:
+        doing = f"publishing to {self._targets}"
+        refused = await self._refusals.check(exc, doing=doing, options=self._writer.options())
+        if refused is None and not _retriable(exc):
+            raise FoldFailed(f"{doing}: {exc!r}") from exc
+        self._publish_problem = refused or f"{doing} failed: {exc!r}"
+        if refused is None:
+            logger.warning("%s; retrying in %.1f s.", self._publish_problem, delay,
+                           extra={"topic": self._targets})  # fmt: skip
+
+    async def _publish_step(self) -> None:
+        self._metrics.caught_up.set(1 if self._state.caught_up() else 0)
+        step = self._state.next_step()
+        if step is catch_up.Step.WAIT:
+            return
+        folded = dict(self._state.group.positions)  # what this step's groups reflect
+        if step is catch_up.Step.FULL_SYNC:
+            written = await self._writer.send(await self._full_sync())
+            logger.info("Synced: %d records written.", written, extra={"writes": written})
+        else:
+            built, errors = self.fold.rebuild()
+            self._report(errors)
+            await self._writer.send([(c.key, self._writer.value(c.key, c.group))
+                                     for c in built if self.owners.owns(c.key)])  # fmt: skip
+        self._state.synced = True
+        self._synced.set()
+        if self._committer is not None:
+            self._committer.mark(folded)
+        self._gauges()
 
     async def _full_sync(self) -> Iterator[Write]:
         objects = sum(s.size() for s in self.fold.clusters.values())
@@ -474,35 +561,70 @@ class FoldLoop:
         built = len(self.fold.groups)
         logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
                     extra={"groups": built})  # fmt: skip
-        try:
-            published = await kafka_targets_topic.read_digests(self._kafka, self._targets)
-        except kafka_targets_topic.TopicRefused as exc:
-            raise FoldFailed(str(exc)) from exc
+        published = await kafka_targets_topic.read_digests(self._kafka, self._targets)
         owns = self.owners.owns
         # Compared as digests of record bytes (encoding is canonical), each group encoded
         # only as it is written: parsing the whole topic took longer than the build, and
         # holding its values, or every desired value at once, added its size to the peak.
         owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
-        held, unowned = full_sync.split(published, owns)
-        orphans = await self._orphans(unowned)
+        unread = self._unread_now()
+        held, unowned = full_sync.split(published, owns, unread)
+        orphans = await self._orphans(unowned, unread)
         # A group too large to publish is left out, like a vanished one: tombstoned if the
         # topic holds it, else nothing written, so each sync (and restart) agrees.
         desired = ((k, v) for k, g in owned if self._writer.fits(k, v := targets.encode(g)))
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip
-        return full_sync.writes(desired, held, orphans, fingerprint=targets.digest)
+        if denied := ", ".join(sorted(unread.touched_clusters())):
+            logger.info("Leaving the published groups of partitions Kafka denies us as they "
+                        "are (clusters %s).", denied, extra={"clusters": denied})  # fmt: skip
+        return full_sync.writes(desired, held, orphans, fingerprint=targets.digest, unread=unread)
 
-    async def _orphans(self, unowned: Iterable[TargetKey]) -> list[TargetKey]:
+    def _count_unread(self) -> None:
+        """`sdstream_fold_unread_partitions` per topic; 0 once a topic is read again."""
+        counts = dict.fromkeys(self._unread_topics, 0)
+        for tp in self._unread:
+            counts[tp.topic] = counts.get(tp.topic, 0) + 1
+        for topic, count in counts.items():
+            self._metrics.unread.labels(topic).set(count)
+        self._unread_topics = set(counts)
+
+    def _unread_now(self) -> full_sync.Unread:
+        """What the full sync may not judge: partitions denied and not fetched since."""
+        partitions: dict[str, set[int]] = {}
+        tables: set[str] = set()
+        for tp in self._unread:
+            parsed = parse_object_topic(self._prefix, tp.topic)
+            if parsed is not None and parsed[1] in NAMESPACED:
+                partitions.setdefault(parsed[0], set()).add(tp.partition)
+            elif parsed is not None:
+                tables.add(parsed[0])
+        return full_sync.Unread(ownership.Ownership(partitions, dict(self.owners.counts)),
+                                frozenset(tables))  # fmt: skip
+
+    async def _orphans(
+        self, unowned: Iterable[TargetKey], unread: full_sync.Unread
+    ) -> list[TargetKey]:
         """Published groups of deleted clusters this member tombstones (`full_sync.orphans`),
-        judged on fresh metadata of every topic, not only subscribed ones."""
+        judged on fresh metadata of every topic, not only subscribed ones. A cluster whose
+        topics we may no longer describe is not listed either: asked by name, such a
+        cluster is denied, not deleted, and its groups stay."""
         consumer = self._group_consumer
         if consumer is None:
             return []
-        orphans = full_sync.orphans(
-            unowned, topics=await consumer.topics(), prefix=self._prefix,
-            group_pattern=self._group_pattern, owned=self._owned,
-        )  # fmt: skip
+        unowned, topics = list(unowned), await consumer.topics()
+
+        def judged(denied: set[str]) -> list[TargetKey]:
+            return full_sync.orphans(unowned, topics=topics, prefix=self._prefix,
+                                     group_pattern=self._group_pattern, owned=self._owned,
+                                     unread=denied)  # fmt: skip
+
+        orphans = judged(unread.touched_clusters())
+        if orphans:
+            clusters = {ownership.parse_target_key(k)[1] for k in orphans}
+            denied = await kafka_targets_topic.denied_clusters(self._kafka, clusters, NAMESPACED)
+            orphans = judged(unread.touched_clusters() | denied)
         if not orphans:
             return []
         logger.info("Tombstoning %d groups of clusters without topics.", len(orphans),
@@ -537,6 +659,13 @@ class FoldLoop:
                 dropped, invalid = self.fold.left_out_totals.get(view.job, (0, 0))
                 self._metrics.left_out.labels(view.job, "dropped").set(dropped)
                 self._metrics.left_out.labels(view.job, "invalid").set(invalid)
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Worth trying again: aiokafka's retriable errors, its timeouts (marked otherwise),
+    connection errors, and a topic Kafka would not create or read just now."""
+    timeouts = KafkaTimeoutError | TimeoutError | kafka_targets_topic.TopicRefused
+    return isinstance(exc, timeouts) or bool(getattr(exc, "retriable", False))
 
 
 async def _covers(consumer: AIOKafkaConsumer, pattern: str, tps: set[TopicPartition]) -> bool:

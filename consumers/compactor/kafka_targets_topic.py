@@ -14,12 +14,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from kafka_access import compacted, kafka_options, reading, topic_plan
 from lifecycle import stopping
 from schemas import targets
 from schemas.config import KafkaSettings
-from schemas.topics import TargetKey
+from schemas.topics import Resource, TargetKey, object_topic
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,29 @@ def leaders_elected(described: list[dict[str, Any]]) -> bool:
         and all(p["error_code"] == 0 and p["leader"] >= 0 for p in meta["partitions"])
         for meta in described
     )
+
+
+async def denied_clusters(
+    kafka: KafkaSettings, clusters: Iterable[str], resources: Iterable[Resource]
+) -> set[str]:
+    """The clusters some of whose object topics Kafka will not even describe to us. Asked
+    by name (never created: auto-creation is off in the request), a topic we may not
+    describe answers TOPIC_AUTHORIZATION_FAILED whether or not it exists, while listing
+    every topic leaves it out as if deleted: such a cluster is denied, not gone."""
+    names = {object_topic(kafka.topic_prefix, c, r): c for c in clusters for r in resources}
+    if not names:
+        return set()
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
+    await admin.start()
+    try:
+        answer = await admin._send_request(  # describe_topics would let the broker create them
+            MetadataRequest(sorted(names), allow_auto_topic_creation=False)
+        )
+    finally:
+        await stopping.stop("admin client", admin.close)
+    denied = TopicAuthorizationFailedError.errno
+    return {names[t["topic"]] for t in answer.to_object()["topics"]
+            if t["error_code"] == denied and t["topic"] in names}  # fmt: skip
 
 
 async def max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:

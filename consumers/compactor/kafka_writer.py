@@ -145,6 +145,14 @@ class TargetsWriter:
         else:
             self._metrics.published.labels("tombstone" if value is None else "group").inc()
 
+    def options(self) -> dict[str, object]:
+        """The client options its producer is built with (to diagnose a refusal)."""
+        return kafka_options.client_options(self._kafka)
+
+    async def restart(self) -> None:
+        """A new producer: after a refusal, so the password file is read again."""
+        await self._restart()
+
     async def _restart(self) -> None:
         """After a refused batch the idempotent producer's sequence numbers have a gap the
         broker would refuse every later batch of that partition for: start a new one."""

@@ -9,6 +9,11 @@ Caught up (`kafka_access.reading`): every partition read to the end offsets seen
 start. Until then listeners hear nothing and readiness says why; at catch-up they hear
 every job once, then each batch's changed jobs.
 
+After Kafka refused us (credentials, an ACL) the reader starts over from offset 0 into a
+fresh view, while the old one keeps serving, and swaps them once caught up (listeners
+hear the jobs that differ): tombstones compacted away during a long outage
+(`delete.retention.ms`) would otherwise leave deleted groups served until a restart.
+
 Bad records are counted by reason, logged with topic[partition]@offset, and skipped;
 records of jobs not configured here are counted and named once per batch.
 The partition count is read once: targets topics never grow partitions (keys would move).
@@ -80,10 +85,15 @@ class TargetsReader:
         return self._caught_up.is_set()
 
     def unready_reason(self) -> str | None:
-        """None once caught up; else what the reader is waiting for (for /readyz)."""
-        if self._refusals.problem is not None:
-            return self._refusals.problem
-        return None if self.caught_up else self._behind
+        """None once caught up (the view read so far keeps being served: a refusal after
+        that is `degraded_reason`); else what the reader is waiting for (for /readyz)."""
+        if self.caught_up:
+            return None
+        return self._refusals.problem or self._behind
+
+    def degraded_reason(self) -> str | None:
+        """What /readyz names while ready: a refusal since the reader caught up."""
+        return self._refusals.problem if self.caught_up else None
 
     async def wait_caught_up(self) -> None:
         await self._caught_up.wait()
@@ -114,7 +124,7 @@ class TargetsReader:
             parts = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
-            await self._catch_up(consumer, parts)
+            await self._catch_up(consumer, parts, self.view.fresh())
             self._refusals.clear()
             while True:
                 await self._apply(await consumer.getmany(*parts, timeout_ms=1000))
@@ -148,13 +158,17 @@ class TargetsReader:
             await asyncio.sleep(self._retry_s)
             attempt += 1
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> None:
+    async def _catch_up(
+        self, consumer: AIOKafkaConsumer, parts: list[TopicPartition], fresh: views.TargetView
+    ) -> None:
+        """Read the topic from 0 into `fresh`, then make the view it (see the module doc)."""
         started = time.monotonic()
         self._behind = f"reading {self.topic}: {len(parts)} partitions"
         async for batch, behind in reading.batches_to_end(consumer, parts):
             self._behind = f"reading {self.topic}: {behind} of {len(parts)} partitions"
-            self._fold(batch)
-        jobs = frozenset(self.view.jobs())
+            self._fold(batch, fresh)
+        changed = self.view.take(fresh)
+        jobs = changed if self.caught_up else frozenset(self.view.jobs())
         await self._notify(jobs)  # sinks hold the whole topic before anyone calls us ready
         self._caught_up.set()
         self._metrics.caught_up.set(1)
@@ -162,16 +176,16 @@ class TargetsReader:
             "Caught up with %s: %d groups in %d jobs, %.1f s.",
             self.topic,
             len(self.view),
-            len(jobs),
+            len(self.view.jobs()),
             time.monotonic() - started,
-            extra={"topic": self.topic, "groups": len(self.view), "jobs": len(jobs)},
+            extra={"topic": self.topic, "groups": len(self.view), "jobs": len(self.view.jobs())},
         )
 
     async def _apply(self, batch: Batch) -> None:
         await self._notify(self._fold(batch).changed)
 
-    def _fold(self, batch: Batch) -> views.Applied:
-        applied = self.view.apply_records(_raw(batch))
+    def _fold(self, batch: Batch, view: views.TargetView | None = None) -> views.Applied:
+        applied = (self.view if view is None else view).apply_records(_raw(batch))
         heap.settle_after(applied.applied)
         self._metrics.records.inc(applied.applied)
         unconfigured: set[str] = set()

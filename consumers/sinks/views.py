@@ -175,6 +175,25 @@ class TargetView:
         if not clusters[old.cluster]:
             del clusters[old.cluster]
 
+    def fresh(self) -> TargetView:
+        """An empty view with the same configured jobs, to rebuild the topic into."""
+        return TargetView(configured=self.configured)
+
+    def take(self, rebuilt: TargetView) -> frozenset[str]:
+        """Become `rebuilt` (the topic read again from offset 0 into `fresh()`), keeping
+        every job known so far (they serve `[]`); the jobs whose groups differ. Rebuilding
+        rather than folding the topic again into this view drops groups whose tombstones
+        were compacted away meanwhile: a view never sees their deletion otherwise."""
+        changed = frozenset(
+            job for job in self._by_job.keys() | rebuilt._by_job.keys()
+            if _digests(self._by_job.get(job, {})) != _digests(rebuilt._by_job.get(job, {}))
+        )  # fmt: skip
+        kept: dict[str, dict[TargetKey, Held]] = {job: {} for job in self._by_job}
+        self._by_job = {**kept, **rebuilt._by_job}
+        self._job_of, self._targets = rebuilt._job_of, rebuilt._targets
+        self._clusters = rebuilt._clusters
+        return changed
+
     def apply_records(self, records: Iterable[RawRecord]) -> Applied:
         changed: set[str] = set()
         skipped: list[Skip] = []
@@ -240,3 +259,7 @@ class TargetView:
 
     def __iter__(self) -> Iterator[TargetKey]:
         return iter(sorted(self._job_of))
+
+
+def _digests(groups: Mapping[TargetKey, Held]) -> dict[TargetKey, bytes]:
+    return {key: held.digest for key, held in groups.items()}

@@ -3,11 +3,14 @@ a bounded cache that never takes a wrong password for a good one, and a bcrypt b
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import bcrypt
 import pytest
@@ -20,7 +23,13 @@ from sdstream.http import Request
 
 PASSWORD = "s3cret-pässword"
 TOKEN = "tok-0123456789abcdef"
+T = TypeVar("T")
 HASHED = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+
+
+def run(call: Coroutine[Any, Any, T]) -> T:
+    """The guard's checks are coroutines (bcrypt runs in a thread of its own)."""
+    return asyncio.run(call)
 
 
 def basic(user: str, password: str) -> str:
@@ -76,7 +85,7 @@ def make(
 
 def test_good_basic_credentials_pass() -> None:
     checker, _ = make()
-    assert checker.check(get(authorization=basic("prometheus", PASSWORD))) is None
+    assert run(checker.check(get(authorization=basic("prometheus", PASSWORD)))) is None
 
 
 @pytest.mark.parametrize(
@@ -96,7 +105,7 @@ def test_anything_else_is_401_with_a_basic_challenge(
     authorization: str | None, reason: str
 ) -> None:
     checker, registry = make()
-    reply = checker.check(get(authorization=authorization))
+    reply = run(checker.check(get(authorization=authorization)))
     assert reply is not None
     assert (reply.status, reply.headers["WWW-Authenticate"]) == (401, "Basic")
     assert refusals(registry, reason) == 1
@@ -106,31 +115,31 @@ def test_probes_are_open_by_default_and_closed_on_request() -> None:
     open_, _ = make()
     closed, registry = make(open_probes=False)
     for path in ("/healthz", "/readyz"):
-        assert open_.check(get(path)) is None
-        refused = closed.check(get(path))
+        assert run(open_.check(get(path))) is None
+        refused = run(closed.check(get(path)))
         assert refused is not None
         assert refused.status == 401
-        assert closed.check(get(path, basic("prometheus", PASSWORD))) is None
+        assert run(closed.check(get(path, basic("prometheus", PASSWORD)))) is None
     assert refusals(registry, "no_credentials") == 2
     for near in ("/metrics", "/healthz/", "/readyz/x", "//healthz", "/HEALTHZ"):
-        assert open_.check(get(near)) is not None
+        assert run(open_.check(get(near))) is not None
 
 
 def test_a_bearer_token_passes_and_a_wrong_one_does_not(tmp_path: Path) -> None:
     checker, registry = make(tmp_path, users=False, token=True)
-    assert checker.check(get(authorization=f"Bearer {TOKEN}")) is None
-    assert checker.check(get(authorization=f"bearer  {TOKEN} ")) is None
-    wrong = checker.check(get(authorization=f"Bearer {TOKEN[:-1]}"))
+    assert run(checker.check(get(authorization=f"Bearer {TOKEN}"))) is None
+    assert run(checker.check(get(authorization=f"bearer  {TOKEN} "))) is None
+    wrong = run(checker.check(get(authorization=f"Bearer {TOKEN[:-1]}")))
     assert wrong is not None
     assert (wrong.status, wrong.headers["WWW-Authenticate"]) == (401, "Bearer")
-    assert checker.check(get(authorization=basic("prometheus", PASSWORD))) is not None
+    assert run(checker.check(get(authorization=basic("prometheus", PASSWORD)))) is not None
     assert (refusals(registry, "bad_token"), refusals(registry, "malformed")) == (1, 1)
 
 
 def test_with_both_either_passes(tmp_path: Path) -> None:
     checker, _ = make(tmp_path, token=True)
-    assert checker.check(get(authorization=f"Bearer {TOKEN}")) is None
-    assert checker.check(get(authorization=basic("prometheus", PASSWORD))) is None
+    assert run(checker.check(get(authorization=f"Bearer {TOKEN}"))) is None
+    assert run(checker.check(get(authorization=basic("prometheus", PASSWORD)))) is None
 
 
 def test_the_token_file_is_reread_when_it_changes(
@@ -142,28 +151,28 @@ def test_the_token_file_is_reread_when_it_changes(
     replacement.write_text("rotated\n")
     replacement.replace(path)  # how a Kubernetes secret mount changes: a new file
 
-    assert checker.check(get(authorization="Bearer rotated")) is None
-    assert checker.check(get(authorization=f"Bearer {TOKEN}")) is not None
+    assert run(checker.check(get(authorization="Bearer rotated"))) is None
+    assert run(checker.check(get(authorization=f"Bearer {TOKEN}"))) is not None
 
     path.unlink()  # deleting the file revokes the token, with one warning
     with caplog.at_level(logging.WARNING, logger="sdstream.guard"):
-        assert checker.check(get(authorization="Bearer rotated")) is not None
-        assert checker.check(get(authorization="Bearer rotated")) is not None
+        assert run(checker.check(get(authorization="Bearer rotated"))) is not None
+        assert run(checker.check(get(authorization="Bearer rotated"))) is not None
     path.write_text("\n")  # empty: revoked too
     with caplog.at_level(logging.WARNING, logger="sdstream.guard"):
-        assert checker.check(get(authorization="Bearer rotated")) is not None
-        assert checker.check(get(authorization="Bearer ")) is not None
+        assert run(checker.check(get(authorization="Bearer rotated"))) is not None
+        assert run(checker.check(get(authorization="Bearer "))) is not None
     refused = [r for r in caplog.records if "Refusing every bearer token" in r.getMessage()]
     assert len(refused) == 2
     assert "rotated" not in caplog.text
     path.write_text("again\n")  # a token again: accepted again
-    assert checker.check(get(authorization="Bearer again")) is None
+    assert run(checker.check(get(authorization="Bearer again"))) is None
 
 
 def test_a_token_that_is_not_utf8_is_refused_not_an_error(tmp_path: Path) -> None:
     """aiohttp hands over header bytes it cannot decode as surrogates."""
     checker, _ = make(tmp_path, users=False, token=True)
-    refusal = checker.check(get(authorization="Bearer \udcff\udcfe"))
+    refusal = run(checker.check(get(authorization="Bearer \udcff\udcfe")))
     assert refusal is not None
     assert refusal.status == 401
 
@@ -181,7 +190,7 @@ def test_an_unknown_user_costs_what_the_dearest_known_user_costs() -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(guard.bcrypt, "checkpw", spy)
-        assert auth.verify(basic("nobody", "x")[6:]) is guard.Outcome.WRONG_BASIC
+        assert run(auth.verify(basic("nobody", "x")[6:])) is guard.Outcome.WRONG_BASIC
     assert checked == [dear.encode()]
 
 
@@ -199,20 +208,20 @@ def test_good_credentials_are_checked_by_bcrypt_once() -> None:
     registry = CollectorRegistry()
     metrics = guard.GuardMetrics.create(registry)
     auth = guard.BasicAuth({"prometheus": HASHED}, spent=metrics.bcrypt_seconds)
-    assert auth.verify(basic("prometheus", PASSWORD)[6:]) is guard.Outcome.OK
+    assert run(auth.verify(basic("prometheus", PASSWORD)[6:])) is guard.Outcome.OK
     spent = registry.get_sample_value("sdstream_http_auth_bcrypt_seconds_total")
     for _ in range(20):
-        assert auth.verify(basic("prometheus", PASSWORD)[6:]) is guard.Outcome.OK
+        assert run(auth.verify(basic("prometheus", PASSWORD)[6:])) is guard.Outcome.OK
     assert registry.get_sample_value("sdstream_http_auth_bcrypt_seconds_total") == spent
 
 
 def test_wrong_passwords_are_checked_every_time_never_cached() -> None:
     clock = FakeClock(tick=0.001)
     auth = guard.BasicAuth({"prometheus": HASHED}, clock=clock)
-    auth.verify(basic("prometheus", PASSWORD)[6:])  # a good entry in the cache
+    run(auth.verify(basic("prometheus", PASSWORD)[6:]))  # a good entry in the cache
     before = auth.budget.tokens
     for _ in range(3):
-        assert auth.verify(basic("prometheus", "wrong")[6:]) is guard.Outcome.WRONG_BASIC
+        assert run(auth.verify(basic("prometheus", "wrong")[6:])) is guard.Outcome.WRONG_BASIC
     assert auth.budget.tokens < before  # each wrong one paid for its bcrypt
 
 
@@ -220,7 +229,7 @@ def test_the_cache_is_bounded() -> None:
     users = {f"u{i}": HASHED for i in range(5)}
     auth = guard.BasicAuth(users, cache_entries=2)
     for name in users:
-        assert auth.verify(basic(name, PASSWORD)[6:]) is guard.Outcome.OK
+        assert run(auth.verify(basic(name, PASSWORD)[6:])) is guard.Outcome.OK
     assert len(auth._good) == 2
 
 
@@ -230,7 +239,7 @@ def test_only_the_password_passes(password: str) -> None:
     """Whatever came before (the good password cached), another password never passes,
     and one that differs only past bcrypt's 72 bytes is the same password, as for Go."""
     auth = _CACHED
-    outcome = auth.verify(basic("prometheus", password)[6:])
+    outcome = run(auth.verify(basic("prometheus", password)[6:]))
     same = password.encode()[:72] == PASSWORD.encode()[:72]
     assert (outcome is guard.Outcome.OK) == same
 
@@ -238,16 +247,16 @@ def test_only_the_password_passes(password: str) -> None:
 _CACHED = guard.BasicAuth(
     {"prometheus": HASHED}, budget=guard.CpuBudget(rate=1e9, burst=1e9, now=0.0)
 )
-assert _CACHED.verify(basic("prometheus", PASSWORD)[6:]) is guard.Outcome.OK
+assert run(_CACHED.verify(basic("prometheus", PASSWORD)[6:])) is guard.Outcome.OK
 
 
 def test_a_flood_of_wrong_passwords_is_throttled_and_good_ones_still_pass() -> None:
     clock = FakeClock(tick=0.1)  # each bcrypt "takes" 0.1 s
     checker, registry = make(clock=clock)
-    assert checker.check(get(authorization=basic("prometheus", PASSWORD))) is None  # cached
+    assert run(checker.check(get(authorization=basic("prometheus", PASSWORD)))) is None  # cached
     started, spent_before = clock.now, bcrypt_seconds(registry)
     answers = [
-        checker.check(get(authorization=basic("prometheus", f"guess{i}"))) for i in range(40)
+        run(checker.check(get(authorization=basic("prometheus", f"guess{i}")))) for i in range(40)
     ]
     statuses = [a.status for a in answers if a is not None]
     spent = bcrypt_seconds(registry) - spent_before
@@ -258,9 +267,9 @@ def test_a_flood_of_wrong_passwords_is_throttled_and_good_ones_still_pass() -> N
     assert throttled is not None
     assert int(throttled.headers["Retry-After"]) >= 1
     assert "WWW-Authenticate" not in throttled.headers  # not a verdict on the password
-    assert checker.check(get(authorization=basic("prometheus", PASSWORD))) is None
+    assert run(checker.check(get(authorization=basic("prometheus", PASSWORD)))) is None
     clock.now += 60  # the budget refills
-    late = checker.check(get(authorization=basic("prometheus", "late guess")))
+    late = run(checker.check(get(authorization=basic("prometheus", "late guess"))))
     assert late is not None
     assert late.status == 401
 
@@ -296,8 +305,8 @@ def test_refusals_never_log_or_answer_secrets(
     checker, _ = make(tmp_path, token=True)
     with caplog.at_level(logging.DEBUG):
         replies = [
-            checker.check(get(authorization=basic("prometheus", "hunter2-wrong"))),
-            checker.check(get(authorization="Bearer tok-wrong-1234")),
+            run(checker.check(get(authorization=basic("prometheus", "hunter2-wrong")))),
+            run(checker.check(get(authorization="Bearer tok-wrong-1234"))),
         ]
     for reply in replies:
         assert reply is not None
@@ -333,7 +342,7 @@ _FUZZED, _ = make(users=True)
 def test_any_authorization_header_is_answered_never_raised(header: str, path: str) -> None:
     """Hostile headers get 401 (or 429 once the budget is spent), never an exception, and
     never pass, except on an open probe."""
-    reply = _FUZZED.check(get(path, header))
+    reply = run(_FUZZED.check(get(path, header)))
     if path in guard.PROBES:
         assert reply is None
     else:

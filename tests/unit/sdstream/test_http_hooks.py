@@ -29,13 +29,13 @@ class BearerOnly:
 
     seen: list[http.Request] = field(default_factory=list)
 
-    def check(self, request: http.Request) -> http.Reply | None:
+    async def check(self, request: http.Request) -> http.Reply | None:
         self.seen.append(request)
         if request.path == "/healthz" or request.headers.get("authorization") == f"Bearer {TOKEN}":
             return None
         return http.Reply(401, b"unauthorized\n", {"WWW-Authenticate": 'Bearer realm="sdstream"'})
 
-    def trusted(self, request: http.Request) -> bool:
+    async def trusted(self, request: http.Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {TOKEN}"
 
 
@@ -180,8 +180,8 @@ async def test_certificates_loaded_into_the_context_serve_new_connections(tmp_pa
 class OpenReadyz(BearerOnly):
     """The bearer guard with /readyz open, as `http.open_probes` makes it."""
 
-    def check(self, request: http.Request) -> http.Reply | None:
-        return None if request.path == "/readyz" else super().check(request)
+    async def check(self, request: http.Request) -> http.Reply | None:
+        return None if request.path == "/readyz" else await super().check(request)
 
 
 async def test_an_open_readyz_tells_only_the_trusted_why() -> None:
@@ -198,3 +198,19 @@ async def test_an_open_readyz_tells_only_the_trusted_why() -> None:
     assert anonymous.status == trusted.status == 503
     assert b"fold" not in anonymous.body
     assert reason.encode() in trusted.body
+
+
+async def test_a_ready_but_degraded_process_answers_200_naming_why_to_the_trusted() -> None:
+    """A refusal after the first sync keeps the process in its Service: /readyz is 200 and
+    names it (only to those with credentials, like a reason)."""
+    note = "Kafka denied SASL user 'fold' access to topic sd.b.pods"
+    server = http.HttpServer(LOOPBACK, registry=CollectorRegistry(), ready=lambda: None,
+                             degraded=lambda: note, guard=OpenReadyz())  # fmt: skip
+    async with server:
+        anonymous = await fetch(server.address, path="/readyz")
+        trusted = await fetch(
+            server.address, path="/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert anonymous.status == trusted.status == 200
+    assert anonymous.body == b"ready\n"
+    assert trusted.body == f"ready, degraded: {note}\n".encode()

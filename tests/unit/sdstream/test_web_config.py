@@ -4,6 +4,7 @@ no hooks at all."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_users_make_a_guard_with_the_probe_setting(
         security = build(tmp_path, f"basic_auth_users:\n  prom: '{HASHED}'\n", open_probes=False)
     assert "clear text" in caplog.text  # no tls_server_config
     assert security.guard is not None
-    refused = security.guard.check(Request("GET", "/healthz", {}, {}))
+    refused = asyncio.run(security.guard.check(Request("GET", "/healthz", {}, {})))
     assert refused is not None
     assert refused.status == 401
 
@@ -83,7 +84,8 @@ def test_a_bearer_token_alone_makes_a_guard(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("abc\n")
     security = build(tmp_path, bearer_token_file=tmp_path / "token")
     assert security.guard is not None
-    assert security.guard.check(Request("GET", "/x", {}, {"authorization": "Bearer abc"})) is None
+    allowed = Request("GET", "/x", {}, {"authorization": "Bearer abc"})
+    assert asyncio.run(security.guard.check(allowed)) is None
 
 
 @pytest.mark.parametrize(

@@ -50,11 +50,12 @@ def test_a_rebalance_reads_gained_partitions_from_zero_and_syncs_again() -> None
     assert state.next_step() is Step.FULL_SYNC
 
 
-def test_a_refusal_is_named_even_when_synced_and_a_kafka_problem_only_before() -> None:
+def test_a_refusal_or_kafka_problem_makes_it_unready_only_before_it_has_synced() -> None:
     state: CatchUp[tuple[str, int]] = CatchUp(assigned_once=True, table_complete=True)
+    assert state.unready_reason(refusal="denied", kafka_problem="away") == "denied"
     assert state.next_step() is Step.FULL_SYNC
     state.synced = True
-    assert state.unready_reason(refusal="denied", kafka_problem="away") == "denied"
+    assert state.unready_reason(refusal="denied", kafka_problem="away") is None
     assert state.unready_reason(refusal=None, kafka_problem="away") is None
     state.need_sync = True
     assert state.unready_reason(refusal=None, kafka_problem="away") == "away"

@@ -45,3 +45,35 @@ def test_writes_are_changed_values_then_tombstones_for_undesired_and_orphans() -
     assert written == [
         (key("j/east/new"), b"N"), (key("j/east/b"), None), (key("j/gone/x"), None)
     ]  # fmt: skip
+
+
+def test_groups_of_unread_partitions_are_neither_written_nor_tombstoned() -> None:
+    """A denied partition (or a cluster's denied global table) is unknown, not empty."""
+    from consumers.compactor.ownership import Ownership, source_object_key
+    from schemas.topics import partition_for
+
+    on = {p: f"pods/east/pod/ns{i}/web" for i in range(8)
+          for p in [partition_for(source_object_key(f"pod/ns{i}/web"), 2)]}  # fmt: skip
+    denied, read = key(on[1]), key(on[0])
+    unread = full_sync.Unread(Ownership({"east": {1}}, {"east": 2}), frozenset({"west"}))
+    assert unread.covers(denied)
+    assert not unread.covers(read)
+    assert unread.covers(key("pods/west/pod/ns/web"))
+    held, unowned = full_sync.split(
+        {denied: b"D", read: b"R", key("pods/west/pod/ns/web"): b"W"}, owns=lambda k: True,
+        unread=unread,
+    )  # fmt: skip
+    assert held == {read: b"R"}
+    assert unowned == set()
+    desired = [(denied, b"partial"), (key("pods/west/pod/ns/new"), b"partial")]
+    assert list(full_sync.writes(desired, held, [], fingerprint=bytes, unread=unread)) == [
+        (read, None)
+    ]
+    assert unread.touched_clusters() == {"east", "west"}
+
+
+def test_a_cluster_denied_to_us_has_no_orphans() -> None:
+    unowned = [key("pods/gone/default/web")]
+    kwargs = {"topics": TOPICS, "prefix": PREFIX, "group_pattern": PATTERN}
+    found = full_sync.orphans(unowned, owned={("sd.east.pods", 0)}, unread={"gone"}, **kwargs)  # type: ignore[arg-type]
+    assert found == []

@@ -197,3 +197,20 @@ def test_records_of_unconfigured_jobs_are_skipped_not_served() -> None:
     ]
     assert (view.jobs(), view.known("api")) == (["web"], False)
     assert view.apply_records([RawRecord(key(API).encode(), None)]).changed == frozenset()
+
+
+def test_a_rebuilt_view_replaces_the_old_one_and_names_the_jobs_that_differ() -> None:
+    """What the sinks' reader does after a refusal: groups missing from the rebuilt view
+    (their tombstones compacted away) are gone; jobs seen before stay known."""
+    old = TargetView()
+    gone, kept = group("web", "c1", "gone", "10.0.0.1:80"), group("db", "c1", "db", "10.0.0.2:80")
+    old.apply(key(gone), gone)
+    old.apply(key(kept), kept)
+    rebuilt = old.fresh()
+    rebuilt.apply(key(kept), kept)
+    assert old.take(rebuilt) == {"web"}
+    assert (old.jobs(), old.held("web"), old.held("db"), len(old)) == (
+        ["db", "web"], [], [Held.of(kept)], 1
+    )  # fmt: skip
+    assert old.counts("web") == (0, 0)
+    assert not old.has_cluster("web", "c1")
