@@ -73,11 +73,13 @@ async def serve(
             config.kafka, registry=registry, jobs=names, file_sd_dir=config.file_sd_dir,
             topic=config.targets, file_sd_mode=config.file_sd_permissions,
             max_shards=config.http_sd_max_shards, cache_bytes=config.http_sd_cache_bytes,
+            monitors=config.monitors, clusters=config.clusters,
+            cluster_pattern=config.cluster_pattern,
         )  # fmt: skip
 
     def unready() -> str | None:
         return (loop.unready_reason() if loop else None) or (
-            sinks.reader.unready_reason() if sinks else None
+            sinks.unready_reason() if sinks else None
         )
 
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
@@ -102,6 +104,8 @@ async def serve(
                     tasks.create_task(loop.run(), name="fold")
                 if sinks is not None:
                     tasks.create_task(sinks.reader.run(), name="sinks")
+                    if sinks.monitors is not None:
+                        tasks.create_task(sinks.monitors.run(), name="monitor jobs")
     finally:
         if page is not None:
             page.close()  # queued page renders would hold the exit

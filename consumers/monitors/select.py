@@ -13,7 +13,7 @@ Pure: no Kafka, no logging.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consumers.monitors import jobs
 from schemas.monitors import LabelSelector, MonitorsSettings
@@ -34,6 +34,28 @@ class MonitorJob:
     sd_config: KubernetesSDConfig
     rules: tuple[RelabelConfig, ...]  # the operator's, then the endpoint's own
     cluster_label: str
+    resource: Resource = Resource.SERVICEMONITORS
+    # The trimmed monitor as on Kafka, and the endpoint's index in it: its scrape
+    # parameters are `endpoint_spec()` (interval, scheme, path, params, ...).
+    monitor: KubeObject = field(default_factory=dict, compare=False, repr=False)
+    endpoint: int = 0
+
+    def targets_equal(self, other: MonitorJob) -> bool:
+        """Whether both make the same target groups (what the fold rebuilds on)."""
+        return (self.sd_config, self.rules, self.cluster_label) == (
+            other.sd_config, other.rules, other.cluster_label
+        )  # fmt: skip
+
+    def endpoint_spec(self) -> Mapping[str, object]:
+        """The monitor endpoint this job scrapes, as trimmed on Kafka."""
+        spec = self.monitor.get("spec")
+        endpoints = (
+            spec.get(jobs.ENDPOINTS_FIELD[self.resource]) if isinstance(spec, dict) else None
+        )
+        if isinstance(endpoints, list) and self.endpoint < len(endpoints):
+            found = endpoints[self.endpoint]
+            return found if isinstance(found, dict) else {}
+        return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +103,8 @@ def monitor_jobs(
 ) -> list[MonitorJob]:
     """The jobs of a selected monitor in `cluster`; raises jobs.MonitorError."""
     result = []
-    for job in jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role):
+    generated = jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role)
+    for index, job in enumerate(generated):
         (sd,) = job["kubernetes_sd_configs"]
         result.append(
             MonitorJob(
@@ -90,6 +113,9 @@ def monitor_jobs(
                 sd_config=KubernetesSDConfig.model_validate(sd),
                 rules=jobs.rules(job),
                 cluster_label=settings.cluster_label,
+                resource=resource,
+                monitor=monitor,
+                endpoint=index,
             )
         )
     return result
