@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import orjson
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
 from consumers.monitors import jobs as monitor_jobs
@@ -33,9 +33,10 @@ from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
 from schemas.monitors import MonitorsSettings
 from schemas.topics import Resource, TargetKey, parse_target_key, targets_topic
 from tests.integration import e2e_pipeline as e2e
-from tests.integration import kafka_helpers
+from tests.integration import kafka_helpers, objects
 from tests.integration import operator_oracle as operator
 from tests.integration import relabel_oracle as oracle
+from tests.integration.test_e2e_clusters import second_kubeconfig  # noqa: F401 - fixture
 from tests.integration.test_monitors_vs_promtool import monitors, seed
 from tests.naming import unique
 from tests.unit.consumers.sinks.http_client import fetch
@@ -207,8 +208,8 @@ async def test_monitor_jobs_are_served_live_as_the_operator_configures_them(
         with operator.running(env.kubeconfig, namespace, tmp_path / "operator.log"):
             create_cr = operator.prometheus_cr(namespace, "oracle", role="endpoints")
             _resource(api, "Prometheus").create(body=create_cr, namespace=namespace)
-            config = await operator.generated_config(api, namespace, "oracle", jobs=6)
-        theirs = config["scrape_configs"]
+            generated_config = await operator.generated_config(api, namespace, "oracle", jobs=6)
+        theirs = generated_config["scrape_configs"]
         assert [j["job_name"] for j in theirs] == [j["job_name"] for j in generated(made)]
         await judge(env, folding.address, theirs, tmp_path)
         await judge(env, replica.address, theirs, tmp_path)
@@ -240,10 +241,89 @@ async def test_monitor_jobs_are_served_live_as_the_operator_configures_them(
 
         # 3. the namespace leaves the namespace selector: every job vanishes; and is back
         label_namespace(api, namespace, None)
-        for job in generated(now):
+        for spec in generated(now):
             for address in (folding.address, replica.address):
-                await wait_served(address, job["job_name"], None)
-            await tombstoned(env.kafka_bootstrap, topic_prefix, job["job_name"])
+                await wait_served(address, spec["job_name"], None)
+            await tombstoned(env.kafka_bootstrap, topic_prefix, spec["job_name"])
         label_namespace(api, namespace, "on")
         await judge(env, folding.address, generated(now), tmp_path)
         await judge(env, replica.address, generated(now), tmp_path)
+
+
+async def operator_config(
+    api: client.ApiClient, kubeconfig: Path, namespace: str, log: Path, *, jobs: int
+) -> list[dict[str, Any]]:
+    """The operator's jobs for the monitors of `namespace` in the API server of `kubeconfig`."""
+    with operator.running(kubeconfig, namespace, log):
+        body = operator.prometheus_cr(namespace, "oracle", role="endpoints")
+        _resource(api, "Prometheus").create(body=body, namespace=namespace)
+        config = await operator.generated_config(api, namespace, "oracle", jobs=jobs)
+    found: list[dict[str, Any]] = config["scrape_configs"]
+    return found
+
+
+async def test_the_same_monitors_in_two_clusters_make_one_job_per_endpoint_with_both(
+    env: e2e.Env,
+    second_kubeconfig: Path,  # noqa: F811 - the fixture imported above
+    namespace: str,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Two API servers with the same monitors (cluster b has one more pod), a fold-only
+    process and a serve-only one: each job carries both clusters under their cluster
+    label, and `?cluster=` is that cluster's operator + promtool answer."""
+    api_b = config.new_client_from_config(config_file=str(second_kubeconfig))  # type: ignore[no-untyped-call]
+    apis = {"a": env.kube_api, "b": api_b}
+    kubeconfigs = {"a": env.kubeconfig, "b": second_kubeconfig}
+    try:
+        objects.create_namespace(api_b, namespace)
+        made = monitors(namespace)
+        for api in apis.values():
+            operator.install_crds(api)
+            seed(api, namespace)
+            label_namespace(api, namespace, "on")
+            create(api, made)
+        ports = [("web", 8080, "TCP"), ("admin", 8081, "TCP"), ("metrics", 9090, "TCP")]
+        objects.create_pod(api_b, namespace, "web-b", ip="10.244.7.20", node="node-b",
+                           labels={"app": "web", "env": "prod", "app.kubernetes.io/name": "w"},
+                           containers=[objects.container("app", *ports)])  # fmt: skip
+        group = unique("g")
+        producers = [
+            e2e.RunningProducer(e2e.producer_settings(
+                cluster=name, bootstrap=env.kafka_bootstrap, prefix=topic_prefix,
+                kubeconfig=path, namespace=namespace))
+            for name, path in kubeconfigs.items()
+        ]  # fmt: skip
+        fold = e2e.RunningConsumer(
+            consumer_settings(env.kafka_bootstrap, topic_prefix, group, mode="fold")
+        )
+        serve = e2e.RunningConsumer(
+            consumer_settings(env.kafka_bootstrap, topic_prefix, group, mode="serve")
+        )
+        theirs = {
+            name: await operator_config(apis[name], path, namespace,
+                                        tmp_path / f"operator-{name}.log", jobs=6)
+            for name, path in kubeconfigs.items()
+        }  # fmt: skip
+        assert [j["job_name"] for j in theirs["a"]] == [j["job_name"] for j in theirs["b"]]
+        async with e2e.running(*producers, fold, serve):
+            for name, path in kubeconfigs.items():
+                await judge(env, serve.address, theirs[name], tmp_path, kubeconfig=path,
+                            query=f"?cluster={name}")  # fmt: skip
+            for job in theirs["a"]:
+                status, both = await served(serve.address, job["job_name"])
+                assert status == 200, both
+                assert e2e.clusters_of(both) == {"a", "b"}, job["job_name"]
+                parts = [await served(serve.address, job["job_name"], f"?cluster={c}")
+                         for c in kubeconfigs]  # fmt: skip
+                assert sorted(map(orjson.dumps, both)) == sorted(
+                    orjson.dumps(e) for _, body in parts for e in body
+                )
+            # the pod monitor goes in b only: its jobs keep a's targets alone
+            delete(api_b, Resource.PODMONITORS, namespace, "pods")
+            pod_jobs = [j for j in theirs["a"] if j["job_name"].startswith("podMonitor/")]
+            for job in pod_jobs:
+                await wait_served(serve.address, job["job_name"], set(), "?cluster=b")
+            await judge(env, serve.address, pod_jobs, tmp_path, kubeconfig=env.kubeconfig)
+    finally:
+        api_b.close()
