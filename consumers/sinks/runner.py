@@ -74,7 +74,8 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
             cluster_pattern=cluster_pattern,
         )  # fmt: skip
     view = views.TargetView(
-        configured=frozenset(jobs), monitor_jobs=None if live is None else live.live.jobs
+        configured=frozenset(jobs),
+        monitor_jobs=None if live is None else (lambda: live.live.jobs()),
     )
     sd = http_sd.HttpSd(
         view,
