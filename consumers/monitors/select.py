@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from consumers import selectors
 from consumers.monitors import jobs
 from schemas.monitors import LabelSelector, MonitorsSettings
 from schemas.objects import KubeObject, meta
@@ -92,13 +93,13 @@ def selected(
         return False  # null selects nothing
     m = meta(monitor)
     labels = m.get("labels")
-    if not selector.parsed().matches(labels if isinstance(labels, dict) else {}):
+    if not selectors.label_matches(selector.parsed(), labels if isinstance(labels, dict) else {}):
         return False
     namespace = str(m.get("namespace", ""))
     if namespaces is None:
         return namespace == settings.namespace
     found = namespace_labels(cluster, namespace)
-    return found is not None and namespaces.parsed().matches(found)
+    return found is not None and selectors.label_matches(namespaces.parsed(), found)
 
 
 def scrape_defaults(name: str, endpoint: Mapping[str, object]) -> dict[str, str]:
