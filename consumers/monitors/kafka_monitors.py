@@ -128,7 +128,7 @@ class MonitorsReader:
                 count = len(building.jobs())
                 logger.info("Caught up with the monitor topics: %d monitor jobs.", count,
                             extra={"jobs": count})  # fmt: skip
-                await self._notify(frozenset(old) | frozenset(building.jobs()))
+                await self._notify(frozenset(old) | frozenset(building.jobs()), always=True)
 
     async def _done(self, consumer: AIOKafkaConsumer, known: set[TopicPartition]) -> bool:
         matching = {t for t in await consumer.topics() if re.match(self._pattern, t)}
@@ -162,8 +162,8 @@ class MonitorsReader:
                 continue
             into.apply(cluster, resource, key, obj)
 
-    async def _notify(self, jobs: frozenset[str]) -> None:
-        if not jobs:
+    async def _notify(self, jobs: frozenset[str], *, always: bool = False) -> None:
+        if not jobs and not always:
             return
         for listener in self._listeners:
             try:
