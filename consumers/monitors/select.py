@@ -106,7 +106,7 @@ def scrape_defaults(name: str, endpoint: Mapping[str, object]) -> dict[str, str]
     """The labels Prometheus adds before relabeling for a monitor endpoint's job (the
     scrape parameters the operator writes into it); raises ValueError for a bad value."""
     given = {
-        "scheme": endpoint.get("scheme"),
+        "scheme": str(endpoint.get("scheme") or "").lower(),  # the operator lower-cases it
         "metrics_path": endpoint.get("path"),
         "scrape_interval": endpoint.get("interval"),
         "scrape_timeout": endpoint.get("scrapeTimeout"),

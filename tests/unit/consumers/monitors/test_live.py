@@ -142,3 +142,20 @@ def test_sinks_hold_monitor_jobs_early_and_serve_them_only_while_live() -> None:
     assert b"10.0.0.1:1" in view.document(job)
     other = RawRecord(b"evil/c1/pod/team/a", targets.encode(_group("evil")))
     assert [s.reason for s in view.apply_records([other]).skipped] == ["unconfigured_job"]
+
+
+def test_a_new_view_marks_only_objects_in_its_namespaces() -> None:
+    fold = _fold_with_pods()
+    elsewhere = {
+        **pod("c", "10.0.0.3"),
+        "metadata": {"name": "c", "namespace": "other", "uid": "c", "labels": {"app": "web"}},
+    }
+    fold.apply("c1", Resource.PODS, ObjectKey("other/c"), elsewhere)
+    fold.rebuild()
+    live = live_with(pod_monitor("pm", {"port": "m"}))
+    (job,) = live.jobs()["podMonitor/team/pm/0"].values()
+    position = fold.add_view(monitor_views.view_of(job))
+    assert fold.pending == {
+        (position, "c1", ObjectKey(f"{NS}/a")),
+        (position, "c1", ObjectKey(f"{NS}/b")),
+    }
