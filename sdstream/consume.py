@@ -51,6 +51,7 @@ def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> k
             session_timeout_s=config.session_timeout_s,
             commit_interval_s=config.commit_interval_s,
         ),
+        monitors=config.monitors,
     )
 
 
@@ -76,11 +77,13 @@ async def serve(
             config.kafka, registry=registry, jobs=names, file_sd_dir=config.file_sd_dir,
             topic=config.targets, file_sd_mode=config.file_sd_permissions,
             max_shards=config.http_sd_max_shards, cache_bytes=config.http_sd_cache_bytes,
+            monitors=config.monitors, clusters=config.clusters,
+            cluster_pattern=config.cluster_pattern,
         )  # fmt: skip
 
     def unready() -> str | None:
         return (loop.unready_reason() if loop else None) or (
-            sinks.reader.unready_reason() if sinks else None
+            sinks.unready_reason() if sinks else None
         )
 
     def degraded() -> str | None:
@@ -110,6 +113,8 @@ async def serve(
                     tasks.create_task(loop.run(), name="fold")
                 if sinks is not None:
                     tasks.create_task(sinks.reader.run(), name="sinks")
+                    if sinks.monitors is not None:
+                        tasks.create_task(sinks.monitors.run(), name="monitor jobs")
     finally:
         if page is not None:
             page.close()  # queued page renders would hold the exit
@@ -147,10 +152,8 @@ def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
     except (settings.SettingsError, jobs.JobConfigError) as exc:
         print(f"sdstream consume: {exc}", file=sys.stderr)
         return 2
-    if not config.scrape_configs:
-        logger.warning("No scrape_configs: nothing is published or served.")
-    if config.monitors is not None:
-        logger.warning("monitors: is checked but not served yet (docs/monitors.md).")
+    if not config.scrape_configs and config.monitors is None:
+        logger.warning("No scrape_configs and no monitors: nothing is published or served.")
     for job in config.scrape_configs:
         for sd_config in job.kubernetes_sd_configs:
             if sd_config.watching_fields:

@@ -26,6 +26,8 @@ class FoldMetrics:
     offset_commit_failures: Counter  # reason: the aiokafka error's name, or TimeoutError
     rebalances: Counter
     unread: Gauge  # topic: partitions denied and not read since
+    monitor_jobs: Gauge
+    monitors_rejected: Gauge
 
 
 def create(registry: CollectorRegistry) -> FoldMetrics:
@@ -79,4 +81,10 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                      "Partitions of an object topic Kafka denies the fold (by topic, so by "
                      "cluster): their groups keep their last published version.",
                      ["topic"], registry=registry),
+        monitor_jobs=Gauge("sdstream_fold_monitor_jobs",
+                           "Monitor endpoint jobs built (one per job and cluster), from the "
+                           "monitors the `monitors:` section selects.", registry=registry),
+        monitors_rejected=Gauge("sdstream_fold_monitors_rejected",
+                                "Selected monitors that make no job (the operator would "
+                                "reject them), by cluster.", ["cluster"], registry=registry),
     )  # fmt: skip

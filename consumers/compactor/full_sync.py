@@ -24,7 +24,7 @@ from typing import TypeAlias
 
 from consumers.compactor import folds, ownership
 from schemas import resources
-from schemas.topics import TargetKey, parse_object_topic
+from schemas.topics import TargetKey, parse_object_topic, parse_target_key
 
 NAMESPACED = resources.read(resources.FoldRead.PARTITIONED)
 Write: TypeAlias = tuple[TargetKey, bytes | None]  # a record for the targets topic
@@ -41,7 +41,7 @@ class Unread:
 
     def covers(self, key: TargetKey) -> bool:
         """Whether `key`'s group was built (or would be) from something not read."""
-        return ownership.parse_target_key(key)[1] in self.clusters or self.partitions.owns(key)
+        return parse_target_key(key)[1] in self.clusters or self.partitions.owns(key)
 
     def touched_clusters(self) -> set[str]:
         return set(self.clusters) | {c for c, ps in self.partitions.assigned.items() if ps}

@@ -57,19 +57,23 @@ from consumers.compactor import (
     kafka_offsets,
     kafka_targets_topic,
     kafka_writer,
+    monitor_views,
     ownership,
     records,
     state,
 )
 from consumers.compactor.kafka_writer import TargetsWriter
 from consumers.compactor.pauses import Pauses
+from consumers.monitors import live
+from consumers.monitors.select import MonitorJob, Rejected
 from kafka_access import kafka_options, refusals
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from lifecycle.backoff import Backoff
 from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
-from schemas.topics import Resource, TargetKey, parse_object_topic
+from schemas.monitors import MonitorsSettings
+from schemas.topics import Resource, TargetKey, parse_object_topic, parse_target_key
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +129,15 @@ class FoldLoop:
         targets_partitions: int = 6,
         max_group_bytes: int = MAX_GROUP_BYTES,
         membership: Membership | None = None,
+        monitors: MonitorsSettings | None = None,
     ) -> None:
         self.fold = fold
+        # Monitor jobs (`monitors:`): the monitors and namespaces read from the global
+        # tables, and the view each live (job, cluster) has in the fold.
+        self.monitors = None if monitors is None else live.LiveMonitors(monitors)
+        self._monitor_views: dict[monitor_views.Where, tuple[int, MonitorJob]] = {}
+        self._rejected: frozenset[Rejected] = frozenset()
+        self._monitors_seen = 0  # the LiveMonitors generation the views follow
         self.owners = ownership.Ownership()
         self._kafka = kafka
         self._metrics = metrics
@@ -473,6 +484,8 @@ class FoldLoop:
                        "offset": record.offset, "reason": exc.reason},
             )  # fmt: skip
             return
+        if self.monitors is not None:
+            self.monitors.apply(cluster, resource, key, obj)
         kept = None if obj is None else state.Encoded.of(obj, record.value)
         if self._state.need_sync:  # the full sync rebuilds every group anyway
             self.fold.load(cluster, resource, key, kept)
@@ -534,6 +547,7 @@ class FoldLoop:
         step = self._state.next_step()
         if step is catch_up.Step.WAIT:
             return
+        self._update_monitor_views()
         folded = dict(self._state.group.positions)  # what this step's groups reflect
         if step is catch_up.Step.FULL_SYNC:
             written = await self._writer.send(await self._full_sync())
@@ -622,7 +636,7 @@ class FoldLoop:
 
         orphans = judged(unread.touched_clusters())
         if orphans:
-            clusters = {ownership.parse_target_key(k)[1] for k in orphans}
+            clusters = {parse_target_key(k)[1] for k in orphans}
             denied = await kafka_targets_topic.denied_clusters(self._kafka, clusters, NAMESPACED)
             orphans = judged(unread.touched_clusters() | denied)
         if not orphans:
@@ -632,8 +646,7 @@ class FoldLoop:
         return orphans
 
     def _skip_group(self, key: TargetKey, reason: str, detail: str, size: int) -> None:
-        job = next((v.job for v in self.fold.views if key.startswith(f"{v.job}/")), "")
-        cluster, _, source = key[len(job) + 1 :].partition("/")
+        job, cluster, source = parse_target_key(key)
         self._metrics.groups_skipped.labels(job, reason).inc()
         logger.warning(
             "Not publishing group %s of job %s in cluster %s (%s): %s; its key gets a "
@@ -641,6 +654,53 @@ class FoldLoop:
             extra={"job": job, "cluster": cluster, "source": source, "bytes": size,
                    "reason": reason},
         )  # fmt: skip
+
+    def _update_monitor_views(self) -> None:
+        """Make the fold's monitor views those of the live monitor jobs: removed views'
+        groups are tombstoned, added ones built, by the rebuild that follows."""
+        if self.monitors is None:
+            return
+        wanted = self.monitors.jobs()
+        if self.monitors.generation == self._monitors_seen:
+            return
+        self._monitors_seen = self.monitors.generation
+        plan = monitor_views.plan({w: job for w, (_, job) in self._monitor_views.items()},
+                                  wanted)  # fmt: skip
+        for where in plan.remove:
+            position, _ = self._monitor_views.pop(where)
+            self.fold.remove_view(position)
+            self._forget_gauges(where[0])
+        for job in plan.add:
+            position = self.fold.add_view(monitor_views.view_of(job))
+            self._monitor_views[(job.name, job.cluster)] = position, job
+        if plan.remove or plan.add:
+            logger.info("Monitor jobs: %d live (%d views removed, %d added).",
+                        len(self._monitor_views), len(plan.remove), len(plan.add),
+                        extra={"jobs": len(self._monitor_views)})  # fmt: skip
+        self._metrics.monitor_jobs.set(len(self._monitor_views))
+        self._report_rejected(frozenset(self.monitors.rejected()))
+
+    def _report_rejected(self, rejected: frozenset[Rejected]) -> None:
+        """Log each newly rejected monitor once; the gauge counts them per cluster."""
+        for r in sorted(rejected - self._rejected, key=lambda r: (r.cluster, r.key)):
+            logger.warning("Monitor %s %s in cluster %s makes no job: %s.", r.resource.value,
+                           r.key, r.cluster, r.reason,
+                           extra={"cluster": r.cluster, "reason": "monitor_rejected"})  # fmt: skip
+        for cluster in {r.cluster for r in self._rejected | rejected}:
+            self._metrics.monitors_rejected.labels(cluster).set(
+                sum(r.cluster == cluster for r in rejected)
+            )
+        self._rejected = rejected
+
+    def _forget_gauges(self, job: str) -> None:
+        if any(v.job == job for v in self.fold.active.values()):
+            return
+        for gauge in (self._metrics.groups, self._metrics.targets):
+            with contextlib.suppress(KeyError):
+                gauge.remove(job)
+        for reason in ("dropped", "invalid"):
+            with contextlib.suppress(KeyError):
+                self._metrics.left_out.remove(job, reason)
 
     def _report(self, errors: Sequence[folds.BuildError]) -> None:
         for error in errors:
@@ -651,7 +711,7 @@ class FoldLoop:
             )  # fmt: skip
 
     def _gauges(self) -> None:
-        for view in self.fold.views:
+        for view in self.fold.active.values():
             groups, n = self.fold.totals.get(view.job, (0, 0))
             self._metrics.groups.labels(view.job).set(groups)
             self._metrics.targets.labels(view.job).set(n)

@@ -12,15 +12,16 @@ Pure: no Kafka, no logging.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consumers import selectors
 from consumers.monitors import jobs
 from schemas.monitors import LabelSelector, MonitorsSettings
 from schemas.objects import KubeObject, meta
 from schemas.relabel import RelabelConfig
-from schemas.sd_config import KubernetesSDConfig
+from schemas.sd_config import KubernetesSDConfig, ScrapeJob
 from schemas.topics import Resource
 
 NamespaceLabels = Callable[[str, str], Mapping[str, str] | None]  # (cluster, ns) -> labels
@@ -35,6 +36,30 @@ class MonitorJob:
     sd_config: KubernetesSDConfig
     rules: tuple[RelabelConfig, ...]  # the operator's, then the endpoint's own
     cluster_label: str
+    resource: Resource = Resource.SERVICEMONITORS
+    # The trimmed monitor as on Kafka, and the endpoint's index in it: its scrape
+    # parameters are `endpoint_spec()` (interval, scheme, path, params, ...).
+    monitor: KubeObject = field(default_factory=dict, compare=False, repr=False)
+    endpoint: int = 0
+    # Prometheus's scrape defaults for this endpoint (job, scheme, path, params,
+    # intervals), added before relabeling as Prometheus does (`scrape_defaults`).
+    defaults: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def targets_equal(self, other: MonitorJob) -> bool:
+        """Whether both make the same target groups (what the fold rebuilds on)."""
+        mine = (self.sd_config, self.rules, self.cluster_label, self.defaults)
+        return mine == (other.sd_config, other.rules, other.cluster_label, other.defaults)
+
+    def endpoint_spec(self) -> Mapping[str, object]:
+        """The monitor endpoint this job scrapes, as trimmed on Kafka."""
+        spec = self.monitor.get("spec")
+        endpoints = (
+            spec.get(jobs.ENDPOINTS_FIELD[self.resource]) if isinstance(spec, dict) else None
+        )
+        if isinstance(endpoints, list) and self.endpoint < len(endpoints):
+            found = endpoints[self.endpoint]
+            return found if isinstance(found, dict) else {}
+        return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +102,44 @@ def selected(
     return found is not None and selectors.label_matches(namespaces.parsed(), found)
 
 
+def scrape_defaults(name: str, endpoint: Mapping[str, object]) -> dict[str, str]:
+    """The labels Prometheus adds before relabeling for a monitor endpoint's job (the
+    scrape parameters the operator writes into it); raises ValueError for a bad value."""
+    given = {
+        "scheme": str(endpoint.get("scheme") or "").lower(),  # the operator lower-cases it
+        "metrics_path": endpoint.get("path"),
+        "scrape_interval": endpoint.get("interval"),
+        "scrape_timeout": endpoint.get("scrapeTimeout"),
+        "params": endpoint.get("params"),
+    }
+    present = {key: value for key, value in given.items() if value}
+    sd = {"role": "pod"}  # any: only the scrape parameters are read
+    job = ScrapeJob.model_validate(
+        {"job_name": "monitor", "kubernetes_sd_configs": [sd], **present}
+    )
+    return {**job.scrape_defaults(), "job": name}
+
+
 def monitor_jobs(
     settings: MonitorsSettings, cluster: str, resource: Resource, monitor: KubeObject
 ) -> list[MonitorJob]:
     """The jobs of a selected monitor in `cluster`; raises jobs.MonitorError."""
     result = []
-    for job in jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role):
+    generated = jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role)
+    for index, job in enumerate(generated):
         (sd,) = job["kubernetes_sd_configs"]
-        result.append(
-            MonitorJob(
-                name=job["job_name"],
-                cluster=cluster,
-                sd_config=KubernetesSDConfig.model_validate(sd),
-                rules=jobs.rules(job),
-                cluster_label=settings.cluster_label,
-            )
+        made = MonitorJob(
+            name=job["job_name"],
+            cluster=cluster,
+            sd_config=KubernetesSDConfig.model_validate(sd),
+            rules=jobs.rules(job),
+            cluster_label=settings.cluster_label,
+            resource=resource,
+            monitor=monitor,
+            endpoint=index,
         )
+        defaults = scrape_defaults(made.name, made.endpoint_spec())
+        result.append(dataclasses.replace(made, defaults=defaults))
     return result
 
 

@@ -167,9 +167,12 @@ class TargetsReader:
         async for batch, behind in reading.batches_to_end(consumer, parts):
             self._behind = f"reading {self.topic}: {behind} of {len(parts)} partitions"
             self._fold(batch, fresh)
+        first = not self.caught_up
         changed = self.view.take(fresh)
-        jobs = changed if self.caught_up else frozenset(self.view.jobs())
-        await self._notify(jobs)  # sinks hold the whole topic before anyone calls us ready
+        jobs = frozenset(self.view.jobs()) if first else changed
+        # Sinks hold the whole topic before anyone calls us ready; told even of no job the
+        # first time, so a sink waiting for our catch-up knows it happened.
+        await self._notify(jobs, always=first)
         self._caught_up.set()
         self._metrics.caught_up.set(1)
         logger.info(
@@ -206,10 +209,10 @@ class TargetsReader:
             )
         return applied
 
-    async def _notify(self, jobs: frozenset[str]) -> None:
+    async def _notify(self, jobs: frozenset[str], *, always: bool = False) -> None:
         for job in jobs:
             self._metrics.set_job(job, self.view)
-        if not jobs:
+        if not jobs and not always:
             return
         for listener in self._listeners:
             try:

@@ -8,14 +8,16 @@ wrong and the integration tests exercise the same wiring.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from consumers.monitors import kafka_monitors
 from consumers.sinks import file_sd, http_sd, kafka_targets, sink_metrics, views
 from schemas.config import MAX_SHARDS, KafkaSettings
+from schemas.monitors import MonitorsSettings
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,15 @@ class Sinks:
     http: http_sd.HttpSd
     files: file_sd.FileSd | None
     metrics: sink_metrics.SinkMetrics
+    # With `monitors:`: the live monitor jobs (`monitors.live.jobs()`), read by this
+    # replica from the monitor and Namespace topics; run it beside `reader`.
+    monitors: kafka_monitors.MonitorsReader | None = None
+
+    def unready_reason(self) -> str | None:
+        """The targets reader's reason, then the monitor reader's."""
+        return self.reader.unready_reason() or (
+            self.monitors.unready_reason() if self.monitors is not None else None
+        )
 
     @property
     def routes(self) -> Mapping[str, http_sd.HttpSd]:
@@ -43,19 +54,32 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     file_sd_mode: int = file_sd.MODE,
     max_shards: int = MAX_SHARDS,
     cache_bytes: int = http_sd.DEFAULT_CACHE_BYTES,
+    monitors: MonitorsSettings | None = None,
+    clusters: Sequence[str] = (),
+    cluster_pattern: str = ".*",
 ) -> Sinks:
     """Sinks reading `topic` (default `<kafka.topic_prefix>.targets`); `jobs` are the
-    configured job names, the only ones served.
+    configured job names, served with the live jobs of the monitors that `monitors`
+    selects in `clusters` (or those matching `cluster_pattern`), if given.
 
     Configured jobs answer `[]` (HTTP SD) and get a `[]` file (file SD) while they have no
     groups, instead of 404 / no file; records of other jobs are skipped and counted
     (`unconfigured_job`): they get no route and no file.
     """
     metrics = sink_metrics.create(registry)
-    view = views.TargetView(configured=frozenset(jobs))
+    live = None
+    if monitors is not None:
+        live = kafka_monitors.MonitorsReader(
+            kafka, settings=monitors, metrics=metrics, clusters=clusters,
+            cluster_pattern=cluster_pattern,
+        )  # fmt: skip
+    view = views.TargetView(
+        configured=frozenset(jobs),
+        monitor_jobs=None if live is None else (lambda: live.live.jobs()),
+    )
     sd = http_sd.HttpSd(
         view,
-        ready=lambda: reader.caught_up,
+        ready=lambda: reader.caught_up and (live is None or live.caught_up),
         max_shards=max_shards,
         cache_bytes=cache_bytes,
         metrics=metrics,
@@ -63,10 +87,50 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     # The HTTP SD cache first: it never yields, so no request renders from a stale cache.
     listeners: list[kafka_targets.Listener] = [sd.update]
     files = None
+    gate = None
     if file_sd_dir is not None:
         files = file_sd.FileSd(file_sd_dir, view=view, metrics=metrics, mode=file_sd_mode)
-        listeners.append(files.update)
+        if live is None:
+            listeners.append(files.update)
+        else:
+            gate = _FilesGate(files)
+            listeners.append(gate.heard_targets)
     reader = kafka_targets.TargetsReader(
         kafka, view=view, metrics=metrics, listeners=listeners, retry_s=retry_s, topic=topic
     )
-    return Sinks(view, reader, sd, files, metrics)
+    if live is not None:
+        live.add_listener(sd.update)
+        if gate is not None:
+            live.add_listener(gate.heard_monitors)
+    return Sinks(view, reader, sd, files, metrics, live)
+
+
+class _FilesGate:
+    """File SD with monitor jobs hears both readers, and writes nothing until both have
+    caught up (each tells its listeners once it has, first): what a file holds must be
+    the whole answer. Then it writes every job either named, plus the files of monitor
+    jobs on disk that are no longer live (emptied: a restart must not leave a vanished
+    job's targets in place)."""
+
+    def __init__(self, files: file_sd.FileSd) -> None:
+        self._files = files
+        self._waiting = {"targets", "monitors"}
+        self._pending: set[str] = set()
+
+    async def heard_targets(self, jobs: frozenset[str]) -> None:
+        await self._heard("targets", jobs)
+
+    async def heard_monitors(self, jobs: frozenset[str]) -> None:
+        await self._heard("monitors", jobs)
+
+    async def _heard(self, source: str, jobs: frozenset[str]) -> None:
+        first = bool(self._waiting)
+        self._waiting.discard(source)
+        self._pending |= jobs
+        if self._waiting:
+            return
+        todo = frozenset(self._pending)
+        self._pending.clear()
+        if first:
+            todo |= self._files.jobs_on_disk(views.MONITOR_JOB_PREFIXES)
+        await self._files.update(todo)
