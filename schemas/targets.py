@@ -80,12 +80,12 @@ def http_sd_fragment(group: TargetGroup | Group) -> bytes:
     every group: `b"[" + b",".join(fragments) + b"]"` is what `orjson.dumps` of all the
     entries gives.
     """
-    entries = []
+    entries: list[dict[str, object]] = []
     for target in group.targets:
         labels = {**group.labels, **target}
         address = labels.pop("__address__", "")
         entries.append({"labels": labels, "targets": [address]})
-    addresses = {e["targets"][0] for e in entries}  # type: ignore[index]
+    addresses = {_address(e) for e in entries}
     if len(addresses) < len(entries) or not all(map(_PLAIN.match, addresses)):
         return _fragment_by_entry(entries)
     # Distinct addresses whose JSON is '"' + address + '"': sorting the strings sorts the

@@ -25,7 +25,7 @@ from consumers.compactor import jobs, kafka_loop, kafka_published
 from consumers.compactor import metrics as fold_metrics
 from consumers.discovery import route as discovery
 from consumers.discovery import source as discovery_source
-from consumers.sinks import kafka_targets
+from consumers.sinks import kafka_targets, local_feed
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
 from sdstream import http, logs, settings, web_config
@@ -36,7 +36,12 @@ Started = Callable[[tuple[str, int]], None]
 SWITCH_INTERVAL_S = 0.0005
 
 
-def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> kafka_loop.FoldLoop:
+def build_loop(
+    config: ConsumerSettings,
+    metrics: fold_metrics.FoldMetrics,
+    *,
+    feed: kafka_loop.Feed | None = None,
+) -> kafka_loop.FoldLoop:
     views = jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
     return kafka_loop.FoldLoop(
         kafka=config.kafka,
@@ -48,6 +53,7 @@ def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> k
         targets_partitions=config.targets_partitions,
         max_group_bytes=config.max_group_bytes,
         targets_topic=config.targets,
+        feed=feed,
     )
 
 
@@ -65,7 +71,6 @@ async def serve(
     registry = registry or CollectorRegistry()
     security = web_config.build(config.http, registry=registry)  # SettingsError: nothing runs
     metrics = fold_metrics.create(registry) if config.mode in ("all", "fold") else None
-    loop = build_loop(config, metrics) if metrics is not None else None
     sinks = None
     if config.mode in ("all", "serve"):
         names = [job.job_name for job in config.scrape_configs]
@@ -74,6 +79,9 @@ async def serve(
             topic=config.targets, file_sd_mode=config.file_sd_permissions,
             max_shards=config.http_sd_max_shards, cache_bytes=config.http_sd_cache_bytes,
         )  # fmt: skip
+    # One process: the sinks take the fold's writes as they are sent (`local_feed`).
+    feed = local_feed.LocalFeed(sinks.view, sinks.reader) if sinks is not None else None
+    loop = build_loop(config, metrics, feed=feed) if metrics is not None else None
 
     def unready() -> str | None:
         return (loop.unready_reason() if loop else None) or (

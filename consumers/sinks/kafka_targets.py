@@ -167,6 +167,13 @@ class TargetsReader:
             extra={"topic": self.topic, "groups": len(self.view), "jobs": len(jobs)},
         )
 
+    async def changed(self, jobs: frozenset[str]) -> None:
+        """Jobs whose groups a writer in this process changed in the view
+        (`local_feed`): told to the listeners once caught up; until then, the catch-up
+        tells every job."""
+        if self.caught_up:
+            await self._notify(jobs)
+
     async def _apply(self, batch: Batch) -> None:
         await self._notify(self._fold(batch).changed)
 
