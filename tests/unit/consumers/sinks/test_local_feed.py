@@ -40,7 +40,7 @@ async def test_writes_are_held_at_once_and_told_once_the_reader_caught_up() -> N
     assert view.counts("web") == (1, 1)
     assert heard == []  # a partial view: nobody hears of it before the catch-up
 
-    await reader._catch_up(EmptyTopic(), [])  # type: ignore[arg-type]  # noqa: SLF001
+    await reader._catch_up(EmptyTopic(), [])  # type: ignore[arg-type]
     assert heard == [frozenset({"web"})]
 
     feed.put(key(WEB), None, None)
