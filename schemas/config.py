@@ -7,9 +7,8 @@ environment and files and builds these.
 from __future__ import annotations
 
 import re
-import ssl
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from schemas.monitors import MonitorsSettings
 from schemas.resources import ROWS
 from schemas.sd_config import ScrapeJob
-from schemas.selectors import SelectorError, parse_field_selector, parse_label_selector
+from schemas.selectors import SelectorError, checked_label_selector, parse_field_selector
 from schemas.topics import Resource, check_name, parse_object_topic, targets_topic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -99,45 +98,6 @@ class KafkaSettings(BaseModel):
             raise PydanticCustomError("kafka_settings", problem)
         return self
 
-    def password(self) -> str | None:
-        """The SASL password, from `sasl_password` or read from `sasl_password_file`."""
-        if self.sasl_password_file is not None:
-            return read_secret(self.sasl_password_file)
-        return None if self.sasl_password is None else self.sasl_password.get_secret_value()
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context: `ssl_cafile` (or the system CAs) and the client certificate."""
-        cafile = str(self.ssl_cafile) if self.ssl_cafile else None
-        context = ssl.create_default_context(cafile=cafile)
-        if self.ssl_certfile is not None and self.ssl_keyfile is not None:
-            secret = self.ssl_keyfile_password_file
-            context.load_cert_chain(
-                self.ssl_certfile,
-                self.ssl_keyfile,
-                password=None if secret is None else read_secret(secret),
-            )
-        return context
-
-    def client_options(self, *, token_provider: object = None) -> dict[str, Any]:
-        """Connection keyword arguments shared by every aiokafka client we create.
-        OAUTHBEARER needs `token_provider` (an aiokafka token provider, which this module may
-        not import): `kafka_access.kafka_options.client_options` passes it."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap,
-            "client_id": self.client_id,
-            "security_protocol": self.security_protocol,
-        }
-        if self.security_protocol in _TLS:
-            options["ssl_context"] = self.ssl_context()
-        if self.sasl_mechanism == "OAUTHBEARER":
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_oauth_token_provider"] = token_provider
-        elif self.sasl_mechanism is not None:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.password()
-        return options
-
 
 _TLS: Final = ("SSL", "SASL_SSL")
 _SASL: Final = ("SASL_PLAINTEXT", "SASL_SSL")
@@ -145,12 +105,6 @@ _SASL_FIELDS: Final = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl
                        "sasl_oauth_token_file")  # fmt: skip
 _PASSWORD_FIELDS: Final = ("sasl_username", "sasl_password", "sasl_password_file")
 _TLS_FIELDS: Final = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_keyfile_password_file")
-
-
-def read_secret(path: Path) -> str:
-    """A password file's content, less one trailing newline (what `echo` adds)."""
-    text = path.read_text(encoding="utf-8")
-    return text[:-1] if text.endswith("\n") else text
 
 
 def kafka_inconsistency(kafka: KafkaSettings) -> str | None:
@@ -161,19 +115,29 @@ def kafka_inconsistency(kafka: KafkaSettings) -> str | None:
     return _sasl_inconsistency(kafka) or _tls_inconsistency(kafka)
 
 
+def _ignored(
+    kafka: KafkaSettings, fields: tuple[str, ...], protocols: tuple[str, ...], why: str
+) -> str | None:
+    """Fields set under a protocol that ignores them, or None."""
+    named = [name for name in fields if getattr(kafka, name) is not None]
+    if named and kafka.security_protocol not in protocols:
+        return (
+            f"{', '.join(named)} set but security_protocol is {kafka.security_protocol}, which "
+            f"{why}: use {' or '.join(protocols)}, or unset them"
+        )
+    return None
+
+
 def _sasl_inconsistency(kafka: KafkaSettings) -> str | None:
     protocol = kafka.security_protocol
-    sasl = [name for name in _SASL_FIELDS if getattr(kafka, name) is not None]
-    if sasl and protocol not in _SASL:
-        return (
-            f"{', '.join(sasl)} set but security_protocol is {protocol}, which sends no "
-            "SASL credentials: use SASL_PLAINTEXT or SASL_SSL, or unset them"
-        )
+    problem = _ignored(kafka, _SASL_FIELDS, _SASL, "sends no SASL credentials")
+    if problem is not None:
+        return problem
     if kafka.sasl_password is not None and kafka.sasl_password_file is not None:
         return "sasl_password and sasl_password_file both set: set one"
     if kafka.sasl_mechanism == "OAUTHBEARER" or kafka.sasl_oauth_token_file is not None:
         return _oauth_inconsistency(kafka)
-    missing = [name for name in ("sasl_mechanism", "sasl_username") if name not in sasl]
+    missing = [name for name in ("sasl_mechanism", "sasl_username") if getattr(kafka, name) is None]
     if kafka.sasl_password is None and kafka.sasl_password_file is None:
         missing.append("sasl_password (or sasl_password_file)")
     if protocol in _SASL and missing:
@@ -198,13 +162,9 @@ def _oauth_inconsistency(kafka: KafkaSettings) -> str | None:
 
 
 def _tls_inconsistency(kafka: KafkaSettings) -> str | None:
-    protocol = kafka.security_protocol
-    tls = [name for name in _TLS_FIELDS if getattr(kafka, name) is not None]
-    if tls and protocol not in _TLS:
-        return (
-            f"{', '.join(tls)} set but security_protocol is {protocol}, which does not "
-            "use TLS: use SSL or SASL_SSL, or unset them"
-        )
+    problem = _ignored(kafka, _TLS_FIELDS, _TLS, "does not use TLS")
+    if problem is not None:
+        return problem
     if (kafka.ssl_certfile is None) != (kafka.ssl_keyfile is None):
         return "ssl_certfile and ssl_keyfile go together: set both or neither"
     if kafka.ssl_keyfile_password_file is not None and kafka.ssl_keyfile is None:
@@ -346,12 +306,7 @@ class ProducerSettings(BaseModel):
     @classmethod
     def _label_selector(cls, value: str | None) -> str | None:
         """The API server answers a bad selector with HTTP 400 on every list: fail at load."""
-        if value is not None:
-            try:
-                parse_label_selector(value)
-            except SelectorError as exc:
-                raise ValueError(f"invalid label selector: {exc}") from exc
-        return value
+        return None if value is None else checked_label_selector(value)
 
     @field_validator("field_selector")
     @classmethod

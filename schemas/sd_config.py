@@ -62,6 +62,7 @@ from schemas.selectors import (
     FieldSelector,
     LabelSelector,
     SelectorError,
+    checked_label_selector,
     parse_field_selector,
     parse_label_selector,
 )
@@ -109,6 +110,13 @@ def _check_cluster(value: str) -> str:
     return check_name("cluster", value)
 
 
+def check_some_clusters(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """`clusters`: absent is every cluster; an empty list is refused, not read as none."""
+    if value is not None and not value:
+        raise ValueError("an empty list reads no cluster; omit `clusters` for all clusters")
+    return value
+
+
 def check_cluster_label(value: str) -> str:
     if not _LABEL_NAME.fullmatch(value):
         raise ValueError(f"cluster_label {value!r} is not a Prometheus label name")
@@ -147,11 +155,7 @@ class SelectorConfig(BaseModel):
     @field_validator("label")
     @classmethod
     def _label(cls, value: str) -> str:
-        try:
-            parse_label_selector(value)
-        except SelectorError as exc:
-            raise ValueError(f"invalid label selector: {exc}") from exc
-        return value
+        return checked_label_selector(value)
 
     @field_validator("field")
     @classmethod
@@ -453,8 +457,7 @@ class ScrapeJob(BaseModel):
     @field_validator("clusters")
     @classmethod
     def _clusters(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if value is not None and not value:
-            raise ValueError("an empty list reads no cluster; omit `clusters` for all clusters")
+        value = check_some_clusters(value)
         if value is not None and len(set(value)) != len(value):
             raise ValueError(f"clusters are listed twice: {sorted(value)}")
         return value
