@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from consumers.compactor import fold_metrics, folds, jobs, kafka_loop, kafka_targets_topic
 from consumers.discovery import route as discovery
 from consumers.discovery import source as discovery_source
-from consumers.sinks import kafka_targets
+from consumers.sinks import kafka_targets, local_feed
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
 from sdstream import http, logs, settings, web_config
@@ -34,7 +34,12 @@ Started = Callable[[tuple[str, int]], None]
 SWITCH_INTERVAL_S = 0.0005
 
 
-def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> kafka_loop.FoldLoop:
+def build_loop(
+    config: ConsumerSettings,
+    metrics: fold_metrics.FoldMetrics,
+    *,
+    feed: kafka_loop.Feed | None = None,
+) -> kafka_loop.FoldLoop:
     views = jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
     return kafka_loop.FoldLoop(
         kafka=config.kafka,
@@ -52,6 +57,7 @@ def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> k
             commit_interval_s=config.commit_interval_s,
         ),
         monitors=config.monitors,
+        feed=feed,
     )
 
 
@@ -69,7 +75,6 @@ async def serve(
     registry = registry or CollectorRegistry()
     security = web_config.build(config.http, registry=registry)  # SettingsError: nothing runs
     metrics = fold_metrics.create(registry) if config.mode in ("all", "fold") else None
-    loop = build_loop(config, metrics) if metrics is not None else None
     sinks = None
     if config.mode in ("all", "serve"):
         names = [job.job_name for job in config.scrape_configs]
@@ -80,6 +85,9 @@ async def serve(
             monitors=config.monitors, clusters=config.clusters,
             cluster_pattern=config.cluster_pattern,
         )  # fmt: skip
+    # One process: the sinks take the fold's writes as they are sent (`local_feed`).
+    feed = local_feed.LocalFeed(sinks.view, sinks.reader) if sinks is not None else None
+    loop = build_loop(config, metrics, feed=feed) if metrics is not None else None
 
     def unready() -> str | None:
         return (loop.unready_reason() if loop else None) or (

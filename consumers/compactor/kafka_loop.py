@@ -36,7 +36,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -73,6 +73,7 @@ from lifecycle.backoff import Backoff
 from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
 from schemas.monitors import MonitorsSettings
+from schemas.targets import TargetGroup
 from schemas.topics import Resource, TargetKey, parse_object_topic, parse_target_key
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped ba
         await self._loop.assigned(assigned)
 
 
+class Feed(Protocol):
+    """Sinks in this process, given each write as it is sent (`sdstream consume` in one
+    process): they serve the fold's groups without parsing them back from the topic."""
+
+    def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> None: ...
+
+    async def flush(self) -> None:
+        """After a round of writes: tell whoever listens what changed."""
+
+
 class FoldLoop:
     def __init__(  # noqa: PLR0913 - the loop's collaborators, all keyword-only
         self,
@@ -130,8 +141,10 @@ class FoldLoop:
         max_group_bytes: int = MAX_GROUP_BYTES,
         membership: Membership | None = None,
         monitors: MonitorsSettings | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.fold = fold
+        self._feed = feed
         # Monitor jobs (`monitors:`): the monitors and namespaces read from the global
         # tables, and the view each live (job, cluster) has in the fold.
         self.monitors = None if monitors is None else live.LiveMonitors(monitors)
@@ -550,18 +563,31 @@ class FoldLoop:
         self._update_monitor_views()
         folded = dict(self._state.group.positions)  # what this step's groups reflect
         if step is catch_up.Step.FULL_SYNC:
-            written = await self._writer.send(await self._full_sync())
+            written = await self._writer.send(self._fed(await self._full_sync()))
             logger.info("Synced: %d records written.", written, extra={"writes": written})
         else:
             built, errors = self.fold.rebuild()
             self._report(errors)
-            await self._writer.send([(c.key, self._writer.value(c.key, c.group))
-                                     for c in built if self.owners.owns(c.key)])  # fmt: skip
+            changes = [(c.key, self._writer.value(c.key, c.group))
+                       for c in built if self.owners.owns(c.key)]  # fmt: skip
+            await self._writer.send(self._fed(changes))
+        if self._feed is not None:
+            await self._feed.flush()
         self._state.synced = True
         self._synced.set()
         if self._committer is not None:
             self._committer.mark(folded)
         self._gauges()
+
+    def _fed(self, writes: Iterable[Write]) -> Iterator[Write]:
+        """`writes`, each given to the feed as it is taken: the group the fold holds for an
+        upsert (its record is the value), None for a tombstone. Lazy, as the full sync's
+        writes are, so no more values are held at once than before."""
+        for key, value in writes:
+            if self._feed is not None:
+                group = None if value is None else self.fold.groups.get(key)
+                self._feed.put(key, group, None if group is None else value)
+            yield key, value
 
     async def _full_sync(self) -> Iterator[Write]:
         objects = sum(s.size() for s in self.fold.clusters.values())

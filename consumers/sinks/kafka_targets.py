@@ -13,6 +13,8 @@ After Kafka refused us (credentials, an ACL) the reader starts over from offset 
 fresh view, while the old one keeps serving, and swaps them once caught up (listeners
 hear the jobs that differ): tombstones compacted away during a long outage
 (`delete.retention.ms`) would otherwise leave deleted groups served until a restart.
+The first read goes straight into the view: in one process it already holds the fold's
+own writes (`local_feed`), which the reader then skips by digest instead of parsing.
 
 Bad records are counted by reason, logged with topic[partition]@offset, and skipped;
 records of jobs not configured here are counted and named once per batch.
@@ -73,6 +75,7 @@ class TargetsReader:
         self._listeners = list(listeners)
         self._retry_s = retry_s
         self._caught_up = asyncio.Event()
+        self._reads = 0  # reads of the topic from offset 0 started (one, unless refused)
         self._behind = f"topic {self.topic} does not exist yet"
         self._refusals = Refusals(settings, counter=metrics.kafka_refusals)
 
@@ -124,7 +127,10 @@ class TargetsReader:
             parts = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
-            await self._catch_up(consumer, parts, self.view.fresh())
+            # A read after a failed one starts over into a fresh view (see the module doc).
+            fresh = self.view.fresh() if self._reads else None
+            self._reads += 1
+            await self._catch_up(consumer, parts, fresh)
             self._refusals.clear()
             while True:
                 await self._apply(await consumer.getmany(*parts, timeout_ms=1000))
@@ -159,16 +165,20 @@ class TargetsReader:
             attempt += 1
 
     async def _catch_up(
-        self, consumer: AIOKafkaConsumer, parts: list[TopicPartition], fresh: views.TargetView
+        self,
+        consumer: AIOKafkaConsumer,
+        parts: list[TopicPartition],
+        fresh: views.TargetView | None = None,
     ) -> None:
-        """Read the topic from 0 into `fresh`, then make the view it (see the module doc)."""
+        """Read the topic from 0 into `fresh`, then make the view it; the first time,
+        into the view itself (see the module doc)."""
         started = time.monotonic()
         self._behind = f"reading {self.topic}: {len(parts)} partitions"
         async for batch, behind in reading.batches_to_end(consumer, parts):
             self._behind = f"reading {self.topic}: {behind} of {len(parts)} partitions"
             self._fold(batch, fresh)
         first = not self.caught_up
-        changed = self.view.take(fresh)
+        changed = frozenset() if fresh is None else self.view.take(fresh)
         jobs = frozenset(self.view.jobs()) if first else changed
         # Sinks hold the whole topic before anyone calls us ready; told even of no job the
         # first time, so a sink waiting for our catch-up knows it happened.
@@ -183,6 +193,13 @@ class TargetsReader:
             time.monotonic() - started,
             extra={"topic": self.topic, "groups": len(self.view), "jobs": len(self.view.jobs())},
         )
+
+    async def changed(self, jobs: frozenset[str]) -> None:
+        """Jobs whose groups a writer in this process changed in the view
+        (`local_feed`): told to the listeners once caught up; until then, the catch-up
+        tells every job."""
+        if self.caught_up:
+            await self._notify(jobs)
 
     async def _apply(self, batch: Batch) -> None:
         await self._notify(self._fold(batch).changed)

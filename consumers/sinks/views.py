@@ -208,6 +208,9 @@ class TargetView:
         skipped: list[Skip] = []
         applied = 0
         for record in records:
+            if self._holds(record):
+                applied += 1
+                continue
             try:
                 key, group = decode(record.key, record.value)
             except skips.BadRecord as exc:
@@ -220,6 +223,31 @@ class TargetView:
             held = None if group is None or record.value is None else Held.of(group, record.value)
             changed |= self._put(key, held)
         return Applied(frozenset(changed), applied, tuple(skipped))
+
+    def _holds(self, record: RawRecord) -> bool:
+        """Whether the view holds this very record value under its key already (the fold
+        of this process gave it first, or a republish): its digest says so without
+        parsing it. Such a record was checked when it came first."""
+        if record.key is None or record.value is None:
+            return False
+        try:
+            key = TargetKey(record.key.decode())
+        except UnicodeDecodeError:
+            return False
+        job = self._job_of.get(key)
+        if job is None:
+            return False
+        return self._by_job[job][key].digest == targets.digest(record.value)
+
+    def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> frozenset[str]:
+        """Upsert (`value` is `group`'s record) or delete (None) one key, from the fold of
+        this process rather than a record; the jobs whose groups changed. Jobs not
+        configured here are ignored, as their records are."""
+        if group is None or value is None:
+            return self._put(key, None)
+        if not self._configured(group.job) or self._holds(RawRecord(key.encode(), value)):
+            return frozenset()
+        return self._put(key, Held.of(group, value))
 
     def _configured(self, job: str) -> bool:
         if self.configured is None or job in self.configured:

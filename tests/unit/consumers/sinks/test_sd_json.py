@@ -62,3 +62,28 @@ def test_a_fragment_splits_back_into_its_entries_with_their_addresses(
     ]
     addresses = [{**labels, **t}.get("__address__", "") for t in targets_]
     assert sorted(a for a, _ in entries) == sorted(addresses)
+
+
+@given(
+    addresses=st.lists(
+        st.text(alphabet=" !#$a~é\x7f\u2028\U0001f600", max_size=3), max_size=14, unique=True
+    ),
+    repeat=st.booleans(),
+    labels=label_sets,
+)
+def test_a_fragment_orders_entries_by_each_address_json_whatever_the_characters(
+    addresses: list[str], labels: dict[str, str], repeat: bool
+) -> None:
+    """The one-dumps path sorts address strings: only where that is the JSON's order
+    (characters below or at the closing quote, or escaped, take the per-entry path)."""
+    chosen = addresses + addresses[:1] * repeat  # a repeated address: the per-entry path
+    group = targets.TargetGroup(
+        job="j", cluster="c", source="s", labels=labels,
+        targets=[{"__address__": a, "n": str(i)} for i, a in enumerate(chosen)],
+    )  # fmt: skip
+    entries = sorted(
+        sd_json.http_sd_entries(group),
+        key=lambda e: (orjson.dumps(e["targets"]), orjson.dumps(e["labels"], option=SORTED)),
+    )
+
+    assert b"[" + sd_json.http_sd_fragment(group) + b"]" == orjson.dumps(entries, option=SORTED)

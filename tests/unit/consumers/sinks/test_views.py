@@ -214,3 +214,36 @@ def test_a_rebuilt_view_replaces_the_old_one_and_names_the_jobs_that_differ() ->
     )  # fmt: skip
     assert old.counts("web") == (0, 0)
     assert not old.has_cluster("web", "c1")
+
+
+def test_the_folds_own_writes_are_held_as_their_records_would_be() -> None:
+    put, read = TargetView(configured=frozenset({"web"})), TargetView(configured=frozenset({"web"}))
+    k, value = record(WEB)
+
+    assert put.put(key(WEB), WEB, value) == {"web"}
+    read.apply_records([RawRecord(k, value)])
+
+    assert put.snapshot() == read.snapshot()
+    assert put.put(key(WEB), WEB, value) == frozenset()  # held already
+    assert put.put(key(API), API, encode(API)) == frozenset()  # not configured here
+    assert put.put(key(WEB), None, None) == {"web"}
+    assert put.snapshot() == {}
+
+
+def test_a_record_held_already_is_applied_without_being_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fold of this process gave the view its group first: reading the same record
+    back from the topic costs a digest, not a parse and a render."""
+    view = TargetView()
+    k, value = record(WEB)
+    view.put(key(WEB), WEB, value)
+
+    def no_parse(*_: object) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(views, "decode", no_parse)
+    applied = view.apply_records([RawRecord(k, value)])
+
+    assert applied == views.Applied(frozenset(), 1, ())
+    assert view.held("web") == [Held.of(WEB)]

@@ -1,0 +1,324 @@
+"""bench/lean: issue 19 goals 1-3 on bench/consume.py's workload, without promtool.
+
+    .venv/bin/python bench/lean.py [--pods 50000] [--slices 500] [--per-slice 100]
+                                   [--base CHECKOUT] [--check-bodies] [--small]
+
+Starts its own devstack, writes the objects straight to Kafka (as bench/consume.py does),
+then, each in a fresh process (its peak RSS its own), polled from this one:
+
+1. `sdstream consume` in the default one-process mode on a new targets topic: start until
+   HTTP SD answers and the sinks hold every target the fold built (goal 1: <= 3 s;
+   goal 2: <= 1.5 KiB peak RSS per served target);
+2. `--mode serve` against that now current topic: start until it holds them (goal 1: <= 2 s);
+3. the one-process run once more, measuring what its structures hold once serving (a
+   deep `sys.getsizeof` walk of a sample, each object counted once, in the order fold
+   state, fold groups, dependency index, served view, answer cache);
+4. each targets topic on the broker's disk: bytes of its log segments, its records and
+   distinct keys (each key written once: compaction has nothing to drop, so these are the
+   bytes after compaction), zstd (goal 3: half of today's).
+
+`--base` runs 1 and 2 with another checkout's code first (its own topic), in the same
+devstack. "Serving" is read from the sinks' gauges once `/http_sd` answers, not by
+fetching the answers: on a loaded machine, reading two ~290 MiB bodies per poll took
+longer than the server waits for a slow reader (`--check-bodies` fetches them once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import signal
+import sys
+import time
+import types
+import uuid
+from pathlib import Path
+from typing import Any
+
+import consume as bench_consume  # bench/consume.py: the same workload
+import kit  # bench/kit.py; it puts the repository root on sys.path
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
+from schemas.sd_config import ScrapeJob
+from sdstream import consume
+
+JOBS = bench_consume.JOBS
+PREFIX = bench_consume.PREFIX
+PARTITIONS = bench_consume.PARTITIONS
+
+
+def settings(payload: dict[str, Any]) -> ConsumerSettings:
+    return ConsumerSettings(
+        kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=PREFIX),
+        scrape_configs=tuple(ScrapeJob.model_validate(
+            {"job_name": job, "kubernetes_sd_configs": [{"role": role}]})
+            for job, role in JOBS.items()),
+        http=HttpSettings(port=0), group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        targets_partitions=PARTITIONS, mode=payload["mode"],
+        targets_topic=payload.get("topic"),
+    )  # fmt: skip
+
+
+async def served(
+    address: tuple[str, int], want: int | None, deadline_s: float, *, check: bool = False
+) -> tuple[float, int]:
+    """Poll until HTTP SD answers (its index: 200 once the sinks caught up) and the sinks
+    hold `want` targets (None: what the fold built, once ready); when (time()). Then one
+    fetch of each job's whole answer checks the count (not timed: on a loaded machine
+    reading two ~200 MiB bodies in Python takes longer than the server waits for a
+    reader, so fetching them in every poll never ends)."""
+    async with asyncio.timeout(deadline_s):
+        while True:
+            if want is None and (await kit.get(address, "/readyz"))[0] == 200:
+                metrics = (await kit.get(address, "/metrics"))[2]
+                built = [bench_consume.gauge(metrics, "sdstream_fold_targets", j) for j in JOBS]
+                want = int(sum(built))
+            if want is not None and (await kit.get(address, "/http_sd"))[0] == 200:
+                metrics = (await kit.get(address, "/metrics"))[2]
+                held = sum(bench_consume.gauge(metrics, "sdstream_sink_targets", j) for j in JOBS)
+                if held == want:
+                    at = time.time()
+                    break
+            await asyncio.sleep(0.05)
+        for job in JOBS if check else ():
+            status, _, body = await kit.get(address, f"/http_sd/{job}")
+            found = bench_consume.count_targets(body) if status == 200 else -1
+            held = int(bench_consume.gauge((await kit.get(address, "/metrics"))[2],
+                                           "sdstream_sink_targets", job))  # fmt: skip
+            if found != held:
+                kit.say(f"/http_sd/{job}: {found} targets read, {held} held (body cut?)")
+    return at, want
+
+
+def rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def deep_size(roots: list[object], seen: set[int]) -> int:
+    """Bytes of everything reachable from `roots` not in `seen` (then added to it);
+    classes, modules and functions are not followed."""
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    total = 0
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+BUILT: dict[str, Any] = {}
+
+
+def capture() -> None:
+    """Keep what `consume.serve` builds (loop, sinks), for `breakdown`; the walk starts
+    from those (from the loop as a whole it would reach the event loop and everything)."""
+    build_loop, build_sinks = consume.build_loop, consume.sinks_runner.build
+
+    def loop(*args: Any, **kwargs: Any) -> Any:
+        BUILT["loop"] = build_loop(*args, **kwargs)
+        return BUILT["loop"]
+
+    def sinks(*args: Any, **kwargs: Any) -> Any:
+        BUILT["sinks"] = build_sinks(*args, **kwargs)
+        return BUILT["sinks"]
+
+    consume.build_loop = loop  # type: ignore[assignment]
+    consume.sinks_runner.build = sinks  # type: ignore[assignment]
+
+
+SAMPLE = 50
+
+
+def sampled(table: dict[Any, Any], seen: set[int], *, every: int = SAMPLE) -> float:
+    """MiB held by `table`'s values, from a deep walk of one value in `every`, scaled
+    (a walk of all of them takes minutes on a loaded machine)."""
+    values = list(table.values())[::every]
+    walked = deep_size(values, seen) * len(table) / max(1, len(values))
+    return (walked + sys.getsizeof(table)) / 2**20
+
+
+def breakdown() -> dict[str, float]:
+    """MiB held by the consumer's structures, each object counted once, in this order;
+    groups, objects and served fragments sampled (`sampled`)."""
+    seen: set[int] = set()
+    out: dict[str, float] = {}
+    if "loop" in BUILT:
+        fold = BUILT["loop"].fold
+        out["fold state (objects)"] = sum(
+            sampled(table, seen) for c in fold.clusters.values() for table in c.objects.values()
+        )
+        out["fold groups"] = sampled(fold.groups, seen)
+        own = {k: g for k, g in fold.discovered.items() if fold.groups.get(k) is not g}
+        out["fold discovered (beyond groups)"] = sampled(own, seen)
+        out["fold dependency index"] = deep_size([fold.deps, fold.pending], seen) / 2**20
+    if "sinks" in BUILT:
+        view = BUILT["sinks"].view
+        out["served view (HTTP SD fragments)"] = (
+            sum(sampled(groups, seen) for groups in view._by_job.values())
+            + deep_size([view._job_of], seen) / 2**20
+        )
+        out["answer cache"] = deep_size([BUILT["sinks"].http], seen) / 2**20
+    return out
+
+
+async def consume_child(payload: dict[str, Any]) -> dict[str, Any]:
+    """`sdstream consume` until SIGTERM, polled from outside (the parent reads the big
+    HTTP SD bodies, so they count in neither this process's RSS nor its CPU). Prints its
+    address and start time first; in breakdown mode, once the fold has published and the
+    sinks hold every target, a line with the breakdown."""
+    t0 = time.time()
+    if payload.get("breakdown"):
+        capture()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    def started(address: tuple[str, int]) -> None:
+        print(json.dumps({"address": list(address), "t0": t0}), flush=True)
+
+    task = asyncio.create_task(consume.serve(settings(payload), on_started=started))
+    if payload.get("breakdown"):
+        await held_all(payload["targets"])
+        print(json.dumps({"rss_serving_mb": rss_mb(), "breakdown": breakdown()}), flush=True)
+    await stop.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return {}
+
+
+async def held_all(want: int) -> None:
+    """Until the fold has published (ready) and the sinks' view holds `want` targets."""
+    while True:
+        loop, sinks = BUILT.get("loop"), BUILT.get("sinks")
+        ready = loop is not None and sinks is not None and loop.ready()
+        if ready and sum(sinks.view.counts(job)[1] for job in JOBS) == want:
+            return
+        await asyncio.sleep(0.05)
+
+
+def measured(me: str, payload: dict[str, Any]) -> dict[str, Any]:
+    proc = kit.spawn(me, "consume", payload)
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        at, want = asyncio.run(served(tuple(first["address"]), payload.get("targets"),
+                                      payload["timeout_s"], check=payload["check"]))  # fmt: skip
+        extra = json.loads(proc.stdout.readline()) if payload.get("breakdown") else {}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    usage = json.loads(out.strip().splitlines()[-1])
+    return {"served_s": at - first["t0"], "targets": want, **extra, **usage}
+
+
+async def topic_records(bootstrap: str, topic: str) -> tuple[int, int, int]:
+    """(records, distinct keys, value bytes) of a topic, read whole."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()  # subscribed at start: the topic's metadata is loaded
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.unsubscribe()
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        keys: set[bytes] = set()
+        count = size = 0
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    count += 1
+                    size += len(r.value or b"")
+                    keys.add(r.key or b"")
+        return count, len(keys), size
+    finally:
+        await consumer.stop()
+
+
+def disk_bytes(run_dir: str, topic: str) -> int:
+    data = Path(run_dir) / "kafka" / "data"
+    return sum(f.stat().st_size for d in data.glob(f"{topic}-*") for f in d.glob("*.log"))
+
+
+def run_child(role: str, payload: str) -> int:
+    del role  # one kind of child
+    kit.report(asyncio.run(consume_child(json.loads(payload))))
+    return 0
+
+
+def row(name: str, got: dict[str, Any]) -> None:
+    """One measured run, printed as soon as it is done (a later one may not finish)."""
+    per_target = got["max_rss_mb"] * 2**20 / got["targets"]
+    print(f"| {name} | {got['served_s']:.2f} | {got['max_rss_mb']:.0f} | {got['cpu_s']:.1f} | "
+          f"{per_target:.0f} |", flush=True)  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pods", type=int, default=50_000)
+    parser.add_argument("--slices", type=int, default=500)
+    parser.add_argument("--per-slice", type=int, default=100)
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--small", action="store_true", help="2,000 pods, 20 slices")
+    parser.add_argument("--base", type=Path, help="a checkout of the code to compare "
+                        "with: its runs go first, each on its own targets topic")  # fmt: skip
+    parser.add_argument(
+        "--check-bodies",
+        action="store_true",
+        help="fetch each whole answer once serving, to check its count",
+    )
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return run_child(*args.child)
+    if args.small:
+        args.pods, args.slices = 2_000, 20
+    print(f"machine: {kit.machine()}\n", flush=True)
+    me = str(Path(__file__))
+    codes = [("this code", me, "lean.targets")]
+    if args.base:
+        codes.insert(0, ("base", str(args.base / "bench" / "lean.py"), "base.targets"))
+    with kit.devstack() as stack:
+        boot = stack.kafka_bootstrap
+        wrote = asyncio.run(bench_consume.write_all(
+            boot, pods=args.pods, slices=args.slices, per_slice=args.per_slice,
+            ns=args.namespaces))  # fmt: skip
+        print(f"input: {wrote.records} records, {wrote.bytes / 2**20:.1f} MiB\n", flush=True)
+        common = {"bootstrap": boot, "timeout_s": 900, "check": args.check_bodies}
+        print("| run | seconds to serving all | peak RSS MiB | CPU s | bytes/target |")
+        print("|---|---|---|---|---|", flush=True)
+        want = None
+        for name, script, topic in codes:  # each on a new targets topic: a first start
+            got = measured(script, {**common, "mode": "all", "topic": topic, "targets": want})
+            want = got["targets"]
+            row(f"{name}: consume, one process, new targets topic", got)
+        for name, script, topic in codes:
+            got = measured(script, {**common, "mode": "serve", "topic": topic, "targets": want})
+            row(f"{name}: consume --mode serve, targets topic current", got)
+        sized = measured(me, {**common, "mode": "all", "topic": "sized.targets",
+                              "targets": want, "breakdown": True})  # fmt: skip
+        row("this code: consume, one process, new targets topic (measuring what it holds)", sized)
+        print(f"\nbreakdown once serving (RSS then {sized['rss_serving_mb']:.0f} MiB):")
+        print(kit.table(["structure", "MiB", "bytes/target"],
+                        [(k, f"{v:.1f}", f"{v * 2**20 / want:.0f}")
+                         for k, v in sized["breakdown"].items()]), flush=True)  # fmt: skip
+        for _, _, topic in codes:
+            records, keys, values = asyncio.run(topic_records(boot, topic))
+            on_disk = disk_bytes(stack.run_dir, topic)
+            print(f"\ntargets topic {topic}: {records} records, {keys} keys, "
+                  f"{values / 2**20:.1f} MiB of values ({values / want:.0f} bytes/target); "
+                  f"{on_disk / 2**20:.1f} MiB on disk = {on_disk / want:.1f} bytes/target",
+                  flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The fold's writes, straight into the sinks of the same process (`sdstream consume`).
+
+In one process the sinks would otherwise parse, check and render back every group the
+fold just built and encoded, a second time for each: with this feed they hold each
+written group as it is sent, and the targets reader, reading the same records later,
+finds them held already (same digest) and skips them unparsed. The reader still reads
+the whole topic: groups of other fold members, and what was published before we started,
+only come from there.
+
+Nothing else changes: the view holds what the targets topic will hold (the same records,
+tombstones included), listeners hear nothing until the reader has caught up, then each
+round's changed jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from consumers.sinks import kafka_targets, views
+from schemas.targets import TargetGroup
+from schemas.topics import TargetKey
+
+
+@dataclass
+class LocalFeed:
+    """`consumers.compactor.kafka_loop.Feed` for this process's sinks."""
+
+    view: views.TargetView
+    reader: kafka_targets.TargetsReader
+    _changed: set[str] = field(default_factory=set)
+
+    def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> None:
+        self._changed |= self.view.put(key, group, value)
+
+    async def flush(self) -> None:
+        changed, self._changed = frozenset(self._changed), set()
+        await self.reader.changed(changed)

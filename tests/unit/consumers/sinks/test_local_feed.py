@@ -1,0 +1,51 @@
+"""The fold's writes into the sinks of the same process: held at once, told to the
+listeners only once the targets reader has caught up (the catch-up tells every job)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from consumers.sinks import kafka_targets, local_feed, sink_metrics
+from consumers.sinks.views import TargetView
+from schemas.config import KafkaSettings
+from tests.unit.consumers.sinks.builders import group, key, record
+
+WEB = group("web", "east", "web-0", "10.0.0.1:80")
+
+
+class EmptyTopic:
+    """What the reader's catch-up asks of its consumer, for a topic with no records."""
+
+    async def end_offsets(self, parts: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(parts, 0)
+
+
+async def test_writes_are_held_at_once_and_told_once_the_reader_caught_up() -> None:
+    view = TargetView(configured=frozenset({"web"}))
+    heard: list[frozenset[str]] = []
+
+    async def listener(jobs: frozenset[str]) -> None:
+        heard.append(jobs)
+
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry()),
+        listeners=[listener],
+    )  # fmt: skip
+    feed = local_feed.LocalFeed(view, reader)
+
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    await feed.flush()
+    assert view.counts("web") == (1, 1)
+    assert heard == []  # a partial view: nobody hears of it before the catch-up
+
+    await reader._catch_up(EmptyTopic(), [])  # type: ignore[arg-type]
+    assert heard == [frozenset({"web"})]
+
+    feed.put(key(WEB), None, None)
+    await feed.flush()
+    assert heard[-1] == frozenset({"web"})
+    assert view.counts("web") == (0, 0)
+    await feed.flush()  # nothing changed since: nobody told
+    assert len(heard) == 2
