@@ -180,22 +180,25 @@ def scrape_error(labels: Mapping[str, str]) -> str | None:
     """`PopulateLabels`'s checks of the scrape labels (scrape/target.go), once the scrape
     defaults went in: a rule may have removed or rewritten them."""
     interval, timeout = labels.get("__scrape_interval__", ""), labels.get("__scrape_timeout__", "")
-    try:
-        interval_ms = prom_duration.parse_ms(interval)
-    except ValueError as exc:
-        return f"error parsing scrape interval: {exc}"
-    if not interval_ms:
-        return "scrape interval cannot be 0"
-    try:
-        timeout_ms = prom_duration.parse_ms(timeout)
-    except ValueError as exc:
-        return f"error parsing scrape timeout: {exc}"
-    if not timeout_ms:
-        return "scrape timeout cannot be 0"
+    interval_ms = _parse("interval", interval)
+    if isinstance(interval_ms, str):
+        return interval_ms
+    timeout_ms = _parse("timeout", timeout)
+    if isinstance(timeout_ms, str):
+        return timeout_ms
     if timeout_ms > interval_ms:
         return f'scrape timeout cannot be greater than scrape interval ("{timeout}" > "{interval}")'
     bad = next((f for f in _FLAGS if labels.get(f, "false") not in _GO_BOOLS), None)
     return None if bad is None else f"error parsing {bad}: {labels[bad]!r} is not a bool"
+
+
+def _parse(kind: str, text: str) -> int | str:
+    """The scrape `kind` ("interval", "timeout") in milliseconds, or Prometheus's error."""
+    try:
+        ms = prom_duration.parse_ms(text)
+    except ValueError as exc:
+        return f"error parsing scrape {kind}: {exc}"
+    return ms or f"scrape {kind} cannot be 0"
 
 
 def _values(rule: Rule, labels: Mapping[str, str]) -> str:

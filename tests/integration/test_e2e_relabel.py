@@ -24,8 +24,8 @@ from schemas.sd_config import ScrapeJob
 from tests.integration import e2e_pipeline as e2e
 from tests.integration import objects
 from tests.integration import relabel_oracle as oracle
-from tests.integration.test_relabel_vs_promtool import TYPICAL
 from tests.naming import unique
+from tests.relabel_rules import TYPICAL
 
 MERGE = "application/merge-patch+json"
 SLICE_RULES = [

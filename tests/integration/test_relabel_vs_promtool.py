@@ -33,10 +33,11 @@ from hypothesis import strategies as st
 from consumers import render
 from consumers.compactor import jobs
 from consumers.relabel import engine
+from consumers.sinks.sd_json import http_sd_entries
 from schemas.sd_config import ScrapeJob
-from schemas.targets import http_sd_entries
 from sdstream import render as render_cli
 from tests.integration import relabel_oracle as oracle
+from tests.relabel_rules import TYPICAL
 from tests.unit.consumers.relabel.test_engine import PROMETHEUS_CASES
 
 ROOT = Path(__file__).parents[2]
@@ -167,18 +168,6 @@ def test_generated_rules_match_prometheus(
         compare(promtool, objects, rule_list, Path(tmp))
 
 
-TYPICAL = [
-    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
-     "action": "keep", "regex": "true"},
-    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
-     "action": "replace", "target_label": "__metrics_path__", "regex": "(.+)"},
-    {"source_labels": ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-     "action": "replace", "regex": "([^:]+)(?::\\d+)?;(\\d+)", "replacement": "$1:$2",
-     "target_label": "__address__"},
-    {"action": "labelmap", "regex": "__meta_kubernetes_pod_label_(.+)"},
-    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-]  # fmt: skip
 ANNOTATED = [
     {"kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "ns", "uid": f"u{i}",
      "labels": {"app": "web", "tier": str(i)},
