@@ -14,12 +14,13 @@ with its IP, MODIFIED with a new label 1 s later, a tombstone 1 s after that, ea
 from the moment it is handed to the Kafka client, open loop. A poller in its own process
 (so the writer's sends do not slow it) polls `/http_sd/pods` back to back with
 If-None-Match and takes a change as seen when the first answer showing it arrives (both
-processes read CLOCK_MONOTONIC), so figures include up to one poll round trip; a change
-never seen is lost (a pod created and deleted between two polls would count so: the gaps
-are 1 s, far above the goal). The baseline, in the same run, is the Kafka append alone (send to acknowledged, acks=all).
+processes read CLOCK_MONOTONIC), so figures include up to one poll round trip. A change
+never seen is a state the answer never showed (a pod created and deleted between two
+changed answers counts so). The baseline, in the same run, is the Kafka append alone (send
+to acknowledged, acks=all).
 
-Bounded in count and time: rate x seconds events (20,000 by default), then at most 15 s
-of waiting for the last ones. Everything shares the machine's cores with the consumer.
+Bounded in count and time: rate x seconds events (20,000 by default), then SETTLE_S (10 s)
+for the poller to see the last ones. Everything shares the machine's cores with the consumer.
 """
 
 from __future__ import annotations
