@@ -33,7 +33,7 @@ from producers.known import KnownReader
 from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.producer_metrics import ProducerMetrics
 from schemas import events
-from schemas.events import EventType, Headers, ObjectEvent
+from schemas.events import EventType, Headers
 from schemas.objects import KubeObject
 from schemas.topics import ObjectKey, Resource, object_topic, partition_for, split_key
 
@@ -202,15 +202,13 @@ class Emitter:
         key = trim.key_of(obj)
         version = _version(obj)
         try:
-            value = events.encode(
-                ObjectEvent(
-                    type=kind,
-                    cluster=self._naming.cluster,
-                    resource=resource,
-                    resource_version=version,
-                    observed_at=observed_at,
-                    object=trim.trim(resource, obj, drop_annotations=self._naming.drop_annotations),
-                )
+            value = events.encode_change(
+                type=kind,
+                cluster=self._naming.cluster,
+                resource=resource,
+                resource_version=version,
+                observed_at=observed_at,
+                object=trim.trim(resource, obj, drop_annotations=self._naming.drop_annotations),
             )
         except trim.TrimError as exc:
             self._skip(resource, "untrimmable", key=key, reason=str(exc))

@@ -45,6 +45,12 @@ logger = logging.getLogger(__name__)
 
 UNKNOWN_TOPIC = UnknownTopicOrPartitionError.errno
 TOPIC_DENIED = TopicAuthorizationFailedError.errno
+# Records per partition are gathered into batches of up to this many bytes, uncompressed
+# (aiokafka's default is 16 KiB: ~11 trimmed pods, so an initial LIST of 50k pods went out
+# as ~4,500 batches, each compressed, checksummed and requested on its own). Never above
+# the record limit: the emitter fits that to every topic's max.message.bytes, which
+# Kafka checks per (compressed) batch.
+BATCH_BYTES = 256 * 2**10
 # Kafka refuses the record itself: sending it again cannot help.
 REJECTIONS = (MessageSizeTooLargeError, RecordListTooLargeError)
 
@@ -70,6 +76,7 @@ class KafkaPublisher:
         self._metrics = metrics
         self._refusals = refusals or Refusals(settings, log=False)
         self._max_request_size = max_request_size
+        self._batch_bytes = BATCH_BYTES
         self._slots = asyncio.Semaphore(max_unacked)
         self._producer: AIOKafkaProducer | None = None
         self.failures = 0
@@ -86,6 +93,7 @@ class KafkaPublisher:
             compression_type=self._settings.compression_type(),
             linger_ms=5,
             max_request_size=self._max_request_size,
+            max_batch_size=min(self._batch_bytes, self._max_request_size),
         )
         try:
             await producer.start()
@@ -99,6 +107,11 @@ class KafkaPublisher:
             ) from exc
         self._producer = producer
         self._refusals.clear()
+
+    def fit_batches(self, record_limit: int) -> None:
+        """Keep batches within `record_limit` (a topic's max.message.bytes, less margins)
+        from the next start on: Kafka refuses a batch over a topic's limit."""
+        self._batch_bytes = max(1, min(BATCH_BYTES, record_limit))
 
     async def stop(self) -> None:
         """Flush what is buffered, then close; within stopping.STOP_TIMEOUT_S, so a

@@ -219,6 +219,7 @@ class Producer:
 
         await retry("checking topics", check_topics)
         naming = _fit(naming, limits)
+        publisher.fit_batches(naming.max_record_bytes)
         await retry("starting the Kafka producer", publisher.start)
         reader = KafkaKnownReader(settings.kafka, refusals=self.readiness.refusals)
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)

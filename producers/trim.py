@@ -80,8 +80,8 @@ class DropAnnotations:
 def trim(resource: Resource, obj: Any, *, drop_annotations: DropAnnotations) -> KubeObject:
     """The object reduced to SPECS[resource] plus metadata; TrimError on a bad shape."""
     key_of(obj)
-    trimmed = _project(obj, SPECS[resource], "")
-    meta = _project(obj["metadata"], META, "metadata")
+    trimmed = _project(obj, _COMPILED[resource])
+    meta = _project(obj["metadata"], _META)
     _check_string_map(meta, "labels")
     annotations = _check_string_map(meta, "annotations")
     if annotations is not None and drop_annotations:
@@ -99,16 +99,40 @@ def _check_string_map(meta: dict[str, Any], field: str) -> dict[str, Any] | None
     return value
 
 
-def _project(value: Any, spec: Spec, path: str) -> Any:
+@dataclass(frozen=True)
+class _Node:
+    """A spec, compiled once: each field with its own node (None: kept whole), and the
+    path error messages name. Trimming runs for every listed object, so the walk
+    builds no path strings and asks no spec value for its type."""
+
+    fields: tuple[tuple[str, _Node | None], ...]
+    path: str
+
+
+def _compile(spec: Spec, path: str) -> _Node:
+    fields = tuple(
+        (name, None if isinstance(sub, bool) else _compile(sub, f"{path}.{name}"))
+        for name, sub in spec.items()
+    )
+    return _Node(fields, path)
+
+
+_COMPILED: Final[Mapping[Resource, _Node]] = {r: _compile(s, "") for r, s in SPECS.items()}
+_META: Final = _compile(META, "metadata")
+
+
+def _project(value: Any, node: _Node, path: str | None = None) -> Any:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for field, sub in node.fields:
+            if field in value:
+                child = value[field]
+                out[field] = child if sub is None else _project(child, sub)
+        return out
     if isinstance(value, list):
-        return [_project(item, spec, f"{path}[]") for item in value]
+        inner = f"{path or node.path}[]"
+        return [_project(item, node, inner) for item in value]
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise TrimError(f"{path or 'object'} is {type(value).__name__}, expected an object")
-    out: dict[str, Any] = {}
-    for field, sub in spec.items():
-        if field in value:
-            child = value[field]
-            out[field] = child if isinstance(sub, bool) else _project(child, sub, f"{path}.{field}")
-    return out
+    where = path or node.path or "object"
+    raise TrimError(f"{where} is {type(value).__name__}, expected an object")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -138,9 +138,14 @@ class Watcher:
         """Stream one LIST into the sink; its resourceVersion, to watch from."""
         listing = await self._sink.listing(watch.resource, watch.scope)
         version = ""
-        async for page in self._source.pages(watch.resource, watch.scope):
-            await listing.page(page.items)
-            version = page.resource_version
+        pages = self._source.pages(watch.resource, watch.scope)
+        try:
+            async for page in pages:
+                await listing.page(page.items)
+                version = page.resource_version
+        finally:
+            if isinstance(pages, AsyncGenerator):
+                await pages.aclose()  # now, not at garbage collection: cancels a page read ahead
         self._metrics.lists.labels(watch.resource.value).inc()
         if relist_reason is not None:
             self._metrics.relists.labels(watch.resource.value, relist_reason).inc()

@@ -7,6 +7,7 @@ class is ever built: a watch line goes from bytes to dict in one orjson call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -109,19 +110,32 @@ class KubeApi:
     async def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]:
         """Every object, one page (limit/continue) at a time; 410 on an expired token.
 
-        Only the current page is held: a caller that stops early has read nothing more.
+        The next page is requested as soon as this one is parsed (its continue token is
+        in it), so the API server sends page N+1 while the caller works on page N: only
+        the current page is held parsed, the next one as the bytes received so far. A
+        caller that stops early cancels that request.
         """
         path = collection_path(resource, scope.namespace)
-        token = ""
-        while True:
-            query = [("limit", str(self._page_size)), *scope.query()]
-            if token:
-                query.append(("continue", token))
-            call = Call("GET", path, query=query, verb="list", what=resource.value, scope=scope)
-            page, token = _page(await self._json(call), resource=resource)
-            yield page
-            if not token:
-                return
+        ahead = asyncio.ensure_future(self._body(self._list_call(resource, scope, path, "")))
+        try:
+            while True:
+                page, token = _page(_object(await ahead, f"list {path}"), resource=resource)
+                if token:
+                    call = self._list_call(resource, scope, path, token)
+                    ahead = asyncio.ensure_future(self._body(call))
+                yield page
+                if not token:
+                    return
+        finally:
+            if not ahead.done():
+                ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
+
+    def _list_call(self, resource: Resource, scope: Scope, path: str, token: str) -> Call:
+        query = [("limit", str(self._page_size)), *scope.query()]
+        if token:
+            query.append(("continue", token))
+        return Call("GET", path, query=query, verb="list", what=resource.value, scope=scope)
 
     async def watch(
         self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
@@ -150,20 +164,17 @@ class KubeApi:
         return await self._json(Call(method, path, verb=verb, what=what, body=body))
 
     async def _json(self, call: Call) -> KubeObject:
+        return _object(await self._body(call), f"{call.verb} {call.path}")
+
+    async def _body(self, call: Call) -> bytes:
         response = await self._open(call, limit_s=60)
         try:
-            data = await response.read()
+            data: bytes = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise errors.ConnectionFailed(f"{call.verb} {call.path}: {exc!r}") from exc
         finally:
             response.release()
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise errors.MalformedResponse(f"{call.verb} {call.path}: bad JSON: {exc}") from exc
-        if not isinstance(value, dict):
-            raise errors.MalformedResponse(f"{call.verb} {call.path}: not an object")
-        return value
+        return data
 
     async def _open(self, call: Call, *, limit_s: float) -> aiohttp.ClientResponse:
         client = self._client
@@ -193,6 +204,17 @@ class KubeApi:
                 namespace=call.scope.namespace,
             )
         return response
+
+
+def _object(data: bytes, what: str) -> KubeObject:
+    """A JSON object response, parsed; MalformedResponse otherwise."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.MalformedResponse(f"{what}: bad JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise errors.MalformedResponse(f"{what}: not an object")
+    return value
 
 
 def _page(body: KubeObject, *, resource: Resource) -> tuple[Page, str]:

@@ -68,3 +68,37 @@ def test_fast_path_agrees_with_the_model(changes: dict[str, object], dropped: se
 def test_non_objects_fail_like_the_model(value: bytes) -> None:
     assert outcome(events.decode_object, value) == outcome(model_path, value)
     assert outcome(events.decode_object, value) != ("c1", Resource.PODS, {})
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(
+    obj=st.dictionaries(st.text(max_size=5), json_values, max_size=4),
+    kind=st.sampled_from(list(events.EventType)),
+    resource=st.sampled_from(list(Resource)),
+    version=st.text(max_size=5),
+    observed_at=st.floats(0, 2e9) | st.integers(0, 2**31),
+)
+def test_encode_change_gives_the_models_bytes(
+    obj: dict[str, Any],
+    kind: events.EventType,
+    resource: Resource,
+    version: str,
+    observed_at: float,
+) -> None:
+    fields: dict[str, Any] = {
+        "type": kind, "cluster": "c1", "resource": resource, "resource_version": version,
+        "observed_at": observed_at, "object": obj,
+    }  # fmt: skip
+    assert events.encode_change(**fields) == events.encode(events.ObjectEvent(**fields))

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import orjson
 import pytest
 
 from producers.kubeapi import api, errors
@@ -61,3 +65,88 @@ def test_scope_query() -> None:
         ("fieldSelector", "status.phase=Running"),
     ]
     assert api.Scope().query() == []
+
+
+class Response:
+    """What KubeApi reads of an aiohttp response; `read` waits until `gate` opens."""
+
+    def __init__(self, body: bytes, gate: asyncio.Event, cancelled: list[str], token: str) -> None:
+        self.status = 200
+        self._body = body
+        self._gate = gate
+        self._cancelled = cancelled
+        self._token = token
+
+    async def read(self) -> bytes:
+        try:
+            await self._gate.wait()
+        except asyncio.CancelledError:
+            self._cancelled.append(self._token)
+            raise
+        return self._body
+
+    def release(self) -> None:
+        pass
+
+
+class PagedClient:
+    """A kubernetes.aio ApiClient stand-in serving a LIST of `pages` pages, one pod each."""
+
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+        self.requested: list[str] = []  # continue tokens, "" for the first page
+        self.asked = asyncio.Condition()
+        self.gates: dict[str, asyncio.Event] = {}
+        self.cancelled: list[str] = []
+
+    async def param_serialize(self, **call: Any) -> tuple[Any, ...]:
+        return (dict(call["query_params"]).get("continue", ""),)
+
+    async def call_api(self, token: str, **_: Any) -> Any:
+        number = int(token or "0")
+        following = str(number + 1) if number + 1 < self.pages else ""
+        body = orjson.dumps({
+            "metadata": {"resourceVersion": "7", "continue": following},
+            "items": [{"metadata": {"name": f"p{number}", "namespace": "ns"}}],
+        })  # fmt: skip
+        gate = self.gates.setdefault(token, asyncio.Event())
+        async with self.asked:
+            self.requested.append(token)
+            self.asked.notify_all()
+        return type("Rest", (), {"response": Response(body, gate, self.cancelled, token)})()
+
+    async def until_requested(self, token: str) -> None:
+        async with asyncio.timeout(5), self.asked:
+            await self.asked.wait_for(lambda: token in self.requested)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_next_page_is_requested_while_the_caller_holds_this_one() -> None:
+    client = PagedClient(pages=3)
+    kube = api.KubeApi(client)
+    client.gates[""] = asyncio.Event()
+    client.gates[""].set()
+    pages = kube.pages(Resource.PODS, api.Scope())
+    first = await anext(pages)
+    assert [o["metadata"]["name"] for o in first.items] == ["p0"]
+    await client.until_requested("1")  # asked for before the caller wants it
+    for token in ("1", "2"):
+        client.gates.setdefault(token, asyncio.Event()).set()
+    rest = [page.items[0]["metadata"]["name"] async for page in pages]
+    assert rest == ["p1", "p2"]
+    assert client.requested == ["", "1", "2"]
+
+
+async def test_closing_a_listing_early_cancels_the_page_read_ahead() -> None:
+    client = PagedClient(pages=3)
+    kube = api.KubeApi(client)
+    client.gates[""] = asyncio.Event()
+    client.gates[""].set()
+    pages = kube.pages(Resource.PODS, api.Scope())
+    await anext(pages)
+    await client.until_requested("1")
+    await pages.aclose()
+    assert client.cancelled == ["1"]
+    assert client.requested == ["", "1"]
