@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kit
 
 from consumers import heap
-from consumers.compactor import fold as folds
+from consumers.compactor import folds
 from consumers.compactor.jobs import compile_jobs
 from consumers.discovery import html, route, rows, source
 from schemas.sd_config import ScrapeJob

@@ -32,7 +32,7 @@ import kit  # bench/kit.py; it puts the repository root on sys.path
 import orjson
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.runner import Producer
 from schemas.config import HttpSettings, KafkaSettings, KubeSettings, ProducerSettings
 from schemas.topics import Resource

@@ -3,7 +3,7 @@
     .venv/bin/python bench/relabel.py [--pods 50000] [--small]
 
 In-process, no servers: 50k realistic pods (bench/render.py's), 10 % annotated
-`prometheus.io/scrape: "true"`, folded by `consumers.compactor.fold.Fold` as the consumer
+`prometheus.io/scrape: "true"`, folded by `consumers.compactor.folds.Fold` as the consumer
 does, for one pod job built three ways in the same run:
 
 - plain: no relabel_configs (today's output: every target, every __meta_* label);
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import kit
 import render as render_bench
 
-from consumers.compactor import fold
+from consumers.compactor import folds
 from consumers.compactor.jobs import compile_job
-from schemas import targets
+from consumers.sinks import sd_json
 from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource
 
@@ -64,18 +64,18 @@ def pods(count: int) -> list[dict[str, Any]]:
     return out
 
 
-def folded(objects: list[dict[str, Any]], rules: list[dict[str, Any]]) -> fold.Fold:
+def folded(objects: list[dict[str, Any]], rules: list[dict[str, Any]]) -> folds.Fold:
     job = ScrapeJob.model_validate(
         {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}], "relabel_configs": rules}
     )
-    f = fold.Fold(compile_job(job))
+    f = folds.Fold(compile_job(job))
     for obj in objects:
         meta = obj["metadata"]
         f.load("c1", Resource.PODS, ObjectKey(f"{meta['namespace']}/{meta['name']}"), obj)
     return f
 
 
-def build_seconds(f: fold.Fold) -> float:
+def build_seconds(f: folds.Fold) -> float:
     best = float("inf")
     for _ in range(3):
         f.groups.clear()
@@ -91,9 +91,9 @@ def build_seconds(f: fold.Fold) -> float:
     return best
 
 
-def served_bytes(f: fold.Fold) -> int:
-    fragments = [targets.http_sd_fragment(g) for g in f.groups.values()]
-    return sum(len(part) for part in targets.http_sd_document(fragments))
+def served_bytes(f: folds.Fold) -> int:
+    fragments = [sd_json.http_sd_fragment(g) for g in f.groups.values()]
+    return sum(len(part) for part in sd_json.http_sd_document(fragments))
 
 
 def held_bytes(objects: list[dict[str, Any]], rules: list[dict[str, Any]]) -> int:

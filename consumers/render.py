@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from consumers.compactor import fold, state
-from consumers.compactor.fold import VisibleLookup
+from consumers.compactor import folds, state
+from consumers.compactor.folds import VisibleLookup
 from consumers.compactor.jobs import JobView, namespace_of
 from consumers.roles import table
 from schemas import resources
@@ -66,7 +66,7 @@ def render(objects: state.ClusterState, view: JobView) -> list[Group]:
     sends to say "nothing here", so they are left out.
     """
     role = table.role(view.role)
-    attach = fold.attach_of(view)
+    attach = folds.attach_of(view)
     groups: list[Group] = []
     for key in objects.keys(view.role_resource):
         obj = objects.get(view.role_resource, key)

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Protocol
 from producers import reconcile, trim
 from producers.known import KnownReader
 from producers.kubeapi.api import Page, Scope, WatchEvent
-from producers.metrics import ProducerMetrics
+from producers.producer_metrics import ProducerMetrics
 from schemas import events
 from schemas.events import EventType, Headers, ObjectEvent
 from schemas.objects import KubeObject

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from producers.metrics import ProducerMetrics
+from producers.producer_metrics import ProducerMetrics
 from schemas.topics import Resource
 
 STUCK_AFTER = 3  # consecutive failures (about 2 s of backoff) before /readyz says so

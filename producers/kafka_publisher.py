@@ -38,7 +38,7 @@ from kafka_access import compacted, kafka_options, topic_plan
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from producers.emit import PublishFailed, Record
-from producers.metrics import ProducerMetrics
+from producers.producer_metrics import ProducerMetrics
 from schemas.config import KafkaSettings
 
 logger = logging.getLogger(__name__)

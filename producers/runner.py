@@ -25,7 +25,7 @@ from producers.health import WatchHealth
 from producers.kafka_known import KafkaKnownReader
 from producers.kafka_publisher import KafkaPublisher, TopicMismatch
 from producers.kubeapi import api, auth, errors
-from producers.metrics import ProducerMetrics
+from producers.producer_metrics import ProducerMetrics
 from producers.watcher import ObjectSource, Watch, Watcher
 from schemas import config
 from schemas.config import ProducerSettings

@@ -31,7 +31,7 @@ from producers.emit import PublishFailed
 from producers.health import WatchHealth
 from producers.kubeapi import errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
-from producers.metrics import ProducerMetrics
+from producers.producer_metrics import ProducerMetrics
 from schemas import resources
 from schemas.objects import KubeObject
 from schemas.topics import Resource

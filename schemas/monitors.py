@@ -17,8 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from schemas import selectors
 from schemas.sd_config import ClusterName, check_cluster_label
-from schemas.selectors import LabelSelector as ParsedSelector
 from schemas.selectors import SelectorError, key_problem, parse_label_selector, value_problem
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -51,7 +51,7 @@ class LabelSelector(BaseModel):
                 terms.append(r.key if r.operator == "Exists" else f"!{r.key}")
         return ",".join(terms)
 
-    def parsed(self) -> ParsedSelector:
+    def parsed(self) -> selectors.LabelSelector:
         return parse_label_selector(self.text())
 
     @field_validator("match_expressions")

@@ -22,8 +22,7 @@ import json
 from typing import Annotated, Any, Final
 
 import re2
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
-from pydantic import model_validator as _model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 ACTIONS: Final = ("replace", "keep", "drop", "keepequal", "dropequal", "hashmod", "labelmap",
@@ -138,7 +137,7 @@ class RelabelConfig(BaseModel):
             raise _relabel_error(f"unknown relabel action {go_quote(value)}")
         return value.lower()
 
-    @_model_validator(mode="after")
+    @model_validator(mode="after")
     def _validate(self) -> RelabelConfig:
         problem = validate(self)
         if problem:

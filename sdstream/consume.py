@@ -20,9 +20,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from consumers.compactor import fold as folds
-from consumers.compactor import jobs, kafka_loop, kafka_published
-from consumers.compactor import metrics as fold_metrics
+from consumers.compactor import fold_metrics, folds, jobs, kafka_loop, kafka_targets_topic
 from consumers.discovery import route as discovery
 from consumers.discovery import source as discovery_source
 from consumers.sinks import kafka_targets
@@ -120,7 +118,7 @@ async def _main(config: ConsumerSettings) -> int:
     except* (http.ListenError, settings.SettingsError) as bad:  # nothing started: one line
         print(f"sdstream consume: {bad.exceptions[0]}", file=sys.stderr)
         status = 2
-    except* kafka_published.TopicUnfit as unfit:  # create_topics false: what to create
+    except* kafka_targets_topic.TopicUnfit as unfit:  # create_topics false: what to create
         print(f"sdstream consume: {unfit.exceptions[0]}", file=sys.stderr)
         status = 2
     except* (kafka_loop.FoldFailed, kafka_targets.TargetsReadFailed) as failed:

@@ -82,7 +82,7 @@ _CUT = web.RequestKey("sdstream_cut", bool)  # the answer was cut off: not count
 
 
 class Answer(Protocol):
-    """What a route returns (`consumers.sinks.http_sd.Reply` is one)."""
+    """What a route returns (`consumers.sinks.http_sd.PartsReply` is one)."""
 
     @property
     def status(self) -> int: ...

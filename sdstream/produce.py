@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.kubeapi import auth
 from producers.runner import Producer
 from schemas.config import ProducerSettings

@@ -19,9 +19,10 @@ import yaml
 
 from consumers import render
 from consumers.compactor import jobs
-from consumers.relabel import groups as relabeling
+from consumers.relabel import group_relabeling
+from consumers.sinks.sd_json import http_sd_entries
 from schemas.sd_config import KubernetesSDConfig, ScrapeJob
-from schemas.targets import Group, http_sd_entries
+from schemas.targets import Group
 
 
 class InputError(Exception):
@@ -60,7 +61,7 @@ def relabeled(groups: list[Group], view: jobs.JobView) -> list[Group]:
         return groups
     out = []
     for group in groups:
-        done = relabeling.relabel(
+        done = group_relabeling.relabel(
             group.labels, group.targets, view.rules, keep_meta=view.keep_meta,
             defaults=view.defaults,
         )  # fmt: skip

@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from consumers.roles import lookup as lookups
+from consumers.roles import lookups
 from schemas.objects import KubeObject
 from schemas.topics import ObjectKey, Resource
 

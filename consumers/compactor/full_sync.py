@@ -16,8 +16,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TypeAlias
 
-from consumers.compactor import fold as folds
-from consumers.compactor import ownership
+from consumers.compactor import folds, ownership
 from schemas import resources
 from schemas.topics import TargetKey, parse_object_topic
 

@@ -45,15 +45,15 @@ from aiokafka.errors import (
 from consumers import heap
 from consumers.compactor import (
     catch_up,
+    fold_metrics,
+    folds,
     full_sync,
-    kafka_published,
+    kafka_targets_topic,
     kafka_writer,
     ownership,
     records,
     state,
 )
-from consumers.compactor import fold as folds
-from consumers.compactor import metrics as fold_metrics
 from consumers.compactor.kafka_writer import TargetsWriter
 from consumers.compactor.pauses import Pauses
 from kafka_access import kafka_options, refusals
@@ -185,17 +185,17 @@ class FoldLoop:
         backoff = Backoff(0.5, START_RETRY_MAX_S, jitter=False)
         while True:
             try:
-                await kafka_published.ensure_topic(
-                    self._kafka, self._targets, partitions=self._targets_partitions,
-                    configs={kafka_published.MAX_MESSAGE_BYTES: str(self._writer.topic_limit())},
-                )  # fmt: skip
-                taken = await kafka_published.max_message_bytes(self._kafka, self._targets)
-            except (KafkaError, kafka_published.TopicRefused) as exc:
+                limit = {kafka_targets_topic.MAX_MESSAGE_BYTES: str(self._writer.topic_limit())}
+                await kafka_targets_topic.ensure_topic(
+                    self._kafka, self._targets, partitions=self._targets_partitions, configs=limit
+                )
+                taken = await kafka_targets_topic.max_message_bytes(self._kafka, self._targets)
+            except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
                 delay = backoff.next()
                 if await self._refusals.check(exc, doing=f"checking topic {self._targets}"):
                     await asyncio.sleep(delay)  # credentials and ACLs change: try again
                     continue
-                if isinstance(exc, kafka_published.TopicRefused):
+                if isinstance(exc, kafka_targets_topic.TopicRefused):
                     raise FoldFailed(str(exc)) from exc
                 # aiokafka marks a timeout not retriable; we retry it
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
@@ -441,8 +441,8 @@ class FoldLoop:
         logger.info("Built %d groups in %.1f s.", built, time.monotonic() - started,
                     extra={"groups": built})  # fmt: skip
         try:
-            published = await kafka_published.read_digests(self._kafka, self._targets)
-        except kafka_published.TopicRefused as exc:
+            published = await kafka_targets_topic.read_digests(self._kafka, self._targets)
+        except kafka_targets_topic.TopicRefused as exc:
             raise FoldFailed(str(exc)) from exc
         owns = self.owners.owns
         # Compared as digests of record bytes (encoding is canonical), each group encoded

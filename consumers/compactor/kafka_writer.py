@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 
-from consumers.compactor import metrics as fold_metrics
+from consumers.compactor import fold_metrics
 from consumers.compactor.full_sync import Write
 from kafka_access import kafka_options
 from lifecycle import stopping

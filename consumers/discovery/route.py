@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from prometheus_client import CollectorRegistry, Counter
 
 from consumers.discovery import html, rows, source
-from consumers.sinks.http_sd import Reply
+from consumers.sinks.http_sd import PartsReply
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ class Source(Protocol):
     def snapshot(self) -> source.Snapshot: ...
 
 
-def _reply(status: int, body: bytes, extra: Mapping[str, str] | None = None) -> Reply:
-    return Reply(status, (body,), {**html.HEADERS, **(extra or {})})
+def _reply(status: int, body: bytes, extra: Mapping[str, str] | None = None) -> PartsReply:
+    return PartsReply(status, (body,), {**html.HEADERS, **(extra or {})})
 
 
 class DiscoveryPage:
@@ -69,7 +69,7 @@ class DiscoveryPage:
 
     def __call__(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
-    ) -> Reply | Awaitable[Reply]:
+    ) -> PartsReply | Awaitable[PartsReply]:
         if path in (ROOT, html.PREFIX, html.PREFIX + "/"):
             return self._render(lambda snap: html.overview(source.overview(snap)))
         job = unquote(path.removeprefix(html.PREFIX + "/"))
@@ -86,7 +86,7 @@ class DiscoveryPage:
             )
         )
 
-    async def _render(self, build: Callable[[source.Snapshot], bytes]) -> Reply:
+    async def _render(self, build: Callable[[source.Snapshot], bytes]) -> PartsReply:
         if self._running >= self._max_renders:
             self._busy.inc()
             text = "Too many pages being built; retry in a few seconds."

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import orjson
 from prometheus_client import Gauge
 
-from consumers.compactor import fold as folds
+from consumers.compactor import folds
 from consumers.compactor.jobs import JobView
 from consumers.discovery import html, rows
 from consumers.relabel import engine

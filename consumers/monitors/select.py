@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from consumers import selectors
 from consumers.monitors import jobs
 from schemas.monitors import LabelSelector, MonitorsSettings
 from schemas.objects import KubeObject, meta
@@ -67,13 +68,13 @@ def selected(
         return False  # null selects nothing
     m = meta(monitor)
     labels = m.get("labels")
-    if not selector.parsed().matches(labels if isinstance(labels, dict) else {}):
+    if not selectors.label_matches(selector.parsed(), labels if isinstance(labels, dict) else {}):
         return False
     namespace = str(m.get("namespace", ""))
     if namespaces is None:
         return namespace == settings.namespace
     found = namespace_labels(cluster, namespace)
-    return found is not None and namespaces.parsed().matches(found)
+    return found is not None and selectors.label_matches(namespaces.parsed(), found)
 
 
 def monitor_jobs(

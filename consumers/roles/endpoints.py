@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
-from consumers.roles import joins, labels
-from consumers.roles import lookup as lookups
+from consumers.roles import joins, labels, lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
 from schemas.topics import Resource, Source

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.roles import lookup as lookups
+from consumers.roles import lookups
 from consumers.roles.labels import (
     ADDRESS,
     POD_CONTAINER_IMAGE,

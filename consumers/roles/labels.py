@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.roles import lookup as lookups
+from consumers.roles import lookups
 from schemas.objects import KubeObject, ObjectMeta, meta
 from schemas.targets import LabelSet
 from schemas.topics import ObjectKey, Resource

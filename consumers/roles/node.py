@@ -8,8 +8,7 @@ Node itself.
 
 from __future__ import annotations
 
-from consumers.roles import labels
-from consumers.roles import lookup as lookups
+from consumers.roles import labels, lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
 from schemas.topics import Source

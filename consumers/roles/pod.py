@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from consumers.roles import labels
-from consumers.roles import lookup as lookups
+from consumers.roles import labels, lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
 from schemas.topics import ObjectKey, Resource, Source

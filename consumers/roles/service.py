@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from consumers.roles import labels
-from consumers.roles import lookup as lookups
+from consumers.roles import labels, lookups
 from schemas.objects import KubeObject, meta
 from schemas.targets import Group, LabelSet
 from schemas.topics import Source

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
-from consumers.roles import endpoints, endpointslice, ingress, node, pod, service
-from consumers.roles import lookup as lookups
+from consumers.roles import endpoints, endpointslice, ingress, lookups, node, pod, service
 from schemas import discovery_roles
 from schemas.discovery_roles import Role
 from schemas.objects import KubeObject

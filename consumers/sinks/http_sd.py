@@ -1,6 +1,6 @@
 """HTTP SD answers for Prometheus `http_sd_configs` (and vmagent, Alloy), from the view.
 
-A request (path, query, headers) in, a `Reply` out; the socket is `sdstream.http`'s.
+A request (path, query, headers) in, a `PartsReply` out; the socket is `sdstream.http`'s.
 
 - `GET /http_sd/<job>[?cluster=a&cluster=b]`: the job's targets in HTTP SD format, one
   entry per target (the format cannot carry per-target labels), 200 with `[]` when a known
@@ -44,8 +44,9 @@ from urllib.parse import quote, unquote
 import orjson
 
 from consumers.sinks import answer_cache, sink_metrics, views
+from consumers.sinks.sd_json import fragment_entries, http_sd_document, http_sd_fragment
 from schemas.config import MAX_SHARDS
-from schemas.targets import TargetGroup, fragment_entries, http_sd_document, http_sd_fragment
+from schemas.targets import TargetGroup
 from schemas.topics import TargetKey
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ _LOG_BUSY_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class PartsReply:
+    """A route's reply with its body in pieces (`sdstream.http.Answer`); the server's own
+    replies (`sdstream.http.Reply`) have one body."""
+
     status: int
     parts: Sequence[bytes] = ()  # the body in pieces: a document is its groups' fragments
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -160,8 +164,8 @@ def matches(if_none_match: str, tag: str) -> bool:
     return any(c in ("*", tag) for c in candidates)
 
 
-def _json(status: int, document: object) -> Reply:
-    return Reply(status, (orjson.dumps(document) + b"\n",), {"Content-Type": CONTENT_TYPE})
+def _json(status: int, document: object) -> PartsReply:
+    return PartsReply(status, (orjson.dumps(document) + b"\n",), {"Content-Type": CONTENT_TYPE})
 
 
 def _clusters(
@@ -198,16 +202,18 @@ class Wanted:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class Rendered:
+    """A rendered document, as the answer cache keeps it: body pieces, ETag, cost."""
+
     parts: Sequence[bytes]
     tag: str
     cost: int  # bytes it holds beyond the view's own fragments
 
 
-def _reply(answer: Answer, headers: Mapping[str, str]) -> Reply:
+def _reply(answer: Rendered, headers: Mapping[str, str]) -> PartsReply:
     if matches(headers.get("if-none-match", ""), answer.tag):
-        return Reply(304, (), {"ETag": answer.tag})
-    return Reply(200, answer.parts, {"Content-Type": CONTENT_TYPE, "ETag": answer.tag})
+        return PartsReply(304, (), {"ETag": answer.tag})
+    return PartsReply(200, answer.parts, {"Content-Type": CONTENT_TYPE, "ETag": answer.tag})
 
 
 class HttpSd:
@@ -226,12 +232,12 @@ class HttpSd:
         self._ready = ready
         self._max_shards = max_shards
         self._metrics = metrics
-        self._cache: answer_cache.AnswerCache[Answer] = answer_cache.AnswerCache(cache_bytes)
+        self._cache: answer_cache.AnswerCache[Rendered] = answer_cache.AnswerCache(cache_bytes)
         self._evicted = 0  # evictions already counted in metrics
         self._generation: dict[str, int] = {}  # per job, bumped by invalidate
         # Renders under way, by answer and generation: a request after `invalidate` must
         # not join a render of the job as it was before.
-        self._pending: dict[tuple[answer_cache.Key, int], asyncio.Future[Answer]] = {}
+        self._pending: dict[tuple[answer_cache.Key, int], asyncio.Future[Rendered]] = {}
         # Per job: each group's shard index by record digest. Bounded by the view (only
         # configured jobs, only live groups after each sharded render); holds no Held.
         self._indexes: dict[str, dict[bytes, Index]] = {}
@@ -250,11 +256,11 @@ class HttpSd:
 
     async def __call__(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
-    ) -> Reply:
+    ) -> PartsReply:
         """Answer a GET of `path` (still percent-encoded); header names in lower case.
         A document not in the cache is rendered in a worker thread."""
         wanted = self._route(path, query)
-        if isinstance(wanted, Reply):
+        if isinstance(wanted, PartsReply):
             return wanted
         found = self._cache.get(wanted.key)
         if found is None:
@@ -265,10 +271,10 @@ class HttpSd:
 
     def answer(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
-    ) -> Reply:
+    ) -> PartsReply:
         """`__call__`, rendering on the calling thread (tests, tools without a loop)."""
         wanted = self._route(path, query)
-        if isinstance(wanted, Reply):
+        if isinstance(wanted, PartsReply):
             return wanted
         found = self._cache.get(wanted.key)
         if found is None:
@@ -281,7 +287,7 @@ class HttpSd:
     def cache_bytes(self) -> int:
         return self._cache.size
 
-    def _route(self, path: str, query: Mapping[str, Sequence[str]]) -> Reply | Wanted:
+    def _route(self, path: str, query: Mapping[str, Sequence[str]]) -> PartsReply | Wanted:
         rest = path.removeprefix(PREFIX)
         if rest == path or (rest and not rest.startswith("/")):
             return _json(404, {"error": "not found"})
@@ -299,7 +305,7 @@ class HttpSd:
         clusters = _clusters(query, lambda name: self._view.has_cluster(job, name))
         return Wanted(job, clusters, shard)
 
-    async def _render_shared(self, wanted: Wanted) -> Answer | None:
+    async def _render_shared(self, wanted: Wanted) -> Rendered | None:
         """One render per answer (and job generation) at a time, however many requests
         wait for it; None when `MAX_RENDERS` other renders are under way."""
         generation = self._generation.get(wanted.job, 0)
@@ -314,11 +320,11 @@ class HttpSd:
             pending.add_done_callback(lambda done: self._forget(pending_key, done))
         return await asyncio.shield(pending)
 
-    def _forget(self, key: tuple[answer_cache.Key, int], done: asyncio.Future[Answer]) -> None:
+    def _forget(self, key: tuple[answer_cache.Key, int], done: asyncio.Future[Rendered]) -> None:
         if self._pending.get(key) is done:
             del self._pending[key]
 
-    def _busy(self) -> Reply:
+    def _busy(self) -> PartsReply:
         if self._metrics is not None:
             self._metrics.http_sd_busy.inc()
         if time.monotonic() - self._busy_logged >= _LOG_BUSY_EVERY_S:
@@ -329,19 +335,19 @@ class HttpSd:
                 extra={"reason": "max_renders"},
             )
         reply = _json(503, {"error": "too many answers being rendered, retry later"})
-        return Reply(
+        return PartsReply(
             reply.status, reply.parts, {**reply.headers, "Retry-After": str(_BUSY_RETRY_S)}
         )
 
     async def _render(
         self, wanted: Wanted, groups: Mapping[TargetKey, views.Held], generation: int
-    ) -> Answer:
+    ) -> Rendered:
         running = asyncio.get_running_loop()
         answer = await running.run_in_executor(self._pool, self._build, wanted, groups)
         self._keep(wanted, answer, generation)
         return answer
 
-    def _keep(self, wanted: Wanted, answer: Answer, generation: int) -> None:
+    def _keep(self, wanted: Wanted, answer: Rendered, generation: int) -> None:
         """Cache `answer` unless its job changed while it was rendered."""
         if self._generation.get(wanted.job, 0) == generation:
             self._cache.put(wanted.key, answer, answer.cost + wanted.key_cost)
@@ -355,7 +361,7 @@ class HttpSd:
         self._metrics.cache_evictions.inc(self._cache.evictions - self._evicted)
         self._evicted = self._cache.evictions
 
-    def _build(self, wanted: Wanted, groups: Mapping[TargetKey, views.Held]) -> Answer:
+    def _build(self, wanted: Wanted, groups: Mapping[TargetKey, views.Held]) -> Rendered:
         """The document `wanted` asks for, from a job's groups (thread-safe: reads only
         immutable `Held`s and replaces the job's shard index in one store)."""
         ordered = [groups[key] for key in sorted(groups)]
@@ -365,11 +371,11 @@ class HttpSd:
             held = [h for h in ordered if h.cluster in wanted_clusters]
         if wanted.shard is None:
             parts = http_sd_document(h.fragment for h in held)
-            return Answer(parts, etag(held), sys.getsizeof(parts))
+            return Rendered(parts, etag(held), sys.getsizeof(parts))
         indexes = self._shard_indexes(wanted.job, ordered)
         fragments = (shard_fragment(h.fragment, indexes[h.digest], wanted.shard) for h in held)
         body = b"".join(http_sd_document(fragments))
-        return Answer((body,), etag(held, salt=b"%d/%d" % wanted.shard), sys.getsizeof(body))
+        return Rendered((body,), etag(held, salt=b"%d/%d" % wanted.shard), sys.getsizeof(body))
 
     def _shard_indexes(self, job: str, ordered: list[views.Held]) -> dict[bytes, Index]:
         """The shard index of every group of `job`, computing only new groups' ones."""

@@ -15,9 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import IllegalStateError
 from prometheus_client import CollectorRegistry
 
-from consumers.compactor import fold as folds
-from consumers.compactor import kafka_loop
-from consumers.compactor import metrics as fold_metrics
+from consumers.compactor import fold_metrics, folds, kafka_loop
 from consumers.sinks import sink_metrics
 from consumers.sinks.kafka_targets import TargetsReader, TargetsReadFailed
 from consumers.sinks.views import TargetView

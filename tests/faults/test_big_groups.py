@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from consumers.compactor import kafka_loop, kafka_published
+from consumers.compactor import kafka_loop, kafka_targets_topic
 from schemas.topics import Resource, targets_topic
 from tests.integration import events, kafka_helpers
 from tests.integration.test_consume import POD_JOB, Running, consumer, pod, records, settings
@@ -92,7 +92,7 @@ async def test_a_group_over_max_group_bytes_is_skipped_counted_and_tombstoned(
             await writer.put("c1", Resource.PODS, pod("c", "web-2", "10.244.7.3"))
             await running.until("pods", lambda e: len(e) == 3)
     assert all(v is None for v in await latest(kafka_bootstrap, topic_prefix, BIG_KEY))
-    created = await kafka_published.max_message_bytes(config.kafka, targets_topic(topic_prefix))
+    created = await kafka_targets_topic.max_message_bytes(config.kafka, targets_topic(topic_prefix))
     assert created == config.max_group_bytes + kafka_loop.RECORD_OVERHEAD
 
 

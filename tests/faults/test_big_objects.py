@@ -20,9 +20,10 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry
 
 from schemas import events
-from schemas.config import HttpSettings, KafkaSettings, KubeSettings, ProducerSettings
+from schemas.config import HttpSettings, ProducerSettings
 from schemas.topics import Resource, object_topic
 from sdstream import produce
+from tests.integration import e2e_pipeline as e2e
 from tests.integration import kafka_helpers, objects
 from tests.integration.test_producer_process import free_port, get
 
@@ -73,6 +74,19 @@ def set_image(api: client.ApiClient, namespace: str, name: str, value: str) -> N
     client.CoreV1Api(api).patch_namespaced_pod(name, namespace, patch)
 
 
+def pods_producer(
+    kafka_bootstrap: str, kubeconfig: Path, namespace: str, topic_prefix: str
+) -> ProducerSettings:
+    return e2e.producer_settings(
+        bootstrap=kafka_bootstrap,
+        prefix=topic_prefix,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        resources=(Resource.PODS,),
+        http=HttpSettings(port=free_port()),
+    )
+
+
 async def test_a_pod_too_large_for_kafka_is_skipped_and_the_rest_flows(
     kafka_bootstrap: str,
     kubeconfig: Path,
@@ -80,15 +94,7 @@ async def test_a_pod_too_large_for_kafka_is_skipped_and_the_rest_flows(
     namespace: str,
     topic_prefix: str,
 ) -> None:
-    settings = ProducerSettings(
-        cluster="c1",
-        resources=(Resource.PODS,),
-        namespaces=(namespace,),
-        partitions=2,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
-        kube=KubeSettings(kubeconfig=kubeconfig),
-        http=HttpSettings(port=free_port()),
-    )
+    settings = pods_producer(kafka_bootstrap, kubeconfig, namespace, topic_prefix)
     topic = object_topic(topic_prefix, "c1", Resource.PODS)
     huge, a, b = (f"{namespace}/{n}" for n in ("huge", "a", "b"))
     big = objects.container("app", ("http", 8080, "TCP")) | {"image": HUGE_IMAGE}
@@ -132,15 +138,7 @@ async def test_a_topic_with_a_lower_max_message_bytes_lowers_the_record_limit(
     """Kafka refusing a record would wedge the idempotent producer's partition
     (OutOfOrderSequenceNumber for every later record): the producer reads each topic's
     max.message.bytes at start and skips what would not fit, before sending it."""
-    settings = ProducerSettings(
-        cluster="c1",
-        resources=(Resource.PODS,),
-        namespaces=(namespace,),
-        partitions=2,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
-        kube=KubeSettings(kubeconfig=kubeconfig),
-        http=HttpSettings(port=free_port()),
-    )
+    settings = pods_producer(kafka_bootstrap, kubeconfig, namespace, topic_prefix)
     topic = object_topic(topic_prefix, "c1", Resource.PODS)
     limits = {"cleanup.policy": "compact", "max.message.bytes": "20000"}
     await kafka_helpers.create_topic(kafka_bootstrap, topic, partitions=2, configs=limits)
@@ -191,15 +189,7 @@ async def test_a_topic_limit_lowered_at_run_time_restarts_the_kafka_producer(
 ) -> None:
     """The broker refuses a record: counted, then a new Kafka producer (the refused batch
     broke the old one's sequence) that knows the new limit and skips it before sending."""
-    settings = ProducerSettings(
-        cluster="c1",
-        resources=(Resource.PODS,),
-        namespaces=(namespace,),
-        partitions=2,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
-        kube=KubeSettings(kubeconfig=kubeconfig),
-        http=HttpSettings(port=free_port()),
-    )
+    settings = pods_producer(kafka_bootstrap, kubeconfig, namespace, topic_prefix)
     topic = object_topic(topic_prefix, "c1", Resource.PODS)
     objects.create_pod(kube_api, namespace, "a", ip="10.244.9.7", node="n")
 

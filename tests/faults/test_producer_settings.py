@@ -17,10 +17,11 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry
 
 from schemas import events
-from schemas.config import HttpSettings, KafkaSettings, KubeSettings, ProducerSettings
+from schemas.config import HttpSettings
 from schemas.topics import Resource, object_topic
 from sdstream import produce
 from tests.faults.test_big_objects import latest_until, producing
+from tests.integration import e2e_pipeline as e2e
 from tests.integration.test_producer_process import free_port, get
 
 SDSTREAM = Path(sys.executable).parent / "sdstream"
@@ -41,10 +42,17 @@ async def test_a_bad_selector_is_one_line_and_exit_2(
 ) -> None:
     env = {**os.environ, variable: value}
     process = await asyncio.create_subprocess_exec(
-        str(SDSTREAM), "produce", "--cluster", "c1", "--http-port", "0",
-        cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        str(SDSTREAM),
+        "produce",
+        "--cluster",
+        "c1",
+        "--http-port",
+        "0",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     async with asyncio.timeout(30):
         stdout, stderr = await process.communicate()
     assert process.returncode == 2
@@ -63,14 +71,13 @@ async def test_a_drop_pattern_with_an_inline_flag_starts_and_drops(
 ) -> None:
     """`(?i)...` passes load; the producer used to join the patterns into one regex at start,
     where the flag is no longer first: a traceback and exit 1 on every restart."""
-    settings = ProducerSettings(
-        cluster="c1",
+    settings = e2e.producer_settings(
+        bootstrap=kafka_bootstrap,
+        prefix=topic_prefix,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
         resources=(Resource.SERVICES,),
-        namespaces=(namespace,),
-        partitions=2,
         drop_annotation_patterns=(r"(?i)EXAMPLE\.COM/debug-.*",),
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
-        kube=KubeSettings(kubeconfig=kubeconfig),
         http=HttpSettings(port=free_port()),
     )
     annotations = {"example.com/debug-dump": "{...}", "example.com/port": "8080"}
@@ -95,13 +102,12 @@ async def test_a_selector_the_api_server_rejects_shows_on_readyz_and_logs_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     port = free_port()
-    good = ProducerSettings(
-        cluster="c1",
+    good = e2e.producer_settings(
+        bootstrap=kafka_bootstrap,
+        prefix=topic_prefix,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
         resources=("pods", "services"),
-        namespaces=(namespace,),
-        partitions=2,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix),
-        kube=KubeSettings(kubeconfig=kubeconfig),
         http=HttpSettings(port=port),
     )
     # Settings loading refuses this selector; built unchecked, it reaches the API server.

@@ -24,7 +24,7 @@ import orjson
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.runner import Producer
 from schemas.config import (
     ConsumerSettings,
@@ -59,15 +59,25 @@ class Env:
 
 
 def producer_settings(
-    *, cluster: str, bootstrap: str, prefix: str, kubeconfig: Path, namespace: str
+    *,
+    cluster: str = "c1",
+    bootstrap: str,
+    prefix: str,
+    kubeconfig: Path,
+    namespace: str,
+    **fields: Any,
 ) -> ProducerSettings:
+    """A producer of `namespace` on the test servers; `fields` add or replace settings."""
     return ProducerSettings(
-        cluster=cluster,
-        namespaces=(namespace,),
-        partitions=PARTITIONS,
-        kafka=KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
-        kube=KubeSettings(kubeconfig=kubeconfig),
-        http=HttpSettings(port=0),
+        **{
+            "cluster": cluster,
+            "namespaces": (namespace,),
+            "partitions": PARTITIONS,
+            "kafka": KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
+            "kube": KubeSettings(kubeconfig=kubeconfig),
+            "http": HttpSettings(port=0),
+            **fields,
+        }
     )
 
 

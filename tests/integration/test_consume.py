@@ -73,7 +73,8 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def consumer(config: ConsumerSettings) -> AsyncIterator[Running]:
+async def consumer(config: ConsumerSettings, *, ready: bool = True) -> AsyncIterator[Running]:
+    """`sdstream consume` in this process, once it serves (and, with `ready`, is ready)."""
     registry = CollectorRegistry()
     started: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
@@ -82,7 +83,7 @@ async def consumer(config: ConsumerSettings) -> AsyncIterator[Running]:
     try:
         async with asyncio.timeout(30):
             address = await asyncio.shield(started)
-            while (await fetch(address, path="/readyz")).status != 200:  # noqa: ASYNC110 - polling a server
+            while ready and (await fetch(address, path="/readyz")).status != 200:  # noqa: ASYNC110 - polling a server
                 await asyncio.sleep(0.1)
         yield Running(address, registry)
     finally:

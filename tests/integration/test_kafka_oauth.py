@@ -19,7 +19,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.runner import Producer
 from schemas.config import KafkaSettings
 from schemas.topics import Resource, object_topic

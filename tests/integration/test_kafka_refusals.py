@@ -7,10 +7,9 @@ others."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.runner import Producer
 from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings
 from schemas.topics import Resource, object_topic
-from sdstream import consume
 from tests.integration import e2e_pipeline as e2e
 from tests.integration import events, kafka_helpers, objects
 from tests.integration.secure_kafka import SecureKafka
-from tests.integration.test_consume import POD_JOB, addresses, pod
+from tests.integration.test_consume import POD_JOB, addresses, consumer, pod
 from tests.integration.test_consume import Running as RunningConsumer
 from tests.integration.test_consume import settings as consumer_settings
 from tests.unit.consumers.sinks.http_client import fetch
@@ -47,10 +45,14 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 def producer_settings(
     kafka: KafkaSettings, kubeconfig: Path, namespace: str, *, cluster: str = "a"
 ) -> ProducerSettings:
-    base = e2e.producer_settings(cluster=cluster, bootstrap=kafka.bootstrap,
-                                 prefix=kafka.topic_prefix, kubeconfig=kubeconfig,
-                                 namespace=namespace)  # fmt: skip
-    return ProducerSettings.model_validate({**base.model_dump(), "kafka": kafka.model_dump()})
+    return e2e.producer_settings(
+        cluster=cluster,
+        bootstrap=kafka.bootstrap,
+        prefix=kafka.topic_prefix,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        kafka=kafka,
+    )
 
 
 async def test_a_wrong_password_is_one_clear_line_and_recovers_when_the_file_is_fixed(
@@ -144,24 +146,6 @@ async def test_a_producer_denied_another_clusters_topics_says_so_and_its_own_kee
     no_tracebacks(caplog)
 
 
-@contextlib.asynccontextmanager
-async def serving(config: ConsumerSettings) -> AsyncIterator[RunningConsumer]:
-    """`sdstream consume` in this process, ready or not."""
-    registry = CollectorRegistry()
-    started: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        consume.serve(config, registry=registry, on_started=started.set_result)
-    )
-    try:
-        async with asyncio.timeout(30):
-            address = await asyncio.shield(started)
-        yield RunningConsumer(address, registry)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def readyz(running: RunningConsumer) -> tuple[int, str]:
     reply = await fetch(running.address, path="/readyz")
     return reply.status, reply.body.decode()
@@ -203,7 +187,7 @@ async def test_an_unknown_ca_is_named_on_readyz_and_recovers_when_the_ca_file_is
 ) -> None:
     await secure_kafka.grant(topic_prefix, clusters=("a",))
     kafka = secure_kafka.settings("fold", "mtls", topic_prefix=topic_prefix, ssl_cafile=other_ca)
-    async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+    async with consumer(fold_config(kafka, kafka_bootstrap), ready=False) as running:
         body = await wait_readyz(running, lambda status, body: "not verified" in body)
         for words in (f"TLS to Kafka at {secure_kafka.ssl_bootstrap}",
                       "client certificate 'CN=fold", "ssl_cafile"):  # fmt: skip
@@ -246,7 +230,7 @@ async def test_a_denied_clusters_topic_is_named_while_the_other_cluster_keeps_fl
     async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
         await writer.put("a", Resource.PODS, pod("ns", "web-0", "10.244.3.1"))
         await writer.put("b", Resource.PODS, pod("ns", "web-0", "10.244.3.2"))
-        async with serving(fold_config(kafka, kafka_bootstrap)) as running:
+        async with consumer(fold_config(kafka, kafka_bootstrap), ready=False) as running:
             denied = {object_topic(topic_prefix, "b", r) for r in read}
             body = await wait_readyz(running, lambda status, body: f"{topic_prefix}.b." in body)
             for words in (f"Kafka at {secure_kafka.sasl_bootstrap}", "SASL user 'fold'",
@@ -276,7 +260,7 @@ async def test_a_denied_consumer_group_is_named_on_readyz_until_it_is_granted(
     kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
     group = f"not-{topic_prefix}"
     config = fold_config(kafka, kafka_bootstrap).model_copy(update={"group_id": group})
-    async with serving(config) as running:
+    async with consumer(config, ready=False) as running:
         body = await wait_readyz(running, lambda status, body: "consumer group" in body)
         assert f"consumer group {group}" in body
         assert "SASL user 'fold'" in body
@@ -302,7 +286,7 @@ async def test_the_sinks_reader_names_a_wrong_password_and_recovers_when_the_fil
         "sink", "scram", topic_prefix=topic_prefix, sasl_password_file=password
     )
     config = fold_config(kafka, kafka_bootstrap).model_copy(update={"mode": "serve"})
-    async with serving(config) as running:
+    async with consumer(config, ready=False) as running:
         body = await wait_readyz(running, lambda status, body: "SASL authentication" in body)
         assert f"Kafka at {secure_kafka.sasl_bootstrap} refused SASL user 'sink'" in body
         assert running.metric("sdstream_sink_kafka_refusals_total", reason="authentication") >= 1

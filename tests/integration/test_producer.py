@@ -14,20 +14,19 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.kubeapi import auth, errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.runner import Producer
 from producers.watcher import ObjectSource
 from schemas import events
 from schemas.config import (
-    HttpSettings,
-    KafkaSettings,
     KubeSettings,
     LeaderSettings,
     ProducerSettings,
 )
 from schemas.topics import ObjectKey, Resource, object_topic, partition_for
+from tests.integration import e2e_pipeline as e2e
 from tests.integration import kafka_helpers, objects
 from tests.naming import unique
 
@@ -50,14 +49,13 @@ def settings_for(
     namespace: str,
     resources: tuple[Resource, ...] = NAMESPACED,
 ) -> ProducerSettings:
-    return ProducerSettings(
-        cluster="c1",
+    return e2e.producer_settings(
+        bootstrap=kafka_bootstrap,
+        prefix=prefix,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
         resources=resources,
-        namespaces=(namespace,),
         partitions=PARTITIONS,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=prefix),
-        kube=KubeSettings(kubeconfig=kubeconfig),
-        http=HttpSettings(port=0),
     )
 
 

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from prometheus_client import CollectorRegistry
 
-from producers import metrics as producer_metrics
+from producers import producer_metrics
 from producers.kubeapi import api, auth
 from producers.runner import Producer
 from schemas.config import (

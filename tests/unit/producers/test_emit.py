@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from producers import emit, metrics, trim
+from producers import emit, producer_metrics, trim
 from producers.kubeapi.api import Page, Scope
 from schemas import events
 from schemas.objects import KubeObject
@@ -32,7 +32,7 @@ def make(
         NAMING,
         publisher=publisher,
         reader=reader,
-        metrics=metrics.create(registry),
+        metrics=producer_metrics.create(registry),
         clock=lambda: 1000.0,
     )
     return emitter, publisher, reader, registry

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from producers import health, metrics
+from producers import health, producer_metrics
 from producers.kubeapi import errors
 from schemas.topics import Resource
 
@@ -19,7 +19,7 @@ class Clock:
 
 def test_a_watch_failing_in_a_row_is_stuck_until_it_works() -> None:
     registry = CollectorRegistry()
-    watches = health.WatchHealth(metrics.create(registry), clock=Clock())
+    watches = health.WatchHealth(producer_metrics.create(registry), clock=Clock())
     bad = errors.Invalid("list pods: HTTP 400: unable to parse requirement", status=400)
     for _ in range(health.STUCK_AFTER - 1):
         watches.failed(PODS, bad)
@@ -54,7 +54,7 @@ def test_the_same_error_is_logged_once_per_backoff_period() -> None:
 
 def test_clear_forgets_every_watch() -> None:
     registry = CollectorRegistry()
-    watches = health.WatchHealth(metrics.create(registry))
+    watches = health.WatchHealth(producer_metrics.create(registry))
     for _ in range(5):
         watches.failed(SERVICES, errors.ServerError("boom"))
     watches.clear()

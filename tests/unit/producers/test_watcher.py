@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
-from producers import health, metrics
+from producers import health, producer_metrics
 from producers.emit import PublishFailed
 from producers.kubeapi import errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
@@ -60,7 +60,7 @@ async def run_until_idle(
         slept.append(seconds)
 
     registry = CollectorRegistry()
-    watcher = Watcher(source, sink, metrics=metrics.create(registry), sleep=sleep)
+    watcher = Watcher(source, sink, metrics=producer_metrics.create(registry), sleep=sleep)
     task = asyncio.create_task(watcher.run(WATCH))
     async with asyncio.timeout(5):
         await source.idle.wait()
@@ -180,14 +180,14 @@ async def test_a_rejected_selector_is_logged_once_per_period_and_makes_the_watch
     source = FakeSource(listings=[bad] * 6 + [Page([obj("a", "1")], "10")])
     sink = RecordingSink()
     registry = CollectorRegistry()
-    watches = health.WatchHealth(metrics.create(registry))
+    watches = health.WatchHealth(producer_metrics.create(registry))
     seen: list[list[str]] = []
 
     async def sleep(seconds: float) -> None:
         seen.append(watches.stuck())
 
-    watcher = Watcher(source, sink, metrics=metrics.create(CollectorRegistry()), health=watches,
-                      sleep=sleep)  # fmt: skip
+    metrics = producer_metrics.create(CollectorRegistry())
+    watcher = Watcher(source, sink, metrics=metrics, health=watches, sleep=sleep)
     task = asyncio.create_task(watcher.run(WATCH))
     async with asyncio.timeout(5):
         await source.idle.wait()
@@ -221,7 +221,7 @@ async def test_an_absent_crd_is_said_once_counts_as_listed_and_is_picked_up_late
     watcher = Watcher(
         source,
         sink,
-        metrics=metrics.create(registry),
+        metrics=producer_metrics.create(registry),
         sleep=sleep,
         on_listed=listed.append,
     )

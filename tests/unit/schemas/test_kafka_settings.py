@@ -1,6 +1,7 @@
 """Kafka client settings: every combination aiokafka would silently ignore or fail on late is
-refused at load, naming the fields; secrets and client certificates come from files that are
-checked at load and never shown."""
+refused at load, naming the fields (SASL, TLS, OAUTHBEARER, create_topics); secrets, tokens
+and client certificates come from files that are checked at load, never shown, and (a
+token) read again at each authentication."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from typing import Any
 import pydantic
 import pytest
 
+from kafka_access import kafka_options
 from schemas.config import KafkaSettings, kafka_inconsistency
 from sdstream import settings
 
 SECRET = "s3cr3t-Pa55"
+TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJwcm9kdWNlci1hIn0."
+OAUTH = {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"}
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,20 @@ SASL = {"sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "u", "sasl_password"
         ({"security_protocol": "SSL", "ssl_keyfile": "/k"}, ["ssl_certfile and ssl_keyfile"]),
         ({"security_protocol": "SSL", "ssl_keyfile_password_file": "/p"},
          ["ssl_keyfile_password_file set without ssl_keyfile"]),
+        (OAUTH, ["OAUTHBEARER needs sasl_oauth_token_file"]),
+        ({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER"},
+         ["SASL_PLAINTEXT with OAUTHBEARER needs sasl_oauth_token_file"]),
+        (OAUTH | {"sasl_oauth_token_file": "/t", "sasl_username": "u"},
+         ["sasl_username set with sasl_mechanism OAUTHBEARER", "unset them"]),
+        (OAUTH | {"sasl_oauth_token_file": "/t", "sasl_password_file": "/p"},
+         ["sasl_password_file set with sasl_mechanism OAUTHBEARER"]),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u",
+          "sasl_password": "p", "sasl_oauth_token_file": "/t"},
+         ["sasl_oauth_token_file set but sasl_mechanism is PLAIN: use OAUTHBEARER"]),
+        ({"sasl_oauth_token_file": "/t"}, ["sasl_oauth_token_file set but security_protocol is "
+                                           "PLAINTEXT"]),
+        ({"security_protocol": "SSL", "sasl_mechanism": "OAUTHBEARER",
+          "sasl_oauth_token_file": "/t"}, ["sasl_mechanism, sasl_oauth_token_file", "SSL"]),
     ],
 )  # fmt: skip
 def test_an_inconsistent_combination_is_refused_naming_the_fields(
@@ -94,6 +112,11 @@ def test_an_inconsistent_combination_is_refused_naming_the_fields(
         {"security_protocol": "SASL_SSL", "ssl_cafile": "/ca"} | SASL,
         {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u",
          "sasl_password_file": "/p", "ssl_certfile": "/c", "ssl_keyfile": "/k"},
+        OAUTH | {"sasl_oauth_token_file": "/t"},
+        OAUTH | {"sasl_oauth_token_file": "/t", "ssl_cafile": "/ca", "create_topics": False},
+        {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER",
+         "sasl_oauth_token_file": "/t"},
+        {"create_topics": False},
     ],
 )  # fmt: skip
 def test_a_consistent_combination_is_accepted(fields: dict[str, Any]) -> None:
@@ -112,7 +135,7 @@ def test_the_password_file_is_read_less_one_newline_and_never_shown(
     loaded = _load(monkeypatch, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256",
                    sasl_username="u", sasl_password_file=pem / "password")  # fmt: skip
 
-    assert loaded.kafka.client_options()["sasl_plain_password"] == SECRET
+    assert kafka_options.client_options(loaded.kafka)["sasl_plain_password"] == SECRET
     assert SECRET not in repr(loaded)
     assert SECRET not in str(loaded)
     assert SECRET not in loaded.model_dump_json()
@@ -122,7 +145,7 @@ def test_only_one_trailing_newline_is_dropped(tmp_path: Path) -> None:
     (tmp_path / "p").write_text("pass\n\n")
     kafka = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
                           sasl_username="u", sasl_password_file=tmp_path / "p")  # fmt: skip
-    assert kafka.password() == "pass\n"
+    assert kafka_options.password(kafka) == "pass\n"
 
 
 @pytest.mark.parametrize(
@@ -177,7 +200,7 @@ def test_a_client_certificate_goes_into_the_ssl_context(
     loaded = _load(monkeypatch, security_protocol="SSL", ssl_cafile=pem / "b.crt",
                    ssl_certfile=pem / "a.crt", ssl_keyfile=pem / key, **extra)  # fmt: skip
 
-    context = loaded.kafka.client_options()["ssl_context"]
+    context = kafka_options.client_options(loaded.kafka)["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "b"),),)]
 
@@ -187,3 +210,47 @@ def test_sasl_with_plaintext_through_the_environment_is_a_settings_error(
 ) -> None:
     with pytest.raises(settings.SettingsError, match=r"^invalid settings: kafka: sasl_username"):
         _load(monkeypatch, sasl_username="u", sasl_password="p")
+
+
+def test_create_topics_defaults_to_true() -> None:
+    assert KafkaSettings().create_topics is True
+
+
+async def test_the_token_is_read_at_each_authentication_and_never_shown(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    kafka = KafkaSettings(
+        security_protocol="SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_file=token,
+    )  # fmt: skip
+    options = kafka_options.client_options(kafka)
+    provider = options["sasl_oauth_token_provider"]
+    assert options["sasl_mechanism"] == "OAUTHBEARER"
+    assert "sasl_plain_password" not in options
+    assert await provider.token() == TOKEN
+    token.write_text("rotated.token.\n")
+    assert await provider.token() == "rotated.token."  # the next connection's token
+    assert TOKEN not in repr(provider)
+    assert TOKEN not in repr(kafka)
+    assert TOKEN not in kafka.model_dump_json()
+
+
+def test_other_mechanisms_get_no_token_provider() -> None:
+    kafka = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                          sasl_username="u", sasl_password="p")  # fmt: skip
+    assert "sasl_oauth_token_provider" not in kafka_options.client_options(kafka)
+
+
+@pytest.mark.parametrize(("content", "named"), [(None, "nope"), ("\n", "is empty")])
+def test_a_missing_or_empty_token_file_is_one_line_at_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str | None, named: str
+) -> None:
+    path = tmp_path / "nope"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(settings.SettingsError) as caught:
+        _load(monkeypatch, **OAUTH, sasl_oauth_token_file=path)
+    message = str(caught.value)
+    assert message.startswith(f"kafka.sasl_oauth_token_file: {path}")
+    assert named in message
+    assert "\n" not in message

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from consumers.compactor import fold as folds
+from consumers.compactor import folds
 from consumers.compactor.jobs import compile_jobs
 from consumers.discovery import html, route, rows, source
-from consumers.sinks.http_sd import Reply
+from consumers.sinks.http_sd import PartsReply
 from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource
 from sdstream import http
@@ -75,9 +75,9 @@ def page(data: route.Source | None = None, **kwargs: Any) -> route.DiscoveryPage
 
 async def get(
     served: route.DiscoveryPage, path: str, query: Mapping[str, list[str]] | None = None
-) -> Reply:
+) -> PartsReply:
     answer = served(path, query=query or {}, headers={})
-    return answer if isinstance(answer, Reply) else await answer
+    return answer if isinstance(answer, PartsReply) else await answer
 
 
 async def test_overview_counts_jobs_clusters_and_lag() -> None:

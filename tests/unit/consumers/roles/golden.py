@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consumers.roles import lookup as lookups
-from consumers.roles import table
+from consumers.roles import lookups, table
 from schemas.objects import KubeObject
 from schemas.targets import Group, LabelSet
 

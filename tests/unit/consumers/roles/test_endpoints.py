@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.roles import endpoints
-from consumers.roles import lookup as lookups
+from consumers.roles import endpoints, lookups
 from tests.unit.consumers.roles import golden
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from consumers.roles import endpointslice
-from consumers.roles import lookup as lookups
+from consumers.roles import endpointslice, lookups
 from tests.unit.consumers.roles import golden
 
 

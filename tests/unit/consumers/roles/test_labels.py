@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.roles import joins, labels
-from consumers.roles import lookup as lookups
+from consumers.roles import joins, labels, lookups
 from schemas.topics import ObjectKey, Resource
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.roles import lookup as lookups
-from consumers.roles import node
+from consumers.roles import lookups, node
 from tests.unit.consumers.roles import golden
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.roles import lookup as lookups
-from consumers.roles import table
+from consumers.roles import lookups, table
 from schemas.objects import meta
 from schemas.topics import ObjectKey, Resource, object_key
 from tests.unit.consumers.roles import golden

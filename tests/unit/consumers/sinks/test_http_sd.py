@@ -8,8 +8,8 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import http_sd, sink_metrics
-from consumers.sinks.http_sd import HttpSd, Reply
+from consumers.sinks import http_sd, sd_json, sink_metrics
+from consumers.sinks.http_sd import HttpSd, PartsReply
 from consumers.sinks.views import Held, TargetView
 from schemas.targets import TargetGroup
 from schemas.topics import TargetKey
@@ -32,7 +32,7 @@ def _get(
     *,
     query: Mapping[str, Sequence[str]] | None = None,
     headers: Mapping[str, str] | None = None,
-) -> Reply:
+) -> PartsReply:
     return sd.answer(path, query=query or {}, headers=headers or {})
 
 
@@ -273,7 +273,7 @@ def test_shards_above_the_maximum_are_400_before_any_work() -> None:
 
 
 def test_a_shard_index_filters_a_fragment_like_hashmod() -> None:
-    fragment = http_sd.http_sd_fragment(MANY[3])
+    fragment = sd_json.http_sd_fragment(MANY[3])
     indexed = http_sd.index(fragment)
     whole = orjson.loads(b"[" + fragment + b"]")
     for shard in range(5):
@@ -340,13 +340,13 @@ async def test_misses_beyond_max_renders_are_503_with_retry_after() -> None:
     release = threading.Event()
     build = sd._build
 
-    def blocked(wanted: http_sd.Wanted, groups: Mapping[TargetKey, Held]) -> http_sd.Answer:
+    def blocked(wanted: http_sd.Wanted, groups: Mapping[TargetKey, Held]) -> http_sd.Rendered:
         release.wait(10)
         return build(wanted, groups)
 
     sd._build = blocked  # type: ignore[method-assign]
 
-    def shard(shards: int) -> Awaitable[Reply]:
+    def shard(shards: int) -> Awaitable[PartsReply]:
         return sd("/http_sd/web", query={"shard": ["0"], "shards": [str(shards)]}, headers={})
 
     try:

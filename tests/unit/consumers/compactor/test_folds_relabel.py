@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.compactor import fold
+from consumers.compactor import folds
 from consumers.compactor.jobs import compile_jobs
 from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource
-from tests.unit.consumers.compactor.test_fold import pod
+from tests.unit.consumers.compactor.test_folds import pod
 
 KEEP_SCRAPED: list[dict[str, Any]] = [
     {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
@@ -41,7 +41,7 @@ def test_relabeled_jobs_publish_final_targets_and_tombstones() -> None:
         job("final", relabel_configs=KEEP_SCRAPED),
         job("debug", relabel_configs=KEEP_SCRAPED, keep_meta_labels=True),
     ])  # fmt: skip
-    f = fold.Fold(views)
+    f = folds.Fold(views)
     f.apply("c1", Resource.PODS, ObjectKey("ns/web"), annotated("web", "true", 1))
     changes, errors = f.rebuild()
     assert errors == []
@@ -68,7 +68,7 @@ def test_relabeled_jobs_publish_final_targets_and_tombstones() -> None:
 
 
 def test_targets_relabeled_away_are_counted_per_job() -> None:
-    f = fold.Fold(compile_jobs([job("final", relabel_configs=KEEP_SCRAPED)]))
+    f = folds.Fold(compile_jobs([job("final", relabel_configs=KEEP_SCRAPED)]))
     f.apply("c1", Resource.PODS, ObjectKey("ns/a"), annotated("a", "true", 1))
     f.apply("c1", Resource.PODS, ObjectKey("ns/b"), annotated("b", "false", 1))
     f.rebuild()
@@ -77,7 +77,7 @@ def test_targets_relabeled_away_are_counted_per_job() -> None:
     f.rebuild()
     assert f.left_out_totals["final"] == (1, 0)
     bad = annotated("c", "true", 1)
-    f2 = fold.Fold(compile_jobs([job("x", relabel_configs=[{"target_label": "__address__",
+    f2 = folds.Fold(compile_jobs([job("x", relabel_configs=[{"target_label": "__address__",
                                                             "replacement": ""}])]))  # fmt: skip
     f2.apply("c1", Resource.PODS, ObjectKey("ns/c"), bad)
     f2.rebuild()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.compactor import kafka_published
+from consumers.compactor import kafka_targets_topic
 
 
 def topic(*leaders: int, error: int = 0) -> dict[str, Any]:
@@ -14,7 +14,7 @@ def topic(*leaders: int, error: int = 0) -> dict[str, Any]:
 
 
 def test_leaders_elected_only_when_every_partition_has_one() -> None:
-    assert kafka_published.leaders_elected([topic(1, 1, 1)])
-    assert not kafka_published.leaders_elected([topic(1, -1, 1)])
-    assert not kafka_published.leaders_elected([topic()])  # no partitions listed yet
-    assert not kafka_published.leaders_elected([topic(1, error=5)])  # leader not available
+    assert kafka_targets_topic.leaders_elected([topic(1, 1, 1)])
+    assert not kafka_targets_topic.leaders_elected([topic(1, -1, 1)])
+    assert not kafka_targets_topic.leaders_elected([topic()])  # no partitions listed yet
+    assert not kafka_targets_topic.leaders_elected([topic(1, error=5)])  # leader not available

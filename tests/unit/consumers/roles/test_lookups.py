@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.roles import lookup as lookups
-from consumers.roles import table
+from consumers.roles import lookups, table
 from schemas.topics import ObjectKey, Resource
 from tests.unit.consumers.roles import golden
 

@@ -18,10 +18,8 @@ from typing import TypeVar
 
 from consumers.compactor import dependencies, state
 from consumers.compactor.jobs import JobView, namespace_of
-from consumers.relabel import engine
-from consumers.relabel import groups as relabeling
-from consumers.roles import lookup as lookups
-from consumers.roles import table
+from consumers.relabel import engine, group_relabeling
+from consumers.roles import lookups, table
 from schemas.objects import KubeObject
 from schemas.targets import LabelSet, TargetGroup
 from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
@@ -237,11 +235,11 @@ class Fold:
         target is left. The cluster label is discovered: rules may read or drop it."""
         if not view.rules:
             return (labels, targets) if targets else None
-        outcomes = relabeling.outcomes(
+        outcomes = group_relabeling.outcomes(
             labels, targets, view.rules, keep_meta=view.keep_meta, defaults=view.defaults
         )
         self._count_left_out(tkey, (view.job, outcomes))
-        return relabeling.regroup([o.final for o in outcomes if o.final is not None])
+        return group_relabeling.regroup([o.final for o in outcomes if o.final is not None])
 
     def _count_left_out(
         self, key: TargetKey, relabeled: tuple[str, list[engine.Outcome]] | None

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.compactor import fold, state
+from consumers.compactor import folds, state
 from consumers.compactor.jobs import compile_jobs
 from schemas import events as object_events
 from schemas.sd_config import ScrapeJob
@@ -108,8 +108,8 @@ def numbered(log: list[Event]) -> list[Event]:
     return out
 
 
-def incremental(log: list[Event], *, every: int = 1, cache: int = state.PARSED_CACHE) -> fold.Fold:
-    f = fold.Fold(VIEWS, parsed=state.ParseCache(size=cache))
+def incremental(log: list[Event], *, every: int = 1, cache: int = state.PARSED_CACHE) -> folds.Fold:
+    f = folds.Fold(VIEWS, parsed=state.ParseCache(size=cache))
     for i, event in enumerate(log):
         f.apply(*event)
         if i % every == 0:
@@ -118,11 +118,11 @@ def incremental(log: list[Event], *, every: int = 1, cache: int = state.PARSED_C
     return f
 
 
-def from_scratch(log: list[Event]) -> fold.Fold:
+def from_scratch(log: list[Event]) -> folds.Fold:
     final: dict[tuple[str, Resource, ObjectKey], dict[str, Any] | None] = {}
     for cluster, resource, key, obj in log:
         final[(cluster, resource, key)] = obj
-    f = fold.Fold(VIEWS)
+    f = folds.Fold(VIEWS)
     for (cluster, resource, key), obj in final.items():
         f.apply(cluster, resource, key, obj)
     f.mark_all()
@@ -154,7 +154,7 @@ def test_a_catch_up_load_then_full_build_equals_folding_each_event(
 ) -> None:
     """The Kafka loop loads without marking until its full sync, then applies."""
     log = numbered(log)
-    f = fold.Fold(VIEWS)
+    f = folds.Fold(VIEWS)
     for event in log[:split]:
         f.load(*event)
     f.mark_all()
@@ -235,7 +235,7 @@ def test_a_repeated_event_changes_nothing(log: list[Event]) -> None:
 
 
 def test_a_pod_event_publishes_its_group_with_node_and_namespace_metadata() -> None:
-    f = fold.Fold(VIEWS)
+    f = folds.Fold(VIEWS)
     f.apply("c1", Resource.NAMESPACES, ObjectKey("a"), namespace("a", team="x", version=1))
     f.apply("c1", Resource.NODES, ObjectKey("n0"), node("n0", ip="10.2.0.1", version=2))
     f.apply(
@@ -257,7 +257,7 @@ def test_a_pod_event_publishes_its_group_with_node_and_namespace_metadata() -> N
 
 
 def test_a_node_change_rebuilds_only_the_pods_on_it() -> None:
-    f = fold.Fold(VIEWS)
+    f = folds.Fold(VIEWS)
     for name in NODES:
         f.apply("c1", Resource.NODES, ObjectKey(name), node(name, ip="10.2.0.1", version=1))
     f.apply(
@@ -277,7 +277,7 @@ def test_a_node_change_rebuilds_only_the_pods_on_it() -> None:
 
 
 def test_a_deleted_pod_gives_exactly_one_tombstone() -> None:
-    f = fold.Fold(VIEWS)
+    f = folds.Fold(VIEWS)
     f.apply("c1", Resource.NODES, ObjectKey("n0"), node("n0", ip="10.2.0.1", version=1))
     f.apply(
         "c1", Resource.PODS, ObjectKey("a/p0"), pod("a", "p0", ip="10.1.0.1", node="n0", version=1)
@@ -289,12 +289,12 @@ def test_a_deleted_pod_gives_exactly_one_tombstone() -> None:
     f.apply("c1", Resource.PODS, ObjectKey("a/p0"), None)
     second, _ = f.rebuild()
 
-    assert first == [fold.Change(key="pods/c1/pod/a/p0", group=None)]  # type: ignore[arg-type]
+    assert first == [folds.Change(key="pods/c1/pod/a/p0", group=None)]  # type: ignore[arg-type]
     assert second == []
 
 
 def test_a_pod_appearing_after_its_slice_joins_it() -> None:
-    f = fold.Fold(VIEWS)
+    f = folds.Fold(VIEWS)
     f.apply(
         "c1", Resource.ENDPOINTSLICES, ObjectKey("a/s0"), slice_("a", "s0", pods=["p0"], version=1)
     )
@@ -313,7 +313,7 @@ def test_a_pod_appearing_after_its_slice_joins_it() -> None:
 
 
 def test_a_malformed_object_is_reported_and_the_rest_still_builds() -> None:
-    f = fold.Fold(VIEWS)
+    f = folds.Fold(VIEWS)
     bad = pod("a", "p0", ip="10.1.0.1", node="n0", version=1)
     bad["spec"]["containers"] = ["not-a-container"]
     f.apply("c1", Resource.NODES, ObjectKey("n0"), node("n0", ip="10.2.0.1", version=3))
@@ -333,12 +333,12 @@ def test_diff_upserts_what_differs_and_tombstones_what_is_gone() -> None:
     desired = dict(f.groups)
     stale = {**desired, "nodes/c1/node/old": next(iter(desired.values()))}
 
-    same = fold.diff(desired.items(), desired, fingerprint=lambda g: g)
+    same = folds.diff(desired.items(), desired, fingerprint=lambda g: g)
     assert list(same) == []
-    gone = fold.diff(desired.items(), stale, fingerprint=lambda g: g)
+    gone = folds.diff(desired.items(), stale, fingerprint=lambda g: g)
     assert list(gone) == [("nodes/c1/node/old", None)]
-    assert list(fold.diff(desired.items(), stale, fingerprint=lambda g: g, owned=set())) == []
-    new = fold.diff(desired.items(), {}, fingerprint=lambda g: g)
+    assert list(folds.diff(desired.items(), stale, fingerprint=lambda g: g, owned=set())) == []
+    new = folds.diff(desired.items(), {}, fingerprint=lambda g: g)
     assert [key for key, _ in new] == list(desired)
 
 
@@ -349,7 +349,7 @@ def test_discovered_groups_are_kept_before_relabeling_even_when_all_are_dropped(
         {"job_name": "kept", "kubernetes_sd_configs": [{"role": "pod"}],
          "relabel_configs": [keep_b]}
     )])  # fmt: skip
-    f = fold.Fold(views)
+    f = folds.Fold(views)
     for name in ("a", "b"):
         f.apply("c1", Resource.PODS, ObjectKey(f"ns/{name}"),
                 pod("ns", name, ip="10.1.0.1", node="n0", version=1))  # fmt: skip
@@ -370,7 +370,7 @@ def test_without_the_discovery_page_nothing_is_kept_as_discovered() -> None:
     kept = {"job_name": "kept", "relabel_configs": [keep_b],
             "kubernetes_sd_configs": [{"role": "pod"}]}  # fmt: skip
     jobs = [ScrapeJob.model_validate(kept), *JOBS]
-    on, off = fold.Fold(compile_jobs(jobs)), fold.Fold(compile_jobs(jobs), keep_discovered=False)
+    on, off = folds.Fold(compile_jobs(jobs)), folds.Fold(compile_jobs(jobs), keep_discovered=False)
     for f in (on, off):
         for name in ("a", "b"):
             f.apply("c1", Resource.PODS, ObjectKey(f"ns/{name}"),
