@@ -2,12 +2,14 @@
 group, against the raw broker throughput of the same machine, in the same run.
 
     .venv/bin/python bench/scale.py [--clusters 20] [--pods 5000] [--partitions 6]
-                                    [--no-java] [--small]
+                                    [--members 1,2] [--no-java] [--small]
+    .venv/bin/python bench/scale.py --clusters 100 --pods 2000 --partitions 8 \
+                                    --members 1,2,4 --no-java     # issue 19's sizing run
 
 Starts its own devstack (only its Kafka is used). Synthetic pod events (the producer's
 trimmed ObjectEvents, 10 namespaces per cluster) go straight into `<prefix>.<cluster>.pods`
-topics, written twice under two prefixes so that each fold run starts from an empty
-targets topic. Measured, each in its own process:
+topics, written once per member count under a prefix of its own, so that each fold run
+starts from an empty targets topic. Measured, each in its own process:
 
 1. aiokafka producer writing the events (idempotent, acks=all, zstd: the producer's
    settings) and a raw aiokafka consumer reading them back (the Python floors);
@@ -16,9 +18,13 @@ targets topic. Measured, each in its own process:
    `org.apache.kafka:kafka-tools` jar is fetched once from Maven Central into the
    sdstream cache dir (`<cache>/kafka-tools-<version>/`) with the Maven the devstack
    already uses; its other dependencies are the broker's jars. `--no-java` skips this;
-3. `sdstream consume --mode fold` (job `pods`), one member: from start until caught up
-   and the first full publish is acknowledged (/readyz), then two members of one group
-   started together (eager rebalance included), each member's peak RSS and CPU.
+3. `sdstream consume --mode fold` (job `pods`), for each of `--members` (1 and 2 by
+   default): that many members of one group started together (eager rebalance
+   included), from start until every member is caught up and its first full publish is
+   acknowledged (/readyz), each member's peak RSS and CPU. Partitions should divide by
+   every member count (the range assignor co-partitions; 8 for 1, 2 and 4).
+
+A full run (not --small) writes its figures to bench/figures.json for bench/charts.py.
 """
 
 from __future__ import annotations
@@ -222,6 +228,53 @@ async def _create_delete_topic(bootstrap: str, partitions: int) -> None:
         await admin.close()
 
 
+def try_java(
+    boot: str, *, total: int, wrote: kit.Written, partitions: int
+) -> dict[str, Any] | None:
+    try:
+        size = max(1, wrote.bytes // wrote.records)
+        return java_perf(boot, records=max(total, 100_000), size=size, partitions=partitions)
+    except (DevstackError, subprocess.SubprocessError, OSError) as exc:
+        kit.say(f"Java perf tools unavailable: {exc}")
+        return None
+
+
+def scaling_figures(
+    args: argparse.Namespace, runs: dict[int, dict[str, Any]], *, raw: float,
+    wrote: kit.Written, java: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The member-count runs for bench/figures.json (charted by bench/charts.py)."""
+    return {
+        "clusters": args.clusters, "pods_per_cluster": args.pods,
+        "events": args.clusters * args.pods, "partitions": args.partitions,
+        "raw_aiokafka_s": raw, "bytes_per_event": wrote.bytes / wrote.records,
+        "aiokafka_produce_rps": wrote.records / wrote.seconds, "java": java,
+        "runs": [{"members": n, "seconds": run["seconds"],
+                  "unready_flips": run["unready_flips"],
+                  "rss_mb": [m["max_rss_mb"] for m in run["members"]],
+                  "cpu_s": [m["cpu_s"] for m in run["members"]]} for n, run in runs.items()],
+    }  # fmt: skip
+
+
+def summary(runs: dict[int, dict[str, Any]], *, total: int) -> None:
+    """Events per CPU-second of one member; per member count: speed-up over the smallest
+    count, the largest member's RSS, the RSS slope per pod, and rebalances."""
+    base_n = min(runs)
+    base = runs[base_n]
+    cpu = sum(m["cpu_s"] for m in base["members"])
+    print(f"\n{base_n} member(s): {total / cpu:.0f} events per CPU-second")
+    rss0 = max(m["max_rss_mb"] for m in base["members"])
+    for n, run in runs.items():
+        if n == base_n:
+            continue
+        rss = max(m["max_rss_mb"] for m in run["members"])
+        pods_less = total / base_n - total / n
+        print(f"{n} members: {base['seconds'] / run['seconds']:.2f}x faster than {base_n}, "
+              f"largest member {rss:.0f} MiB ({rss / rss0:.2f} of {base_n}'s), RSS slope "
+              f"{(rss0 - rss) * 2**20 / pods_less / 1024:.2f} KiB per pod; readiness flips to "
+              f"unready (rebalances): {run['unready_flips']}")  # fmt: skip
+
+
 # main --------------------------------------------------------------------------------------
 
 
@@ -231,6 +284,12 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=5_000, help="per cluster")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--no-java", action="store_true", help="skip Kafka's Java perf tools")
+    parser.add_argument(
+        "--members",
+        default="1,2",
+        help="member counts to run, each in "
+        "a group of its own over its own copy of the events (e.g. 1,2,4)",
+    )
     parser.add_argument("--small", action="store_true", help="4 clusters x 500 pods")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,30 +299,29 @@ def main() -> int:
         args.clusters, args.pods = 4, 500
     names = clusters(args.clusters)
     total = args.clusters * args.pods
+    counts = [int(n) for n in args.members.split(",")]
     print(f"machine: {kit.machine()}\n", flush=True)
     me = str(Path(__file__))
     with kit.devstack() as stack:
         boot = stack.kafka_bootstrap
-        wrote = asyncio.run(write_prefix(boot, "one", names, pods=args.pods,
-                                         partitions=args.partitions))  # fmt: skip
-        asyncio.run(write_prefix(boot, "two", names, pods=args.pods, partitions=args.partitions))
-        kit.say(f"wrote {wrote.records} events x 2 prefixes")
-        topics = [object_topic("one", c, Resource.PODS) for c in names]
+        prefixes = [f"m{n}x{k}" for k, n in enumerate(counts)]  # a fresh targets topic each
+        writes = [
+            asyncio.run(write_prefix(boot, p, names, pods=args.pods, partitions=args.partitions))
+            for p in prefixes
+        ]
+        wrote = writes[0]
+        kit.say(f"wrote {wrote.records} events x {len(prefixes)} prefixes")
+        topics = [object_topic(prefixes[0], c, Resource.PODS) for c in names]
         common = {"bootstrap": boot, "timeout_s": 1800, "partitions": args.partitions}
         raw = kit.child(me, "drain", {**common, "topics": topics})
-        one = run_members(me, {**common, "prefix": "one", "group": f"g-{uuid.uuid4().hex[:6]}"}, 1)
-        two = run_members(me, {**common, "prefix": "two", "group": f"g-{uuid.uuid4().hex[:6]}"}, 2)
+        runs = {n: run_members(me, {**common, "prefix": prefix,
+                                    "group": f"g-{uuid.uuid4().hex[:6]}"}, n)
+                for n, prefix in zip(counts, prefixes, strict=True)}  # fmt: skip
         raw2 = kit.child(me, "drain", {**common, "topics": topics})
         published = {p: asyncio.run(kit.drain(boot, [targets_topic(p)])).records
-                     for p in ("one", "two")}  # fmt: skip
-        java: dict[str, Any] | None = None
-        if not args.no_java:
-            try:
-                java = java_perf(boot, records=max(total, 100_000),
-                                 size=max(1, wrote.bytes // wrote.records),
-                                 partitions=args.partitions)  # fmt: skip
-            except (DevstackError, subprocess.SubprocessError, OSError) as exc:
-                kit.say(f"Java perf tools unavailable: {exc}")
+                     for p in prefixes}  # fmt: skip
+        java = None if args.no_java else try_java(boot, total=total, wrote=wrote,
+                                                  partitions=args.partitions)  # fmt: skip
     print(f"input: {args.clusters} clusters x {args.pods} pods = {total} pod events, "
           f"{args.partitions} partitions per topic, {wrote.bytes / wrote.records:.0f} B per "
           f"value uncompressed; targets topic records after the runs: {published}\n")  # fmt: skip
@@ -281,19 +339,19 @@ def main() -> int:
                   f"{java['produce_rps']:.0f}", "-", "-"),
                  ("Kafka ConsumerPerformance (Java)", "-", f"{java['consume_rps']:.0f}", "-",
                   "-")]  # fmt: skip
-    for label, run in (("1 member", one), ("2 members, one group", two)):
+    for count, run in runs.items():
+        label = "1 member" if count == 1 else f"{count} members, one group"
         for n, member in enumerate(run["members"]):
             rows.append((f"sdstream fold, {label}: member {n + 1}, start to caught up + "
                          "first full publish", f"{run['seconds']:.2f}",
                          f"{total / run['seconds']:.0f}", f"{member['max_rss_mb']:.0f}",
                          f"{member['cpu_s']:.1f}"))  # fmt: skip
     print(kit.table(["step", "seconds", "records/s", "peak RSS MiB", "CPU s"], rows))
-    cpu = one["members"][0]["cpu_s"]
-    rss1 = one["members"][0]["max_rss_mb"]
-    rss2 = max(m["max_rss_mb"] for m in two["members"])
-    print(f"\none member: {total / cpu:.0f} events per CPU-second; RSS slope between 1 and "
-          f"2 members: {(rss1 - rss2) * 2**20 / (total / 2) / 1024:.2f} KiB per pod; "
-          f"readiness flips to unready (rebalances): {two['unready_flips']}")  # fmt: skip
+    summary(runs, total=total)
+    if not args.small:
+        floor = min(raw["seconds"], raw2["seconds"])
+        kit.record_figures("scaling", scaling_figures(args, runs, raw=floor, wrote=wrote,
+                                                      java=java))  # fmt: skip
     if java is not None:
         print(f"\nJava: {java['produce_line']}\nJava consumer: {java['consume_line']}")
     return 0
