@@ -59,7 +59,7 @@ def peers(section: Figures) -> Figure:
                   fontsize=10)  # fmt: skip
     timed = [r for r in rows if r.get("seconds") is not None]
     bars(wall, [r["name"] for r in timed], [r["seconds"] for r in timed], fmt="{:.1f} s")
-    wall.set_xlabel("seconds from start to every target served (sdstream) / discovered")
+    wall.set_xlabel("seconds from start: all targets served / discovered")
     wall.set_title("Time to serving", fontsize=10)
     untimed = [f"{r['name']}: runs to its timeout ({r['timeout_s']:.0f} s)" for r in rows
                if r.get("seconds") is None]  # fmt: skip
@@ -74,7 +74,8 @@ def peers(section: Figures) -> Figure:
 def latency(section: Figures) -> Figure:
     """Events appended to the object topics -> HTTP SD answer changed: the distribution."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    samples = sorted(section.get("samples_ms") or [])
+    # every sample, or evenly spaced quantiles (0 %, 0.5 %, ... 100 %) of them: both a CDF
+    samples = sorted(section.get("samples_ms") or section.get("quantiles_ms") or [])
     if samples:
         share = [100 * (i + 1) / len(samples) for i in range(len(samples))]
         ax.plot(samples, share, color=COLORS["sdstream"])
@@ -90,7 +91,7 @@ def latency(section: Figures) -> Figure:
     text = "\n".join(f"{q if q == 'max' else 'p' + q}: {ms:.0f} ms" for q, ms in marks.items())
     ax.text(0.98, 0.04, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
             bbox={"facecolor": "white", "edgecolor": "#cccccc"})  # fmt: skip
-    ax.set_xlabel("ms from event appended to HTTP SD answer changed")
+    ax.set_xlabel(section.get("what", "ms from event appended to HTTP SD answer changed"))
     ax.set_title(f"Latency at {section.get('rate_per_s', '?')} events/s "
                  f"({section.get('changes', '?')} changes, {section.get('lost', '?')} lost)",
                  fontsize=10)  # fmt: skip

@@ -3,13 +3,13 @@ group, against the raw broker throughput of the same machine, in the same run.
 
     .venv/bin/python bench/scale.py [--clusters 20] [--pods 5000] [--partitions 6]
                                     [--members 1,2] [--no-java] [--small]
-    .venv/bin/python bench/scale.py --clusters 100 --pods 2000 --partitions 8 \
+    .venv/bin/python bench/scale.py --clusters 100 --pods 1000 --partitions 4 \
                                     --members 1,2,4 --no-java     # issue 19's sizing run
 
 Starts its own devstack (only its Kafka is used). Synthetic pod events (the producer's
 trimmed ObjectEvents, 10 namespaces per cluster) go straight into `<prefix>.<cluster>.pods`
-topics, written once per member count under a prefix of its own, so that each fold run
-starts from an empty targets topic. Measured, each in its own process:
+topics, written once; each member count's fold run publishes to a targets topic of its own
+(`targets_topic`), so that each starts from an empty one. Measured, each in its own process:
 
 1. aiokafka producer writing the events (idempotent, acks=all, zstd: the producer's
    settings) and a raw aiokafka consumer reading them back (the Python floors);
@@ -22,7 +22,7 @@ starts from an empty targets topic. Measured, each in its own process:
    default): that many members of one group started together (eager rebalance
    included), from start until every member is caught up and its first full publish is
    acknowledged (/readyz), each member's peak RSS and CPU. Partitions should divide by
-   every member count (the range assignor co-partitions; 8 for 1, 2 and 4).
+   every member count (the range assignor co-partitions; 4 or 8 for 1, 2 and 4).
 
 A full run (not --small) writes its figures to bench/figures.json for bench/charts.py.
 """
@@ -51,7 +51,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
 from schemas.sd_config import ScrapeJob
-from schemas.topics import Resource, object_topic, targets_topic
+from schemas.topics import Resource, object_topic
 from sdstream import consume
 from sdstream.devstack import cache, versions
 from sdstream.devstack.errors import DevstackError
@@ -68,8 +68,11 @@ async def write_prefix(bootstrap: str, prefix: str, names: list[str], *, pods: i
                        partitions: int) -> kit.Written:  # fmt: skip
     await kit.create_topics(bootstrap, [object_topic(prefix, c, Resource.PODS) for c in names],
                             partitions=partitions)  # fmt: skip
+    # request_timeout_ms: on a loaded 2-core machine, hundreds of new partitions may take
+    # a while to get leaders; the default 40 s then failed a 100-cluster run's first send.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
-                                acks="all", compression_type=kit.CODEC, linger_ms=5)  # fmt: skip
+                                acks="all", compression_type=kit.CODEC, linger_ms=5,
+                                request_timeout_ms=180_000)  # fmt: skip
     await producer.start()
     try:
         parts = [await kit.write_events(
@@ -97,7 +100,7 @@ async def member_child(payload: dict[str, Any]) -> dict[str, Any]:
         scrape_configs=(ScrapeJob.model_validate(
             {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}]}),),
         http=HttpSettings(port=0), group_id=payload["group"], mode="fold",
-        targets_partitions=payload["partitions"],
+        targets_partitions=payload["partitions"], targets_topic=payload["targets"],
     )  # fmt: skip
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -105,7 +108,10 @@ async def member_child(payload: dict[str, Any]) -> dict[str, Any]:
     task = asyncio.create_task(consume.serve(config, on_started=address.set_result))
     where, was = await address, False
     while not stop.is_set():
-        ready = (await kit.get(where, "/readyz"))[0] == 200
+        try:
+            ready = (await kit.get(where, "/readyz"))[0] == 200
+        except OSError:  # a starved member's server may reset a probe: not ready, ask again
+            ready = False
         if ready != was:
             print(json.dumps({"ready": ready, "t": time.time()}), flush=True)
             was = ready
@@ -156,7 +162,8 @@ def run_members(me: str, payload: dict[str, Any], count: int) -> dict[str, Any]:
         for m, reader in zip(members, readers, strict=True):
             m.proc.wait(timeout=60)
             reader.join(timeout=10)
-    return {"seconds": last - started, "members": [m.result for m in members],
+    return {"seconds": last - started, "members": [m.result for m in members if m.result],
+            "lost": sum(1 for m in members if not m.result),
             "unready_flips": sum(1 for m in members for _, r in m.states if not r)}  # fmt: skip
 
 
@@ -304,22 +311,20 @@ def main() -> int:
     me = str(Path(__file__))
     with kit.devstack() as stack:
         boot = stack.kafka_bootstrap
-        prefixes = [f"m{n}x{k}" for k, n in enumerate(counts)]  # a fresh targets topic each
-        writes = [
-            asyncio.run(write_prefix(boot, p, names, pods=args.pods, partitions=args.partitions))
-            for p in prefixes
-        ]
-        wrote = writes[0]
-        kit.say(f"wrote {wrote.records} events x {len(prefixes)} prefixes")
-        topics = [object_topic(prefixes[0], c, Resource.PODS) for c in names]
-        common = {"bootstrap": boot, "timeout_s": 1800, "partitions": args.partitions}
+        # written once; each member count publishes to a fresh targets topic of its own
+        wrote = asyncio.run(write_prefix(boot, "scale", names, pods=args.pods,
+                                         partitions=args.partitions))  # fmt: skip
+        kit.say(f"wrote {wrote.records} events in {wrote.seconds:.0f}s")
+        outs = [f"out{n}x{k}.targets" for k, n in enumerate(counts)]
+        topics = [object_topic("scale", c, Resource.PODS) for c in names]
+        common = {"bootstrap": boot, "timeout_s": 1800, "partitions": args.partitions,
+                  "prefix": "scale"}  # fmt: skip
         raw = kit.child(me, "drain", {**common, "topics": topics})
-        runs = {n: run_members(me, {**common, "prefix": prefix,
+        runs = {n: run_members(me, {**common, "targets": out,
                                     "group": f"g-{uuid.uuid4().hex[:6]}"}, n)
-                for n, prefix in zip(counts, prefixes, strict=True)}  # fmt: skip
+                for n, out in zip(counts, outs, strict=True)}  # fmt: skip
         raw2 = kit.child(me, "drain", {**common, "topics": topics})
-        published = {p: asyncio.run(kit.drain(boot, [targets_topic(p)])).records
-                     for p in prefixes}  # fmt: skip
+        published = {t: asyncio.run(kit.drain(boot, [t])).records for t in outs}
         java = None if args.no_java else try_java(boot, total=total, wrote=wrote,
                                                   partitions=args.partitions)  # fmt: skip
     print(f"input: {args.clusters} clusters x {args.pods} pods = {total} pod events, "
