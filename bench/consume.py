@@ -4,6 +4,7 @@ against promtool discovering the same objects from the API server, in the same r
 
     .venv/bin/python bench/consume.py [--pods 50000] [--slices 500] [--per-slice 100]
                                       [--api-pods N] [--promtool-timeout 60] [--small]
+                                      [--vmagent-timeout 600] [--no-vmagent]
 
 Starts its own devstack. The objects (pods with status, one Service and one slice per
 service, endpoints' targetRefs naming pods) are written straight to Kafka as the
@@ -17,9 +18,17 @@ fresh process, so its peak RSS is its own:
    separate the fixed cost from the per-object cost;
 3. `promtool check service-discovery` per job against the API server, peak RSS via
    wait4(); it always runs for its whole --timeout, so its wall time is not comparable,
-   and its RSS includes rendering its JSON output.
+   and its RSS includes rendering its JSON output;
+4. vmagent (VictoriaMetrics, `bench/vmagent.py`, built from the Go module proxy and
+   cached the first time) with both jobs, every target dropped by relabeling so nothing
+   is scraped: from start until it discovered as many targets as sdstream's fold built
+   for the same objects; peak RSS and CPU. `--no-vmagent` skips it.
 
-Goals: fold at least half the raw aiokafka rate; consumer memory no more than promtool's.
+Goals: fold at least half the raw aiokafka rate; consumer memory no more than promtool's;
+sdstream ahead of vmagent on time to serving and memory. A full run (not --small) writes
+its peer figures to bench/figures.json for bench/charts.py.
+
+    .venv/bin/python bench/consume.py --api-pods 2000 --promtool-timeout 60
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from typing import Any
 
 import kit  # bench/kit.py; it puts the repository root on sys.path
 import orjson
+import vmagent
 import yaml
 
 from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
@@ -196,6 +206,117 @@ def promtool(stack: Any, run: Path, job: str, timeout_s: int) -> dict[str, Any]:
     return result
 
 
+def peers(
+    me: str, stack: Any, args: argparse.Namespace, folded: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The API server's copy of the objects (--api-pods pods, the slices), discovered by
+    promtool per job and by vmagent, and the same objects folded by sdstream from Kafka
+    (`folded` when the Kafka set is already that size)."""
+    api_pods, ns = args.api_pods or args.pods, args.namespaces
+    created = asyncio.run(kit.create_cluster_objects(
+        stack.kubeconfig, pods=api_pods, namespaces=ns, slices=args.slices,
+        per_slice=args.per_slice))  # fmt: skip
+    kit.say(f"created {api_pods} pods, {args.slices} services and slices in {created:.0f}s")
+    run = Path(stack.run_dir)
+    prom = {job: promtool(stack, run, job, args.promtool_timeout) for job in JOBS}
+    if folded is None:  # fold the promtool-sized set too, for a like-for-like RSS
+        asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
+                              per_slice=args.per_slice, ns=ns, prefix=SAME))  # fmt: skip
+        folded = fold(me, {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800,
+                           "prefix": SAME})  # fmt: skip
+    peer = None if args.no_vmagent else vmagent.run(
+        stack.kubeconfig, JOBS, expected=sum(folded["targets"].values()),
+        work=run / "vmagent", timeout_s=args.vmagent_timeout)  # fmt: skip
+    return prom, folded, peer
+
+
+def peer_rows(
+    api_pods: int, same: dict[str, Any], prom: dict[str, Any], peer: dict[str, Any] | None
+) -> list[tuple[str, ...]]:
+    """Table rows: sdstream on the API server's set, promtool per job, vmagent."""
+    return [
+        (f"sdstream consume, {api_pods} pods (promtool's set): start to HTTP SD serving all",
+         f"{same['served_s']:.2f}", "-", json.dumps(same["targets"]),
+         f"{same['max_rss_mb']:.0f}", f"{same['cpu_s']:.1f}"),
+        *((f"promtool check service-discovery {job} ({api_pods} pods in API; RSS by "
+           f"{p['rss_method']})",
+           f"{p['seconds']:.0f} (= timeout)", "-", str(p["targets"]),
+           f"{p['max_rss_mb']:.0f}", f"{p['cpu_s']:.1f}") for job, p in prom.items()),
+        *([(f"vmagent {vmagent.VERSION}: start to every target discovered (and dropped "
+            f"by relabeling; {api_pods} pods in API)", f"{peer['seconds']:.2f}", "-",
+            str(peer["targets"]), f"{peer['max_rss_mb']:.0f}", f"{peer['cpu_s']:.1f}")]
+          if peer else []),
+    ]  # fmt: skip
+
+
+def peers_summary(
+    args: argparse.Namespace, same: dict[str, Any], prom: dict[str, Any],
+    peer: dict[str, Any] | None,
+) -> None:  # fmt: skip
+    """The guard's verdict and the ratios; records the figures on a full run."""
+    if peer:
+        print(f"vmagent: guard {peer['guard']} (all must be 0), sockets seen with a "
+              f"non-loopback peer: {peer['foreign_peers'] or 'none'}; time / sdstream's "
+              f"start to serving the same objects: {peer['seconds'] / same['served_s']:.2f}, "
+              f"peak RSS / sdstream's: {peer['max_rss_mb'] / same['max_rss_mb']:.2f}")  # fmt: skip
+    if not args.small:
+        kit.record_figures("peers", peers_figures(args.api_pods or args.pods, same, prom, peer))
+    for job, p in prom.items():
+        if p["exit"] != 0:
+            print(f"promtool {job} exited {p['exit']}: {p['stderr']}")
+
+
+def peers_only(me: str, args: argparse.Namespace) -> int:
+    """--peers-only: the API server's set alone (no 50k-pod Kafka runs)."""
+    with kit.devstack() as stack:
+        prom, same, peer = peers(me, stack, args, None)
+    headers = ["step", "seconds", "records/s", "targets", "peak RSS MiB", "CPU s"]
+    print(kit.table(headers, peer_rows(args.api_pods or args.pods, same, prom, peer)))
+    print()
+    peers_summary(args, same, prom, peer)
+    return 0
+
+
+def peers_figures(api_pods: int, same: dict[str, Any], prom: dict[str, Any],
+                  peer: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """The peers comparison for bench/figures.json (charted by bench/charts.py)."""
+    targets = sum(same["targets"].values())
+    rows = [
+        {
+            "name": "sdstream",
+            "seconds": same["served_s"],
+            "rss_mb": same["max_rss_mb"],
+            "cpu_s": same["cpu_s"],
+            "targets": targets,
+            "process": "both jobs",
+        }
+    ]
+    rows += [
+        {
+            "name": f"promtool {job}",
+            "seconds": None,
+            "timeout_s": p["seconds"],
+            "rss_mb": p["max_rss_mb"],
+            "cpu_s": p["cpu_s"],
+            "targets": p["targets"],
+            "process": f"job {job} alone",
+        }
+        for job, p in prom.items()
+    ]
+    if peer:
+        rows.append(
+            {
+                "name": f"vmagent {vmagent.VERSION}",
+                "seconds": peer["seconds"],
+                "rss_mb": peer["max_rss_mb"],
+                "cpu_s": peer["cpu_s"],
+                "targets": peer["targets"],
+                "process": "both jobs",
+            }
+        )
+    return {"api_pods": api_pods, "targets": targets, "rows": rows}
+
+
 def run_child(role: str, payload: str) -> int:
     data = json.loads(payload)
     work = drain_child(data) if role == "drain" else consume_child(data)
@@ -212,6 +333,20 @@ def main() -> int:
     parser.add_argument("--api-pods", type=int, help="pods created in the API server for "
                         "promtool (default: --pods); slices then point at these only")  # fmt: skip
     parser.add_argument("--promtool-timeout", type=int, default=60)
+    parser.add_argument(
+        "--vmagent-timeout",
+        type=int,
+        default=600,
+        help="seconds vmagent may take to discover every target",
+    )
+    parser.add_argument("--no-vmagent", action="store_true", help="skip vmagent (built "
+                        "from the Go module proxy the first time, ~1 min)")  # fmt: skip
+    parser.add_argument(
+        "--peers-only",
+        action="store_true",
+        help="only the API server's "
+        "set: sdstream vs promtool vs vmagent (skips the --pods Kafka runs)",
+    )
     parser.add_argument("--small", action="store_true", help="2,000 pods, 20 slices")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -223,6 +358,8 @@ def main() -> int:
     ns = args.namespaces
     print(f"machine: {kit.machine()}\n", flush=True)
     me = str(Path(__file__))
+    if args.peers_only:
+        return peers_only(me, args)
     with kit.devstack() as stack:
         boot = stack.kafka_bootstrap
         wrote = asyncio.run(write_all(boot, pods=args.pods, slices=args.slices,
@@ -236,24 +373,12 @@ def main() -> int:
         restarted = fold(me, common)  # the targets topic is current: nothing to write
         idle = fold(me, {**common, "prefix": "empty"})
         raw2 = kit.child(me, "drain", {**common, "parse": False})
-        created = asyncio.run(kit.create_cluster_objects(
-            stack.kubeconfig, pods=api_pods, namespaces=ns, slices=args.slices,
-            per_slice=args.per_slice))  # fmt: skip
-        kit.say(f"created {api_pods} pods, {args.slices} services and slices in "
-                f"{created:.0f}s")  # fmt: skip
-        run = Path(stack.run_dir)
-        prom = {job: promtool(stack, run, job, args.promtool_timeout) for job in JOBS}
-        same = folded
-        if api_pods != args.pods:  # fold the promtool-sized set too, for a like-for-like RSS
-            asyncio.run(write_all(boot, pods=api_pods, slices=args.slices,
-                                  per_slice=args.per_slice, ns=ns, prefix=SAME))  # fmt: skip
-            same = fold(me, {**common, "prefix": SAME})
+        prom, same, peer = peers(me, stack, args, folded if api_pods == args.pods else None)
     records = wrote.records
     print(f"input: {args.pods} pods in {ns} namespaces, {args.slices} services, "
           f"{args.slices} EndpointSlices x {args.per_slice} endpoints = {records} records, "
           f"{wrote.bytes / 2**20:.1f} MiB of values (before compression), written by aiokafka at "
-          f"{records / wrote.seconds:.0f} records/s; API server: {api_pods} pods "
-          f"(created at {api_pods / created:.0f} pods/s)\n")  # fmt: skip
+          f"{records / wrote.seconds:.0f} records/s; API server: {api_pods} pods\n")  # fmt: skip
 
     def rate(seconds: float) -> str:
         return f"{records / seconds:.0f}"
@@ -281,13 +406,7 @@ def main() -> int:
          f"{restarted['cpu_s']:.1f}"),
         ("sdstream consume, idle (no topics)", "-", "-", "-", f"{idle['max_rss_mb']:.0f}",
          f"{idle['cpu_s']:.1f}"),
-        *([(f"sdstream consume, {api_pods} pods (promtool's set)", f"{same['served_s']:.2f}",
-            "-", json.dumps(same["targets"]), f"{same['max_rss_mb']:.0f}",
-            f"{same['cpu_s']:.1f}")] if same is not folded else []),
-        *((f"promtool check service-discovery {job} ({api_pods} pods in API; RSS by "
-           f"{p['rss_method']})",
-           f"{p['seconds']:.0f} (= timeout)", "-", str(p["targets"]),
-           f"{p['max_rss_mb']:.0f}", f"{p['cpu_s']:.1f}") for job, p in prom.items()),
+        *(peer_rows(api_pods, same, prom, peer)[0 if same is not folded else 1 :]),
     ]  # fmt: skip
     headers = ["step", "seconds", "records/s", "targets", "peak RSS MiB", "CPU s"]
     print(kit.table(headers, rows))
@@ -303,9 +422,7 @@ def main() -> int:
         f"~{per_object / 1024:.1f} KiB RSS per object above idle; consumer RSS / max "
         f"promtool RSS, same objects: {same['max_rss_mb'] / prom_rss:.2f} (goal <= 1)"
     )
-    for job, p in prom.items():
-        if p["exit"] != 0:
-            print(f"promtool {job} exited {p['exit']}: {p['stderr']}")
+    peers_summary(args, same, prom, peer)
     return 0
 
 

@@ -474,6 +474,21 @@ async def deadline(seconds: float) -> AsyncIterator[None]:
         yield
 
 
+# recorded figures ---------------------------------------------------------------------------
+
+FIGURES = Path(__file__).with_name("figures.json")
+
+
+def record_figures(section: str, data: Body) -> None:
+    """Replace `section` of bench/figures.json (what bench/charts.py draws) with `data`,
+    stamped with the time and the machine line (its load included)."""
+    figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    when = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+    figures[section] = {"when": when, "machine": machine(), **data}
+    FIGURES.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    say(f"recorded {section} in {FIGURES}")
+
+
 # output ------------------------------------------------------------------------------------
 
 

@@ -2,12 +2,14 @@
 group, against the raw broker throughput of the same machine, in the same run.
 
     .venv/bin/python bench/scale.py [--clusters 20] [--pods 5000] [--partitions 6]
-                                    [--no-java] [--small]
+                                    [--members 1,2] [--no-java] [--small]
+    .venv/bin/python bench/scale.py --clusters 100 --pods 1000 --partitions 4 \
+                                    --members 1,2,4 --no-java     # issue 19's sizing run
 
 Starts its own devstack (only its Kafka is used). Synthetic pod events (the producer's
 trimmed ObjectEvents, 10 namespaces per cluster) go straight into `<prefix>.<cluster>.pods`
-topics, written twice under two prefixes so that each fold run starts from an empty
-targets topic. Measured, each in its own process:
+topics, written once; each member count's fold run publishes to a targets topic of its own
+(`targets_topic`), so that each starts from an empty one. Measured, each in its own process:
 
 1. aiokafka producer writing the events (idempotent, acks=all, zstd: the producer's
    settings) and a raw aiokafka consumer reading them back (the Python floors);
@@ -16,9 +18,13 @@ targets topic. Measured, each in its own process:
    `org.apache.kafka:kafka-tools` jar is fetched once from Maven Central into the
    sdstream cache dir (`<cache>/kafka-tools-<version>/`) with the Maven the devstack
    already uses; its other dependencies are the broker's jars. `--no-java` skips this;
-3. `sdstream consume --mode fold` (job `pods`), one member: from start until caught up
-   and the first full publish is acknowledged (/readyz), then two members of one group
-   started together (eager rebalance included), each member's peak RSS and CPU.
+3. `sdstream consume --mode fold` (job `pods`), for each of `--members` (1 and 2 by
+   default): that many members of one group started together (eager rebalance
+   included), from start until every member is caught up and its first full publish is
+   acknowledged (/readyz), each member's peak RSS and CPU. Partitions should divide by
+   every member count (the range assignor co-partitions; 4 or 8 for 1, 2 and 4).
+
+A full run (not --small) writes its figures to bench/figures.json for bench/charts.py.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
 from schemas.sd_config import ScrapeJob
-from schemas.topics import Resource, object_topic, targets_topic
+from schemas.topics import Resource, object_topic
 from sdstream import consume
 from sdstream.devstack import cache, versions
 from sdstream.devstack.errors import DevstackError
@@ -62,8 +68,11 @@ async def write_prefix(bootstrap: str, prefix: str, names: list[str], *, pods: i
                        partitions: int) -> kit.Written:  # fmt: skip
     await kit.create_topics(bootstrap, [object_topic(prefix, c, Resource.PODS) for c in names],
                             partitions=partitions)  # fmt: skip
+    # request_timeout_ms: on a loaded 2-core machine, hundreds of new partitions may take
+    # a while to get leaders; the default 40 s then failed a 100-cluster run's first send.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
-                                acks="all", compression_type=kit.CODEC, linger_ms=5)  # fmt: skip
+                                acks="all", compression_type=kit.CODEC, linger_ms=5,
+                                request_timeout_ms=180_000)  # fmt: skip
     await producer.start()
     try:
         parts = [await kit.write_events(
@@ -91,7 +100,7 @@ async def member_child(payload: dict[str, Any]) -> dict[str, Any]:
         scrape_configs=(ScrapeJob.model_validate(
             {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}]}),),
         http=HttpSettings(port=0), group_id=payload["group"], mode="fold",
-        targets_partitions=payload["partitions"],
+        targets_partitions=payload["partitions"], targets_topic=payload["targets"],
     )  # fmt: skip
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -99,7 +108,10 @@ async def member_child(payload: dict[str, Any]) -> dict[str, Any]:
     task = asyncio.create_task(consume.serve(config, on_started=address.set_result))
     where, was = await address, False
     while not stop.is_set():
-        ready = (await kit.get(where, "/readyz"))[0] == 200
+        try:
+            ready = (await kit.get(where, "/readyz"))[0] == 200
+        except OSError:  # a starved member's server may reset a probe: not ready, ask again
+            ready = False
         if ready != was:
             print(json.dumps({"ready": ready, "t": time.time()}), flush=True)
             was = ready
@@ -150,7 +162,8 @@ def run_members(me: str, payload: dict[str, Any], count: int) -> dict[str, Any]:
         for m, reader in zip(members, readers, strict=True):
             m.proc.wait(timeout=60)
             reader.join(timeout=10)
-    return {"seconds": last - started, "members": [m.result for m in members],
+    return {"seconds": last - started, "members": [m.result for m in members if m.result],
+            "lost": sum(1 for m in members if not m.result),
             "unready_flips": sum(1 for m in members for _, r in m.states if not r)}  # fmt: skip
 
 
@@ -222,6 +235,53 @@ async def _create_delete_topic(bootstrap: str, partitions: int) -> None:
         await admin.close()
 
 
+def try_java(
+    boot: str, *, total: int, wrote: kit.Written, partitions: int
+) -> dict[str, Any] | None:
+    try:
+        size = max(1, wrote.bytes // wrote.records)
+        return java_perf(boot, records=max(total, 100_000), size=size, partitions=partitions)
+    except (DevstackError, subprocess.SubprocessError, OSError) as exc:
+        kit.say(f"Java perf tools unavailable: {exc}")
+        return None
+
+
+def scaling_figures(
+    args: argparse.Namespace, runs: dict[int, dict[str, Any]], *, raw: float,
+    wrote: kit.Written, java: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The member-count runs for bench/figures.json (charted by bench/charts.py)."""
+    return {
+        "clusters": args.clusters, "pods_per_cluster": args.pods,
+        "events": args.clusters * args.pods, "partitions": args.partitions,
+        "raw_aiokafka_s": raw, "bytes_per_event": wrote.bytes / wrote.records,
+        "aiokafka_produce_rps": wrote.records / wrote.seconds, "java": java,
+        "runs": [{"members": n, "seconds": run["seconds"],
+                  "unready_flips": run["unready_flips"],
+                  "rss_mb": [m["max_rss_mb"] for m in run["members"]],
+                  "cpu_s": [m["cpu_s"] for m in run["members"]]} for n, run in runs.items()],
+    }  # fmt: skip
+
+
+def summary(runs: dict[int, dict[str, Any]], *, total: int) -> None:
+    """Events per CPU-second of one member; per member count: speed-up over the smallest
+    count, the largest member's RSS, the RSS slope per pod, and rebalances."""
+    base_n = min(runs)
+    base = runs[base_n]
+    cpu = sum(m["cpu_s"] for m in base["members"])
+    print(f"\n{base_n} member(s): {total / cpu:.0f} events per CPU-second")
+    rss0 = max(m["max_rss_mb"] for m in base["members"])
+    for n, run in runs.items():
+        if n == base_n:
+            continue
+        rss = max(m["max_rss_mb"] for m in run["members"])
+        pods_less = total / base_n - total / n
+        print(f"{n} members: {base['seconds'] / run['seconds']:.2f}x faster than {base_n}, "
+              f"largest member {rss:.0f} MiB ({rss / rss0:.2f} of {base_n}'s), RSS slope "
+              f"{(rss0 - rss) * 2**20 / pods_less / 1024:.2f} KiB per pod; readiness flips to "
+              f"unready (rebalances): {run['unready_flips']}")  # fmt: skip
+
+
 # main --------------------------------------------------------------------------------------
 
 
@@ -231,6 +291,12 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=5_000, help="per cluster")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--no-java", action="store_true", help="skip Kafka's Java perf tools")
+    parser.add_argument(
+        "--members",
+        default="1,2",
+        help="member counts to run, each in "
+        "a group of its own over its own copy of the events (e.g. 1,2,4)",
+    )
     parser.add_argument("--small", action="store_true", help="4 clusters x 500 pods")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,30 +306,27 @@ def main() -> int:
         args.clusters, args.pods = 4, 500
     names = clusters(args.clusters)
     total = args.clusters * args.pods
+    counts = [int(n) for n in args.members.split(",")]
     print(f"machine: {kit.machine()}\n", flush=True)
     me = str(Path(__file__))
     with kit.devstack() as stack:
         boot = stack.kafka_bootstrap
-        wrote = asyncio.run(write_prefix(boot, "one", names, pods=args.pods,
+        # written once; each member count publishes to a fresh targets topic of its own
+        wrote = asyncio.run(write_prefix(boot, "scale", names, pods=args.pods,
                                          partitions=args.partitions))  # fmt: skip
-        asyncio.run(write_prefix(boot, "two", names, pods=args.pods, partitions=args.partitions))
-        kit.say(f"wrote {wrote.records} events x 2 prefixes")
-        topics = [object_topic("one", c, Resource.PODS) for c in names]
-        common = {"bootstrap": boot, "timeout_s": 1800, "partitions": args.partitions}
+        kit.say(f"wrote {wrote.records} events in {wrote.seconds:.0f}s")
+        outs = [f"out{n}x{k}.targets" for k, n in enumerate(counts)]
+        topics = [object_topic("scale", c, Resource.PODS) for c in names]
+        common = {"bootstrap": boot, "timeout_s": 1800, "partitions": args.partitions,
+                  "prefix": "scale"}  # fmt: skip
         raw = kit.child(me, "drain", {**common, "topics": topics})
-        one = run_members(me, {**common, "prefix": "one", "group": f"g-{uuid.uuid4().hex[:6]}"}, 1)
-        two = run_members(me, {**common, "prefix": "two", "group": f"g-{uuid.uuid4().hex[:6]}"}, 2)
+        runs = {n: run_members(me, {**common, "targets": out,
+                                    "group": f"g-{uuid.uuid4().hex[:6]}"}, n)
+                for n, out in zip(counts, outs, strict=True)}  # fmt: skip
         raw2 = kit.child(me, "drain", {**common, "topics": topics})
-        published = {p: asyncio.run(kit.drain(boot, [targets_topic(p)])).records
-                     for p in ("one", "two")}  # fmt: skip
-        java: dict[str, Any] | None = None
-        if not args.no_java:
-            try:
-                java = java_perf(boot, records=max(total, 100_000),
-                                 size=max(1, wrote.bytes // wrote.records),
-                                 partitions=args.partitions)  # fmt: skip
-            except (DevstackError, subprocess.SubprocessError, OSError) as exc:
-                kit.say(f"Java perf tools unavailable: {exc}")
+        published = {t: asyncio.run(kit.drain(boot, [t])).records for t in outs}
+        java = None if args.no_java else try_java(boot, total=total, wrote=wrote,
+                                                  partitions=args.partitions)  # fmt: skip
     print(f"input: {args.clusters} clusters x {args.pods} pods = {total} pod events, "
           f"{args.partitions} partitions per topic, {wrote.bytes / wrote.records:.0f} B per "
           f"value uncompressed; targets topic records after the runs: {published}\n")  # fmt: skip
@@ -281,19 +344,19 @@ def main() -> int:
                   f"{java['produce_rps']:.0f}", "-", "-"),
                  ("Kafka ConsumerPerformance (Java)", "-", f"{java['consume_rps']:.0f}", "-",
                   "-")]  # fmt: skip
-    for label, run in (("1 member", one), ("2 members, one group", two)):
+    for count, run in runs.items():
+        label = "1 member" if count == 1 else f"{count} members, one group"
         for n, member in enumerate(run["members"]):
             rows.append((f"sdstream fold, {label}: member {n + 1}, start to caught up + "
                          "first full publish", f"{run['seconds']:.2f}",
                          f"{total / run['seconds']:.0f}", f"{member['max_rss_mb']:.0f}",
                          f"{member['cpu_s']:.1f}"))  # fmt: skip
     print(kit.table(["step", "seconds", "records/s", "peak RSS MiB", "CPU s"], rows))
-    cpu = one["members"][0]["cpu_s"]
-    rss1 = one["members"][0]["max_rss_mb"]
-    rss2 = max(m["max_rss_mb"] for m in two["members"])
-    print(f"\none member: {total / cpu:.0f} events per CPU-second; RSS slope between 1 and "
-          f"2 members: {(rss1 - rss2) * 2**20 / (total / 2) / 1024:.2f} KiB per pod; "
-          f"readiness flips to unready (rebalances): {two['unready_flips']}")  # fmt: skip
+    summary(runs, total=total)
+    if not args.small:
+        floor = min(raw["seconds"], raw2["seconds"])
+        kit.record_figures("scaling", scaling_figures(args, runs, raw=floor, wrote=wrote,
+                                                      java=java))  # fmt: skip
     if java is not None:
         print(f"\nJava: {java['produce_line']}\nJava consumer: {java['consume_line']}")
     return 0

@@ -195,6 +195,19 @@ PROMETHEUS_OPERATOR = GoTool(
     as_tool=False,
 )
 
+# vmagent, the peer bench/consume.py measures beside promtool and sdstream (issue 19);
+# built on demand by that bench only, so neither install nor the test run pays for it.
+VMAGENT = GoTool(
+    "vmagent",
+    versions.VICTORIAMETRICS,
+    "github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent",
+    versions.VICTORIAMETRICS,
+    _wrapper("vmagent", "1.26.0"),
+    "vmagent",
+    ldflags="-s -w -X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version="
+    f"vmagent-{versions.VICTORIAMETRICS}",
+)
+
 
 def ensure_etcd(root: Path) -> Path:
     return build_go_tool(root, ETCD)
@@ -263,6 +276,10 @@ def ensure_promtool(root: Path) -> Path:
 
 def ensure_helm(root: Path) -> Path:
     return build_go_tool(root, HELM)
+
+
+def ensure_vmagent(root: Path) -> Path:
+    return build_go_tool(root, VMAGENT)
 
 
 def ensure_prometheus_operator(root: Path) -> Path:

@@ -16,6 +16,8 @@ HELM: Final = "v4.3.2"  # helm.sh/helm/v4: `helm lint` / `helm template` of depl
 # The monitoring.coreos.com CRDs (ServiceMonitor, PrometheusRule) for server-side dry-runs
 # of the chart: the root module's newest version the Go module proxy serves.
 PROMETHEUS_OPERATOR: Final = "v0.89.0"
+# vmagent, the peer bench/consume.py measures beside promtool (never in the test run).
+VICTORIAMETRICS: Final = "v1.151.0"
 
 
 def kube_staging() -> str:
