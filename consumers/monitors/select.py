@@ -13,9 +13,11 @@ Pure: no Kafka, no logging.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
-from consumers.monitors import jobs
+from consumers.monitors import jobs, scrape
 from schemas.monitors import LabelSelector, MonitorsSettings
 from schemas.objects import KubeObject, meta
 from schemas.relabel import RelabelConfig
@@ -34,6 +36,8 @@ class MonitorJob:
     sd_config: KubernetesSDConfig
     rules: tuple[RelabelConfig, ...]  # the operator's, then the endpoint's own
     cluster_label: str
+    # The job's scrape parameters (prometheus.yml keys), for GET /scrape_configs
+    scrape: Mapping[str, Any] = field(default_factory=dict, compare=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,10 @@ def monitor_jobs(
 ) -> list[MonitorJob]:
     """The jobs of a selected monitor in `cluster`; raises jobs.MonitorError."""
     result = []
-    for job in jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role):
+    generated = jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role)
+    secrets_dir = settings.scrape_configs.secrets_dir
+    parameters = scrape.parameters(resource, monitor, secrets_dir=secrets_dir)
+    for job, scraping in zip(generated, parameters, strict=True):
         (sd,) = job["kubernetes_sd_configs"]
         result.append(
             MonitorJob(
@@ -90,9 +97,15 @@ def monitor_jobs(
                 sd_config=KubernetesSDConfig.model_validate(sd),
                 rules=jobs.rules(job),
                 cluster_label=settings.cluster_label,
+                scrape=parameters_of(scraping),
             )
         )
     return result
+
+
+def parameters_of(scraping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Read-only: a MonitorJob is shared between the fold and the sinks."""
+    return MappingProxyType(dict(scraping))
 
 
 def all_jobs(
