@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import zlib
 from typing import NewType
+from urllib.parse import unquote
 
 from schemas.resources import Resource as Resource  # re-exported: topics are named by it
 
@@ -65,8 +66,25 @@ def parse_object_topic(prefix: str, topic: str) -> tuple[str, Resource] | None:
         return None
 
 
+TARGET_KEY_VERSION = 2  # 1: `<job>/<cluster>/<source>` with the job as is
+
+
+def quote_job(job: str) -> str:
+    """The job part of a target key: `%` -> `%25`, `/` -> `%2F`, nothing else, so that a
+    key splits at its first two `/` even for monitor jobs (`serviceMonitor/ns/name/0`).
+    Configured job names hold neither character: their keys are those of version 1."""
+    return job.replace("%", "%25").replace("/", "%2F")
+
+
 def target_key(job: str, cluster: str, source: Source) -> TargetKey:
-    return TargetKey(f"{job}/{cluster}/{source}")
+    """`<job>/<cluster>/<source>`, the job quoted (`quote_job`; docs/ARCHITECTURE.md)."""
+    return TargetKey(f"{quote_job(job)}/{cluster}/{source}")
+
+
+def parse_target_key(key: TargetKey) -> tuple[str, str, str]:
+    """(job, cluster, source) of `target_key`'s result; raises ValueError if malformed."""
+    job, cluster, source = key.split("/", 2)
+    return unquote(job), cluster, source
 
 
 def partition_for(key: ObjectKey, partitions: int) -> int:

@@ -25,7 +25,7 @@ from consumers.compactor import jobs, kafka_loop, kafka_published
 from consumers.compactor import metrics as fold_metrics
 from consumers.discovery import route as discovery
 from consumers.discovery import source as discovery_source
-from consumers.sinks import kafka_targets
+from consumers.sinks import kafka_targets, scrape_configs
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
 from sdstream import http, logs, settings, web_config
@@ -51,6 +51,11 @@ def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> k
     )
 
 
+def _advertised(server: http.HttpServer, *, tls: bool) -> str:
+    host, port = server.address
+    return scrape_configs.default_url(host, port, tls=tls)
+
+
 async def serve(
     config: ConsumerSettings,
     *,
@@ -67,17 +72,24 @@ async def serve(
     metrics = fold_metrics.create(registry) if config.mode in ("all", "fold") else None
     loop = build_loop(config, metrics) if metrics is not None else None
     sinks = None
+    tls = security.ssl_context is not None
+
+    def advertised() -> str:  # the listening address; no answer is served before it is known
+        return _advertised(server, tls=tls)
+
     if config.mode in ("all", "serve"):
         names = [job.job_name for job in config.scrape_configs]
         sinks = sinks_runner.build(
             config.kafka, registry=registry, jobs=names, file_sd_dir=config.file_sd_dir,
             topic=config.targets, file_sd_mode=config.file_sd_permissions,
             max_shards=config.http_sd_max_shards, cache_bytes=config.http_sd_cache_bytes,
+            monitors=config.monitors, clusters=config.clusters,
+            cluster_pattern=config.cluster_pattern, advertised=advertised,
         )  # fmt: skip
 
     def unready() -> str | None:
         return (loop.unready_reason() if loop else None) or (
-            sinks.reader.unready_reason() if sinks else None
+            sinks.unready_reason() if sinks else None
         )
 
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
@@ -102,6 +114,8 @@ async def serve(
                     tasks.create_task(loop.run(), name="fold")
                 if sinks is not None:
                     tasks.create_task(sinks.reader.run(), name="sinks")
+                    if sinks.monitors is not None:
+                        tasks.create_task(sinks.monitors.run(), name="monitor jobs")
     finally:
         if page is not None:
             page.close()  # queued page renders would hold the exit

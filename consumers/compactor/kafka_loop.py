@@ -62,7 +62,7 @@ from lifecycle import stopping
 from lifecycle.backoff import Backoff
 from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
-from schemas.topics import Resource, TargetKey, parse_object_topic
+from schemas.topics import Resource, TargetKey, parse_object_topic, parse_target_key
 
 logger = logging.getLogger(__name__)
 
@@ -476,8 +476,7 @@ class FoldLoop:
         return orphans
 
     def _skip_group(self, key: TargetKey, reason: str, detail: str, size: int) -> None:
-        job = next((v.job for v in self.fold.views if key.startswith(f"{v.job}/")), "")
-        cluster, _, source = key[len(job) + 1 :].partition("/")
+        job, cluster, source = parse_target_key(key)
         self._metrics.groups_skipped.labels(job, reason).inc()
         logger.warning(
             "Not publishing group %s of job %s in cluster %s (%s): %s; its key gets a "

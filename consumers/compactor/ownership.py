@@ -15,13 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from schemas.topics import ObjectKey, TargetKey, partition_for, split_key
-
-
-def parse_target_key(key: TargetKey) -> tuple[str, str, str]:
-    """(job, cluster, source); job and cluster names never hold '/'."""
-    job, cluster, source = key.split("/", 2)
-    return job, cluster, source
+from schemas.topics import ObjectKey, TargetKey, parse_target_key, partition_for, split_key
 
 
 def source_object_key(source: str) -> ObjectKey:

@@ -36,8 +36,31 @@ class MonitorJob:
     sd_config: KubernetesSDConfig
     rules: tuple[RelabelConfig, ...]  # the operator's, then the endpoint's own
     cluster_label: str
-    # The job's scrape parameters (prometheus.yml keys), for GET /scrape_configs
-    scrape: Mapping[str, Any] = field(default_factory=dict, compare=True)
+    resource: Resource = Resource.SERVICEMONITORS
+    # The trimmed monitor as on Kafka, and the endpoint's index in it: its scrape
+    # parameters are `endpoint_spec()` (interval, scheme, path, params, ...).
+    monitor: KubeObject = field(default_factory=dict, compare=False, repr=False)
+    endpoint: int = 0
+    # The job's scrape parameters as prometheus.yml keys (`scrape.parameters`), secrets
+    # as file references: what GET /scrape_configs serves for it.
+    scrape: Mapping[str, Any] = field(default_factory=dict)
+
+    def targets_equal(self, other: MonitorJob) -> bool:
+        """Whether both make the same target groups (what the fold rebuilds on)."""
+        return (self.sd_config, self.rules, self.cluster_label) == (
+            other.sd_config, other.rules, other.cluster_label
+        )  # fmt: skip
+
+    def endpoint_spec(self) -> Mapping[str, object]:
+        """The monitor endpoint this job scrapes, as trimmed on Kafka."""
+        spec = self.monitor.get("spec")
+        endpoints = (
+            spec.get(jobs.ENDPOINTS_FIELD[self.resource]) if isinstance(spec, dict) else None
+        )
+        if isinstance(endpoints, list) and self.endpoint < len(endpoints):
+            found = endpoints[self.endpoint]
+            return found if isinstance(found, dict) else {}
+        return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +111,7 @@ def monitor_jobs(
     generated = jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role)
     secrets_dir = settings.scrape_configs.secrets_dir
     parameters = scrape.parameters(resource, monitor, secrets_dir=secrets_dir)
-    for job, scraping in zip(generated, parameters, strict=True):
+    for index, (job, scraping) in enumerate(zip(generated, parameters, strict=True)):
         (sd,) = job["kubernetes_sd_configs"]
         result.append(
             MonitorJob(
@@ -97,6 +120,9 @@ def monitor_jobs(
                 sd_config=KubernetesSDConfig.model_validate(sd),
                 rules=jobs.rules(job),
                 cluster_label=settings.cluster_label,
+                resource=resource,
+                monitor=monitor,
+                endpoint=index,
                 scrape=parameters_of(scraping),
             )
         )

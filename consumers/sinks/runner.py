@@ -8,14 +8,27 @@ wrong and the integration tests exercise the same wiring.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import file_sd, http_sd, kafka_targets, sink_metrics, views
+from consumers.monitors import kafka_monitors
+from consumers.sinks import (
+    file_sd,
+    http_sd,
+    kafka_targets,
+    scrape_configs,
+    sink_metrics,
+    target_allocator,
+    views,
+)
 from schemas.config import MAX_SHARDS, KafkaSettings
+from schemas.monitors import MonitorsSettings
+
+# A GET handler as `sdstream.http` mounts it: (path, query=, headers=) -> reply or awaitable
+Route = Callable[..., http_sd.Reply | Awaitable[http_sd.Reply]]
 
 
 @dataclass(frozen=True)
@@ -25,11 +38,23 @@ class Sinks:
     http: http_sd.HttpSd
     files: file_sd.FileSd | None
     metrics: sink_metrics.SinkMetrics
+    # With `monitors:`: the live monitor jobs (`monitors.live.jobs()`), read by this
+    # replica from the monitor and Namespace topics; run it beside `reader`.
+    monitors: kafka_monitors.MonitorsReader | None = None
+
+    def unready_reason(self) -> str | None:
+        """The targets reader's reason, then the monitor reader's."""
+        return self.reader.unready_reason() or (
+            self.monitors.unready_reason() if self.monitors is not None else None
+        )
+
+    # With `monitors:`: GET /scrape_configs, the Target Allocator's /jobs, both under /ta
+    monitor_routes: Mapping[str, Route] = field(default_factory=dict)
 
     @property
-    def routes(self) -> Mapping[str, http_sd.HttpSd]:
+    def routes(self) -> Mapping[str, Route]:
         """For `sdstream.http.HttpServer(routes=...)`."""
-        return {http_sd.PREFIX: self.http}
+        return {http_sd.PREFIX: self.http, **self.monitor_routes}
 
 
 def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
@@ -43,19 +68,36 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     file_sd_mode: int = file_sd.MODE,
     max_shards: int = MAX_SHARDS,
     cache_bytes: int = http_sd.DEFAULT_CACHE_BYTES,
+    monitors: MonitorsSettings | None = None,
+    clusters: Sequence[str] = (),
+    cluster_pattern: str = ".*",
+    advertised: Callable[[], str] | None = None,
 ) -> Sinks:
     """Sinks reading `topic` (default `<kafka.topic_prefix>.targets`); `jobs` are the
-    configured job names, the only ones served.
+    configured job names, served with the live jobs of the monitors that `monitors`
+    selects in `clusters` (or those matching `cluster_pattern`), if given.
 
     Configured jobs answer `[]` (HTTP SD) and get a `[]` file (file SD) while they have no
     groups, instead of 404 / no file; records of other jobs are skipped and counted
     (`unconfigured_job`): they get no route and no file.
+
+    With `monitors`, the routes include GET /scrape_configs (each job's http_sd URL based
+    on `monitors.scrape_configs.url`, else on `advertised()`, the server's own address)
+    and the Target Allocator's /jobs (`/ta/...` too).
     """
     metrics = sink_metrics.create(registry)
-    view = views.TargetView(configured=frozenset(jobs))
+    live = None
+    if monitors is not None:
+        live = kafka_monitors.MonitorsReader(
+            kafka, settings=monitors, metrics=metrics, clusters=clusters,
+            cluster_pattern=cluster_pattern,
+        )  # fmt: skip
+    view = views.TargetView(
+        configured=frozenset(jobs), monitor_jobs=None if live is None else live.live.jobs
+    )
     sd = http_sd.HttpSd(
         view,
-        ready=lambda: reader.caught_up,
+        ready=lambda: reader.caught_up and (live is None or live.caught_up),
         max_shards=max_shards,
         cache_bytes=cache_bytes,
         metrics=metrics,
@@ -69,4 +111,34 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     reader = kafka_targets.TargetsReader(
         kafka, view=view, metrics=metrics, listeners=listeners, retry_s=retry_s, topic=topic
     )
-    return Sinks(view, reader, sd, files, metrics)
+    if live is None or monitors is None:
+        return Sinks(view, reader, sd, files, metrics)
+    for listener in listeners:
+        live.add_listener(listener)
+    own = monitors.scrape_configs
+    scrape = scrape_configs.ScrapeConfigs(
+        scrape_configs.LiveJobs(live.live.jobs),
+        ready=lambda: reader.caught_up and live.caught_up,
+        url=lambda: own.url or (advertised() if advertised else ""),
+        client=own.http_sd,
+    )
+    live.add_listener(scrape.update)
+    routes = _monitor_routes(scrape, target_allocator.TargetAllocator(view, sd))
+    return Sinks(view, reader, sd, files, metrics, live, routes)
+
+
+def _monitor_routes(
+    scrape: scrape_configs.ScrapeConfigs, ta: target_allocator.TargetAllocator
+) -> dict[str, Route]:
+    def under_ta(
+        path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
+    ) -> http_sd.Reply | Awaitable[http_sd.Reply]:
+        if path == scrape_configs.TA_PREFIX + scrape_configs.ROUTE:
+            return scrape(path, query=query, headers=headers)
+        return ta(path, query=query, headers=headers)
+
+    return {
+        scrape_configs.ROUTE: scrape,
+        target_allocator.ROUTE: ta,
+        scrape_configs.TA_PREFIX: under_ta,
+    }

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import orjson
 import yaml
 
+from consumers.monitors import select
 from consumers.sinks.http_sd import PREFIX as HTTP_SD
 from consumers.sinks.http_sd import Reply
 from schemas.scrape_configs import HttpSdClient
@@ -96,11 +97,42 @@ class MonitorJobs(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LiveJobs:
+    """`MonitorJobs` over `live.LiveMonitors.jobs()` ({job: {cluster: MonitorJob}})."""
+
+    jobs: Callable[[], Mapping[str, Mapping[str, select.MonitorJob]]]
+
+    def scrape_jobs(self) -> Sequence[Job]:
+        found = self.jobs()
+        return [
+            Job(name, {cluster: job.scrape for cluster, job in found[name].items()})
+            for name in sorted(found, key=operator_order)
+        ]
+
+
+def operator_order(name: str) -> tuple[bool, str, str, int]:
+    """ServiceMonitors first, then PodMonitors, by namespace, name and endpoint index
+    (the operator's `appendServiceMonitorConfigs` / `appendPodMonitorConfigs`)."""
+    kind, _, rest = name.partition("/")
+    namespace, _, rest = rest.partition("/")
+    monitor, _, index = rest.rpartition("/")
+    return kind != "serviceMonitor", namespace, monitor, int(index) if index.isdigit() else -1
+
+
+def default_url(host: str, port: int, *, tls: bool) -> str:
+    """sdstream's own address when `monitors.scrape_configs.url` is not set: loopback for a
+    wildcard host (set the URL when scrapers run elsewhere)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
 @dataclass
 class Document:
     """Both shapes, rendered from the jobs; per-job YAML kept across renders."""
 
-    url: str
+    url: Callable[[], str]
     client: HttpSdClient
     _entries: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)  # job -> (key, yaml)
     conflicts: tuple[str, ...] = ()
@@ -108,11 +140,12 @@ class Document:
     def render(self, jobs: Sequence[Job]) -> tuple[list[bytes], bytes]:
         """(YAML parts, TA JSON) of `jobs`."""
         configs, entries, conflicts, kept = [], [], [], {}
+        url = self.url()
         for job in jobs:
             parameters, differ = job.chosen()
             if differ:
                 conflicts.append(job.name)
-            cfg = config(job.name, parameters, url=self.url, client=self.client)
+            cfg = config(job.name, parameters, url=url, client=self.client)
             key = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS)
             cached = self._entries.get(job.name)
             entry = cached[1] if cached is not None and cached[0] == key else yaml_entry(cfg)
@@ -133,7 +166,12 @@ class ScrapeConfigs:
     """The `/scrape_configs` (and `/ta/scrape_configs`) route."""
 
     def __init__(
-        self, jobs: MonitorJobs, *, ready: Callable[[], bool], url: str, client: HttpSdClient
+        self,
+        jobs: MonitorJobs,
+        *,
+        ready: Callable[[], bool],
+        url: Callable[[], str],
+        client: HttpSdClient,
     ) -> None:
         self._jobs = jobs
         self._ready = ready

@@ -11,7 +11,7 @@ Bad records are not exceptions to the caller of `apply_records`: they come back 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -22,6 +22,9 @@ from schemas import targets
 from schemas.events import SCHEMA_VERSION
 from schemas.targets import TargetGroup
 from schemas.topics import Source, TargetKey, target_key
+
+# Job names prometheus-operator gives monitor endpoints (`consumers.monitors.jobs`).
+MONITOR_JOB_PREFIXES = ("serviceMonitor/", "podMonitor/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,11 @@ class TargetView:
     """
 
     configured: frozenset[str] | None = None
+    # The live monitor jobs this replica serves (`consumers.monitors.live`), or None when
+    # it has no `monitors:` section. Records of monitor-named jobs are held even while not
+    # live (the monitor topics and the targets topic are read apart, in no common order),
+    # but only live ones are served; a job whose monitor vanished is unknown again (404).
+    monitor_jobs: Callable[[], Collection[str]] | None = None
     _by_job: dict[str, dict[TargetKey, Held]] = field(default_factory=dict, init=False)
     _job_of: dict[TargetKey, str] = field(default_factory=dict, init=False)
     _targets: dict[str, int] = field(default_factory=dict, init=False)  # kept per apply
@@ -193,13 +201,24 @@ class TargetView:
         return Applied(frozenset(changed), applied, tuple(skipped))
 
     def _configured(self, job: str) -> bool:
-        return self.configured is None or job in self.configured
+        if self.configured is None or job in self.configured:
+            return True
+        return self.monitor_jobs is not None and job.startswith(MONITOR_JOB_PREFIXES)
 
     def jobs(self) -> list[str]:
-        return sorted(self._by_job)
+        """The jobs served: every job held (configured ones from the start), monitor jobs
+        only while live."""
+        held = (job for job in self._by_job if not self._monitor_job(job))
+        live = self.monitor_jobs() if self.monitor_jobs is not None else ()
+        return sorted({*held, *live})
 
     def known(self, job: str) -> bool:
+        if self._monitor_job(job):
+            return self.monitor_jobs is not None and job in self.monitor_jobs()
         return job in self._by_job
+
+    def _monitor_job(self, job: str) -> bool:
+        return self.monitor_jobs is not None and job.startswith(MONITOR_JOB_PREFIXES)
 
     def has_cluster(self, job: str, cluster: str) -> bool:
         """Whether `job` has a group of `cluster` now (a dict lookup, for request checks)."""
@@ -208,14 +227,14 @@ class TargetView:
     def held(self, job: str, *, clusters: Iterable[str] = ()) -> list[Held]:
         """A job's groups sorted by key; only those of `clusters` when given."""
         wanted = frozenset(clusters)
-        groups = self._by_job.get(job, {})
+        groups = self._by_job.get(job, {}) if self.known(job) else {}
         return [
             groups[key] for key in sorted(groups) if not wanted or groups[key].cluster in wanted
         ]
 
     def groups(self, job: str) -> dict[TargetKey, Held]:
         """A copy of a job's groups by key, unsorted (for work off the event loop)."""
-        return dict(self._by_job.get(job, {}))
+        return dict(self._by_job.get(job, {})) if self.known(job) else {}
 
     def document(self, job: str, *, clusters: Iterable[str] = ()) -> bytes:
         """The job's HTTP SD / file SD document: entries by group key, then by target."""

@@ -34,7 +34,7 @@ class _Jobs:
 
 
 def _route(*jobs: Job) -> ScrapeConfigs:
-    return ScrapeConfigs(_Jobs(*jobs), ready=lambda: True, url=URL, client=CLIENT)
+    return ScrapeConfigs(_Jobs(*jobs), ready=lambda: True, url=lambda: URL, client=CLIENT)
 
 
 def _yaml(route: ScrapeConfigs, accept: str = "") -> Any:
@@ -93,7 +93,7 @@ def test_clusters_that_disagree_take_the_first_and_are_reported() -> None:
 
 def test_the_answer_is_cached_until_invalidated() -> None:
     jobs = _Jobs(Job("a", {"c1": {"honor_labels": False}}))
-    route = ScrapeConfigs(jobs, ready=lambda: True, url=URL, client=HttpSdClient())
+    route = ScrapeConfigs(jobs, ready=lambda: True, url=lambda: URL, client=HttpSdClient())
     first = route("/scrape_configs", query={}, headers={}).body
     jobs.jobs.append(Job("b", {"c1": {"honor_labels": False}}))
     assert route("/scrape_configs", query={}, headers={}).body == first
@@ -102,7 +102,7 @@ def test_the_answer_is_cached_until_invalidated() -> None:
 
 
 def test_not_before_caught_up_and_not_other_paths() -> None:
-    route = ScrapeConfigs(_Jobs(), ready=lambda: False, url=URL, client=HttpSdClient())
+    route = ScrapeConfigs(_Jobs(), ready=lambda: False, url=lambda: URL, client=HttpSdClient())
     assert route("/scrape_configs", query={}, headers={}).status == 503
     assert route("/scrape_configsx", query={}, headers={}).status == 404
 
