@@ -48,6 +48,7 @@ def build_loop(config: ConsumerSettings, metrics: fold_metrics.FoldMetrics) -> k
         targets_partitions=config.targets_partitions,
         max_group_bytes=config.max_group_bytes,
         targets_topic=config.targets,
+        monitors=config.monitors,
     )
 
 
@@ -155,8 +156,6 @@ def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
         return 2
     if not config.scrape_configs:
         logger.warning("No scrape_configs: nothing is published or served.")
-    if config.monitors is not None:
-        logger.warning("monitors: is checked but not served yet (docs/monitors.md).")
     for job in config.scrape_configs:
         for sd_config in job.kubernetes_sd_configs:
             if sd_config.watching_fields:

@@ -97,10 +97,49 @@ class Fold:
     left_out: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
     left_out_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
     parsed: state.ParseCache = field(default_factory=state.ParseCache)  # shared by clusters
-    _attach: list[lookups.Attach] = field(default_factory=list)
+    # Every view now, by position: `views` at 0.., then those added at run time
+    # (`add_view`, monitor jobs); a removed view's position is never reused, so owners
+    # (position, cluster, key) in `pending` and `deps` never name another view.
+    active: dict[int, JobView] = field(default_factory=dict, init=False)
+    _attach: dict[int, lookups.Attach] = field(default_factory=dict, init=False)
+    _next: int = field(default=0, init=False)
+    # Groups of removed views, as they were: tombstoned by the next `rebuild` unless a
+    # view added meanwhile built the same key again (then only a real change is written).
+    _vanished: dict[TargetKey, TargetGroup] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self._attach = [attach_of(view) for view in self.views]
+        for view in self.views:
+            self.active[self._next] = view
+            self._attach[self._next] = attach_of(view)
+            self._next += 1
+
+    def add_view(self, view: JobView) -> int:
+        """Start building `view`'s groups (at the next `rebuild`); its position."""
+        position = self._next
+        self._next += 1
+        self.active[position] = view
+        self._attach[position] = attach_of(view)
+        self._mark(position, view)
+        return position
+
+    def remove_view(self, position: int) -> None:
+        """Stop building a view: its groups are tombstoned by the next `rebuild`."""
+        view = self.active.pop(position)
+        del self._attach[position]
+        role = table.role(view.role)
+        self.pending = {owner for owner in self.pending if owner[0] != position}
+        for name, objects in self.clusters.items():
+            if not view.reads_cluster(name):
+                continue
+            for key in list(objects.keys(view.role_resource)):
+                self.deps.forget((position, name, key))
+                tkey = group_key(view, name, role.source(key))
+                self.discovered.pop(tkey, None)
+                self._count_left_out(tkey, None)
+                old = self.groups.get(tkey)
+                if old is not None:
+                    self._vanished.setdefault(tkey, old)
+                    self._set(tkey, None)
 
     def cluster(self, name: str) -> state.ClusterState:
         found = self.clusters.get(name)
@@ -114,7 +153,7 @@ class Fold:
         """Store the object (None removes it); True when the state changed."""
         if not self.cluster(cluster).apply(resource, key, obj):
             return False
-        for position, view in enumerate(self.views):
+        for position, view in self.active.items():
             if view.role_resource is resource and view.reads_cluster(cluster):
                 self.pending.add((position, cluster, key))
         readers = self.deps.dependents((resource, key))
@@ -135,11 +174,14 @@ class Fold:
 
     def mark_all(self) -> None:
         """Mark every group for a rebuild (after a catch-up or a rebalance)."""
-        for position, view in enumerate(self.views):
-            for name, objects in self.clusters.items():
-                if view.reads_cluster(name):
-                    keys = objects.keys(view.role_resource)
-                    self.pending.update((position, name, key) for key in keys)
+        for position, view in self.active.items():
+            self._mark(position, view)
+
+    def _mark(self, position: int, view: JobView) -> None:
+        for name, objects in self.clusters.items():
+            if view.reads_cluster(name):
+                keys = objects.keys(view.role_resource)
+                self.pending.update((position, name, key) for key in keys)
 
     def rebuild(self) -> tuple[list[Change], list[BuildError]]:
         changes: list[Change] = []
@@ -148,18 +190,33 @@ class Fold:
             try:
                 change = self._rebuild(owner)
             except Exception as exc:  # noqa: BLE001 - bad input must not stop the fold
-                view = self.views[owner[0]]
+                view = self.active[owner[0]]
                 errors.append(BuildError(view.job, owner[1], owner[2], f"{exc!r}"))
                 continue
             if change is not None:
                 changes.append(change)
         self.pending.clear()
+        if self._vanished:
+            changes = self._settle_vanished(changes)
         return changes, errors
+
+    def _settle_vanished(self, changes: list[Change]) -> list[Change]:
+        """One change per key of a removed view: none if a new view built the same group
+        again, else the new group or a tombstone."""
+        by_key = {change.key: change for change in changes}
+        for key, old in self._vanished.items():
+            now = self.groups.get(key)
+            if now == old:
+                by_key.pop(key, None)
+            elif now is None:
+                by_key[key] = Change(key, None)
+        self._vanished.clear()
+        return list(by_key.values())
 
     def forget(self, cluster: str, resource: Resource, keys: Sequence[ObjectKey]) -> None:
         """Drop groups built from objects this member no longer owns, without tombstones:
         their new owner publishes them."""
-        for position, view in enumerate(self.views):
+        for position, view in self.active.items():
             if view.role_resource is not resource:
                 continue
             role = table.role(view.role)
@@ -172,7 +229,7 @@ class Fold:
 
     def _rebuild(self, owner: Owner) -> Change | None:
         position, cluster, key = owner
-        view = self.views[position]
+        view = self.active[position]
         role = table.role(view.role)
         tkey = group_key(view, cluster, role.source(key))
         objects = self.cluster(cluster)

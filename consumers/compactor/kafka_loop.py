@@ -48,6 +48,7 @@ from consumers.compactor import (
     full_sync,
     kafka_published,
     kafka_writer,
+    monitor_views,
     ownership,
     records,
     state,
@@ -56,12 +57,15 @@ from consumers.compactor import fold as folds
 from consumers.compactor import metrics as fold_metrics
 from consumers.compactor.kafka_writer import TargetsWriter
 from consumers.compactor.pauses import Pauses
+from consumers.monitors import live
+from consumers.monitors.select import MonitorJob, Rejected
 from kafka_access import kafka_options, refusals
 from kafka_access.reporting import Refusals
 from lifecycle import stopping
 from lifecycle.backoff import Backoff
 from schemas import resources, targets
 from schemas.config import MAX_GROUP_BYTES, KafkaSettings
+from schemas.monitors import MonitorsSettings
 from schemas.topics import Resource, TargetKey, parse_object_topic, parse_target_key
 
 logger = logging.getLogger(__name__)
@@ -106,8 +110,14 @@ class FoldLoop:
         targets_topic: str,
         targets_partitions: int = 6,
         max_group_bytes: int = MAX_GROUP_BYTES,
+        monitors: MonitorsSettings | None = None,
     ) -> None:
         self.fold = fold
+        # Monitor jobs (`monitors:`): the monitors and namespaces read from the global
+        # tables, and the view each live (job, cluster) has in the fold.
+        self.monitors = None if monitors is None else live.LiveMonitors(monitors)
+        self._monitor_views: dict[monitor_views.Where, tuple[int, MonitorJob]] = {}
+        self._rejected: frozenset[Rejected] = frozenset()
         self.owners = ownership.Ownership()
         self._kafka = kafka
         self._metrics = metrics
@@ -400,6 +410,8 @@ class FoldLoop:
                        "offset": record.offset, "reason": exc.reason},
             )  # fmt: skip
             return
+        if self.monitors is not None:
+            self.monitors.apply(cluster, resource, key, obj)
         kept = None if obj is None else state.Encoded.of(obj, record.value)
         if self._state.need_sync:  # the full sync rebuilds every group anyway
             self.fold.load(cluster, resource, key, kept)
@@ -416,6 +428,7 @@ class FoldLoop:
             step = self._state.next_step()
             if step is catch_up.Step.WAIT:
                 continue
+            self._update_monitor_views()
             if step is catch_up.Step.FULL_SYNC:
                 written = await self._writer.send(await self._full_sync())
                 logger.info("Synced: %d records written.", written, extra={"writes": written})
@@ -485,6 +498,50 @@ class FoldLoop:
                    "reason": reason},
         )  # fmt: skip
 
+    def _update_monitor_views(self) -> None:
+        """Make the fold's monitor views those of the live monitor jobs: removed views'
+        groups are tombstoned, added ones built, by the rebuild that follows."""
+        if self.monitors is None:
+            return
+        wanted = self.monitors.jobs()
+        plan = monitor_views.plan({w: job for w, (_, job) in self._monitor_views.items()},
+                                  wanted)  # fmt: skip
+        for where in plan.remove:
+            position, _ = self._monitor_views.pop(where)
+            self.fold.remove_view(position)
+            self._forget_gauges(where[0])
+        for job in plan.add:
+            position = self.fold.add_view(monitor_views.view_of(job))
+            self._monitor_views[(job.name, job.cluster)] = position, job
+        if plan.remove or plan.add:
+            logger.info("Monitor jobs: %d live (%d views removed, %d added).",
+                        len(self._monitor_views), len(plan.remove), len(plan.add),
+                        extra={"jobs": len(self._monitor_views)})  # fmt: skip
+        self._metrics.monitor_jobs.set(len(self._monitor_views))
+        self._report_rejected(frozenset(self.monitors.rejected()))
+
+    def _report_rejected(self, rejected: frozenset[Rejected]) -> None:
+        """Log each newly rejected monitor once; the gauge counts them per cluster."""
+        for r in sorted(rejected - self._rejected, key=lambda r: (r.cluster, r.key)):
+            logger.warning("Monitor %s %s in cluster %s makes no job: %s.", r.resource.value,
+                           r.key, r.cluster, r.reason,
+                           extra={"cluster": r.cluster, "reason": "monitor_rejected"})  # fmt: skip
+        for cluster in {r.cluster for r in self._rejected | rejected}:
+            self._metrics.monitors_rejected.labels(cluster).set(
+                sum(r.cluster == cluster for r in rejected)
+            )
+        self._rejected = rejected
+
+    def _forget_gauges(self, job: str) -> None:
+        if any(v.job == job for v in self.fold.active.values()):
+            return
+        for gauge in (self._metrics.groups, self._metrics.targets):
+            with contextlib.suppress(KeyError):
+                gauge.remove(job)
+        for reason in ("dropped", "invalid"):
+            with contextlib.suppress(KeyError):
+                self._metrics.left_out.remove(job, reason)
+
     def _report(self, errors: Sequence[folds.BuildError]) -> None:
         for error in errors:
             self._metrics.build_errors.labels(error.job).inc()
@@ -494,7 +551,7 @@ class FoldLoop:
             )  # fmt: skip
 
     def _gauges(self) -> None:
-        for view in self.fold.views:
+        for view in self.fold.active.values():
             groups, n = self.fold.totals.get(view.job, (0, 0))
             self._metrics.groups.labels(view.job).set(groups)
             self._metrics.targets.labels(view.job).set(n)

@@ -22,6 +22,8 @@ class FoldMetrics:
     lag: Gauge
     caught_up: Gauge
     kafka_refusals: Counter  # reason: Kafka refused our credentials, TLS or an ACL
+    monitor_jobs: Gauge
+    monitors_rejected: Gauge
 
 
 def create(registry: CollectorRegistry) -> FoldMetrics:
@@ -61,4 +63,10 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
                                "sasl_mechanism, tls_verify, tls, topic_denied, group_denied, "
                                "cluster_denied); each is retried with backoff.",
                                ["reason"], registry=registry),
+        monitor_jobs=Gauge("sdstream_fold_monitor_jobs",
+                           "Monitor endpoint jobs built (one per job and cluster), from the "
+                           "monitors the `monitors:` section selects.", registry=registry),
+        monitors_rejected=Gauge("sdstream_fold_monitors_rejected",
+                                "Selected monitors that make no job (the operator would "
+                                "reject them), by cluster.", ["cluster"], registry=registry),
     )  # fmt: skip

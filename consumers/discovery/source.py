@@ -129,14 +129,28 @@ class FoldSource:
         self._lag = lag
         self._prefix = prefix
         self._unready = unready
-        self._jobs = list(dict.fromkeys(view.job for view in fold.views))
-        self._relabeling = relabeling(fold.views)
+        self._positions: tuple[int, ...] = ()
+        self._jobs: list[str] = []
+        self._relabeling: dict[str, Relabeling] = {}
 
     def jobs(self) -> Sequence[str]:
+        """Configured jobs in config order, then monitor jobs as they were added."""
+        self._refresh()
         return self._jobs
+
+    def _refresh(self) -> None:
+        """Follow the fold's views (monitor jobs come and go), recomputed only when they
+        changed."""
+        positions = tuple(self._fold.active)
+        if positions != self._positions:
+            views = list(self._fold.active.values())
+            self._jobs = list(dict.fromkeys(view.job for view in views))
+            self._relabeling = relabeling(views)
+            self._positions = positions
 
     def snapshot(self) -> Snapshot:
         fold = self._fold
+        self._refresh()
         return Snapshot(
             unready=self._unready(),
             jobs=self._jobs,

@@ -18,9 +18,9 @@ authentication of the scrape itself, which never changes the targets.
 
 `$(SHARD)` is a literal in the operator's rules (its config reloader substitutes it).
 `rules` substitutes `0`, as the OTel collector does: one shard keeps every target. The
-operator's first rule copies `job` (which Prometheus sets to the job name before
-relabeling) to `__tmp_prometheus_job_name`; sdstream's relabeling has no `job` yet
-(docs/relabeling.md), so `rules` writes the job name there directly.
+operator's first rule copies `job` to `__tmp_prometheus_job_name`; sdstream, like
+Prometheus, sets `job` to the job name before relabeling (the scrape defaults,
+`select.scrape_defaults`), so the rule runs as written.
 """
 
 from __future__ import annotations
@@ -99,8 +99,6 @@ def rules(job: Mapping[str, Any]) -> tuple[RelabelConfig, ...]:
     result = []
     for i, rule in enumerate(job["relabel_configs"]):
         fixed = {k: v.replace("$(SHARD)", "0") if k == "regex" else v for k, v in rule.items()}
-        if fixed == _JOB_NAME_RULE:  # Prometheus seeds `job` before relabeling; we do not
-            fixed = {"target_label": "__tmp_prometheus_job_name", "replacement": job["job_name"]}
         try:
             result.append(RelabelConfig.model_validate(fixed))
         except ValueError as exc:

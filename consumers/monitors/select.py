@@ -12,6 +12,7 @@ Pure: no Kafka, no logging.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,7 +22,7 @@ from consumers.monitors import jobs, scrape
 from schemas.monitors import LabelSelector, MonitorsSettings
 from schemas.objects import KubeObject, meta
 from schemas.relabel import RelabelConfig
-from schemas.sd_config import KubernetesSDConfig
+from schemas.sd_config import KubernetesSDConfig, ScrapeJob
 from schemas.topics import Resource
 
 NamespaceLabels = Callable[[str, str], Mapping[str, str] | None]  # (cluster, ns) -> labels
@@ -44,12 +45,14 @@ class MonitorJob:
     # The job's scrape parameters as prometheus.yml keys (`scrape.parameters`), secrets
     # as file references: what GET /scrape_configs serves for it.
     scrape: Mapping[str, Any] = field(default_factory=dict)
+    # Prometheus's scrape defaults for this endpoint (job, scheme, path, params,
+    # intervals), added before relabeling as Prometheus does (`scrape_defaults`).
+    defaults: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def targets_equal(self, other: MonitorJob) -> bool:
         """Whether both make the same target groups (what the fold rebuilds on)."""
-        return (self.sd_config, self.rules, self.cluster_label) == (
-            other.sd_config, other.rules, other.cluster_label
-        )  # fmt: skip
+        mine = (self.sd_config, self.rules, self.cluster_label, self.defaults)
+        return mine == (other.sd_config, other.rules, other.cluster_label, other.defaults)
 
     def endpoint_spec(self) -> Mapping[str, object]:
         """The monitor endpoint this job scrapes, as trimmed on Kafka."""
@@ -103,6 +106,24 @@ def selected(
     return found is not None and namespaces.parsed().matches(found)
 
 
+def scrape_defaults(name: str, endpoint: Mapping[str, object]) -> dict[str, str]:
+    """The labels Prometheus adds before relabeling for a monitor endpoint's job (the
+    scrape parameters the operator writes into it); raises ValueError for a bad value."""
+    given = {
+        "scheme": endpoint.get("scheme"),
+        "metrics_path": endpoint.get("path"),
+        "scrape_interval": endpoint.get("interval"),
+        "scrape_timeout": endpoint.get("scrapeTimeout"),
+        "params": endpoint.get("params"),
+    }
+    present = {key: value for key, value in given.items() if value}
+    sd = {"role": "pod"}  # any: only the scrape parameters are read
+    job = ScrapeJob.model_validate(
+        {"job_name": "monitor", "kubernetes_sd_configs": [sd], **present}
+    )
+    return {**job.scrape_defaults(), "job": name}
+
+
 def monitor_jobs(
     settings: MonitorsSettings, cluster: str, resource: Resource, monitor: KubeObject
 ) -> list[MonitorJob]:
@@ -113,19 +134,19 @@ def monitor_jobs(
     parameters = scrape.parameters(resource, monitor, secrets_dir=secrets_dir)
     for index, (job, scraping) in enumerate(zip(generated, parameters, strict=True)):
         (sd,) = job["kubernetes_sd_configs"]
-        result.append(
-            MonitorJob(
-                name=job["job_name"],
-                cluster=cluster,
-                sd_config=KubernetesSDConfig.model_validate(sd),
-                rules=jobs.rules(job),
-                cluster_label=settings.cluster_label,
-                resource=resource,
-                monitor=monitor,
-                endpoint=index,
-                scrape=parameters_of(scraping),
-            )
+        made = MonitorJob(
+            name=job["job_name"],
+            cluster=cluster,
+            sd_config=KubernetesSDConfig.model_validate(sd),
+            rules=jobs.rules(job),
+            cluster_label=settings.cluster_label,
+            resource=resource,
+            monitor=monitor,
+            endpoint=index,
+            scrape=parameters_of(scraping),
         )
+        defaults = scrape_defaults(made.name, made.endpoint_spec())
+        result.append(dataclasses.replace(made, defaults=defaults))
     return result
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from consumers.monitors import jobs
+from consumers.monitors import jobs, select
 from consumers.relabel import engine
 from schemas.topics import Resource
 
@@ -119,10 +119,16 @@ def test_an_invalid_own_rule_names_the_job() -> None:
         jobs.rules(job)
 
 
-def test_the_job_name_rule_is_static_in_our_rules() -> None:
-    """Prometheus sets `job` before relabeling, sdstream does not: the first rule writes
-    the job name itself, so `__tmp_prometheus_job_name` is what the operator's gives."""
+def test_the_job_name_rule_reads_the_job_default_as_in_prometheus() -> None:
+    """Prometheus sets `job` before relabeling, and so does sdstream (the scrape
+    defaults): the operator's first rule runs as written."""
     (job,) = jobs.generate(Resource.SERVICEMONITORS, _service_monitor(endpoints=[{}]))
-    first = engine.process({"__address__": "a:1"}, engine.compile_rules(jobs.rules(job)[:1]))
+    assert job["relabel_configs"][0] == {
+        "source_labels": ["job"],
+        "target_label": "__tmp_prometheus_job_name",
+    }
+    defaults = select.scrape_defaults(job["job_name"], {})
+    rules = engine.compile_rules(jobs.rules(job)[:1])
+    first = engine.process({"__address__": "a:1"}, rules, defaults=defaults)
     assert first.final is not None
     assert first.final["__tmp_prometheus_job_name"] == "serviceMonitor/team/web/0"
