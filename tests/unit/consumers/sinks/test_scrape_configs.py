@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import yaml
 
-from consumers.sinks import target_allocator
+from consumers.sinks import scrape_configs, target_allocator
 from consumers.sinks.http_sd import HttpSd
 from consumers.sinks.scrape_configs import Job, ScrapeConfigs
 from consumers.sinks.views import TargetView
@@ -150,3 +150,17 @@ def test_unknown_jobs_and_paths_are_404() -> None:
     assert _get("/jobs//targets")[0] == 404
     assert _get("/jobsx")[0] == 404
     assert _get("/jobs/empty/targets", collector_id="c") == (200, [])
+
+
+def test_the_default_url_is_the_server_s_own_address() -> None:
+    assert scrape_configs.default_url("0.0.0.0", 8080, tls=False) == "http://127.0.0.1:8080"  # noqa: S104
+    assert scrape_configs.default_url("::", 8443, tls=True) == "https://[::1]:8443"
+    assert scrape_configs.default_url("sd.example", 80, tls=True) == "https://sd.example:80"
+
+
+def test_live_jobs_come_in_the_operator_s_order() -> None:
+    names = ["podMonitor/a/x/0", "serviceMonitor/b/y/10", "serviceMonitor/b/y/2",
+             "serviceMonitor/a/z/0"]  # fmt: skip
+    ordered = sorted(names, key=scrape_configs.operator_order)
+    assert ordered == ["serviceMonitor/a/z/0", "serviceMonitor/b/y/2", "serviceMonitor/b/y/10",
+                       "podMonitor/a/x/0"]  # fmt: skip
