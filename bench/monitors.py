@@ -198,7 +198,7 @@ async def changes(address: tuple[str, int], bootstrap: str, args: argparse.Names
             key = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
             t0 = time.perf_counter()
             await send(producer, body, key=key, kind=Resource.PODMONITORS)
-            await until(address, path, lambda s, t, b: s == 200 and b.count(b"__address__") >= 1)
+            await until(address, path, lambda s, t, b: s == 200 and b'"targets":["' in b)
             found["create"].append(time.perf_counter() - t0)
         for m in extra:
             path = "/http_sd/" + quote(job_of(m, namespaces=ns), safe="")
