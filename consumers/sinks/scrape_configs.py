@@ -21,6 +21,7 @@ cached until the next change (`invalidate`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -163,7 +164,9 @@ def wants_json(headers: Mapping[str, str]) -> bool:
 
 
 class ScrapeConfigs:
-    """The `/scrape_configs` (and `/ta/scrape_configs`) route."""
+    """The `/scrape_configs` (and `/ta/scrape_configs`) route. A render (YAML of the jobs
+    that changed, JSON of all) runs in a worker thread, one at a time, so many monitors
+    never hold the event loop; requests during it wait for the same render."""
 
     def __init__(
         self,
@@ -177,9 +180,12 @@ class ScrapeConfigs:
         self._ready = ready
         self._document = Document(url, client)
         self._answer: tuple[list[bytes], bytes] | None = None
+        self._generation = 0  # bumped by invalidate: a render of older jobs is not kept
+        self._pending: tuple[int, asyncio.Future[tuple[list[bytes], bytes]]] | None = None
 
     def invalidate(self) -> None:
         self._answer = None
+        self._generation += 1
 
     async def update(self, jobs: frozenset[str]) -> None:
         """`invalidate` as a listener of monitor job changes."""
@@ -189,7 +195,7 @@ class ScrapeConfigs:
     def conflicts(self) -> tuple[str, ...]:
         return self._document.conflicts
 
-    def __call__(
+    async def __call__(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
     ) -> Reply:
         ta = path == TA_PREFIX + ROUTE
@@ -197,12 +203,27 @@ class ScrapeConfigs:
             return _error(404, "not found")
         if not self._ready():
             return _error(503, "not caught up with the topics yet")
-        if self._answer is None:
-            self._answer = self._document.render(self._jobs.scrape_jobs())
-        parts, ta_json = self._answer
+        parts, ta_json = self._answer or await self._render()
         if ta or wants_json(headers):
             return Reply(200, (ta_json,), {"Content-Type": JSON_TYPE})
         return Reply(200, parts, {"Content-Type": YAML_TYPE})
+
+    async def _render(self) -> tuple[list[bytes], bytes]:
+        """The render of the current jobs: joined if under way, else started (after any
+        render of older jobs, which share `Document`'s per-job cache)."""
+        while self._pending is not None and self._pending[0] != self._generation:
+            await asyncio.wait([self._pending[1]])
+        if self._pending is None:
+            generation, jobs = self._generation, self._jobs.scrape_jobs()  # on the loop
+            render = asyncio.ensure_future(asyncio.to_thread(self._document.render, jobs))
+            render.add_done_callback(lambda done: self._keep(done, generation))
+            self._pending = generation, render
+        return await asyncio.shield(self._pending[1])
+
+    def _keep(self, done: asyncio.Future[tuple[list[bytes], bytes]], generation: int) -> None:
+        self._pending = None
+        if not done.cancelled() and done.exception() is None and generation == self._generation:
+            self._answer = done.result()
 
 
 def _error(status: int, message: str) -> Reply:

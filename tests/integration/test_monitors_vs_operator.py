@@ -218,7 +218,7 @@ async def test_scrape_configs_are_the_operator_s_jobs_but_for_discovery(
         scrape_configs.LiveJobs(lambda: live_jobs), ready=lambda: True,
         url=lambda: "https://sdstream.example:8443", client=settings.scrape_configs.http_sd,
     )  # fmt: skip
-    body = route("/scrape_configs", query={}, headers={}).body
+    body = (await route("/scrape_configs", query={}, headers={})).body
     ours = yaml.safe_load(body)["scrape_configs"]
     with operator.running(kubeconfig, namespace, tmp_path / "operator.log"):
         _create(kube_api, operator.prometheus_cr(namespace, "oracle", role="endpoints"))

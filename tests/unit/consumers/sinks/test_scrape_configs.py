@@ -30,15 +30,19 @@ class _Jobs:
         self.jobs = list(jobs)
 
     def scrape_jobs(self) -> Sequence[Job]:
-        return self.jobs
+        return list(self.jobs)
 
 
 def _route(*jobs: Job) -> ScrapeConfigs:
     return ScrapeConfigs(_Jobs(*jobs), ready=lambda: True, url=lambda: URL, client=CLIENT)
 
 
+def _call(route: ScrapeConfigs, path: str, **headers: str) -> Any:
+    return asyncio.run(route(path, query={}, headers=headers))
+
+
 def _yaml(route: ScrapeConfigs, accept: str = "") -> Any:
-    reply = route("/scrape_configs", query={}, headers={"accept": accept} if accept else {})
+    reply = _call(route, "/scrape_configs", **({"accept": accept} if accept else {}))
     assert reply.status == 200
     return reply
 
@@ -76,7 +80,7 @@ def test_the_target_allocator_shape_is_a_map_by_job_name() -> None:
     jobs = [Job("b", {"c1": {"honor_labels": False}}), Job("a", {"c1": {"honor_labels": True}})]
     route = _route(*jobs)
     for reply in (_yaml(route, "application/json"),
-                  route("/ta/scrape_configs", query={}, headers={})):  # fmt: skip
+                  _call(route, "/ta/scrape_configs")):  # fmt: skip
         assert reply.headers["Content-Type"] == "application/json"
         found = orjson.loads(reply.body)
         assert list(found) == ["b", "a"]
@@ -94,17 +98,34 @@ def test_clusters_that_disagree_take_the_first_and_are_reported() -> None:
 def test_the_answer_is_cached_until_invalidated() -> None:
     jobs = _Jobs(Job("a", {"c1": {"honor_labels": False}}))
     route = ScrapeConfigs(jobs, ready=lambda: True, url=lambda: URL, client=HttpSdClient())
-    first = route("/scrape_configs", query={}, headers={}).body
+    first = _call(route, "/scrape_configs").body
     jobs.jobs.append(Job("b", {"c1": {"honor_labels": False}}))
-    assert route("/scrape_configs", query={}, headers={}).body == first
+    assert _call(route, "/scrape_configs").body == first
     asyncio.run(route.update(frozenset({"b"})))
-    assert b"job_name: b" in route("/scrape_configs", query={}, headers={}).body
+    assert b"job_name: b" in _call(route, "/scrape_configs").body
+
+
+def test_a_render_started_before_a_change_is_not_kept() -> None:
+    jobs = _Jobs(Job("a", {"c1": {"honor_labels": False}}))
+    route = ScrapeConfigs(jobs, ready=lambda: True, url=lambda: URL, client=HttpSdClient())
+
+    async def changed_while_rendering() -> tuple[bytes, bytes]:
+        first = asyncio.ensure_future(route("/scrape_configs", query={}, headers={}))
+        await asyncio.sleep(0)  # the render is under way in its thread
+        jobs.jobs.append(Job("b", {"c1": {"honor_labels": False}}))
+        await route.update(frozenset({"b"}))
+        second = await route("/scrape_configs", query={}, headers={})  # while first renders
+        return (await first).body, second.body
+
+    before, after = asyncio.run(changed_while_rendering())
+    assert b"job_name: b" not in before
+    assert b"job_name: b" in after
 
 
 def test_not_before_caught_up_and_not_other_paths() -> None:
     route = ScrapeConfigs(_Jobs(), ready=lambda: False, url=lambda: URL, client=HttpSdClient())
-    assert route("/scrape_configs", query={}, headers={}).status == 503
-    assert route("/scrape_configsx", query={}, headers={}).status == 404
+    assert _call(route, "/scrape_configs").status == 503
+    assert _call(route, "/scrape_configsx").status == 404
 
 
 WEB = group("serviceMonitor/ns/web/0", "east", "web-0", "10.0.0.2:80", "10.0.0.1:80")
