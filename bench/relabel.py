@@ -33,7 +33,7 @@ import render as render_bench
 
 from consumers.compactor import fold
 from consumers.compactor.jobs import compile_job
-from schemas import targets
+from consumers.sinks import sd_json
 from schemas.sd_config import ScrapeJob
 from schemas.topics import ObjectKey, Resource
 
@@ -92,8 +92,8 @@ def build_seconds(f: fold.Fold) -> float:
 
 
 def served_bytes(f: fold.Fold) -> int:
-    fragments = [targets.http_sd_fragment(g) for g in f.groups.values()]
-    return sum(len(part) for part in targets.http_sd_document(fragments))
+    fragments = [sd_json.http_sd_fragment(g) for g in f.groups.values()]
+    return sum(len(part) for part in sd_json.http_sd_document(fragments))
 
 
 def held_bytes(objects: list[dict[str, Any]], rules: list[dict[str, Any]]) -> int:

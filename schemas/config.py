@@ -7,9 +7,8 @@ environment and files and builds these.
 from __future__ import annotations
 
 import re
-import ssl
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -99,45 +98,6 @@ class KafkaSettings(BaseModel):
             raise PydanticCustomError("kafka_settings", problem)
         return self
 
-    def password(self) -> str | None:
-        """The SASL password, from `sasl_password` or read from `sasl_password_file`."""
-        if self.sasl_password_file is not None:
-            return read_secret(self.sasl_password_file)
-        return None if self.sasl_password is None else self.sasl_password.get_secret_value()
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context: `ssl_cafile` (or the system CAs) and the client certificate."""
-        cafile = str(self.ssl_cafile) if self.ssl_cafile else None
-        context = ssl.create_default_context(cafile=cafile)
-        if self.ssl_certfile is not None and self.ssl_keyfile is not None:
-            secret = self.ssl_keyfile_password_file
-            context.load_cert_chain(
-                self.ssl_certfile,
-                self.ssl_keyfile,
-                password=None if secret is None else read_secret(secret),
-            )
-        return context
-
-    def client_options(self, *, token_provider: object = None) -> dict[str, Any]:
-        """Connection keyword arguments shared by every aiokafka client we create.
-        OAUTHBEARER needs `token_provider` (an aiokafka token provider, which this module may
-        not import): `kafka_access.kafka_options.client_options` passes it."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap,
-            "client_id": self.client_id,
-            "security_protocol": self.security_protocol,
-        }
-        if self.security_protocol in _TLS:
-            options["ssl_context"] = self.ssl_context()
-        if self.sasl_mechanism == "OAUTHBEARER":
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_oauth_token_provider"] = token_provider
-        elif self.sasl_mechanism is not None:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.password()
-        return options
-
 
 _TLS: Final = ("SSL", "SASL_SSL")
 _SASL: Final = ("SASL_PLAINTEXT", "SASL_SSL")
@@ -145,12 +105,6 @@ _SASL_FIELDS: Final = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl
                        "sasl_oauth_token_file")  # fmt: skip
 _PASSWORD_FIELDS: Final = ("sasl_username", "sasl_password", "sasl_password_file")
 _TLS_FIELDS: Final = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_keyfile_password_file")
-
-
-def read_secret(path: Path) -> str:
-    """A password file's content, less one trailing newline (what `echo` adds)."""
-    text = path.read_text(encoding="utf-8")
-    return text[:-1] if text.endswith("\n") else text
 
 
 def kafka_inconsistency(kafka: KafkaSettings) -> str | None:

@@ -1,9 +1,10 @@
 """Kubernetes label and field selectors: the language of `selectors[].label` and `.field`.
 
-Why in `schemas`: the job config (`schemas.sd_config`) rejects a bad selector at load time,
-naming its path, and `schemas` may import neither side. The consumer applies the same
-selectors to objects (`consumers.selectors` builds on this module), and a producer that
-emulates selectors client-side could use it too.
+Why in `schemas`: the settings of both sides (`schemas.config`, `schemas.sd_config`,
+`schemas.monitors`) reject a bad selector at load time, naming its path, and `schemas`
+may import neither side. This module is the language: what parses, and the normal form.
+Evaluating a parsed selector against labels or an object is run-time work, the
+consumer's (`consumers.selectors`).
 
 Semantics are apimachinery's (`pkg/labels/selector.go`, `pkg/fields/selector.go`) and the
 API server's selectable fields per kind (`pkg/apis/core/v1/conversion.go`, the registry
@@ -45,17 +46,15 @@ from typing import Final
 
 from schemas import resources
 from schemas.field_sets import FieldSet
-from schemas.objects import KubeObject
 from schemas.topics import Resource
 
 MAX_NAME = 63
 MAX_PREFIX = 253
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_MAX = 2**63 - 1
 
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DECIMAL = re.compile(r"[0-9]+")
-_SIGNED_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 class SelectorError(ValueError):
@@ -84,10 +83,6 @@ class Operator(enum.StrEnum):
     LESS_THAN = "<"
 
 
-_MEMBER = frozenset({Operator.EQUALS, Operator.DOUBLE_EQUALS, Operator.IN})
-_NOT_MEMBER = frozenset({Operator.NOT_EQUALS, Operator.NOT_IN})
-
-
 @dataclass(frozen=True, slots=True)
 class Requirement:
     """One requirement; `values` is sorted and empty for `exists` and `!`."""
@@ -95,22 +90,6 @@ class Requirement:
     key: str
     operator: Operator
     values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        op, present = self.operator, self.key in labels
-        if op in _MEMBER:
-            return present and labels[self.key] in self.values
-        if op in _NOT_MEMBER:
-            return not present or labels[self.key] not in self.values
-        if op is Operator.EXISTS:
-            return present
-        if op is Operator.DOES_NOT_EXIST:
-            return not present
-        actual = _parse_int(labels[self.key]) if present else None
-        if actual is None:
-            return False
-        limit = int(self.values[0])
-        return actual > limit if op is Operator.GREATER_THAN else actual < limit
 
     def __str__(self) -> str:
         op = self.operator
@@ -131,19 +110,8 @@ class LabelSelector:
     def empty(self) -> bool:
         return not self.requirements
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(r.matches(labels) for r in self.requirements)
-
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
-
-
-def _parse_int(text: str) -> int | None:
-    """Go's strconv.ParseInt(text, 10, 64): optional sign, decimal digits, int64 range."""
-    if not _SIGNED_DECIMAL.fullmatch(text):
-        return None
-    value = int(text)
-    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def key_problem(key: str) -> str | None:
@@ -384,16 +352,13 @@ class FieldTerm:
     operator: FieldOperator
     value: str
 
-    def matches(self, actual: str) -> bool:
-        return (actual == self.value) is (self.operator is FieldOperator.EQUALS)
-
     def __str__(self) -> str:
         return f"{self.field}{self.operator.value}{escape_field_value(self.value)}"
 
 
 @dataclass(frozen=True, slots=True)
 class FieldSelector:
-    """Terms on one kind's selectable fields; `matches` reads them as the server formats them."""
+    """Terms on one kind's selectable fields."""
 
     kind: Resource
     terms: tuple[FieldTerm, ...] = ()
@@ -402,27 +367,19 @@ class FieldSelector:
     def empty(self) -> bool:
         return not self.terms
 
-    def matches(self, obj: KubeObject) -> bool:
-        return all(t.matches(field_value(self.kind, obj, t.field)) for t in self.terms)
-
     def __str__(self) -> str:
         return ",".join(str(t) for t in self.terms)
 
 
-_FIELDS: Final[Mapping[Resource, FieldSet]] = {
+FIELD_SETS: Final[Mapping[Resource, FieldSet]] = {
     r: row.fields for r, row in resources.ROWS.items() if row.fields is not None
 }
 SELECTABLE_FIELDS: Final[Mapping[Resource, frozenset[str]]] = {
-    kind: frozenset(getters) for kind, getters in _FIELDS.items()
+    kind: frozenset(getters) for kind, getters in FIELD_SETS.items()
 }
 FIELD_ALIASES: Final[Mapping[Resource, Mapping[str, str]]] = {
     Resource.PODS: {"spec.host": "spec.nodeName"}
 }
-
-
-def field_value(kind: Resource, obj: KubeObject, field: str) -> str:
-    """The value the API server's field set holds for `field` of `obj`."""
-    return _FIELDS[kind][field](obj)
 
 
 def escape_field_value(value: str) -> str:
@@ -476,7 +433,7 @@ def _unescape(raw: str, *, fail: Callable[[int, str, str], SelectorError]) -> st
 
 def parse_field_selector(text: str, *, kind: Resource) -> FieldSelector:
     """Parse a field selector for `kind`; unknown fields are errors naming the field."""
-    if kind not in _FIELDS:
+    if kind not in FIELD_SETS:
         raise SelectorError(
             f"no field selectors on {kind.value}", selector=text, position=0, part=text
         )
@@ -493,8 +450,8 @@ def _parse_term(text: str, start: int, term: str, kind: Resource) -> FieldTerm:
         raise fail(0, term, f"{term!r} is not field=value, field==value or field!=value")
     field, operator, value_at = split
     field = FIELD_ALIASES.get(kind, {}).get(field, field)
-    if field not in _FIELDS[kind]:
-        supported = ", ".join(sorted(_FIELDS[kind]))
+    if field not in FIELD_SETS[kind]:
+        supported = ", ".join(sorted(FIELD_SETS[kind]))
         raise fail(0, field, f"field {field!r} is not selectable on {kind.value} ({supported})")
     value = _unescape(term[value_at:], fail=lambda at, part, why: fail(value_at + at, part, why))
     return FieldTerm(field, operator, value)

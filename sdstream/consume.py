@@ -154,8 +154,8 @@ def main(*, config_file: Path | None, overrides: dict[str, object]) -> int:
     except (settings.SettingsError, jobs.JobConfigError) as exc:
         print(f"sdstream consume: {exc}", file=sys.stderr)
         return 2
-    if not config.scrape_configs:
-        logger.warning("No scrape_configs: nothing is published or served.")
+    if not config.scrape_configs and config.monitors is None:
+        logger.warning("No scrape_configs and no monitors: nothing is published or served.")
     for job in config.scrape_configs:
         for sd_config in job.kubernetes_sd_configs:
             if sd_config.watching_fields:

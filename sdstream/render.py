@@ -20,8 +20,9 @@ import yaml
 from consumers import render
 from consumers.compactor import jobs
 from consumers.relabel import groups as relabeling
+from consumers.sinks.sd_json import http_sd_entries
 from schemas.sd_config import KubernetesSDConfig, ScrapeJob
-from schemas.targets import Group, http_sd_entries
+from schemas.targets import Group
 
 
 class InputError(Exception):

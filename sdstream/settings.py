@@ -36,7 +36,8 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings, read_secret
+from kafka_access.kafka_options import read_secret, ssl_context
+from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def _check_kafka_files(kafka: KafkaSettings) -> None:
     except (OSError, ssl.SSLError) as exc:
         raise SettingsError(f"kafka.ssl_cafile: {kafka.ssl_cafile}: {_one_line(exc)}") from exc
     try:
-        kafka.ssl_context()
+        ssl_context(kafka)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise SettingsError(
             f"kafka.ssl_certfile, kafka.ssl_keyfile: {kafka.ssl_certfile}, {kafka.ssl_keyfile}: "

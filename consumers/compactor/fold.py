@@ -131,7 +131,7 @@ class Fold:
         for name, objects in self.clusters.items():
             if not view.reads_cluster(name):
                 continue
-            for key in list(objects.keys(view.role_resource)):
+            for key in list(_in_namespaces(view, objects.keys(view.role_resource))):
                 self.deps.forget((position, name, key))
                 tkey = group_key(view, name, role.source(key))
                 self.discovered.pop(tkey, None)
@@ -180,7 +180,7 @@ class Fold:
     def _mark(self, position: int, view: JobView) -> None:
         for name, objects in self.clusters.items():
             if view.reads_cluster(name):
-                keys = objects.keys(view.role_resource)
+                keys = _in_namespaces(view, objects.keys(view.role_resource))
                 self.pending.update((position, name, key) for key in keys)
 
     def rebuild(self) -> tuple[list[Change], list[BuildError]]:
@@ -324,6 +324,16 @@ class Fold:
         if group is not None:
             groups, targets = self.totals.get(group.job, (0, 0))
             self.totals[group.job] = groups + sign, targets + sign * len(group.targets)
+
+
+def _in_namespaces(view: JobView, keys: Iterable[ObjectKey]) -> Iterable[ObjectKey]:
+    """The keys of objects the view can see by namespace (all, for every namespace or a
+    cluster-scoped role): marking only those keeps a monitor job in one namespace from
+    rebuilding every pod of the cluster."""
+    if view.namespaces is None or view.role_resource.cluster_scoped:
+        return keys
+    heads = tuple(f"{namespace}/" for namespace in view.namespaces)
+    return (key for key in keys if key.startswith(heads))
 
 
 def diff(

@@ -118,6 +118,7 @@ class FoldLoop:
         self.monitors = None if monitors is None else live.LiveMonitors(monitors)
         self._monitor_views: dict[monitor_views.Where, tuple[int, MonitorJob]] = {}
         self._rejected: frozenset[Rejected] = frozenset()
+        self._monitors_seen = 0  # the LiveMonitors generation the views follow
         self.owners = ownership.Ownership()
         self._kafka = kafka
         self._metrics = metrics
@@ -504,6 +505,9 @@ class FoldLoop:
         if self.monitors is None:
             return
         wanted = self.monitors.jobs()
+        if self.monitors.generation == self._monitors_seen:
+            return
+        self._monitors_seen = self.monitors.generation
         plan = monitor_views.plan({w: job for w, (_, job) in self._monitor_views.items()},
                                   wanted)  # fmt: skip
         for where in plan.remove:

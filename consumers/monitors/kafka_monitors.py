@@ -21,12 +21,14 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from consumers.compactor import records
 from consumers.monitors import live
 from consumers.sinks import sink_metrics
 from kafka_access import kafka_options
 from lifecycle import stopping
+from lifecycle.backoff import Backoff
 from schemas.config import KafkaSettings
 from schemas.monitors import MonitorsSettings
 from schemas.topics import parse_object_topic
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 Listener = Callable[[frozenset[str]], Awaitable[None]]
 TOPIC_CHECK_S = 5.0
+RETRY_S, RETRY_MAX_S = 1.0, 30.0
 
 
 class MonitorsReader:
@@ -75,6 +78,21 @@ class MonitorsReader:
         await self._caught_up.wait()
 
     async def run(self) -> None:
+        """Read until cancelled; a Kafka error is logged, named on /readyz until caught up,
+        and retried with backoff (what was read stays)."""
+        backoff = Backoff(RETRY_S, RETRY_MAX_S, jitter=False)
+        while True:
+            try:
+                await self._read()
+            except KafkaError as exc:
+                delay = backoff.next()
+                self._behind = f"reading monitor topics: {exc!r}"
+                logger.warning("Reading the monitor topics failed (%r); retrying in %.1f s.",
+                               exc, delay, extra={"attempt": backoff.attempt})  # fmt: skip
+                await asyncio.sleep(delay)
+
+    async def _read(self) -> None:
+        self._ends = {}
         consumer = AIOKafkaConsumer(
             **kafka_options.client_options(self._kafka), enable_auto_commit=False,
             auto_offset_reset="earliest", metadata_max_age_ms=int(TOPIC_CHECK_S * 1000),
@@ -87,26 +105,30 @@ class MonitorsReader:
             await stopping.stop("monitors consumer", consumer.stop)
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        """Each read (the first, or after an error) fills a fresh `LiveMonitors`, swapped in
+        once caught up: until then the last complete one is served, never a partial one."""
         known: set[TopicPartition] = set()
+        building = live.LiveMonitors(self.live.settings)
+        swapped = False
         while True:
             assignment = set(consumer.assignment())
             if assignment != known:
                 ends = await consumer.end_offsets(list(assignment - known))
                 self._ends.update(ends)
                 known = assignment
-            before = self.live.jobs()
+            before = building.jobs()
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             for tp, got in batch.items():
-                self._fold(tp, got, len(consumer.partitions_for_topic(tp.topic) or ()))
-            if not self.caught_up:
-                if await self._done(consumer, known):
-                    self._caught_up.set()
-                    count = len(self.live.jobs())
-                    logger.info("Caught up with the monitor topics: %d monitor jobs.", count,
-                                extra={"jobs": count})  # fmt: skip
-                    await self._notify(frozenset(self.live.jobs()))
-                continue
-            await self._notify(live.changed_jobs(before, self.live.jobs()))
+                self._fold(building, tp, got, len(consumer.partitions_for_topic(tp.topic) or ()))
+            if swapped:
+                await self._notify(live.changed_jobs(before, building.jobs()))
+            elif await self._done(consumer, known):
+                old, self.live, swapped = self.live.jobs(), building, True
+                self._caught_up.set()
+                count = len(building.jobs())
+                logger.info("Caught up with the monitor topics: %d monitor jobs.", count,
+                            extra={"jobs": count})  # fmt: skip
+                await self._notify(frozenset(old) | frozenset(building.jobs()), always=True)
 
     async def _done(self, consumer: AIOKafkaConsumer, known: set[TopicPartition]) -> bool:
         matching = {t for t in await consumer.topics() if re.match(self._pattern, t)}
@@ -118,7 +140,11 @@ class MonitorsReader:
         return not behind
 
     def _fold(
-        self, tp: TopicPartition, got: Sequence[ConsumerRecord[bytes, bytes]], partitions: int
+        self,
+        into: live.LiveMonitors,
+        tp: TopicPartition,
+        got: Sequence[ConsumerRecord[bytes, bytes]],
+        partitions: int,
     ) -> None:
         parsed = parse_object_topic(self._prefix, tp.topic)
         if parsed is None:
@@ -134,10 +160,10 @@ class MonitorsReader:
                 logger.warning("Skipping %s[%d]@%d: %s.", record.topic, record.partition,
                                record.offset, exc, extra={"reason": exc.reason})  # fmt: skip
                 continue
-            self.live.apply(cluster, resource, key, obj)
+            into.apply(cluster, resource, key, obj)
 
-    async def _notify(self, jobs: frozenset[str]) -> None:
-        if not jobs:
+    async def _notify(self, jobs: frozenset[str], *, always: bool = False) -> None:
+        if not jobs and not always:
             return
         for listener in self._listeners:
             try:

@@ -13,6 +13,7 @@ API::
     live.apply(cluster, Resource.SERVICEMONITORS, key, monitor)  # True: jobs may change
     live.jobs()      # {job name: {cluster: MonitorJob}}, names sorted
     live.rejected()  # monitors the operator would reject, as select.Rejected
+    live.generation  # bumped whenever jobs() was recomputed
 
 Pure: no Kafka, no logging.
 """
@@ -48,6 +49,9 @@ class LiveMonitors:
     _jobs: dict[str, dict[str, select.MonitorJob]] = field(default_factory=dict, init=False)
     _rejected: list[select.Rejected] = field(default_factory=list, init=False)
     _stale: bool = field(default=False, init=False)
+    # Bumped at each recomputation: a reader compares it to know the jobs may differ
+    # without comparing them (cheap enough to check per batch or per request).
+    generation: int = field(default=0, init=False)
 
     def apply(
         self, cluster: str, resource: Resource, key: ObjectKey, obj: KubeObject | None
@@ -105,6 +109,7 @@ class LiveMonitors:
             jobs.setdefault(name, {})[cluster] = job
         self._jobs = jobs
         self._stale = False
+        self.generation += 1
 
 
 def changed_jobs(old: Jobs, new: Jobs, *, targets_only: bool = False) -> frozenset[str]:

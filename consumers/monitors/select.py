@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from consumers import selectors
 from consumers.monitors import jobs, scrape
 from schemas.monitors import LabelSelector, MonitorsSettings
 from schemas.objects import KubeObject, meta
@@ -97,20 +98,20 @@ def selected(
         return False  # null selects nothing
     m = meta(monitor)
     labels = m.get("labels")
-    if not selector.parsed().matches(labels if isinstance(labels, dict) else {}):
+    if not selectors.label_matches(selector.parsed(), labels if isinstance(labels, dict) else {}):
         return False
     namespace = str(m.get("namespace", ""))
     if namespaces is None:
         return namespace == settings.namespace
     found = namespace_labels(cluster, namespace)
-    return found is not None and namespaces.parsed().matches(found)
+    return found is not None and selectors.label_matches(namespaces.parsed(), found)
 
 
 def scrape_defaults(name: str, endpoint: Mapping[str, object]) -> dict[str, str]:
     """The labels Prometheus adds before relabeling for a monitor endpoint's job (the
     scrape parameters the operator writes into it); raises ValueError for a bad value."""
     given = {
-        "scheme": endpoint.get("scheme"),
+        "scheme": str(endpoint.get("scheme") or "").lower(),  # the operator lower-cases it
         "metrics_path": endpoint.get("path"),
         "scrape_interval": endpoint.get("interval"),
         "scrape_timeout": endpoint.get("scrapeTimeout"),

@@ -24,7 +24,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from consumers.sinks import sink_metrics, views
 
@@ -104,6 +104,17 @@ class FileSd:
         self._view = view
         self._metrics = metrics
         self._on_disk: dict[str, bytes | None] = {}
+
+    def jobs_on_disk(self, prefixes: tuple[str, ...]) -> frozenset[str]:
+        """Jobs whose names start with one of `prefixes` and have a file here (monitor
+        jobs a replica may have written before a restart and no longer serves)."""
+        heads = tuple(quote(p, safe="") for p in prefixes)
+        try:
+            names = [p.name for p in self.directory.iterdir()]
+        except FileNotFoundError:
+            return frozenset()
+        return frozenset(unquote(n.removesuffix(SUFFIX)) for n in names
+                         if n.startswith(heads) and n.endswith(SUFFIX))  # fmt: skip
 
     async def update(self, jobs: frozenset[str]) -> None:
         """Rewrite the files of `jobs` that changed (file I/O in a worker thread)."""

@@ -44,8 +44,9 @@ from urllib.parse import quote, unquote
 import orjson
 
 from consumers.sinks import answer_cache, sink_metrics, views
+from consumers.sinks.sd_json import fragment_entries, http_sd_document, http_sd_fragment
 from schemas.config import MAX_SHARDS
-from schemas.targets import TargetGroup, fragment_entries, http_sd_document, http_sd_fragment
+from schemas.targets import TargetGroup
 from schemas.topics import TargetKey
 
 logger = logging.getLogger(__name__)

@@ -155,7 +155,9 @@ class TargetsReader:
             self._behind = f"reading {self.topic}: {behind} of {len(parts)} partitions"
             self._fold(batch)
         jobs = frozenset(self.view.jobs())
-        await self._notify(jobs)  # sinks hold the whole topic before anyone calls us ready
+        # Sinks hold the whole topic before anyone calls us ready; told even of no job, so
+        # a sink waiting for our catch-up knows it happened.
+        await self._notify(jobs, always=True)
         self._caught_up.set()
         self._metrics.caught_up.set(1)
         logger.info(
@@ -192,10 +194,10 @@ class TargetsReader:
             )
         return applied
 
-    async def _notify(self, jobs: frozenset[str]) -> None:
+    async def _notify(self, jobs: frozenset[str], *, always: bool = False) -> None:
         for job in jobs:
             self._metrics.set_job(job, self.view)
-        if not jobs:
+        if not jobs and not always:
             return
         for listener in self._listeners:
             try:

@@ -93,7 +93,8 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
             cluster_pattern=cluster_pattern,
         )  # fmt: skip
     view = views.TargetView(
-        configured=frozenset(jobs), monitor_jobs=None if live is None else live.live.jobs
+        configured=frozenset(jobs),
+        monitor_jobs=None if live is None else (lambda: live.live.jobs()),
     )
     sd = http_sd.HttpSd(
         view,
@@ -105,16 +106,22 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     # The HTTP SD cache first: it never yields, so no request renders from a stale cache.
     listeners: list[kafka_targets.Listener] = [sd.update]
     files = None
+    gate = None
     if file_sd_dir is not None:
         files = file_sd.FileSd(file_sd_dir, view=view, metrics=metrics, mode=file_sd_mode)
-        listeners.append(files.update)
+        if live is None:
+            listeners.append(files.update)
+        else:
+            gate = _FilesGate(files)
+            listeners.append(gate.heard_targets)
     reader = kafka_targets.TargetsReader(
         kafka, view=view, metrics=metrics, listeners=listeners, retry_s=retry_s, topic=topic
     )
     if live is None or monitors is None:
         return Sinks(view, reader, sd, files, metrics)
-    for listener in listeners:
-        live.add_listener(listener)
+    live.add_listener(sd.update)
+    if gate is not None:
+        live.add_listener(gate.heard_monitors)
     own = monitors.scrape_configs
     scrape = scrape_configs.ScrapeConfigs(
         scrape_configs.LiveJobs(live.live.jobs),
@@ -142,3 +149,34 @@ def _monitor_routes(
         target_allocator.ROUTE: ta,
         scrape_configs.TA_PREFIX: under_ta,
     }
+
+
+class _FilesGate:
+    """File SD with monitor jobs hears both readers, and writes nothing until both have
+    caught up (each tells its listeners once it has, first): what a file holds must be
+    the whole answer. Then it writes every job either named, plus the files of monitor
+    jobs on disk that are no longer live (emptied: a restart must not leave a vanished
+    job's targets in place)."""
+
+    def __init__(self, files: file_sd.FileSd) -> None:
+        self._files = files
+        self._waiting = {"targets", "monitors"}
+        self._pending: set[str] = set()
+
+    async def heard_targets(self, jobs: frozenset[str]) -> None:
+        await self._heard("targets", jobs)
+
+    async def heard_monitors(self, jobs: frozenset[str]) -> None:
+        await self._heard("monitors", jobs)
+
+    async def _heard(self, source: str, jobs: frozenset[str]) -> None:
+        first = bool(self._waiting)
+        self._waiting.discard(source)
+        self._pending |= jobs
+        if self._waiting:
+            return
+        todo = frozenset(self._pending)
+        self._pending.clear()
+        if first:
+            todo |= self._files.jobs_on_disk(views.MONITOR_JOB_PREFIXES)
+        await self._files.update(todo)

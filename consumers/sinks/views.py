@@ -18,6 +18,7 @@ import orjson
 import pydantic
 
 from consumers import skips
+from consumers.sinks import sd_json
 from schemas import targets
 from schemas.events import SCHEMA_VERSION
 from schemas.targets import TargetGroup
@@ -115,7 +116,7 @@ class Held:
             group.job,
             group.cluster,
             len(group.targets),
-            targets.http_sd_fragment(group),
+            sd_json.http_sd_fragment(group),
             targets.digest(value),
         )
 
@@ -243,7 +244,7 @@ class TargetView:
     def document_parts(self, job: str, *, clusters: Iterable[str] = ()) -> list[bytes]:
         """`document` in pieces, for writing it out without joining (hundreds of MiB for a
         big job)."""
-        return targets.http_sd_document(h.fragment for h in self.held(job, clusters=clusters))
+        return sd_json.http_sd_document(h.fragment for h in self.held(job, clusters=clusters))
 
     def snapshot(self) -> Mapping[TargetKey, Held]:
         """Every live group by key (a copy), e.g. to compare two views."""

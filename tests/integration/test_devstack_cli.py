@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 
+from kafka_access import kafka_options
 from sdstream import settings
 from sdstream.devstack import cache, stack
 from sdstream.devstack.errors import DevstackError
@@ -76,7 +77,7 @@ async def test_up_secure_prints_client_settings_files_that_work(tmp_path: Path) 
         config = next(Path(p) for p in printed if p.endswith("producer-a.scram.yaml"))
         kafka = settings.load(settings.ProducerAppSettings, config_file=config, cluster="a").kafka
         assert (kafka.security_protocol, kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
-        admin = AIOKafkaAdminClient(**kafka.client_options())
+        admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
         await admin.start()
         try:
             response = await admin.create_topics(
@@ -88,7 +89,7 @@ async def test_up_secure_prints_client_settings_files_that_work(tmp_path: Path) 
             ("sdstream.a.pods", 0),
             ("sdstream.b.pods", 29),
         ]  # fmt: skip - 29: not authorized
-        writer = AIOKafkaProducer(**kafka.client_options())
+        writer = AIOKafkaProducer(**kafka_options.client_options(kafka))
         await writer.start()
         try:
             await writer.send_and_wait("sdstream.a.pods", b"{}", key=b"k")

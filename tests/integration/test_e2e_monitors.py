@@ -29,6 +29,7 @@ from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
 from consumers.monitors import jobs as monitor_jobs
+from consumers.sinks import file_sd
 from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
 from schemas.monitors import MonitorsSettings
 from schemas.topics import Resource, TargetKey, parse_target_key, targets_topic
@@ -55,10 +56,13 @@ def env(
     return e2e.Env(kafka_bootstrap, kubeconfig, kube_api, promtool)
 
 
-def consumer_settings(bootstrap: str, prefix: str, group: str, *, mode: str) -> ConsumerSettings:
+def consumer_settings(
+    bootstrap: str, prefix: str, group: str, *, mode: str, file_sd_dir: Path | None = None
+) -> ConsumerSettings:
     by_label = {"matchLabels": {LABEL: "on"}}
     return ConsumerSettings.model_validate({
         "kafka": KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
+        "file_sd_dir": file_sd_dir,
         "http": HttpSettings(port=0), "group_id": group, "mode": mode,
         "targets_partitions": e2e.PARTITIONS,
         "monitors": MonitorsSettings.model_validate({
@@ -165,6 +169,17 @@ async def judge(
         assert _strip(mine) == found, f"{job['job_name']}:\n" + oracle.describe(mine, found)
 
 
+async def same_file(directory: Path, address: tuple[str, int], job: str) -> None:
+    """Until the job's file SD file holds what HTTP SD serves."""
+    path = directory / file_sd.filename(job)
+    status, body = await served(address, job)
+    assert status == 200, body
+    await e2e.wait_for(
+        lambda: path.exists() and orjson.loads(path.read_bytes()) == body,
+        what=f"{path} holding the HTTP SD answer of {job}", timeout_s=30,
+    )  # fmt: skip
+
+
 async def tombstoned(bootstrap: str, prefix: str, job: str) -> None:
     """Every key the targets topic ever held for `job` ends in a tombstone."""
     last: dict[bytes, bytes | None] = {}
@@ -199,9 +214,10 @@ async def test_monitor_jobs_are_served_live_as_the_operator_configures_them(
     folding = e2e.RunningConsumer(
         consumer_settings(env.kafka_bootstrap, topic_prefix, group, mode="all")
     )
-    replica = e2e.RunningConsumer(
-        consumer_settings(env.kafka_bootstrap, topic_prefix, group, mode="serve")
-    )
+    files = tmp_path / "file_sd"
+    files.mkdir()
+    replica = e2e.RunningConsumer(consumer_settings(
+        env.kafka_bootstrap, topic_prefix, group, mode="serve", file_sd_dir=files))  # fmt: skip
     async with e2e.running(producer, folding, replica):
         # 1. the operator's own config as the judge, in both the folding process and a
         # serving replica
@@ -213,6 +229,8 @@ async def test_monitor_jobs_are_served_live_as_the_operator_configures_them(
         assert [j["job_name"] for j in theirs] == [j["job_name"] for j in generated(made)]
         await judge(env, folding.address, theirs, tmp_path)
         await judge(env, replica.address, theirs, tmp_path)
+        for job in theirs:
+            await same_file(files, replica.address, job["job_name"])
         page = await fetch(folding.address, path=f"/discovery/{theirs[0]['job_name']}")
         assert page.status == 200, page
 
@@ -238,6 +256,7 @@ async def test_monitor_jobs_are_served_live_as_the_operator_configures_them(
         await judge(env, replica.address, generated(now), tmp_path)
         for job in gone:
             await wait_served(replica.address, job, None)
+            assert orjson.loads((files / file_sd.filename(job)).read_bytes()) == []
 
         # 3. the namespace leaves the namespace selector: every job vanishes; and is back
         label_namespace(api, namespace, None)
@@ -319,8 +338,11 @@ async def test_the_same_monitors_in_two_clusters_make_one_job_per_endpoint_with_
                 assert sorted(map(orjson.dumps, both)) == sorted(
                     orjson.dumps(e) for _, body in parts for e in body
                 )
-            # the pod monitor goes in b only: its jobs keep a's targets alone
+            # the pod monitor goes in b only, while the fold is down: restarted, it
+            # tombstones b's groups of those jobs, which keep a's targets alone
+            await fold.stop()
             delete(api_b, Resource.PODMONITORS, namespace, "pods")
+            await fold.start()
             pod_jobs = [j for j in theirs["a"] if j["job_name"].startswith("podMonitor/")]
             for job in pod_jobs:
                 await wait_served(serve.address, job["job_name"], set(), "?cluster=b")

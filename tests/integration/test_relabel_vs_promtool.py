@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 from consumers import render
 from consumers.compactor import jobs
 from consumers.relabel import engine
+from consumers.sinks.sd_json import http_sd_entries
 from schemas.sd_config import ScrapeJob
-from schemas.targets import http_sd_entries
 from sdstream import render as render_cli
 from tests.integration import relabel_oracle as oracle
 from tests.unit.consumers.relabel.test_engine import PROMETHEUS_CASES

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 from kubernetes import client
 
+from kafka_access import kafka_options
 from schemas.config import ConsumerSettings, KafkaSettings, ProducerSettings
 from schemas.topics import Resource, object_topic, targets_topic
 from tests.integration import e2e_pipeline as e2e
@@ -119,7 +120,7 @@ async def test_a_producer_principal_cannot_write_another_clusters_topics(
     async with e2e.running(producer(env, as_a, cluster="a", ns=namespace), fold):
         await check_equal_to_promtool(env, fold, jobs, tmp_path)
 
-        intruder = AIOKafkaProducer(**as_a.client_options(), enable_idempotence=True)
+        intruder = AIOKafkaProducer(**kafka_options.client_options(as_a), enable_idempotence=True)
         await intruder.start()
         try:
             with pytest.raises(TopicAuthorizationFailedError):
@@ -151,7 +152,7 @@ async def test_the_sink_principal_reads_the_targets_topic_and_nothing_else(
     as_sink = secure_kafka.settings("sink", "mtls", topic_prefix=topic_prefix)
 
     assert (await first_record(as_sink, targets)).value == b"{}"
-    admin = AIOKafkaAdminClient(**as_sink.client_options())
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(as_sink))
     await admin.start()
     try:
         described = {t["topic"]: t["error_code"] for t in await admin.describe_topics()
@@ -159,7 +160,7 @@ async def test_the_sink_principal_reads_the_targets_topic_and_nothing_else(
     finally:
         await admin.close()
     assert described == {targets: 0}  # the object topic is not even visible
-    writer = AIOKafkaProducer(**as_sink.client_options())
+    writer = AIOKafkaProducer(**kafka_options.client_options(as_sink))
     await writer.start()
     try:
         with pytest.raises(TopicAuthorizationFailedError):
@@ -169,7 +170,7 @@ async def test_the_sink_principal_reads_the_targets_topic_and_nothing_else(
 
 
 async def first_record(kafka: KafkaSettings, topic: str) -> Any:
-    reader = AIOKafkaConsumer(**kafka.client_options(), group_id=None,
+    reader = AIOKafkaConsumer(**kafka_options.client_options(kafka), group_id=None,
                               auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     await reader.start()
     try:
@@ -201,14 +202,14 @@ async def test_each_protocol_and_mechanism_writes_and_reads_through_our_settings
     overrides = {} if mechanism is None else {"sasl_mechanism": mechanism}
     kafka = secure_kafka.settings("producer-a", method, topic_prefix=topic_prefix, **overrides)
     topic = object_topic(topic_prefix, "a", Resource.PODS)
-    admin = AIOKafkaAdminClient(**kafka.client_options())
+    admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
         response = await admin.create_topics([NewTopic(topic, 1, 1)])
     finally:
         await admin.close()
     assert [code for _, code, *_ in response.topic_errors] == [0]
-    writer = AIOKafkaProducer(**kafka.client_options(), enable_idempotence=True)
+    writer = AIOKafkaProducer(**kafka_options.client_options(kafka), enable_idempotence=True)
     await writer.start()
     try:
         await writer.send_and_wait(topic, b"{}", key=b"pod/ns/web-0")
@@ -242,7 +243,7 @@ async def test_mtls_with_an_encrypted_client_key_and_its_password_file(
         ssl_keyfile_password_file=secret,
     )  # fmt: skip
     topic = object_topic(topic_prefix, "a", Resource.SERVICES)
-    writer = AIOKafkaProducer(**kafka.client_options())
+    writer = AIOKafkaProducer(**kafka_options.client_options(kafka))
     await kafka_helpers.create_topic(secure_kafka.stack.kafka_bootstrap, topic)
     await writer.start()
     try:

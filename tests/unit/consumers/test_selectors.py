@@ -19,6 +19,15 @@ from hypothesis import strategies as st
 from consumers import selectors
 from schemas.topics import Resource
 
+
+def _labels_match(text: str, labels: Mapping[str, str]) -> bool:
+    return selectors.label_matches(selectors.parse_label_selector(text), labels)
+
+
+def _fields_match(text: str, kind: Resource, obj: dict[str, Any]) -> bool:
+    return selectors.field_matches(selectors.parse_field_selector(text, kind=kind), obj)
+
+
 # --- label selectors: parsing ------------------------------------------------------------
 
 # (text, canonical form as apimachinery's String() prints it: requirements sorted by key,
@@ -164,7 +173,7 @@ LABEL_MATCHES = [
 
 @pytest.mark.parametrize(("text", "labels", "expected"), LABEL_MATCHES)
 def test_label_selector_matches(text: str, labels: dict[str, str], expected: bool) -> None:
-    assert selectors.parse_label_selector(text).matches(labels) is expected
+    assert _labels_match(text, labels) is expected
 
 
 # --- label selectors: properties ---------------------------------------------------------
@@ -202,15 +211,15 @@ def test_label_selector_round_trips(parts: list[str]) -> None:
 
 @given(requirements(), requirements(), LABEL_SETS)
 def test_comma_is_and(left: str, right: str, labels: Mapping[str, str]) -> None:
-    both = selectors.parse_label_selector(f"{left},{right}").matches(labels)
-    each = [selectors.parse_label_selector(part).matches(labels) for part in (left, right)]
+    both = _labels_match(f"{left},{right}", labels)
+    each = [_labels_match(part, labels) for part in (left, right)]
     assert both is all(each)
 
 
 @given(KEYS, VALUE_SETS, LABEL_SETS)
 def test_notin_is_the_negation_of_in(key: str, values: str, labels: dict[str, str]) -> None:
-    inside = selectors.parse_label_selector(f"{key} in {values}").matches(labels)
-    assert selectors.parse_label_selector(f"{key} notin {values}").matches(labels) is not inside
+    inside = _labels_match(f"{key} in {values}", labels)
+    assert _labels_match(f"{key} notin {values}", labels) is not inside
 
 
 @given(KEYS, VALUES, LABEL_SETS)
@@ -218,7 +227,7 @@ def test_not_equals_and_not_exists_are_negations(
     key: str, value: str, labels: dict[str, str]
 ) -> None:
     def match(text: str) -> bool:
-        return selectors.parse_label_selector(text).matches(labels)
+        return _labels_match(text, labels)
 
     assert match(f"{key}!={value}") is not match(f"{key}={value}")
     assert match(f"!{key}") is not match(key)
@@ -333,7 +342,7 @@ FIELD_MATCHES = [
 
 @pytest.mark.parametrize(("pod", "text", "expected"), FIELD_MATCHES)
 def test_pod_field_values(pod: dict[str, Any], text: str, expected: bool) -> None:
-    assert selectors.parse_field_selector(text, kind=Resource.PODS).matches(pod) is expected
+    assert _fields_match(text, Resource.PODS, pod) is expected
 
 
 OTHER_MATCHES = [
@@ -353,7 +362,7 @@ OTHER_MATCHES = [
 def test_other_kinds_field_values(
     kind: Resource, obj: dict[str, Any], text: str, expected: bool
 ) -> None:
-    assert selectors.parse_field_selector(text, kind=kind).matches(obj) is expected
+    assert _fields_match(text, kind, obj) is expected
 
 
 FIELD_VALUES = st.text(alphabet="ab\\,=! ", max_size=6)
@@ -376,7 +385,9 @@ def test_field_terms_are_anded(name: str, wanted: str, kind: str) -> None:
     second = f"spec.type!={selectors.escape_field_value(kind)}"
 
     def match(text: str) -> bool:
-        return selectors.parse_field_selector(text, kind=Resource.SERVICES).matches(service)
+        return selectors.field_matches(
+            selectors.parse_field_selector(text, kind=Resource.SERVICES), service
+        )
 
     assert match(f"{first},{second}") is (match(first) and match(second))
     assert match(first) is (name == wanted)

@@ -13,6 +13,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from kafka_access import kafka_options
 from schemas.config import KafkaSettings, kafka_inconsistency
 from sdstream import settings
 
@@ -112,7 +113,7 @@ def test_the_password_file_is_read_less_one_newline_and_never_shown(
     loaded = _load(monkeypatch, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256",
                    sasl_username="u", sasl_password_file=pem / "password")  # fmt: skip
 
-    assert loaded.kafka.client_options()["sasl_plain_password"] == SECRET
+    assert kafka_options.client_options(loaded.kafka)["sasl_plain_password"] == SECRET
     assert SECRET not in repr(loaded)
     assert SECRET not in str(loaded)
     assert SECRET not in loaded.model_dump_json()
@@ -122,7 +123,7 @@ def test_only_one_trailing_newline_is_dropped(tmp_path: Path) -> None:
     (tmp_path / "p").write_text("pass\n\n")
     kafka = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
                           sasl_username="u", sasl_password_file=tmp_path / "p")  # fmt: skip
-    assert kafka.password() == "pass\n"
+    assert kafka_options.password(kafka) == "pass\n"
 
 
 @pytest.mark.parametrize(
@@ -177,7 +178,7 @@ def test_a_client_certificate_goes_into_the_ssl_context(
     loaded = _load(monkeypatch, security_protocol="SSL", ssl_cafile=pem / "b.crt",
                    ssl_certfile=pem / "a.crt", ssl_keyfile=pem / key, **extra)  # fmt: skip
 
-    context = loaded.kafka.client_options()["ssl_context"]
+    context = kafka_options.client_options(loaded.kafka)["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "b"),),)]
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import http_sd, sink_metrics
+from consumers.sinks import http_sd, sd_json, sink_metrics
 from consumers.sinks.http_sd import HttpSd, Reply
 from consumers.sinks.views import Held, TargetView
 from schemas.targets import TargetGroup
@@ -273,7 +273,7 @@ def test_shards_above_the_maximum_are_400_before_any_work() -> None:
 
 
 def test_a_shard_index_filters_a_fragment_like_hashmod() -> None:
-    fragment = http_sd.http_sd_fragment(MANY[3])
+    fragment = sd_json.http_sd_fragment(MANY[3])
     indexed = http_sd.index(fragment)
     whole = orjson.loads(b"[" + fragment + b"]")
     for shard in range(5):

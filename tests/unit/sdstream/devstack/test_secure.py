@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kafka_access import kafka_options
 from sdstream import cli, settings
 from sdstream.devstack import kafka_acls, secure, servers
 from sdstream.devstack.kafka_acls import Binding, Operation, Pattern, Resource
@@ -100,7 +101,7 @@ def test_client_files_load_as_producer_settings(made: secure.Secrets, tmp_path: 
     scram = settings.load(settings.ProducerAppSettings, config_file=Path(files["fold.scram"]),
                           cluster="a").kafka  # fmt: skip
     assert scram.bootstrap == "127.0.0.1:3"
-    assert scram.password() == made.passwords["fold"].read_text().strip()
+    assert kafka_options.password(scram) == made.passwords["fold"].read_text().strip()
     mtls = settings.load(settings.ProducerAppSettings, config_file=Path(files["sink.mtls"]),
                          cluster="a").kafka  # fmt: skip
     assert (mtls.security_protocol, mtls.ssl_certfile) == ("SSL", made.pki.clients["sink"].cert)
