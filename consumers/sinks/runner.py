@@ -124,7 +124,7 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
         live.add_listener(gate.heard_monitors)
     own = monitors.scrape_configs
     scrape = scrape_configs.ScrapeConfigs(
-        scrape_configs.LiveJobs(live.live.jobs),
+        scrape_configs.LiveJobs(lambda: live.live.jobs()),  # swapped on a re-read
         ready=lambda: reader.caught_up and live.caught_up,
         url=lambda: own.url or (advertised() if advertised else ""),
         client=own.http_sd,
