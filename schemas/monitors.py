@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from schemas import selectors
+from schemas.scrape_configs import ScrapeConfigsSettings
 from schemas.sd_config import ClusterName, check_cluster_label, check_some_clusters
 from schemas.selectors import SelectorError, key_problem, parse_label_selector, value_problem
 
@@ -93,6 +94,11 @@ class MonitorsSettings(BaseModel):
     )
     cluster_label: Annotated[str, AfterValidator(check_cluster_label)] = Field(
         "cluster", description="Label carrying the cluster name on every target"
+    )
+    scrape_configs: ScrapeConfigsSettings = Field(
+        ScrapeConfigsSettings(),
+        description="How GET /scrape_configs points scrapers at sdstream and where they "
+        "mount the Secrets monitors name (docs/monitors.md)",
     )
     service_discovery_role: Literal["endpoints", "endpointslice"] = Field(
         "endpoints",

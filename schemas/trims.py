@@ -113,8 +113,11 @@ NOTHING: Final[Spec] = {}  # metadata only: owner chains and namespace labels
 # Prometheus Operator monitors (monitoring.coreos.com/v1): what job generation reads
 # (prometheus-operator `generateServiceMonitorConfig` / `generatePodMonitorConfig`):
 # the selectors, the label options and, per endpoint, the port, the relabelings and the
-# scrape parameters. Authentication (tlsConfig, bearerTokenSecret, basicAuth,
-# authorization, oauth2) is left out: it names Secrets and is no part of the targets.
+# scrape parameters. Of authentication only the references are kept (which Secret or
+# ConfigMap key, which file, which TLS server name): `GET /scrape_configs` turns them into
+# file paths the user's Prometheus reads (docs/monitors.md). Secret values are never in
+# a monitor, so never on a topic; oauth2 is kept as its token URL only, to refuse it;
+# proxy settings are not kept (a proxy URL may carry credentials).
 _LABEL_SELECTOR: Final[Spec] = {
     "matchLabels": True,
     "matchExpressions": {"key": True, "operator": True, "values": True},
@@ -127,6 +130,20 @@ _RELABEL: Final[Spec] = {
     "modulus": True,
     "replacement": True,
     "action": True,
+}
+_SECRET_KEY: Final[Spec] = {"name": True, "key": True, "optional": True}
+_SECRET_OR_CONFIGMAP: Final[Spec] = {"secret": _SECRET_KEY, "configMap": _SECRET_KEY}
+_TLS: Final[Spec] = {
+    "ca": _SECRET_OR_CONFIGMAP,
+    "cert": _SECRET_OR_CONFIGMAP,
+    "keySecret": _SECRET_KEY,
+    "caFile": True,
+    "certFile": True,
+    "keyFile": True,
+    "serverName": True,
+    "insecureSkipVerify": True,
+    "minVersion": True,
+    "maxVersion": True,
 }
 _SCRAPE: Final[Spec] = {
     "targetPort": True,
@@ -143,6 +160,12 @@ _SCRAPE: Final[Spec] = {
     "enableHttp2": True,
     "relabelings": _RELABEL,
     "metricRelabelings": _RELABEL,
+    "tlsConfig": _TLS,
+    "bearerTokenSecret": _SECRET_KEY,
+    "bearerTokenFile": True,
+    "basicAuth": {"username": _SECRET_KEY, "password": _SECRET_KEY},
+    "authorization": {"type": True, "credentials": _SECRET_KEY, "credentialsFile": True},
+    "oauth2": {"tokenUrl": True},
 }
 _MONITOR: Final[Spec] = {
     "jobLabel": True,
@@ -151,6 +174,20 @@ _MONITOR: Final[Spec] = {
     "selectorMechanism": True,
     "namespaceSelector": {"any": True, "matchNames": True},
     "attachMetadata": {"node": True},
+    # scrape limits and protocols, copied to the job as the operator does
+    "sampleLimit": True,
+    "targetLimit": True,
+    "labelLimit": True,
+    "labelNameLengthLimit": True,
+    "labelValueLengthLimit": True,
+    "keepDroppedTargets": True,
+    "scrapeProtocols": True,
+    "fallbackScrapeProtocol": True,
+    "bodySizeLimit": True,
+    "scrapeNativeHistograms": True,
+    "nativeHistogramBucketLimit": True,
+    "scrapeClassicHistograms": True,
+    "convertClassicHistogramsToNHCB": True,
 }
 SERVICEMONITOR: Final[Spec] = {
     "spec": {

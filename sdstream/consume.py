@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from consumers.compactor import fold_metrics, folds, jobs, kafka_loop, kafka_targets_topic
 from consumers.discovery import route as discovery
 from consumers.discovery import source as discovery_source
-from consumers.sinks import kafka_targets, local_feed
+from consumers.sinks import kafka_targets, local_feed, scrape_configs
 from consumers.sinks import runner as sinks_runner
 from schemas.config import ConsumerSettings
 from sdstream import http, logs, settings, web_config
@@ -61,6 +61,11 @@ def build_loop(
     )
 
 
+def _advertised(server: http.HttpServer, *, tls: bool) -> str:
+    host, port = server.address
+    return scrape_configs.default_url(host, port, tls=tls)
+
+
 async def serve(
     config: ConsumerSettings,
     *,
@@ -76,6 +81,11 @@ async def serve(
     security = web_config.build(config.http, registry=registry)  # SettingsError: nothing runs
     metrics = fold_metrics.create(registry) if config.mode in ("all", "fold") else None
     sinks = None
+    tls = security.ssl_context is not None
+
+    def advertised() -> str:  # the listening address; no answer is served before it is known
+        return _advertised(server, tls=tls)
+
     if config.mode in ("all", "serve"):
         names = [job.job_name for job in config.scrape_configs]
         sinks = sinks_runner.build(
@@ -83,7 +93,7 @@ async def serve(
             topic=config.targets, file_sd_mode=config.file_sd_permissions,
             max_shards=config.http_sd_max_shards, cache_bytes=config.http_sd_cache_bytes,
             monitors=config.monitors, clusters=config.clusters,
-            cluster_pattern=config.cluster_pattern,
+            cluster_pattern=config.cluster_pattern, advertised=advertised,
         )  # fmt: skip
     # One process: the sinks take the fold's writes as they are sent (`local_feed`).
     feed = local_feed.LocalFeed(sinks.view, sinks.reader) if sinks is not None else None

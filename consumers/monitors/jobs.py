@@ -260,10 +260,15 @@ def _pod_rules(spec: Mapping[str, Any], ep: Mapping[str, Any], *, job: str) -> l
 
 
 def _own(ep: Mapping[str, Any]) -> list[Rule]:
-    """The endpoint's `relabelings` as `generateRelabelConfig` writes them: keys in its
-    order, an empty regex omitted (so the default applies), the action lower-cased."""
+    return relabel_configs(ep.get("relabelings"))
+
+
+def relabel_configs(relabelings: object) -> list[Rule]:
+    """A monitor's `relabelings` (or `metricRelabelings`) as `generateRelabelConfig`
+    writes them: keys in its order, an empty regex omitted (so the default applies), the
+    action lower-cased."""
     result = []
-    for relabeling in _list(ep.get("relabelings")):
+    for relabeling in _list(relabelings):
         r = _dict(relabeling)
         rule: Rule = {}
         if r.get("sourceLabels"):

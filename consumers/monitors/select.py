@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from consumers import selectors
-from consumers.monitors import jobs
+from consumers.monitors import jobs, scrape
 from schemas.monitors import LabelSelector, MonitorsSettings
 from schemas.objects import KubeObject, meta
 from schemas.relabel import RelabelConfig
@@ -41,6 +43,9 @@ class MonitorJob:
     # parameters are `endpoint_spec()` (interval, scheme, path, params, ...).
     monitor: KubeObject = field(default_factory=dict, compare=False, repr=False)
     endpoint: int = 0
+    # The job's scrape parameters as prometheus.yml keys (`scrape.parameters`), secrets
+    # as file references: what GET /scrape_configs serves for it.
+    scrape: Mapping[str, Any] = field(default_factory=dict)
     # Prometheus's scrape defaults for this endpoint (job, scheme, path, params,
     # intervals), added before relabeling as Prometheus does (`scrape_defaults`).
     defaults: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -126,7 +131,9 @@ def monitor_jobs(
     """The jobs of a selected monitor in `cluster`; raises jobs.MonitorError."""
     result = []
     generated = jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role)
-    for index, job in enumerate(generated):
+    secrets_dir = settings.scrape_configs.secrets_dir
+    parameters = scrape.parameters(resource, monitor, secrets_dir=secrets_dir)
+    for index, (job, scraping) in enumerate(zip(generated, parameters, strict=True)):
         (sd,) = job["kubernetes_sd_configs"]
         made = MonitorJob(
             name=job["job_name"],
@@ -137,10 +144,16 @@ def monitor_jobs(
             resource=resource,
             monitor=monitor,
             endpoint=index,
+            scrape=parameters_of(scraping),
         )
         defaults = scrape_defaults(made.name, made.endpoint_spec())
         result.append(dataclasses.replace(made, defaults=defaults))
     return result
+
+
+def parameters_of(scraping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Read-only: a MonitorJob is shared between the fold and the sinks."""
+    return MappingProxyType(dict(scraping))
 
 
 def all_jobs(

@@ -8,16 +8,27 @@ wrong and the integration tests exercise the same wiring.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from consumers.monitors import kafka_monitors
-from consumers.sinks import file_sd, http_sd, kafka_targets, sink_metrics, views
+from consumers.sinks import (
+    file_sd,
+    http_sd,
+    kafka_targets,
+    scrape_configs,
+    sink_metrics,
+    target_allocator,
+    views,
+)
 from schemas.config import MAX_SHARDS, KafkaSettings
 from schemas.monitors import MonitorsSettings
+
+# A GET handler as `sdstream.http` mounts it: (path, query=, headers=) -> reply or awaitable
+Route = Callable[..., http_sd.PartsReply | Awaitable[http_sd.PartsReply]]
 
 
 @dataclass(frozen=True)
@@ -37,10 +48,13 @@ class Sinks:
             self.monitors.unready_reason() if self.monitors is not None else None
         )
 
+    # With `monitors:`: GET /scrape_configs, the Target Allocator's /jobs, both under /ta
+    monitor_routes: Mapping[str, Route] = field(default_factory=dict)
+
     @property
-    def routes(self) -> Mapping[str, http_sd.HttpSd]:
+    def routes(self) -> Mapping[str, Route]:
         """For `sdstream.http.HttpServer(routes=...)`."""
-        return {http_sd.PREFIX: self.http}
+        return {http_sd.PREFIX: self.http, **self.monitor_routes}
 
 
 def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
@@ -57,6 +71,7 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     monitors: MonitorsSettings | None = None,
     clusters: Sequence[str] = (),
     cluster_pattern: str = ".*",
+    advertised: Callable[[], str] | None = None,
 ) -> Sinks:
     """Sinks reading `topic` (default `<kafka.topic_prefix>.targets`); `jobs` are the
     configured job names, served with the live jobs of the monitors that `monitors`
@@ -65,6 +80,10 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     Configured jobs answer `[]` (HTTP SD) and get a `[]` file (file SD) while they have no
     groups, instead of 404 / no file; records of other jobs are skipped and counted
     (`unconfigured_job`): they get no route and no file.
+
+    With `monitors`, the routes include GET /scrape_configs (each job's http_sd URL based
+    on `monitors.scrape_configs.url`, else on `advertised()`, the server's own address)
+    and the Target Allocator's /jobs (`/ta/...` too).
     """
     metrics = sink_metrics.create(registry)
     live = None
@@ -98,11 +117,38 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
     reader = kafka_targets.TargetsReader(
         kafka, view=view, metrics=metrics, listeners=listeners, retry_s=retry_s, topic=topic
     )
-    if live is not None:
-        live.add_listener(sd.update)
-        if gate is not None:
-            live.add_listener(gate.heard_monitors)
-    return Sinks(view, reader, sd, files, metrics, live)
+    if live is None or monitors is None:
+        return Sinks(view, reader, sd, files, metrics)
+    live.add_listener(sd.update)
+    if gate is not None:
+        live.add_listener(gate.heard_monitors)
+    own = monitors.scrape_configs
+    scrape = scrape_configs.ScrapeConfigs(
+        scrape_configs.LiveJobs(lambda: live.live.jobs()),  # swapped on a re-read
+        ready=lambda: reader.caught_up and live.caught_up,
+        url=lambda: own.url or (advertised() if advertised else ""),
+        client=own.http_sd,
+    )
+    live.add_listener(scrape.update)
+    routes = _monitor_routes(scrape, target_allocator.TargetAllocator(view, sd))
+    return Sinks(view, reader, sd, files, metrics, live, routes)
+
+
+def _monitor_routes(
+    scrape: scrape_configs.ScrapeConfigs, ta: target_allocator.TargetAllocator
+) -> dict[str, Route]:
+    def under_ta(
+        path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
+    ) -> http_sd.PartsReply | Awaitable[http_sd.PartsReply]:
+        if path == scrape_configs.TA_PREFIX + scrape_configs.ROUTE:
+            return scrape(path, query=query, headers=headers)
+        return ta(path, query=query, headers=headers)
+
+    return {
+        scrape_configs.ROUTE: scrape,
+        target_allocator.ROUTE: ta,
+        scrape_configs.TA_PREFIX: under_ta,
+    }
 
 
 class _FilesGate:

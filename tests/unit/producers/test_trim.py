@@ -306,22 +306,33 @@ _MONITOR_KEPT = {
     "selector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["x"]}]},
     "namespaceSelector": {"any": True},
 }
-_AUTH = {
+# Authentication: references (which Secret key, which file) are kept for /scrape_configs;
+# a proxy URL (it may carry credentials) and oauth2's client id and secret are not.
+_AUTH_REFERENCES = {
     "bearerTokenSecret": {"name": "token", "key": "t"},
-    "tlsConfig": {"ca": {"secret": {"name": "ca", "key": "c"}}},
+    "tlsConfig": {"ca": {"secret": {"name": "ca", "key": "c"}}, "serverName": "web"},
     "basicAuth": {"password": {"name": "pw", "key": "p"}},
+    "authorization": {"type": "Bearer", "credentials": {"name": "a", "key": "k"}},
 }
+_AUTH = {
+    **_AUTH_REFERENCES,
+    "oauth2": {"tokenUrl": "https://idp/token", "clientSecret": {"name": "o", "key": "s"},
+               "clientId": {"secret": {"name": "o", "key": "id"}}},
+    "proxyUrl": "http://user:password@proxy:3128",
+}  # fmt: skip
+_AUTH_KEPT = {**_AUTH_REFERENCES, "oauth2": {"tokenUrl": "https://idp/token"}}
 RAW_SERVICEMONITOR = {
     "apiVersion": "monitoring.coreos.com/v1",
     "kind": "ServiceMonitor",
     "metadata": meta(),
-    "spec": {**_MONITOR_KEPT, "targetLabels": ["tier"], "sampleLimit": 5,
+    "spec": {**_MONITOR_KEPT, "targetLabels": ["tier"], "sampleLimit": 5, "replicas": 2,
              "endpoints": [{**_ENDPOINT_KEPT, **_AUTH}]},
 }  # fmt: skip
 TRIMMED_SERVICEMONITOR = {
     "metadata": KEPT_META,
-    "spec": {**_MONITOR_KEPT, "targetLabels": ["tier"], "endpoints": [_ENDPOINT_KEPT]},
-}
+    "spec": {**_MONITOR_KEPT, "targetLabels": ["tier"], "sampleLimit": 5,
+             "endpoints": [{**_ENDPOINT_KEPT, **_AUTH_KEPT}]},
+}  # fmt: skip
 RAW_PODMONITOR = {
     "metadata": meta(),
     "spec": {
@@ -331,7 +342,10 @@ RAW_PODMONITOR = {
 }
 TRIMMED_PODMONITOR = {
     "metadata": KEPT_META,
-    "spec": {**_MONITOR_KEPT, "podMetricsEndpoints": [{**_ENDPOINT_KEPT, "portNumber": 9}]},
+    "spec": {
+        **_MONITOR_KEPT,
+        "podMetricsEndpoints": [{**_ENDPOINT_KEPT, "portNumber": 9, **_AUTH_KEPT}],
+    },
 }
 
 
