@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from consumers import render
@@ -151,11 +151,19 @@ def ours(
     return render_cli.http_sd(render_cli.job_groups(views, objects))
 
 
-def compare(promtool: Path, objects: list[dict[str, Any]], rule_list: list[Any], tmp: Path) -> None:
+def compare(
+    promtool: Path, objects: list[dict[str, Any]], rule_list: list[Any], tmp: Path,
+    *, outside_the_limit: bool = False,
+) -> None:  # fmt: skip
+    """`outside_the_limit`: discard (hypothesis) an example whose rules empty a scrape
+    default: an HTTP SD entry cannot say a label is absent, so the scraper adds its own
+    default back (docs/relabeling.md §7, a documented limit)."""
     theirs, mine = oracle.run_all(promtool, [
         oracle.file_sd(tmp, role_output(objects), rule_list),
         oracle.file_sd(tmp, ours(objects, rule_list, tmp)),
     ], tmp)  # fmt: skip
+    if outside_the_limit:
+        assume(all("__metrics_path__" in dict(target) for target in theirs))
     assert mine == theirs, f"rules {rule_list}:\n{oracle.describe(mine, theirs)}"
 
 
@@ -165,7 +173,7 @@ def test_generated_rules_match_prometheus(
     promtool: Path, objects: list[dict[str, Any]], rule_list: list[dict[str, Any]]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        compare(promtool, objects, rule_list, Path(tmp))
+        compare(promtool, objects, rule_list, Path(tmp), outside_the_limit=True)
 
 
 ANNOTATED = [
