@@ -19,6 +19,7 @@ field means and why is in docs/relabeling.md; in short:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Annotated, Any, Final
 
 import re2
@@ -60,14 +61,21 @@ def compile_regex(regex: str) -> Any:
 
 def _has_any_byte(regex: str) -> bool:
     r"""Whether `\C` appears as an escape outside a class and outside `\Q...\E`."""
+    return any(regex.startswith("\\C", i) for i in syntax_points(regex))
+
+
+def syntax_points(regex: str) -> Iterator[int]:
+    r"""Where an RE2 pattern's text has an escape (`\x`) or a `(` that is syntax: outside
+    character classes and `\Q...\E` quoting. One walk for the checks here and for
+    reading capture group names (`consumers.relabel.expand`)."""
     i, in_class = 0, False
     while i < len(regex):
         if regex.startswith("\\Q", i):
             end = regex.find("\\E", i + 2)
             i = len(regex) if end < 0 else end + 2
-        elif regex.startswith("\\", i):
-            if regex.startswith("C", i + 1) and not in_class:
-                return True
+        elif regex[i] == "\\":
+            if not in_class:
+                yield i
             i += 2
         elif in_class:
             end = regex.find(":]", i + 2) if regex.startswith("[:", i) else -1
@@ -79,8 +87,9 @@ def _has_any_byte(regex: str) -> bool:
             i += regex.startswith("^", i)
             i += regex.startswith("]", i)  # a leading ] is literal
         else:
+            if regex[i] == "(":
+                yield i
             i += 1
-    return False
 
 
 def _relabel_error(message: str) -> PydanticCustomError:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from schemas.relabel import syntax_points
+
 Groups = Sequence[str | None]  # each group's text, None when it took no part; 0 first
 _MAX_NUMBER = 10**8  # Go stops reading a number here: the reference becomes a name
 
@@ -90,26 +92,11 @@ def group_names(anchored: str, groups: int) -> list[str | None]:
     text: RE2's `groupindex` keeps one index per name, while Go allows a name twice and
     `$name` takes the first group of that name that matched."""
     names: list[str | None] = [None]
-    i, in_class = 0, False
-    while i < len(anchored) and len(names) <= groups:
-        if anchored.startswith("\\Q", i):
-            end = anchored.find("\\E", i + 2)
-            i = len(anchored) if end < 0 else end + 2
-        elif anchored[i] == "\\":
-            i += 2
-        elif in_class:
-            end = anchored.find(":]", i + 2) if anchored.startswith("[:", i) else -1
-            in_class = end >= 0 or anchored[i] != "]"
-            i = end + 2 if end >= 0 else i + 1
-        elif anchored[i] == "[":
-            in_class = True
-            i += 1 + anchored.startswith("^", i + 1)
-            i += anchored.startswith("]", i)
-        elif anchored[i] == "(":
-            i += 1
-            names += _capture(anchored, i)
-        else:
-            i += 1
+    for i in syntax_points(anchored):
+        if len(names) > groups:
+            break
+        if anchored[i] == "(":
+            names += _capture(anchored, i + 1)
     return names + [None] * (groups + 1 - len(names))
 
 
