@@ -125,11 +125,18 @@ class Fold:
         view = self.active.pop(position)
         del self._attach[position]
         role = table.role(view.role)
+        # Objects deleted since the last rebuild are pending but no longer stored: their
+        # groups are tombstoned too, or they would stay published with no object to reach.
+        deleted: dict[str, set[ObjectKey]] = {}
+        for owner in self.pending:
+            if owner[0] == position:
+                deleted.setdefault(owner[1], set()).add(owner[2])
         self.pending = {owner for owner in self.pending if owner[0] != position}
         for name, objects in self.clusters.items():
             if not view.reads_cluster(name):
                 continue
-            for key in list(_in_namespaces(view, objects.keys(view.role_resource))):
+            stored = set(_in_namespaces(view, objects.keys(view.role_resource)))
+            for key in sorted(stored | deleted.get(name, set())):
                 self.deps.forget((position, name, key))
                 tkey = group_key(view, name, role.source(key))
                 self.discovered.pop(tkey, None)

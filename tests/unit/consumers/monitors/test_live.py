@@ -158,3 +158,19 @@ def test_a_new_view_marks_only_objects_in_its_namespaces() -> None:
         (position, "c1", ObjectKey(f"{NS}/a")),
         (position, "c1", ObjectKey(f"{NS}/b")),
     }
+
+
+def test_a_view_removed_after_its_object_was_deleted_tombstones_that_group() -> None:
+    """The object is gone from the cluster state but its rebuild is still pending: the
+    removed view's group must be tombstoned, not left published with nothing to reach it."""
+    fold = _fold_with_pods()
+    live = live_with(pod_monitor("pm", {"port": "m"}))
+    (job,) = live.jobs()["podMonitor/team/pm/0"].values()
+    position = fold.add_view(monitor_views.view_of(job))
+    fold.rebuild()
+    fold.apply("c1", Resource.PODS, ObjectKey(f"{NS}/a"), None)
+    fold.remove_view(position)
+    built, _ = fold.rebuild()
+    key = TargetKey("podMonitor%2Fteam%2Fpm%2F0/c1/pod/team/a")
+    assert [(c.key, c.group) for c in built] == [(key, None)]
+    assert key not in fold.groups
