@@ -125,6 +125,9 @@ class Feed(Protocol):
     async def flush(self) -> None:
         """After a round of writes: tell whoever listens what changed."""
 
+    async def abort(self) -> None:
+        """The round's send failed: forget what it was given since the last flush."""
+
 
 class FoldLoop:
     def __init__(  # noqa: PLR0913 - the loop's collaborators, all keyword-only
@@ -519,6 +522,8 @@ class FoldLoop:
             try:
                 await self._publish_step()
             except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
+                if self._feed is not None:
+                    await self._feed.abort()
                 await self._publish_failed(exc, backoff)
             else:
                 if self._publish_problem is not None:
@@ -689,7 +694,7 @@ class FoldLoop:
         wanted = self.monitors.jobs()
         if self.monitors.generation == self._monitors_seen:
             return
-        self._monitors_seen = self.monitors.generation
+        generation = self.monitors.generation
         plan = monitor_views.plan({w: job for w, (_, job) in self._monitor_views.items()},
                                   wanted)  # fmt: skip
         for where in plan.remove:
@@ -699,6 +704,7 @@ class FoldLoop:
         for job in plan.add:
             position = self.fold.add_view(monitor_views.view_of(job))
             self._monitor_views[(job.name, job.cluster)] = position, job
+        self._monitors_seen = generation  # once applied, so a plan cut short is made again
         if plan.remove or plan.add:
             logger.info("Monitor jobs: %d live (%d views removed, %d added).",
                         len(self._monitor_views), len(plan.remove), len(plan.add),

@@ -28,10 +28,23 @@ class LocalFeed:
     view: views.TargetView
     reader: kafka_targets.TargetsReader
     _changed: set[str] = field(default_factory=set)
+    # What the view held for each key fed since the last flush, to put back if the send
+    # fails: the fold may never write those groups (it can go back to what the topic has).
+    _before: dict[TargetKey, views.Held | None] = field(default_factory=dict)
 
     def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> None:
+        self._before.setdefault(key, self.view.held_at(key))
         self._changed |= self.view.put(key, group, value)
 
     async def flush(self) -> None:
+        """The round's writes are acknowledged: tell the listeners what changed."""
+        self._before.clear()
         changed, self._changed = frozenset(self._changed), set()
         await self.reader.changed(changed)
+
+    async def abort(self) -> None:
+        """The round's send failed: the view holds again what it held before the round
+        (records that did reach the topic come back through the reader, no longer held)."""
+        for key, held in self._before.items():
+            self._changed |= self.view.restore(key, held)
+        await self.flush()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Final
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import orjson
 
@@ -77,7 +77,7 @@ class TargetAllocator:
             return http_sd.PartsReply(200, (jobs_document(counts),), {"Content-Type": JSON_TYPE})
         if not inner.endswith(_TARGETS) or len(inner) <= len(_TARGETS) + 1:
             return _error(404, "not found: /jobs/<job>/targets")
-        job = unquote(inner[1 : -len(_TARGETS)])
+        job = unquote_plus(inner[1 : -len(_TARGETS)])  # `link` escapes as Go's QueryEscape
         asked = {k: v for k, v in query.items() if k != "collector_id"}
         collector = "collector_id" in query
         answer = await self._http(

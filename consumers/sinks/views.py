@@ -239,6 +239,14 @@ class TargetView:
             return False
         return self._by_job[job][key].digest == targets.digest(record.value)
 
+    def held_at(self, key: TargetKey) -> Held | None:
+        job = self._job_of.get(key)
+        return None if job is None else self._by_job[job][key]
+
+    def restore(self, key: TargetKey, held: Held | None) -> frozenset[str]:
+        """Hold `held` (from `held_at`) for `key` again; the jobs that changed."""
+        return self._put(key, held)
+
     def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> frozenset[str]:
         """Upsert (`value` is `group`'s record) or delete (None) one key, from the fold of
         this process rather than a record; the jobs whose groups changed. Jobs not

@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consumers.sinks import kafka_targets, local_feed, sink_metrics
-from consumers.sinks.views import TargetView
+from consumers.sinks.views import Held, TargetView
 from schemas.config import KafkaSettings
 from tests.unit.consumers.sinks.builders import group, key, record
 
@@ -49,3 +49,26 @@ async def test_writes_are_held_at_once_and_told_once_the_reader_caught_up() -> N
     assert view.counts("web") == (0, 0)
     await feed.flush()  # nothing changed since: nobody told
     assert len(heard) == 2
+
+
+async def test_a_failed_send_puts_back_what_the_view_held() -> None:
+    """The fold may never write what a failed round fed (it can go back to what the topic
+    holds, or the object may be deleted): the view must not keep serving it."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    feed = local_feed.LocalFeed(view, reader)
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    await feed.flush()
+    moved = group("web", "east", "web-0", "10.0.0.9:80")
+    other = group("web", "east", "web-1", "10.0.0.2:80")
+
+    feed.put(key(moved), moved, record(moved)[1])
+    feed.put(key(other), other, record(other)[1])
+    feed.put(key(other), None, None)
+    feed.put(key(other), other, record(other)[1])
+    await feed.abort()
+
+    assert view.held("web") == [Held.of(WEB)]
+    assert view.counts("web") == (1, 1)

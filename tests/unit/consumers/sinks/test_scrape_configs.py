@@ -185,3 +185,14 @@ def test_live_jobs_come_in_the_operator_s_order() -> None:
     ordered = sorted(names, key=scrape_configs.operator_order)
     assert ordered == ["serviceMonitor/a/z/0", "serviceMonitor/b/y/2", "serviceMonitor/b/y/10",
                        "podMonitor/a/x/0"]  # fmt: skip
+
+
+def test_a_jobs_link_leads_to_its_targets_even_with_a_space_in_its_name() -> None:
+    spaced = group("serviceMonitor/ns/w b/0", "east", "web-0", "10.0.0.3:80")
+    view = TargetView(configured=frozenset())
+    view.apply(key(spaced), spaced)
+    route = target_allocator.TargetAllocator(view, HttpSd(view, ready=lambda: True))
+    link = target_allocator.link("serviceMonitor/ns/w b/0")
+    reply = asyncio.run(route(link, query={"collector_id": ["c"]}, headers={}))
+    assert reply.status == 200
+    assert [t["targets"] for t in orjson.loads(reply.body)] == [["10.0.0.3:80"]]
