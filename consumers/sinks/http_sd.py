@@ -164,7 +164,8 @@ def matches(if_none_match: str, tag: str) -> bool:
     return any(c in ("*", tag) for c in candidates)
 
 
-def _json(status: int, document: object) -> PartsReply:
+def json_reply(status: int, document: object) -> PartsReply:
+    """A small JSON answer (errors, listings) of any of the sinks' routes."""
     return PartsReply(status, (orjson.dumps(document) + b"\n",), {"Content-Type": CONTENT_TYPE})
 
 
@@ -290,18 +291,18 @@ class HttpSd:
     def _route(self, path: str, query: Mapping[str, Sequence[str]]) -> PartsReply | Wanted:
         rest = path.removeprefix(PREFIX)
         if rest == path or (rest and not rest.startswith("/")):
-            return _json(404, {"error": "not found"})
+            return json_reply(404, {"error": "not found"})
         if not self._ready():
-            return _json(503, {"error": "not caught up with the targets topic yet"})
+            return json_reply(503, {"error": "not caught up with the targets topic yet"})
         job = unquote(rest[1:])
         if not job:
-            return _json(200, self._jobs())
+            return json_reply(200, self._jobs())
         if not self._view.known(job):
-            return _json(404, {"error": "unknown job", "job": job, "jobs": self._view.jobs()})
+            return json_reply(404, {"error": "unknown job", "job": job, "jobs": self._view.jobs()})
         try:
             shard = _shard(query, self._max_shards)
         except BadQuery as exc:
-            return _json(400, {"error": str(exc)})
+            return json_reply(400, {"error": str(exc)})
         clusters = _clusters(query, lambda name: self._view.has_cluster(job, name))
         return Wanted(job, clusters, shard)
 
@@ -334,7 +335,7 @@ class HttpSd:
                 len(self._pending),
                 extra={"reason": "max_renders"},
             )
-        reply = _json(503, {"error": "too many answers being rendered, retry later"})
+        reply = json_reply(503, {"error": "too many answers being rendered, retry later"})
         return PartsReply(
             reply.status, reply.parts, {**reply.headers, "Retry-After": str(_BUSY_RETRY_S)}
         )

@@ -32,7 +32,7 @@ import yaml
 
 from consumers.monitors import select
 from consumers.sinks.http_sd import PREFIX as HTTP_SD
-from consumers.sinks.http_sd import PartsReply
+from consumers.sinks.http_sd import PartsReply, json_reply
 from schemas.scrape_configs import HttpSdClient
 
 ROUTE: Final = "/scrape_configs"
@@ -200,9 +200,9 @@ class ScrapeConfigs:
     ) -> PartsReply:
         ta = path == TA_PREFIX + ROUTE
         if path != ROUTE and not ta:
-            return _error(404, "not found")
+            return json_reply(404, {"error": "not found"})
         if not self._ready():
-            return _error(503, "not caught up with the topics yet")
+            return json_reply(503, {"error": "not caught up with the topics yet"})
         parts, ta_json = self._answer or await self._render()
         if ta or wants_json(headers):
             return PartsReply(200, (ta_json,), {"Content-Type": JSON_TYPE})
@@ -224,9 +224,3 @@ class ScrapeConfigs:
         self._pending = None
         if not done.cancelled() and done.exception() is None and generation == self._generation:
             self._answer = done.result()
-
-
-def _error(status: int, message: str) -> PartsReply:
-    return PartsReply(
-        status, (orjson.dumps({"error": message}) + b"\n",), {"Content-Type": JSON_TYPE}
-    )

@@ -67,7 +67,7 @@ class TargetAllocator:
     ) -> http_sd.PartsReply:
         rest = path.removeprefix(TA_PREFIX)
         if rest != ROUTE and not rest.startswith(ROUTE + "/"):
-            return _error(404, "not found")
+            return http_sd.json_reply(404, {"error": "not found"})
         inner = rest.removeprefix(ROUTE)
         if not inner or inner == "/":
             listing = await self._http(http_sd.PREFIX, query={}, headers={})
@@ -76,7 +76,7 @@ class TargetAllocator:
             counts = {job: self._view.counts(job)[1] for job in self._view.jobs()}
             return http_sd.PartsReply(200, (jobs_document(counts),), {"Content-Type": JSON_TYPE})
         if not inner.endswith(_TARGETS) or len(inner) <= len(_TARGETS) + 1:
-            return _error(404, "not found: /jobs/<job>/targets")
+            return http_sd.json_reply(404, {"error": "not found: /jobs/<job>/targets"})
         job = unquote_plus(inner[1 : -len(_TARGETS)])  # `link` escapes as Go's QueryEscape
         asked = {k: v for k, v in query.items() if k != "collector_id"}
         collector = "collector_id" in query
@@ -88,8 +88,3 @@ class TargetAllocator:
         if collector or answer.status != 200:
             return answer
         return http_sd.PartsReply(200, wrap_targets(job, answer.parts), {"Content-Type": JSON_TYPE})
-
-
-def _error(status: int, message: str) -> http_sd.PartsReply:
-    body = orjson.dumps({"error": message}) + b"\n"
-    return http_sd.PartsReply(status, (body,), {"Content-Type": JSON_TYPE})
