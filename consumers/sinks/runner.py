@@ -128,6 +128,7 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
         ready=lambda: reader.caught_up and live.caught_up,
         url=lambda: own.url or (advertised() if advertised else ""),
         client=own.http_sd,
+        disagreeing=metrics.disagreeing,
     )
     live.add_listener(scrape.update)
     routes = _monitor_routes(scrape, target_allocator.TargetAllocator(view, sd))
