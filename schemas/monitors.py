@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from schemas import selectors
-from schemas.scrape_configs import ScrapeConfigsSettings
+from schemas.scrape_configs import ScrapeConfigsSettings, TargetAllocatorSettings
 from schemas.sd_config import ClusterName, check_cluster_label, check_some_clusters
 from schemas.selectors import SelectorError, key_problem, parse_label_selector, value_problem
 
@@ -99,6 +99,11 @@ class MonitorsSettings(BaseModel):
         ScrapeConfigsSettings(),
         description="How GET /scrape_configs points scrapers at sdstream and where they "
         "mount the Secrets monitors name (docs/monitors.md)",
+    )
+    target_allocator: TargetAllocatorSettings | None = Field(
+        None,
+        description="The collectors the Target Allocator API shares each job's targets "
+        "among; omitted: every collector gets every target",
     )
     service_discovery_role: Literal["endpoints", "endpointslice"] = Field(
         "endpoints",

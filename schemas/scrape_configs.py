@@ -7,19 +7,31 @@ references the user's Prometheus resolves. Secret values never appear here: the 
 have no field for one (`credentials`, `password` are refused as unknown keys), so the
 document, which anyone allowed to read it sees whole, cannot carry one. Also where the
 Secrets and ConfigMaps a monitor names are mounted (`secrets_dir`, docs/monitors.md).
+
+`monitors.target_allocator:` (`TargetAllocatorSettings`) names the OpenTelemetry
+collectors among which the Target Allocator API (`/jobs/<job>/targets?collector_id=`)
+shares each job's targets, as the allocator's own config names its allocation strategy;
+the allocator finds its collectors by watching their pods, sdstream is told their names
+(a list, or a StatefulSet's name and replicas).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas import prom_duration
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 OPERATOR_TLS_DIR = "/etc/prometheus/certs"  # prometheus-operator's tlsAssetsDir
+# Collectors a job's targets are shared among: each target's owner is found by hashing it
+# once per collector (rendezvous hashing), so a job's first allocation costs targets x
+# collectors hashes (~1.4 us each).
+MAX_COLLECTORS = 64
+# A collector_id: what the collector sends (usually its pod name, a DNS-1123 subdomain).
+_COLLECTOR = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 
 
 def _base_url(value: str) -> str:
@@ -106,3 +118,51 @@ class ScrapeConfigsSettings(BaseModel):
         "prometheus-operator's TLS assets layout",
     )
     http_sd: HttpSdClient = HttpSdClient()
+
+
+CollectorName = Annotated[str, Field(pattern=_COLLECTOR)]
+
+
+class TargetAllocatorSettings(BaseModel):
+    """How `/jobs/<job>/targets?collector_id=<id>` shares a job's targets among collectors
+    (docs/monitors.md). Either `collectors`, or `collector_name` and `collector_replicas`
+    (a StatefulSet's pods, `<name>-0` .. `<name>-<replicas-1>`)."""
+
+    model_config = _FROZEN
+
+    allocation_strategy: Literal["consistent-hashing"] = Field(
+        "consistent-hashing",
+        description="As the allocator's default strategy: each target (by __address__) to one "
+        "collector, a collector added or removed moving only ~1/N of them (rendezvous hashing)",
+    )
+    collectors: tuple[CollectorName, ...] | None = Field(
+        None,
+        description="The collector_ids (the collectors' pod names) to share targets among",
+        min_length=1,
+        max_length=MAX_COLLECTORS,
+    )
+    collector_name: CollectorName | None = Field(
+        None, description="A StatefulSet of collectors: its name (with collector_replicas)"
+    )
+    collector_replicas: int | None = Field(
+        None, ge=1, le=MAX_COLLECTORS, description="A StatefulSet of collectors: its replicas"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        named = self.collector_name is not None, self.collector_replicas is not None
+        if self.collectors is not None and any(named):
+            raise ValueError("collectors, or collector_name with collector_replicas, not both")
+        if self.collectors is None and not all(named):
+            raise ValueError("collectors, or collector_name with collector_replicas")
+        if self.collectors is not None and len(set(self.collectors)) < len(self.collectors):
+            raise ValueError("collectors: each name once")
+        return self
+
+    def names(self) -> tuple[str, ...]:
+        """The collector_ids, sorted."""
+        if self.collectors is not None:
+            return tuple(sorted(self.collectors))
+        return tuple(
+            sorted(f"{self.collector_name}-{i}" for i in range(self.collector_replicas or 0))
+        )

@@ -113,8 +113,9 @@ async def serve(
     page = None
     if loop is not None and metrics is not None and config.discovery_page:
         data = discovery_source.FoldSource(
-            loop.fold, lag=metrics.lag, prefix=config.kafka.topic_prefix, unready=unready
-        )
+            loop.fold, lag=metrics.lag, prefix=config.kafka.topic_prefix, unready=unready,
+            monitor_jobs=loop.monitors.jobs if loop.monitors is not None else None,
+        )  # fmt: skip
         page = discovery.DiscoveryPage(data, registry=registry)
         routes.update(page.routes)
     server = http.HttpServer(

@@ -75,10 +75,21 @@ class ClusterSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A monitor job whose clusters' copies set different scrape parameters."""
+
+    job: str
+    keys: Sequence[str]  # the parameters (prometheus.yml keys) that differ
+    used: str  # the cluster whose parameters /scrape_configs serves (first by name)
+    values: Mapping[str, Mapping[str, str]]  # cluster -> key -> value as JSON
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     unready: str | None  # None: ready; else why not (what /readyz says)
     jobs: Sequence[JobSummary]
     clusters: Sequence[ClusterSummary]
+    disagreements: Sequence[Disagreement] = ()
 
 
 def _e(text: object) -> str:
@@ -128,8 +139,59 @@ def overview(data: Overview) -> bytes:
         "<th>groups</th><th>lag (records)</th></tr>", clusters, "</table>",
         "<p>Lag: records of the cluster's object topics not yet folded, behind the end "
         "offsets at the fold's last position check. Counts are of this consumer's "
-        "partitions.</p>",
+        "partitions.</p>", _disagreements(data.disagreements),
     ])  # fmt: skip
+
+
+def _disagreements(found: Sequence[Disagreement]) -> str:
+    if not found:
+        return ""
+    rows_ = "".join(
+        f'<tr><td><a href="{_e(job_path(d.job))}">{_e(d.job)}</a></td>'
+        f"<td>{_e(', '.join(d.keys))}</td><td>{_e(d.used)}</td></tr>"
+        for d in found
+    )
+    return (
+        "<h2>Monitor jobs whose clusters disagree</h2><p>The same monitor sets different "
+        "scrape parameters in these clusters; /scrape_configs serves the first cluster's "
+        'by name.</p><table id="disagreements"><tr><th>job</th><th>differing</th>'
+        f"<th>used (cluster)</th></tr>{rows_}</table>"
+    )
+
+
+def _disagreement(found: Disagreement | None) -> str:
+    """A job's disagreement: each differing parameter, per cluster."""
+    if found is None:
+        return ""
+    clusters = list(found.values)
+    head = "".join(f"<th>{_e(c)}{' (used)' if c == found.used else ''}</th>" for c in clusters)
+    body = "".join(
+        f"<tr><td>{_e(key)}</td>"
+        + "".join(f"<td>{_value(found.values[c][key])}</td>" for c in clusters)
+        + "</tr>"
+        for key in found.keys
+    )
+    return (
+        f'<p id="disagreement">Clusters disagree on scrape parameters: /scrape_configs '
+        f"uses cluster {_e(found.used)}'s (the first by name).</p>"
+        f'<table id="scrape-parameters"><tr><th>parameter</th>{head}</tr>{body}</table>'
+    )
+
+
+def _rule_sets(selection: rows.Selection) -> str:
+    """The job's relabel rules, per distinct list with the clusters using it."""
+    sets = [(clusters, rules) for clusters, rules in selection.rule_sets if rules]
+    if not sets:
+        return ""
+    parts = ['<section id="rules"><h2>Relabel rules</h2>']
+    for clusters, rules in sets:
+        who = f"cluster {', '.join(clusters)}" if clusters else "every cluster"
+        if len(sets) == 1 and clusters:
+            who = f"every cluster ({', '.join(clusters)})"
+        items = "".join(f"<li>{_value(rule)}</li>" for rule in rules)
+        parts.append(f'<h3 class="rules-of">{_e(who)}</h3><ol start="0">{items}</ol>')
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _value(value: str) -> str:
@@ -188,8 +250,9 @@ def _form(selection: rows.Selection) -> str:
     )
 
 
-def job_page(selection: rows.Selection) -> bytes:
-    """`GET /discovery/<job>`: one page of the job's targets, both sides of relabeling."""
+def job_page(selection: rows.Selection, disagreement: Disagreement | None = None) -> bytes:
+    """`GET /discovery/<job>`: one page of the job's targets, both sides of relabeling;
+    each target's cluster's rules, and, for a monitor job, its clusters' disagreement."""
     s = selection
     summary = (
         f'<p id="summary">{s.total} targets discovered: {s.active} served, '
@@ -200,6 +263,7 @@ def job_page(selection: rows.Selection) -> bytes:
         _form(s), _pager(s),
         '<table id="targets"><tr><th>cluster / source</th><th>discovered labels</th>'
         "<th>target labels</th></tr>", *map(_row, s.rows), "</table>", _pager(s),
+        _disagreement(disagreement), _rule_sets(s),
     ])  # fmt: skip
 
 

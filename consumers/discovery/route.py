@@ -82,7 +82,8 @@ class DiscoveryPage:
         size = self._page_size
         return self._render(
             lambda snap: html.job_page(
-                rows.select(source.job_targets(snap, job), wanted, page_size=size)
+                rows.select(source.job_targets(snap, job), wanted, page_size=size),
+                source.disagreement(snap.monitor_jobs, job),
             )
         )
 

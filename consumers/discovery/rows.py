@@ -18,7 +18,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from schemas.targets import TargetGroup
@@ -62,12 +62,29 @@ def as_discovered(labels: Mapping[str, str]) -> Verdict:
 class JobTargets:
     """A job's discovered groups (a copy: the fold changes its own) and how to relabel.
 
-    `rules` describes each relabel rule, by index, to say which one dropped a target."""
+    `rules` describes each relabel rule, by index, to say which one dropped a target.
+    `by_cluster`: how each cluster relabels where it is its own (a monitor job is made
+    from each cluster's copy of the monitor, whose relabelings may differ); a cluster
+    not in it relabels with `relabel`."""
 
     job: str
     groups: Sequence[tuple[str, TargetGroup]]  # (group key, group), sorted by key
     relabel: Relabel = as_discovered
     rules: Sequence[str] = ()
+    by_cluster: Mapping[str, tuple[Relabel, Sequence[str]]] = field(default_factory=dict)
+
+    def relabeling(self, cluster: str) -> tuple[Relabel, Sequence[str]]:
+        return self.by_cluster.get(cluster, (self.relabel, self.rules))
+
+    def rule_sets(self) -> list[tuple[tuple[str, ...], Sequence[str]]]:
+        """Each distinct list of rules and the clusters using it (() for every cluster
+        not named), in the order of the clusters' names."""
+        found: dict[tuple[str, ...], list[str]] = {}
+        for cluster in sorted(self.by_cluster):
+            found.setdefault(tuple(self.by_cluster[cluster][1]), []).append(cluster)
+        if not found or any(g.cluster not in self.by_cluster for _, g in self.groups):
+            found.setdefault(tuple(self.rules), [])
+        return [(tuple(clusters), list(rules)) for rules, clusters in found.items()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +133,9 @@ class Selection:
     matched: int  # passing the search and state filter
     page: int  # the page shown (the last one when asked past it)
     pages: int
+    # Each distinct list of relabel rules (as written) and the clusters using it
+    # (`JobTargets.rule_sets`): several when the job's clusters relabel differently.
+    rule_sets: Sequence[tuple[tuple[str, ...], Sequence[str]]] = ()
 
     @property
     def dropped(self) -> int:
@@ -158,11 +178,12 @@ def rows(job: JobTargets) -> Iterator[Row]:
 def _walk(job: JobTargets, *, search: bool) -> Iterator[tuple[Row, _Text | None]]:
     for _, group in job.groups:
         shared = labels_text(group.labels) if search else ""
+        relabel, rules = job.relabeling(group.cluster)
         for target in group.targets:
             discovered = {**group.labels, **target}
-            verdict = job.relabel(discovered)
+            verdict = relabel(discovered)
             row = Row(group.cluster, group.source, discovered, verdict.final,
-                      why(verdict, job.rules))  # fmt: skip
+                      why(verdict, rules))  # fmt: skip
             yield row, _Text(shared, target) if search else None
 
 
@@ -208,7 +229,9 @@ def select(job: JobTargets, query: Query, *, page_size: int = PAGE_SIZE) -> Sele
     pages = max(1, -(-matched // page_size))
     page = min(query.page, pages)
     shown = kept if page == query.page else previous
-    return Selection(job.job, query, tuple(shown), total, active, matched, page, pages)
+    return Selection(
+        job.job, query, tuple(shown), total, active, matched, page, pages, job.rule_sets()
+    )
 
 
 def counts(groups: Iterable[TargetGroup]) -> tuple[int, int]:

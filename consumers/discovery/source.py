@@ -7,6 +7,11 @@ loop. The copies are shallow (groups are immutable and shared), so a snapshot co
 dict copy. `overview` and `job_targets` then turn a snapshot into page data, in the
 render thread.
 
+A monitor job is made from each cluster's copy of its monitor: its views read one cluster
+each, with that copy's rules, so the page explains each target with its own cluster's
+rules (`relabeling` keys them by cluster) and lists the clusters whose copies set
+different scrape parameters (`disagreements`; /scrape_configs uses the first cluster's).
+
 Lag per cluster is the sum, over the cluster's object-topic partitions this consumer
 reads, of the fold's `sdstream_fold_partition_lag` gauge: records between its position
 and the partition's high-water mark at the fold's last position check (every poll,
@@ -17,7 +22,8 @@ broker had is folded, not that the producer is current with its API server.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from prometheus_client import Gauge
@@ -25,11 +31,15 @@ from prometheus_client import Gauge
 from consumers.compactor import folds
 from consumers.compactor.jobs import JobView
 from consumers.discovery import html, rows
+from consumers.monitors.select import MonitorJob
 from consumers.relabel import engine
+from consumers.sinks import scrape_configs
 from schemas.targets import TargetGroup
 from schemas.topics import TargetKey, parse_object_topic
 
 Relabeling = tuple[rows.Relabel, Sequence[str]]  # how a job relabels; its rules described
+Relabelings = Mapping[str | None, Relabeling]  # by cluster; None: every cluster
+MonitorJobs = Mapping[str, Mapping[str, MonitorJob]]  # job -> cluster -> its copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +50,8 @@ class Snapshot:
     served: Mapping[str, int]  # targets per job after relabeling
     objects: Mapping[str, int]  # per cluster
     lag: Mapping[str, int]  # per cluster
-    relabeling: Mapping[str, Relabeling]  # jobs with relabel_configs
+    relabeling: Mapping[str, Relabelings]  # jobs with relabel_configs
+    monitor_jobs: MonitorJobs = field(default_factory=dict)  # the live ones (immutable)
 
 
 def overview(snapshot: Snapshot) -> html.Overview:
@@ -65,7 +76,35 @@ def overview(snapshot: Snapshot) -> html.Overview:
         jobs,
         [html.ClusterSummary(name, snapshot.objects.get(name, 0), per_cluster.get(name, 0),
                              snapshot.lag.get(name)) for name in names],
+        disagreements(snapshot),
     )  # fmt: skip
+
+
+def disagreements(snapshot: Snapshot) -> list[html.Disagreement]:
+    """The monitor jobs whose clusters' copies set different scrape parameters."""
+    return [
+        found
+        for job in snapshot.monitor_jobs
+        if (found := disagreement(snapshot.monitor_jobs, job)) is not None
+    ]
+
+
+def disagreement(monitor_jobs: MonitorJobs, job: str) -> html.Disagreement | None:
+    by_cluster: Mapping[str, Mapping[str, Any]] = {
+        cluster: copy.scrape for cluster, copy in monitor_jobs.get(job, {}).items()
+    }
+    keys = scrape_configs.differing(by_cluster)
+    if not keys:
+        return None
+    values = {
+        cluster: {key: _shown(params, key) for key in keys}
+        for cluster, params in sorted(by_cluster.items())
+    }
+    return html.Disagreement(job, keys, min(by_cluster), values)
+
+
+def _shown(params: Mapping[str, Any], key: str) -> str:
+    return orjson.dumps(params[key]).decode() if key in params else "(not set)"
 
 
 def job_targets(snapshot: Snapshot, job: str) -> rows.JobTargets:
@@ -74,8 +113,10 @@ def job_targets(snapshot: Snapshot, job: str) -> rows.JobTargets:
     # Keys sorted alone: one sort is one C call holding the GIL, and tuples compare slower.
     keys = sorted(key for key, group in found.items() if group.job == job)
     groups = [(str(key), found[key]) for key in keys]
-    relabel, rules = snapshot.relabeling.get(job, (rows.as_discovered, ()))
-    return rows.JobTargets(job, groups, relabel, rules)
+    relabelings = snapshot.relabeling.get(job, {})
+    relabel, rules = relabelings.get(None, (rows.as_discovered, ()))
+    by_cluster = {c: how for c, how in relabelings.items() if c is not None}
+    return rows.JobTargets(job, groups, relabel, rules, by_cluster)
 
 
 def lag_by_cluster(lag: Gauge, prefix: str) -> dict[str, int]:
@@ -89,15 +130,21 @@ def lag_by_cluster(lag: Gauge, prefix: str) -> dict[str, int]:
     return found
 
 
-def relabeling(views: Sequence[JobView]) -> dict[str, Relabeling]:
-    """How each job with relabel_configs relabels: the engine's `process`, exactly as the
-    fold applies it (a job's views share its rules), and each rule as written."""
-    found: dict[str, Relabeling] = {}
+def relabeling(views: Sequence[JobView]) -> dict[str, dict[str | None, Relabeling]]:
+    """How each job with relabel_configs relabels, per cluster its views read (None: a
+    view reading every cluster): the engine's `process`, exactly as the fold applies it,
+    and each rule as written. A configured job's views share its rules; a monitor job
+    has one view per cluster, with that cluster's copy of the monitor."""
+    found: dict[str, dict[str | None, Relabeling]] = {}
     for view in views:
-        if view.rules and view.job not in found:
-            found[view.job] = (_process(view.rules, keep_meta=view.keep_meta,
-                                        defaults=view.defaults),
-                               [describe(rule) for rule in view.rules])  # fmt: skip
+        if not view.rules:
+            continue
+        mine = found.setdefault(view.job, {})
+        for cluster in sorted(view.clusters) if view.clusters is not None else (None,):
+            if cluster not in mine:
+                mine[cluster] = (_process(view.rules, keep_meta=view.keep_meta,
+                                          defaults=view.defaults),
+                                 [describe(rule) for rule in view.rules])  # fmt: skip
     return found
 
 
@@ -124,14 +171,16 @@ class FoldSource:
         lag: Gauge,
         prefix: str,
         unready: Callable[[], str | None],
+        monitor_jobs: Callable[[], MonitorJobs] | None = None,
     ) -> None:
         self._fold = fold
+        self._monitor_jobs = monitor_jobs
         self._lag = lag
         self._prefix = prefix
         self._unready = unready
         self._positions: tuple[int, ...] = ()
         self._jobs: list[str] = []
-        self._relabeling: dict[str, Relabeling] = {}
+        self._relabeling: dict[str, dict[str | None, Relabeling]] = {}
 
     def jobs(self) -> Sequence[str]:
         """Configured jobs in config order, then monitor jobs as they were added."""
@@ -159,4 +208,6 @@ class FoldSource:
             objects={name: state.size() for name, state in fold.clusters.items()},
             lag=lag_by_cluster(self._lag, self._prefix),
             relabeling=self._relabeling,
+            # replaced whole by `LiveMonitors` at each change: safe to read in a thread
+            monitor_jobs=self._monitor_jobs() if self._monitor_jobs is not None else {},
         )

@@ -251,6 +251,11 @@ class HttpSd:
             self._generation[job] = self._generation.get(job, 0) + 1
         self._count()
 
+    def generation(self, job: str) -> int:
+        """Bumped by each `invalidate` of `job`: what else is made from the job's groups
+        (the Target Allocator's shares) is current while this holds."""
+        return self._generation.get(job, 0)
+
     async def update(self, jobs: frozenset[str]) -> None:
         """`invalidate` as a reader listener; list it first, it never yields."""
         self.invalidate(jobs)

@@ -128,9 +128,15 @@ def build(  # noqa: PLR0913 - keyword-only wiring, each with a default
         ready=lambda: reader.caught_up and live.caught_up,
         url=lambda: own.url or (advertised() if advertised else ""),
         client=own.http_sd,
+        disagreeing=metrics.disagreeing,
     )
     live.add_listener(scrape.update)
-    routes = _monitor_routes(scrape, target_allocator.TargetAllocator(view, sd))
+    sharing = monitors.target_allocator
+    ta = target_allocator.TargetAllocator(
+        view, sd, ready=lambda: reader.caught_up and live.caught_up,
+        collectors=sharing.names() if sharing is not None else (),
+    )  # fmt: skip
+    routes = _monitor_routes(scrape, ta)
     return Sinks(view, reader, sd, files, metrics, live, routes)
 
 

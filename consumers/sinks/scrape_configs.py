@@ -13,15 +13,18 @@ applied the rules, so the scraper needs none. Two shapes of one content:
   `target_allocator.endpoint` is `<url>/ta` fetches (it sends no Accept header).
 
 A job's parameters come from its monitor; when the clusters' copies of a monitor differ,
-the first cluster by name decides and the job is reported (`Document.conflicts`), since
-one job has one scrape configuration. Rendered YAML is kept per job (keyed by its
-parameters), so a change re-renders only the jobs that changed, and the whole answer is
-cached until the next change (`invalidate`).
+the first cluster by name decides, since one job has one scrape configuration. Such a job
+is counted (`sdstream_sink_monitor_jobs_disagreeing`) and logged once when its clusters
+start to disagree (naming the keys and the cluster whose values are used) and once when
+they agree again, whenever the live jobs change (`update`), not only when someone asks.
+Rendered YAML is kept per job (keyed by its parameters), so a change re-renders only the
+jobs that changed, and the whole answer is cached until the next change (`invalidate`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -29,11 +32,14 @@ from urllib.parse import quote
 
 import orjson
 import yaml
+from prometheus_client import Gauge
 
 from consumers.monitors import select
 from consumers.sinks.http_sd import PREFIX as HTTP_SD
 from consumers.sinks.http_sd import PartsReply, json_reply
 from schemas.scrape_configs import HttpSdClient
+
+logger = logging.getLogger(__name__)
 
 ROUTE: Final = "/scrape_configs"
 TA_PREFIX: Final = "/ta"
@@ -54,6 +60,29 @@ class Job:
         """(the first cluster's parameters, whether another cluster's differ)."""
         ordered = [self.by_cluster[c] for c in sorted(self.by_cluster)]
         return ordered[0], any(p != ordered[0] for p in ordered[1:])
+
+    def differing(self) -> tuple[str, ...]:
+        """The parameter keys the clusters' copies disagree on (a key one copy leaves out
+        and another sets counts), sorted; () when they agree."""
+        return differing(self.by_cluster)
+
+
+def differing(by_cluster: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """The keys whose values are not the same in every cluster's parameters."""
+    copies = list(by_cluster.values())
+    if len(copies) < 2:  # one copy cannot disagree
+        return ()
+    keys = {k for copy in copies for k in copy}
+    missing = object()
+    return tuple(
+        sorted(k for k in keys if any(c.get(k, missing) != copies[0].get(k, missing)
+                                      for c in copies[1:]))
+    )  # fmt: skip
+
+
+def disagreements(jobs: Iterable[Job]) -> dict[str, tuple[str, ...]]:
+    """{job: the keys its clusters disagree on}, for the jobs whose clusters disagree."""
+    return {job.name: keys for job in jobs if (keys := job.differing())}
 
 
 def config(
@@ -175,8 +204,11 @@ class ScrapeConfigs:
         ready: Callable[[], bool],
         url: Callable[[], str],
         client: HttpSdClient,
+        disagreeing: Gauge | None = None,
     ) -> None:
         self._jobs = jobs
+        self._disagreeing = disagreeing
+        self._disagree: dict[str, tuple[str, ...]] = {}
         self._ready = ready
         self._document = Document(url, client)
         self._answer: tuple[list[bytes], bytes] | None = None
@@ -188,8 +220,37 @@ class ScrapeConfigs:
         self._generation += 1
 
     async def update(self, jobs: frozenset[str]) -> None:
-        """`invalidate` as a listener of monitor job changes."""
+        """`invalidate` as a listener of monitor job changes, and count, and log, the jobs
+        whose clusters disagree."""
         self.invalidate()
+        self.check_disagreements()
+
+    def check_disagreements(self) -> None:
+        """Compare each live job's clusters (a dict comparison per job and cluster); log
+        each job that starts or stops disagreeing, once, and set the gauge."""
+        jobs = self._jobs.scrape_jobs()
+        found = disagreements(jobs)
+        first = {job.name: min(job.by_cluster) for job in jobs if job.name in found}
+        for name, keys in found.items():
+            if self._disagree.get(name) != keys:
+                logger.warning(
+                    "Monitor job %s: its clusters' monitors set different %s; "
+                    "/scrape_configs uses cluster %s's (the first by name).",
+                    name, ", ".join(keys), first[name],
+                    extra={"job": name, "keys": list(keys), "cluster": first[name],
+                           "reason": "clusters_disagree"},
+                )  # fmt: skip
+        for name in self._disagree.keys() - found.keys():
+            logger.info("Monitor job %s: its clusters no longer disagree.", name,
+                        extra={"job": name, "reason": "clusters_agree"})  # fmt: skip
+        self._disagree = found
+        if self._disagreeing is not None:
+            self._disagreeing.set(len(found))
+
+    @property
+    def disagreeing(self) -> Mapping[str, tuple[str, ...]]:
+        """{job: keys its clusters disagree on}, as of the last `update`."""
+        return self._disagree
 
     @property
     def conflicts(self) -> tuple[str, ...]:

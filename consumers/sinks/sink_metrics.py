@@ -27,6 +27,8 @@ class SinkMetrics:
     cache_evictions: Counter  # answers dropped (or not kept) to stay within its budget
     http_sd_busy: Counter  # requests answered 503 because MAX_RENDERS were under way
     kafka_refusals: Counter  # reason: Kafka refused the reader's credentials, TLS or an ACL
+    # Monitor jobs whose clusters' monitors set different scrape parameters
+    disagreeing: Gauge
 
     def set_job(self, job: str, view: views.TargetView) -> None:
         groups, targets = view.counts(job)
@@ -63,6 +65,11 @@ def create(registry: CollectorRegistry) -> SinkMetrics:
             "Kafka refused the targets reader, by reason (authentication, sasl_mechanism, "
             "tls_verify, tls, topic_denied, group_denied, cluster_denied); retried with backoff.",
             "reason",
+        ),
+        disagreeing=gauge(
+            "monitor_jobs_disagreeing",
+            "Monitor jobs whose clusters' monitors set different scrape parameters "
+            "(/scrape_configs uses the first cluster's by name).",
         ),
     )
     for reason in skips.SINK_REASONS:

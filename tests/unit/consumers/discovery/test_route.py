@@ -14,8 +14,11 @@ from prometheus_client import CollectorRegistry, Gauge
 from consumers.compactor import folds
 from consumers.compactor.jobs import compile_jobs
 from consumers.discovery import html, route, rows, source
+from consumers.monitors.select import MonitorJob
+from consumers.relabel import engine
 from consumers.sinks.http_sd import PartsReply
-from schemas.sd_config import ScrapeJob
+from schemas.relabel import RelabelConfig
+from schemas.sd_config import KubernetesSDConfig, ScrapeJob
 from schemas.topics import ObjectKey, Resource
 from sdstream import http
 from tests.unit.consumers.sinks.http_client import fetch
@@ -131,7 +134,9 @@ class Blocked:
         return list(self.inner.jobs())
 
     def snapshot(self) -> source.Snapshot:
-        return dataclasses.replace(self.inner.snapshot(), relabeling={"pods": (self.relabel, ())})
+        return dataclasses.replace(
+            self.inner.snapshot(), relabeling={"pods": {None: (self.relabel, ())}}
+        )
 
     def relabel(self, labels: Mapping[str, str]) -> rows.Verdict:
         self.threads.add(threading.current_thread().name)
@@ -202,3 +207,74 @@ async def test_close_drops_queued_renders() -> None:
     assert (await first).status == 200
     with pytest.raises(asyncio.CancelledError):
         await queued
+
+
+def keep_namespace(namespace: str) -> dict[str, Any]:
+    return {"source_labels": ["__meta_kubernetes_namespace"], "regex": namespace,
+            "action": "keep"}  # fmt: skip
+
+
+def fold_with_a_monitor_job_per_cluster() -> folds.Fold:
+    """Job `m` as a monitor job is: one view per cluster, each with its cluster's rules
+    (c1 keeps namespace shop, c2 keeps web)."""
+    views = []
+    for cluster, namespace in (("c1", "shop"), ("c2", "web")):
+        job = ScrapeJob.model_validate({
+            "job_name": "m", "kubernetes_sd_configs": [{"role": "pod"}],
+            "relabel_configs": [keep_namespace(namespace)],
+        })  # fmt: skip
+        (view,) = compile_jobs([job])
+        views.append(dataclasses.replace(view, clusters=frozenset({cluster})))
+    f = folds.Fold(views)
+    placed = [("c1", "shop"), ("c1", "shop"), ("c1", "web"), ("c2", "web")]
+    for i, (cluster, ns) in enumerate(placed):
+        f.apply(cluster, Resource.PODS, ObjectKey(f"{ns}/p{i}"), pod(ns, f"p{i}", f"10.0.0.{i}"))
+    f.rebuild()
+    return f
+
+
+def monitor_job(cluster: str, scrape: Mapping[str, Any]) -> MonitorJob:
+    sd = KubernetesSDConfig.model_validate({"role": "pod"})
+    return MonitorJob("m", cluster, sd, (), "cluster", scrape=scrape)
+
+
+async def test_a_job_per_cluster_explains_each_target_with_its_cluster_s_rules() -> None:
+    jobs = {"m": {"c1": monitor_job("c1", {"scrape_interval": "5s", "scheme": "http"}),
+                  "c2": monitor_job("c2", {"scrape_interval": "9s", "scheme": "http"})},
+    }  # fmt: skip
+    data = source.FoldSource(fold_with_a_monitor_job_per_cluster(), lag=lag_gauge(),
+                             prefix=PREFIX, unready=lambda: None,
+                             monitor_jobs=lambda: jobs)  # fmt: skip
+    served = page(data)
+    body = (await get(served, "/discovery/m")).body.decode()
+    # c2's pod in web is kept by c2's rule; c1's pod in web is dropped by c1's
+    assert "4 targets discovered: 3 served, 1 dropped." in body
+    dropped = (await get(served, "/discovery/m", {"state": ["dropped"]})).body.decode()
+    assert 'pod_name="p2"' in dropped
+    assert 'pod_name="p3"' not in dropped
+    rule = html._e(source.describe(compile_rules_of(keep_namespace("shop"))))
+    assert f"dropped by relabel_configs[0]: {rule}" in dropped
+    assert '<h3 class="rules-of">cluster c1</h3>' in body
+    assert '<h3 class="rules-of">cluster c2</h3>' in body
+    assert '<p id="disagreement">' in body
+    assert "<th>c1 (used)</th><th>c2</th>" in body
+    assert "<tr><td>scrape_interval</td><td>&quot;5s&quot;</td><td>&quot;9s&quot;</td></tr>" in body
+    overview = (await get(served, "/")).body.decode()
+    assert '<table id="disagreements">' in overview
+    assert "<td>scrape_interval</td><td>c1</td>" in overview
+
+
+def compile_rules_of(rule: Mapping[str, Any]) -> engine.Rule:
+    (compiled,) = engine.compile_rules([RelabelConfig.model_validate(rule)])
+    return compiled
+
+
+async def test_no_disagreement_section_when_clusters_agree() -> None:
+    same = {"scrape_interval": "5s"}
+    jobs = {"m": {"c1": monitor_job("c1", same), "c2": monitor_job("c2", dict(same))}}
+    data = source.FoldSource(fold_with_a_monitor_job_per_cluster(), lag=lag_gauge(),
+                             prefix=PREFIX, unready=lambda: None,
+                             monitor_jobs=lambda: jobs)  # fmt: skip
+    served = page(data)
+    assert "disagree" not in (await get(served, "/")).body.decode()
+    assert "disagree" not in (await get(served, "/discovery/m")).body.decode()

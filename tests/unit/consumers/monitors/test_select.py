@@ -108,6 +108,17 @@ def test_a_monitor_prometheus_would_refuse_is_rejected_and_the_rest_go_on() -> N
         ({"service_discovery_role": "pod"}, "monitors.service_discovery_role"),
         ({"clusters": []}, "monitors.clusters"),
         ({"cluster_label": "bad-label"}, "monitors.cluster_label"),
+        ({"target_allocator": {"collectors": []}}, "monitors.target_allocator.collectors"),
+        ({"target_allocator": {"collectors": ["Bad Name"]}},
+         "monitors.target_allocator.collectors"),
+        ({"target_allocator": {"collectors": ["a", "a"]}}, "monitors.target_allocator"),
+        ({"target_allocator": {"collectors": ["a"], "collector_replicas": 2}},
+         "monitors.target_allocator"),
+        ({"target_allocator": {"collector_name": "otel"}}, "monitors.target_allocator"),
+        ({"target_allocator": {"collector_name": "otel", "collector_replicas": 65}},
+         "monitors.target_allocator.collector_replicas"),
+        ({"target_allocator": {"collectors": ["a"], "allocation_strategy": "per-node"}},
+         "monitors.target_allocator.allocation_strategy"),
     ],
 )  # fmt: skip
 def test_a_bad_monitors_section_is_refused_naming_its_path(monitors: Any, path: str) -> None:
@@ -115,3 +126,13 @@ def test_a_bad_monitors_section_is_refused_naming_its_path(monitors: Any, path: 
         ConsumerSettings.model_validate({"monitors": monitors})
     located = [".".join(str(p) for p in e["loc"]) for e in caught.value.errors()]
     assert any(loc.startswith(path) for loc in located), located
+
+
+def test_collectors_are_listed_or_a_statefulset_s_pods() -> None:
+    listed = MonitorsSettings.model_validate({"target_allocator": {"collectors": ["b", "a"]}})
+    assert listed.target_allocator is not None
+    assert listed.target_allocator.names() == ("a", "b")
+    sts = {"collector_name": "otel-collector", "collector_replicas": 3}
+    pods = MonitorsSettings.model_validate({"target_allocator": sts})
+    assert pods.target_allocator is not None
+    assert pods.target_allocator.names() == tuple(f"otel-collector-{i}" for i in range(3))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pytest
 import yaml
+from prometheus_client import CollectorRegistry, Gauge
 
 from consumers.sinks import scrape_configs, target_allocator
 from consumers.sinks.http_sd import HttpSd
@@ -196,3 +199,39 @@ def test_a_jobs_link_leads_to_its_targets_even_with_a_space_in_its_name() -> Non
     reply = asyncio.run(route(link, query={"collector_id": ["c"]}, headers={}))
     assert reply.status == 200
     assert [t["targets"] for t in orjson.loads(reply.body)] == [["10.0.0.3:80"]]
+
+
+def test_jobs_whose_clusters_disagree_are_counted_and_logged_once_each_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("disagreeing", "jobs", registry=registry)
+    agree = Job("a", {"east": {"scrape_interval": "5s"}, "west": {"scrape_interval": "5s"}})
+    differ = Job("b", {"east": {"scrape_interval": "5s", "metrics_path": "/m"},
+                       "west": {"scrape_interval": "9s"}})  # fmt: skip
+    jobs = _Jobs(agree, differ)
+    route = ScrapeConfigs(
+        jobs, ready=lambda: True, url=lambda: URL, client=CLIENT, disagreeing=gauge
+    )
+    with caplog.at_level(logging.INFO, logger=scrape_configs.__name__):
+        for _ in range(2):  # the second change logs nothing: still the same disagreement
+            asyncio.run(route.update(frozenset({"b"})))
+        assert route.disagreeing == {"b": ("metrics_path", "scrape_interval")}
+        assert registry.get_sample_value("disagreeing") == 1
+        jobs.jobs[1] = Job(
+            "b", {"east": {"scrape_interval": "9s"}, "west": {"scrape_interval": "9s"}}
+        )
+        asyncio.run(route.update(frozenset({"b"})))
+        asyncio.run(route.update(frozenset({"b"})))
+    assert registry.get_sample_value("disagreeing") == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "Monitor job b: its clusters' monitors set different metrics_path, scrape_interval; "
+        "/scrape_configs uses cluster east's (the first by name).",
+        "Monitor job b: its clusters no longer disagree.",
+    ]
+
+
+def test_differing_keys_count_a_key_one_cluster_leaves_out() -> None:
+    assert scrape_configs.differing({"a": {"x": 1}, "b": {"x": 1, "y": 2}}) == ("y",)
+    assert scrape_configs.differing({"a": {"x": 1}, "b": {"x": 1}}) == ()
+    assert scrape_configs.differing({"a": {"x": 1}}) == ()
