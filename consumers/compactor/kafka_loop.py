@@ -313,6 +313,10 @@ class FoldLoop:
             return
         cluster, resource = parsed
         count = self.owners.counts.get(cluster, 0) if count is None else count
+        if self.monitors is not None and count:  # monitors and namespaces: global tables,
+            # so only a partition denied and readable again gets here, never a revoked one
+            self.monitors.drop_partition(cluster, resource, partition=tp.partition,
+                                         partitions=count)  # fmt: skip
         if not count or cluster not in self.fold.clusters:
             return
         dropped = self.fold.cluster(cluster).drop_partitions(
