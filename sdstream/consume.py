@@ -106,7 +106,7 @@ async def serve(
 
     def degraded() -> str | None:
         return (loop.degraded_reason() if loop else None) or (
-            sinks.reader.degraded_reason() if sinks else None
+            sinks.degraded_reason() if sinks else None
         )
 
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}

@@ -15,9 +15,10 @@ import pytest
 from schemas.config import ConsumerSettings
 from schemas.monitors import MonitorsSettings
 from schemas.topics import Resource, object_topic, targets_topic
+from sdstream.devstack.kafka_acls import Operation
 from tests.integration import acls, events, kafka_helpers
 from tests.integration.secure_kafka import SecureKafka
-from tests.integration.test_consume import consumer
+from tests.integration.test_consume import addresses, consumer
 from tests.integration.test_kafka_refusals import fold_config, no_tracebacks, wait_readyz
 from tests.integration.test_kafka_refusals_late import latest
 
@@ -118,4 +119,58 @@ async def test_a_monitor_deleted_while_its_topic_was_denied_loses_its_job_in_the
             held = await latest(kafka_bootstrap, targets)
             assert live_keys(held, kept)
             assert not live_keys(held, deleted), "the deleted monitor's job kept its groups"
+    no_tracebacks(caplog)
+
+
+async def test_a_sink_denied_one_clusters_monitor_topic_is_ready_degraded_and_keeps_its_jobs(
+    kafka_bootstrap: str,
+    secure_kafka: SecureKafka,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A serving replica (`--mode serve`, principal `sink`) whose monitor topic of cluster
+    b is denied: before it first caught up, /readyz is 503 naming the refusal only if
+    nothing else is left to read; it becomes ready, degraded (the refusal named and
+    counted), serves cluster a's jobs as they change and keeps b's last known jobs; once
+    granted, b's topic is read again and a monitor deleted meanwhile loses its job."""
+    await secure_kafka.grant(topic_prefix, clusters=("a", "b"))
+    for cluster in ("a", "b"):
+        await setup_topics(kafka_bootstrap, topic_prefix, cluster)
+        for read in (Resource.PODMONITORS, Resource.NAMESPACES):  # a monitor jobs' sink reads
+            for operation in (Operation.READ, Operation.DESCRIBE):
+                topic = object_topic(topic_prefix, cluster, read)
+                await acls.allow(kafka_bootstrap, "sink", topic, operation)
+    fold_kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
+    sink_kafka = secure_kafka.settings("sink", "scram", topic_prefix=topic_prefix)
+    fold = monitors_config(fold_config(fold_kafka, kafka_bootstrap), mode="fold")
+    serve = monitors_config(fold_config(sink_kafka, kafka_bootstrap), mode="serve")
+    job = {c: JOB.format(ns=NS, name=f"pm-{c}") for c in ("a", "b")}
+    b_topic = object_topic(topic_prefix, "b", Resource.PODMONITORS)
+    async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
+        for cluster, ip in (("a", "10.244.12.1"), ("b", "10.244.12.2")):
+            await writer.put(cluster, Resource.NAMESPACES, namespace())
+            await writer.put(cluster, Resource.PODS, pod("web-0", ip))
+            await writer.put(cluster, Resource.PODMONITORS, pod_monitor(f"pm-{cluster}"))
+            await writer.put(cluster, Resource.PODMONITORS, pod_monitor("gone"))
+        async with consumer(fold, ready=False), consumer(serve, ready=False) as sink:
+            for cluster, ip in (("a", "10.244.12.1"), ("b", "10.244.12.2")):
+                found = await sink.until(job[cluster], lambda e: len(e) == 1)
+                assert addresses(found) == [f"{ip}:9090"]
+
+            await acls.deny(kafka_bootstrap, "sink", b_topic)
+            body = await wait_readyz(sink, lambda status, body: b_topic in body)
+            assert body.startswith("ready, degraded:")
+            assert sink.metric("sdstream_sink_kafka_refusals_total", reason="topic_denied") >= 1
+            await writer.put("a", Resource.PODMONITORS, pod_monitor("pm-a2"))  # a flows
+            await sink.until(JOB.format(ns=NS, name="pm-a2"), lambda e: len(e) == 1)
+            assert len(await sink.targets(job["b"])) == 1  # b's last known job stays
+            await writer.delete("b", Resource.PODMONITORS, NS, "gone")
+            await compact_away(kafka_bootstrap, writer, "b", f"{NS}/gone".encode())
+
+            await acls.undeny(kafka_bootstrap, "sink", b_topic)
+            await sink.until(JOB.format(ns=NS, name="roll-0") + "?cluster=b", lambda e: True)
+            await wait_readyz(sink, lambda status, body: status == 200 and b_topic not in body)
+            gone = JOB.format(ns=NS, name="gone")
+            assert addresses(await sink.targets(gone, "?cluster=b")) == []
+            assert len(await sink.targets(job["b"])) == 1
     no_tracebacks(caplog)
