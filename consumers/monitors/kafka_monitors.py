@@ -161,9 +161,12 @@ class MonitorsReader:
     async def _assignment(
         self, consumer: AIOKafkaConsumer, known: set[TopicPartition]
     ) -> set[TopicPartition]:
+        """The assignment, the end offsets of its new partitions known (a denied one's
+        are asked for once Kafka lets us read it again: `_reread`)."""
         assignment = set(consumer.assignment())
-        if assignment != known:
-            self._ends.update(await consumer.end_offsets(list(assignment - known)))
+        new = assignment - known - self._unread.keys()
+        if new:
+            self._ends.update(await consumer.end_offsets(list(new)))
         return assignment
 
     async def _swapped(self, old: live.Jobs) -> None:
