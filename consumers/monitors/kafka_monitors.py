@@ -1,5 +1,5 @@
 """Reads every cluster's monitor and Namespace topics whole into a `LiveMonitors`, for a
-sink that serves monitor jobs (`monitors:`) without running the fold.
+sink that serves monitor jobs (`monitors:`).
 
 A sink serves only the jobs its own settings make (docs/monitors.md "Trust"): for monitor
 jobs it derives them from the monitors themselves, never from the targets topic. The
@@ -8,6 +8,12 @@ tables: no consumer group, every partition from the start, new clusters' topics 
 by pattern. Caught up once every matching topic is read to the end offsets seen when it
 was assigned; listeners then hear every job once, and after that the names of the jobs
 each batch made appear, change or vanish.
+
+In one process with the fold (`sdstream consume`, mode all) this reader reads nothing
+itself (`feed_from_fold`): the fold's table consumer, which reads these topics whole on
+every member anyway, hands it each batch (`take`), each partition it reads again
+(`forget`) and whether it has caught up (`settle`); the rest is the same.
+`sdstream_sink_monitor_records_total{topic}` counts what our own consumer reads.
 
 A topic Kafka denies us follows the readiness policy of docs/RELIABILITY.md: counted
 (`sdstream_sink_kafka_refusals_total{reason}`), logged once a minute, named on /readyz
@@ -28,6 +34,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
@@ -47,6 +54,7 @@ from schemas.topics import parse_object_topic
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[frozenset[str]], Awaitable[None]]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 TOPIC_CHECK_S = 5.0
 RETRY_S, RETRY_MAX_S = 1.0, 30.0
 
@@ -78,6 +86,12 @@ class MonitorsReader:
         self._denied: Pauses[TopicPartition] = Pauses()  # paused until (monotonic)
         self._unread: dict[TopicPartition, int] = {}  # denied, not fetched since (epoch ms)
         self._denied_backoff = Backoff(RETRY_S, RETRY_MAX_S, jitter=False)
+        # The LiveMonitors being read into: `live` itself once swapped (then each batch's
+        # changes are told), else a fresh or re-read one served only once caught up.
+        self._building = live.LiveMonitors(settings)
+        self._swapped = False
+        self._told: live.Jobs = {}  # the jobs the listeners last heard of
+        self.fed = False  # the fold in this process hands us the records (`feed_from_fold`)
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -96,6 +110,12 @@ class MonitorsReader:
 
     async def wait_caught_up(self) -> None:
         await self._caught_up.wait()
+
+    def feed_from_fold(self) -> None:
+        """The fold in this process hands us the records (`take`, `forget`, `settle`):
+        `run` is not to be called."""
+        self.fed = True
+        self._behind = "monitor topics: waiting for the fold to read them"
 
     async def run(self) -> None:
         """Read until cancelled. A topic Kafka denies is paused and asked again with
@@ -133,30 +153,49 @@ class MonitorsReader:
         read again) fills a `LiveMonitors` apart from the served one, swapped in once caught
         up: until then the last complete one is served, never a partial one."""
         known: set[TopicPartition] = set()
-        building = live.LiveMonitors(self.live.settings)
-        swapped = False
+        self._building, self._swapped = live.LiveMonitors(self.live.settings), False
         while True:
             self._resume_due(consumer)
             try:
                 known = await self._assignment(consumer, known)
-                before = building.jobs()
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             except TopicAuthorizationFailedError as exc:
                 await self._denial(consumer, exc)
                 continue
             back = self._readable_again(consumer)
             if back:  # forget what came from them (deletions may be compacted away)
-                building = building.copy() if swapped else building
-                swapped = False
-                await self._reread(consumer, building, back)
-                batch = {tp: got for tp, got in batch.items() if tp not in back}
+                await self._reread(consumer, back)
             for tp, got in batch.items():
-                self._fold(building, tp, got, len(consumer.partitions_for_topic(tp.topic) or ()))
-            if swapped:
-                await self._notify(live.changed_jobs(before, building.jobs()))
-            elif await self._done(consumer, known):
-                old, self.live, swapped = self.live.jobs(), building, True
-                await self._swapped(old)
+                self._metrics.monitor_records.labels(tp.topic).inc(len(got))
+                if tp not in back:
+                    self.take(tp.topic, got, len(consumer.partitions_for_topic(tp.topic) or ()))
+            await self.settle(caught_up=self._swapped or await self._done(consumer, known))
+
+    # the records, from our consumer or from the fold's (`fed`) -------------------------
+
+    def take(self, topic: str, got: Sequence[Record], partitions: int) -> None:
+        """Apply a batch of one partition of a monitor or Namespace topic."""
+        self._fold(self._building, topic, got, partitions)
+
+    def forget(self, topic: str, partition: int, partitions: int) -> None:
+        """Before `partition` is read again from 0: what came from it is forgotten in a
+        copy of the served jobs, served once caught up again."""
+        if self._swapped:
+            self._building, self._swapped = self._building.copy(), False
+        parsed = parse_object_topic(self._prefix, topic)
+        if parsed is not None:
+            self._building.drop_partition(*parsed, partition=partition, partitions=partitions)
+
+    async def settle(self, *, caught_up: bool) -> None:
+        """After a batch: tell the listeners what changed, or, once every partition was
+        read to its end offset (`caught_up`), swap the read jobs in."""
+        if self._swapped:
+            await self._notify(live.changed_jobs(self._told, self._building.jobs()))
+        elif caught_up:
+            old, self.live, self._swapped = self.live.jobs(), self._building, True
+            await self._swapped_in(old)
+        if self._swapped:
+            self._told = self._building.jobs()
 
     async def _assignment(
         self, consumer: AIOKafkaConsumer, known: set[TopicPartition]
@@ -169,7 +208,7 @@ class MonitorsReader:
             self._ends.update(await consumer.end_offsets(list(new)))
         return assignment
 
-    async def _swapped(self, old: live.Jobs) -> None:
+    async def _swapped_in(self, old: live.Jobs) -> None:
         first = not self.caught_up
         self._caught_up.set()
         if not self._unread:
@@ -213,15 +252,10 @@ class MonitorsReader:
                         "before: %s.", len(back), topics)  # fmt: skip
         return back
 
-    async def _reread(
-        self, consumer: AIOKafkaConsumer, into: live.LiveMonitors, back: set[TopicPartition]
-    ) -> None:
-        """Read `back` again from 0 into `into` (the served jobs stay until caught up)."""
+    async def _reread(self, consumer: AIOKafkaConsumer, back: set[TopicPartition]) -> None:
+        """Read `back` again from 0 (the served jobs stay until caught up)."""
         for tp in back:
-            parsed = parse_object_topic(self._prefix, tp.topic)
-            count = len(consumer.partitions_for_topic(tp.topic) or ())
-            if parsed is not None:
-                into.drop_partition(*parsed, partition=tp.partition, partitions=count)
+            self.forget(tp.topic, tp.partition, len(consumer.partitions_for_topic(tp.topic) or ()))
         await consumer.seek_to_beginning(*back)
         self._ends.update(await consumer.end_offsets(list(back)))
 
@@ -236,13 +270,9 @@ class MonitorsReader:
         return not behind
 
     def _fold(
-        self,
-        into: live.LiveMonitors,
-        tp: TopicPartition,
-        got: Sequence[ConsumerRecord[bytes, bytes]],
-        partitions: int,
+        self, into: live.LiveMonitors, topic: str, got: Sequence[Record], partitions: int
     ) -> None:
-        parsed = parse_object_topic(self._prefix, tp.topic)
+        parsed = parse_object_topic(self._prefix, topic)
         if parsed is None:
             return
         cluster, resource = parsed

@@ -27,6 +27,7 @@ class SinkMetrics:
     cache_evictions: Counter  # answers dropped (or not kept) to stay within its budget
     http_sd_busy: Counter  # requests answered 503 because MAX_RENDERS were under way
     kafka_refusals: Counter  # reason: Kafka refused the reader's credentials, TLS or an ACL
+    monitor_records: Counter  # topic: monitor and Namespace records read by our own consumer
 
     def set_job(self, job: str, view: views.TargetView) -> None:
         groups, targets = view.counts(job)
@@ -63,6 +64,12 @@ def create(registry: CollectorRegistry) -> SinkMetrics:
             "Kafka refused the targets reader, by reason (authentication, sasl_mechanism, "
             "tls_verify, tls, topic_denied, group_denied, cluster_denied); retried with backoff.",
             "reason",
+        ),
+        monitor_records=counter(
+            "monitor_records_total",
+            "Records of the monitor and Namespace topics the sinks' monitor reader read from "
+            "Kafka, by topic (none where the fold in the same process hands them over).",
+            "topic",
         ),
     )
     for reason in skips.SINK_REASONS:
