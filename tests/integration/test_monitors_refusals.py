@@ -21,6 +21,7 @@ from tests.integration.secure_kafka import SecureKafka
 from tests.integration.test_consume import addresses, consumer
 from tests.integration.test_kafka_refusals import fold_config, no_tracebacks, wait_readyz
 from tests.integration.test_kafka_refusals_late import latest
+from tests.unit.consumers.sinks.http_client import fetch
 
 NS = "team"
 JOB = "podMonitor/{ns}/{name}/0"
@@ -87,11 +88,12 @@ async def test_a_monitor_deleted_while_its_topic_was_denied_loses_its_job_in_the
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Denied longer than delete.retention.ms, the fold never sees the monitor's
-    tombstone: re-reading the partition into what it held kept the job and its groups."""
+    tombstone: re-reading the partition into what it held kept the job and its groups.
+    In one process (mode all) the sinks, fed by the fold's read, drop the job too."""
     await secure_kafka.grant(topic_prefix, clusters=("a",))
     await setup_topics(kafka_bootstrap, topic_prefix, "a")
     kafka = secure_kafka.settings("fold", "scram", topic_prefix=topic_prefix)
-    config = monitors_config(fold_config(kafka, kafka_bootstrap), mode="fold")
+    config = monitors_config(fold_config(kafka, kafka_bootstrap), mode="all")
     targets = targets_topic(topic_prefix)
     kept, deleted = JOB.format(ns=NS, name="kept"), JOB.format(ns=NS, name="gone")
     async with events.Writer(kafka_bootstrap, topic_prefix) as writer:
@@ -119,6 +121,10 @@ async def test_a_monitor_deleted_while_its_topic_was_denied_loses_its_job_in_the
             held = await latest(kafka_bootstrap, targets)
             assert live_keys(held, kept)
             assert not live_keys(held, deleted), "the deleted monitor's job kept its groups"
+            async with asyncio.timeout(30):  # the sinks: the job is unknown (404)
+                while (await fetch(running.address, path=f"/http_sd/{deleted}")).status != 404:  # noqa: ASYNC110 - polling a server
+                    await asyncio.sleep(0.1)
+            assert len(await running.targets(kept)) == 1
     no_tracebacks(caplog)
 
 
