@@ -67,6 +67,21 @@ class LabelSelector(BaseModel):
         return value
 
 
+class ArbitraryFSAccessThroughSMs(BaseModel):
+    """The Prometheus CR's `arbitraryFSAccessThroughSMs`: whether a ServiceMonitor may
+    name files on the scraper's host (bearerTokenFile, tlsConfig caFile/certFile/keyFile),
+    which the scraper would read and send to the monitor's targets."""
+
+    model_config = _FROZEN
+
+    deny: bool = Field(
+        True,
+        description="Reject ServiceMonitors naming files on the scraper's host "
+        "(bearerTokenFile, tlsConfig caFile/certFile/keyFile), as the operator does with "
+        "deny: true; default true here, false in the operator (docs/monitors.md)",
+    )
+
+
 class MonitorsSettings(BaseModel):
     """Which ServiceMonitors and PodMonitors become jobs, as a Prometheus CR selects them."""
 
@@ -104,6 +119,10 @@ class MonitorsSettings(BaseModel):
         None,
         description="The collectors the Target Allocator API shares each job's targets "
         "among; omitted: every collector gets every target",
+    )
+    arbitrary_fs_access_through_sms: ArbitraryFSAccessThroughSMs = Field(
+        ArbitraryFSAccessThroughSMs(),
+        description="As the Prometheus CR's arbitraryFSAccessThroughSMs; deny by default",
     )
     service_discovery_role: Literal["endpoints", "endpointslice"] = Field(
         "endpoints",

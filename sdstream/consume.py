@@ -39,6 +39,7 @@ def build_loop(
     metrics: fold_metrics.FoldMetrics,
     *,
     feed: kafka_loop.Feed | None = None,
+    monitor_feed: kafka_loop.MonitorFeed | None = None,
 ) -> kafka_loop.FoldLoop:
     views = jobs.compile_jobs(config.scrape_configs, own_namespace=config.own_namespace)
     return kafka_loop.FoldLoop(
@@ -58,6 +59,7 @@ def build_loop(
         ),
         monitors=config.monitors,
         feed=feed,
+        monitor_feed=monitor_feed,
     )
 
 
@@ -97,7 +99,13 @@ async def serve(
         )  # fmt: skip
     # One process: the sinks take the fold's writes as they are sent (`local_feed`).
     feed = local_feed.LocalFeed(sinks.view, sinks.reader) if sinks is not None else None
-    loop = build_loop(config, metrics, feed=feed) if metrics is not None else None
+    # One process: the fold's table consumer reads the monitor topics for the sinks too.
+    shared = sinks.monitors if sinks is not None and metrics is not None else None
+    if shared is not None:
+        shared.feed_from_fold()
+    loop = (
+        build_loop(config, metrics, feed=feed, monitor_feed=shared) if metrics is not None else None
+    )
 
     def unready() -> str | None:
         return (loop.unready_reason() if loop else None) or (
@@ -106,7 +114,7 @@ async def serve(
 
     def degraded() -> str | None:
         return (loop.degraded_reason() if loop else None) or (
-            sinks.reader.degraded_reason() if sinks else None
+            sinks.degraded_reason() if sinks else None
         )
 
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
@@ -132,7 +140,7 @@ async def serve(
                     tasks.create_task(loop.run(), name="fold")
                 if sinks is not None:
                     tasks.create_task(sinks.reader.run(), name="sinks")
-                    if sinks.monitors is not None:
+                    if sinks.monitors is not None and not sinks.monitors.fed:
                         tasks.create_task(sinks.monitors.run(), name="monitor jobs")
     finally:
         if page is not None:

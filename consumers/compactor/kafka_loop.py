@@ -129,6 +129,20 @@ class Feed(Protocol):
         """The round's send failed: forget what it was given since the last flush."""
 
 
+class MonitorFeed(Protocol):
+    """The sinks' monitor reader in this process (`sdstream consume`, mode all): the table
+    consumer hands it the monitor and Namespace records it reads anyway (whole, on every
+    member, as the sinks' own reader would), so those topics are read once."""
+
+    def take(self, topic: str, got: Sequence[Record], partitions: int) -> None: ...
+
+    def forget(self, topic: str, partition: int, partitions: int) -> None:
+        """Before `partition` is read again from 0 (Kafka denied it before)."""
+
+    async def settle(self, *, caught_up: bool) -> None:
+        """After each round of the table consumer."""
+
+
 class FoldLoop:
     def __init__(  # noqa: PLR0913 - the loop's collaborators, all keyword-only
         self,
@@ -145,9 +159,11 @@ class FoldLoop:
         membership: Membership | None = None,
         monitors: MonitorsSettings | None = None,
         feed: Feed | None = None,
+        monitor_feed: MonitorFeed | None = None,
     ) -> None:
         self.fold = fold
         self._feed = feed
+        self._monitor_feed = monitor_feed
         # Monitor jobs (`monitors:`): the monitors and namespaces read from the global
         # tables, and the view each live (job, cluster) has in the fold.
         self.monitors = None if monitors is None else live.LiveMonitors(monitors)
@@ -313,6 +329,10 @@ class FoldLoop:
             return
         cluster, resource = parsed
         count = self.owners.counts.get(cluster, 0) if count is None else count
+        if self.monitors is not None and count:  # monitors and namespaces: global tables,
+            # so only a partition denied and readable again gets here, never a revoked one
+            self.monitors.drop_partition(cluster, resource, partition=tp.partition,
+                                         partitions=count)  # fmt: skip
         if not count or cluster not in self.fold.clusters:
             return
         dropped = self.fold.cluster(cluster).drop_partitions(
@@ -369,12 +389,30 @@ class FoldLoop:
                     consumer, self._global_pattern, known | set(denied)
                 )  # a denied topic is not waited for
             if not known:
+                await self._feed_monitors({}, consumer)
                 await asyncio.sleep(0.2)
                 continue
             batch = await self._get(consumer, self._state.table)
             if batch:
                 self._fold(batch, self._state.table, consumer)
             await self._positions(consumer, self._state.table)
+            await self._feed_monitors(batch, consumer)
+
+    async def _feed_monitors(
+        self, batch: Mapping[TopicPartition, Sequence[Record]], consumer: AIOKafkaConsumer
+    ) -> None:
+        feed = self._monitor_feed
+        if feed is None:
+            return
+        for tp, got in batch.items():
+            if self._monitor_topic(tp.topic):
+                feed.take(tp.topic, got, len(consumer.partitions_for_topic(tp.topic) or ()))
+        table = self._state.table
+        await feed.settle(caught_up=self._state.table_complete and not table.behind())
+
+    def _monitor_topic(self, topic: str) -> bool:
+        parsed = parse_object_topic(self._prefix, topic)
+        return parsed is not None and parsed[1] in live.READS
 
     # shared ----------------------------------------------------------------------------
 
@@ -412,7 +450,10 @@ class FoldLoop:
             del self._unread[tp]
         self._count_unread()
         for tp in back:
-            self._drop_partition(tp, count=len(consumer.partitions_for_topic(tp.topic) or ()))
+            count = len(consumer.partitions_for_topic(tp.topic) or ())
+            self._drop_partition(tp, count=count)
+            if self._monitor_feed is not None and self._monitor_topic(tp.topic):
+                self._monitor_feed.forget(tp.topic, tp.partition, count)
         await consumer.seek_to_beginning(*back)
         progress.gain(await consumer.end_offsets(list(back)))
         self._state.need_sync = True

@@ -14,6 +14,12 @@ API::
     live.jobs()      # {job name: {cluster: MonitorJob}}, names sorted
     live.rejected()  # monitors the operator would reject, as select.Rejected
     live.generation  # bumped whenever jobs() was recomputed
+    live.drop_partition(cluster, resource, partition=p, partitions=n)  # before re-reading p
+    live.copy()      # an independent copy (a reader re-reads into it, serving the original)
+
+A partition Kafka denied us and lets us read again is re-read from offset 0, and what came
+from it before is forgotten first (`drop_partition`): a monitor deleted meanwhile, whose
+tombstone was compacted away, would otherwise keep its job forever.
 
 Pure: no Kafka, no logging.
 """
@@ -26,7 +32,7 @@ from dataclasses import dataclass, field
 from consumers.monitors import select
 from schemas.monitors import MonitorsSettings
 from schemas.objects import KubeObject, meta
-from schemas.topics import ObjectKey, Resource
+from schemas.topics import ObjectKey, Resource, partition_for
 
 Jobs = Mapping[str, Mapping[str, select.MonitorJob]]  # job name -> cluster -> job
 READS: frozenset[Resource] = frozenset(
@@ -81,6 +87,39 @@ class LiveMonitors:
         else:
             self._namespaces[(cluster, name)] = labels
         return self._uses_namespace_labels()
+
+    def drop_partition(
+        self, cluster: str, resource: Resource, *, partition: int, partitions: int
+    ) -> bool:
+        """Forget the monitors (or namespaces) of `resource` in `cluster` that sit on
+        `partition` of `partitions` (the producer's placement); True when the job set may
+        change."""
+        if resource not in READS or partitions < 1:
+            return False
+
+        def here(key: str) -> bool:
+            return partition_for(ObjectKey(key), partitions) == partition
+
+        if resource is Resource.NAMESPACES:
+            gone_ns = [w for w in self._namespaces if w[0] == cluster and here(w[1])]
+            for where in gone_ns:
+                del self._namespaces[where]
+            changed = bool(gone_ns) and self._uses_namespace_labels()
+        else:
+            gone = [w for w in self._monitors if w[:2] == (cluster, resource) and here(w[2])]
+            for found in gone:
+                del self._monitors[found]
+            changed = bool(gone)
+        self._stale = self._stale or changed
+        return changed
+
+    def copy(self) -> LiveMonitors:
+        """An independent copy (objects are shared: they are never changed in place)."""
+        made = LiveMonitors(self.settings)
+        made._monitors = dict(self._monitors)
+        made._namespaces = dict(self._namespaces)
+        made._stale, made.generation = True, self.generation
+        return made
 
     def _uses_namespace_labels(self) -> bool:
         s = self.settings

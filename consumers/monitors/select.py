@@ -5,7 +5,9 @@ what null means). A selected monitor makes one job per endpoint (`consumers.moni
 in every cluster it exists in; the same monitor in two clusters makes the same job name
 once per cluster, each with that cluster's rules (the monitors may differ). A monitor the
 operator would reject (a rule Prometheus refuses, an unsupported selector mechanism) makes
-no job and is reported, as the operator reports it with an event.
+no job and is reported, as the operator reports it with an event; so does a ServiceMonitor
+naming files on the scraper's host while `arbitrary_fs_access_through_sms.deny` (the
+default) is set (`file_access`).
 
 Pure: no Kafka, no logging.
 """
@@ -125,10 +127,34 @@ def scrape_defaults(name: str, endpoint: Mapping[str, object]) -> dict[str, str]
     return {**job.scrape_defaults(), "job": name}
 
 
+def file_access(monitor: KubeObject) -> str | None:
+    """Why the operator's `testForArbitraryFSAccess` (resource_selector.go) refuses a
+    ServiceMonitor under `arbitraryFSAccessThroughSMs.deny`, or None: an endpoint naming
+    a file on the scraper's host, which the scraper would read and send to the target.
+    (A PodMonitor's endpoints have no such field.)"""
+    spec = monitor.get("spec")
+    endpoints = spec.get("endpoints") if isinstance(spec, dict) else None
+    for i, endpoint in enumerate(endpoints if isinstance(endpoints, list) else []):
+        if not isinstance(endpoint, dict):
+            continue
+        if endpoint.get("bearerTokenFile"):
+            return (f"endpoints[{i}]: it accesses file system via bearer token file which "
+                    "Prometheus specification prohibits")  # fmt: skip
+        tls = endpoint.get("tlsConfig")
+        if isinstance(tls, dict) and any(tls.get(f) for f in ("caFile", "certFile", "keyFile")):
+            return (f"endpoints[{i}]: it accesses file system via tls config which "
+                    "Prometheus specification prohibits")  # fmt: skip
+    return None
+
+
 def monitor_jobs(
     settings: MonitorsSettings, cluster: str, resource: Resource, monitor: KubeObject
 ) -> list[MonitorJob]:
     """The jobs of a selected monitor in `cluster`; raises jobs.MonitorError."""
+    if resource is Resource.SERVICEMONITORS and settings.arbitrary_fs_access_through_sms.deny:
+        refused = file_access(monitor)
+        if refused is not None:
+            raise jobs.MonitorError(refused)
     result = []
     generated = jobs.generate(resource, monitor, endpoint_role=settings.service_discovery_role)
     secrets_dir = settings.scrape_configs.secrets_dir

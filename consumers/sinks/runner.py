@@ -48,6 +48,13 @@ class Sinks:
             self.monitors.unready_reason() if self.monitors is not None else None
         )
 
+    def degraded_reason(self) -> str | None:
+        """What /readyz names while ready: the targets reader's refusal, then the monitor
+        reader's."""
+        return self.reader.degraded_reason() or (
+            self.monitors.degraded_reason() if self.monitors is not None else None
+        )
+
     # With `monitors:`: GET /scrape_configs, the Target Allocator's /jobs, both under /ta
     monitor_routes: Mapping[str, Route] = field(default_factory=dict)
 

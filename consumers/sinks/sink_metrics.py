@@ -29,6 +29,7 @@ class SinkMetrics:
     kafka_refusals: Counter  # reason: Kafka refused the reader's credentials, TLS or an ACL
     # Monitor jobs whose clusters' monitors set different scrape parameters
     disagreeing: Gauge
+    monitor_records: Counter  # topic: monitor and Namespace records read by our own consumer
 
     def set_job(self, job: str, view: views.TargetView) -> None:
         groups, targets = view.counts(job)
@@ -70,6 +71,12 @@ def create(registry: CollectorRegistry) -> SinkMetrics:
             "monitor_jobs_disagreeing",
             "Monitor jobs whose clusters' monitors set different scrape parameters "
             "(/scrape_configs uses the first cluster's by name).",
+        ),
+        monitor_records=counter(
+            "monitor_records_total",
+            "Records of the monitor and Namespace topics the sinks' monitor reader read from "
+            "Kafka, by topic (none where the fold in the same process hands them over).",
+            "topic",
         ),
     )
     for reason in skips.SINK_REASONS:

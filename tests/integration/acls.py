@@ -33,6 +33,18 @@ async def deny(
     assert all(code == 0 for code, _ in response.creation_responses), response  # type: ignore[attr-defined]
 
 
+async def allow(
+    bootstrap: str, principal: str, prefix: str, operation: Operation = Operation.READ,
+    resource: Resource = Resource.TOPIC,
+) -> None:  # fmt: skip
+    """An ALLOW `operation` ACL for `principal` on `resource`s prefixed `prefix`."""
+    response = await _send(bootstrap, CreateAclsRequest(
+        resource_type=resource, resource_name=prefix, resource_pattern_type_filter=Pattern.PREFIXED,
+        principal=f"User:{principal}", host="*", operation=operation, permission_type=ALLOW,
+    ))  # fmt: skip
+    assert all(code == 0 for code, _ in response.creation_responses), response  # type: ignore[attr-defined]
+
+
 async def undeny(
     bootstrap: str, principal: str, prefix: str, operation: Operation = Operation.READ,
     resource: Resource = Resource.TOPIC,

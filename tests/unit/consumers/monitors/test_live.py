@@ -11,7 +11,15 @@ from consumers.sinks.views import RawRecord, TargetView
 from schemas import targets
 from schemas.monitors import MonitorsSettings
 from schemas.targets import TargetGroup
-from schemas.topics import ObjectKey, Resource, Source, TargetKey, parse_target_key, target_key
+from schemas.topics import (
+    ObjectKey,
+    Resource,
+    Source,
+    TargetKey,
+    parse_target_key,
+    partition_for,
+    target_key,
+)
 
 SETTINGS = MonitorsSettings.model_validate(
     {"pod_monitor_selector": {}, "pod_monitor_namespace_selector": {"matchLabels": {"m": "on"}}}
@@ -174,3 +182,25 @@ def test_a_view_removed_after_its_object_was_deleted_tombstones_that_group() -> 
     key = TargetKey("podMonitor%2Fteam%2Fpm%2F0/c1/pod/team/a")
     assert [(c.key, c.group) for c in built] == [(key, None)]
     assert key not in fold.groups
+
+
+def test_a_dropped_partition_forgets_its_monitors_and_namespaces_only() -> None:
+    """A partition read again from 0 (Kafka denied it before) must not keep what it held:
+    a monitor deleted meanwhile may have lost its tombstone to compaction."""
+    live = live_with(pod_monitor("pm", {"port": "m"}))
+    other = {**pod_monitor("x", {"port": "m"}), "metadata": {"name": "x", "namespace": "elsewhere"}}
+    live.apply("c1", Resource.PODMONITORS, ObjectKey("elsewhere/x"), other)
+    live.apply("c2", Resource.PODMONITORS, ObjectKey(f"{NS}/pm"), pod_monitor("pm", {"port": "m"}))
+    mine = partition_for(ObjectKey(f"{NS}/pm"), 3)
+    assert partition_for(ObjectKey("elsewhere/x"), 3) != mine  # else pick another namespace
+    copy = live.copy()
+    assert live.drop_partition("c1", Resource.PODMONITORS, partition=mine, partitions=3)
+    assert live.jobs() == {}  # elsewhere's namespace is not selected; c2 has no namespace
+    assert copy.jobs() != {}  # a copy is independent
+    assert not live.drop_partition("c1", Resource.PODS, partition=mine, partitions=3)
+    assert live.drop_partition("c2", Resource.PODMONITORS, partition=mine, partitions=3)
+    live.apply("c1", Resource.PODMONITORS, ObjectKey(f"{NS}/pm"), pod_monitor("pm", {"port": "m"}))
+    assert list(live.jobs()) == ["podMonitor/team/pm/0"]
+    ns_partition = partition_for(ObjectKey(NS), 3)
+    assert live.drop_partition("c1", Resource.NAMESPACES, partition=ns_partition, partitions=3)
+    assert live.jobs() == {}  # the namespace's labels are unknown again

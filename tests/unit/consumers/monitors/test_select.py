@@ -96,6 +96,43 @@ def test_a_monitor_prometheus_would_refuse_is_rejected_and_the_rest_go_on() -> N
 
 
 @pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [
+        ({"bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+         "endpoints[1]: it accesses file system via bearer token file"),
+        ({"tlsConfig": {"caFile": "/etc/ssl/ca.pem"}},
+         "endpoints[1]: it accesses file system via tls config"),
+        ({"tlsConfig": {"certFile": "/c.pem"}}, "via tls config"),
+        ({"tlsConfig": {"keyFile": "/k.pem"}}, "via tls config"),
+    ],
+)  # fmt: skip
+def test_a_service_monitor_naming_files_on_the_scrapers_host_is_rejected_unless_allowed(
+    endpoint: dict[str, Any], reason: str
+) -> None:
+    """As the operator's arbitraryFSAccessThroughSMs.deny (`testForArbitraryFSAccess`),
+    on by default here: the whole monitor makes no job."""
+    on = {"service_monitor_selector": {}, "service_monitor_namespace_selector": {}}
+    monitor = _monitor("team-a", endpoints=[{"port": "web"}, {"port": "web", **endpoint}])
+    found, rejected = select.all_jobs(_settings(**on), [("c1", SM, monitor)], _labels)
+    assert found == {}
+    (reject,) = rejected
+    assert reason in reject.reason
+    assert reject.reason.endswith("which Prometheus specification prohibits")
+    allowed = _settings(**on, arbitrary_fs_access_through_sms={"deny": False})
+    found, rejected = select.all_jobs(allowed, [("c1", SM, monitor)], _labels)
+    assert (sorted(found), rejected) == ([(JOB, "c1"), ("serviceMonitor/team-a/m/1", "c1")], [])
+
+
+def test_a_pod_monitor_has_no_file_fields_to_deny() -> None:
+    """A PodMonitor's SafeTLSConfig has no caFile: the operator ignores it (so do we)."""
+    on = {"pod_monitor_selector": {}, "pod_monitor_namespace_selector": {}}
+    endpoint = {"port": "web", "tlsConfig": {"caFile": "/ca"}}
+    monitor = _monitor("team-a", podMetricsEndpoints=[endpoint])
+    found, rejected = select.all_jobs(_settings(**on), [("c1", PM, monitor)], _labels)
+    assert (list(found), rejected) == ([("podMonitor/team-a/m/0", "c1")], [])
+
+
+@pytest.mark.parametrize(
     ("monitors", "path"),
     [
         ({"service_monitor_selector": {"matchLabels": {"bad key": "a"}}},
@@ -119,6 +156,8 @@ def test_a_monitor_prometheus_would_refuse_is_rejected_and_the_rest_go_on() -> N
          "monitors.target_allocator.collector_replicas"),
         ({"target_allocator": {"collectors": ["a"], "allocation_strategy": "per-node"}},
          "monitors.target_allocator.allocation_strategy"),
+        ({"arbitrary_fs_access_through_sms": {"deny": "maybe"}},
+         "monitors.arbitrary_fs_access_through_sms.deny"),
     ],
 )  # fmt: skip
 def test_a_bad_monitors_section_is_refused_naming_its_path(monitors: Any, path: str) -> None:
