@@ -95,6 +95,29 @@ def test_a_pod_monitor_has_no_tls_files() -> None:
 
 
 @pytest.mark.parametrize(
+    ("tls", "problem"),
+    [
+        ({"cert": {"secret": {"name": "a", "key": "c"}}},
+         "client cert specified without client key"),
+        ({"keySecret": {"name": "a", "key": "k"}}, "client key specified without client cert"),
+        ({"minVersion": "TLS13", "maxVersion": "TLS12"},
+         "maxVersion must more than or equal to minVersion"),
+    ],
+)  # fmt: skip
+def test_a_pod_monitor_s_tls_is_checked_as_the_operator_checks_safe_tls(
+    tls: dict[str, Any], problem: str
+) -> None:
+    """SafeTLSConfig.Validate: its own words; file fields mean nothing here (ignored)."""
+    monitor = {"metadata": {"name": "p", "namespace": "team"},
+               "spec": {"podMetricsEndpoints": [{"tlsConfig": tls}]}}  # fmt: skip
+    with pytest.raises(jobs.MonitorError, match="podMetricsEndpoints\\[0\\]") as caught:
+        scrape.parameters(PM, monitor, secrets_dir=DIR)
+    assert problem in str(caught.value)
+    files_only = {"podMetricsEndpoints": [{"tlsConfig": {"certFile": "/c", "caFile": "/a"}}]}
+    assert scrape.parameters(PM, {**monitor, "spec": files_only}, secrets_dir=DIR)
+
+
+@pytest.mark.parametrize(
     ("endpoint", "spec", "problem"),
     [
         ({"bearerTokenSecret": {"name": "../../etc", "key": "passwd"}}, {}, "name '../../etc'"),
@@ -111,6 +134,57 @@ def test_a_pod_monitor_has_no_tls_files() -> None:
         ({"authorization": {"type": "Basic"}}, {}, "authorization.type"),
         ({"authorization": {"type": "a b"}}, {}, "authorization.type"),
         ({"tlsConfig": {"minVersion": "SSL3"}}, {}, "minVersion"),
+        # The operator's TLSConfig.Validate (tls_types.go), in its words.
+        ({"tlsConfig": {"certFile": "/c"}}, {}, "cannot specify client cert without client key"),
+        (
+            {"tlsConfig": {"keySecret": {"name": "a", "key": "k"}}},
+            {},
+            "cannot specify client key without client cert",
+        ),
+        (
+            {"tlsConfig": {"caFile": "/ca", "ca": {"secret": {"name": "a", "key": "c"}}}},
+            {},
+            "cannot specify both 'caFile' and 'ca'",
+        ),
+        (
+            {
+                "tlsConfig": {
+                    "certFile": "/c",
+                    "keyFile": "/k",
+                    "cert": {"configMap": {"name": "a", "key": "c"}},
+                }
+            },
+            {},
+            "cannot specify both 'certFile' and 'cert'",
+        ),
+        (
+            {
+                "tlsConfig": {
+                    "certFile": "/c",
+                    "keyFile": "/k",
+                    "keySecret": {"name": "a", "key": "k"},
+                }
+            },
+            {},
+            "cannot specify both 'keyFile' and 'keySecret'",
+        ),
+        (
+            {
+                "tlsConfig": {
+                    "ca": {
+                        "secret": {"name": "a", "key": "c"},
+                        "configMap": {"name": "a", "key": "c"},
+                    }
+                }
+            },
+            {},
+            "ca: cannot specify both Secret and ConfigMap",
+        ),
+        (
+            {"tlsConfig": {"minVersion": "TLS13", "maxVersion": "TLS12"}},
+            {},
+            "'maxVersion' must greater than or equal to 'minVersion'",
+        ),
         (
             {"metricRelabelings": [{"action": "hashmod", "targetLabel": "x"}]},
             {},

@@ -102,8 +102,7 @@ def test_a_monitor_prometheus_would_refuse_is_rejected_and_the_rest_go_on() -> N
          "endpoints[1]: it accesses file system via bearer token file"),
         ({"tlsConfig": {"caFile": "/etc/ssl/ca.pem"}},
          "endpoints[1]: it accesses file system via tls config"),
-        ({"tlsConfig": {"certFile": "/c.pem"}}, "via tls config"),
-        ({"tlsConfig": {"keyFile": "/k.pem"}}, "via tls config"),
+        ({"tlsConfig": {"certFile": "/c.pem", "keyFile": "/k.pem"}}, "via tls config"),
     ],
 )  # fmt: skip
 def test_a_service_monitor_naming_files_on_the_scrapers_host_is_rejected_unless_allowed(
