@@ -321,3 +321,81 @@ _STEPS: Final[dict[str, Callable[[Rule, LabelSet], bool]]] = {
     "lowercase": _case(go_lower),
     "uppercase": _case(go_upper),
 }
+
+
+# Pre-filtering -------------------------------------------------------------------------
+# A job whose first rules keep or drop by labels the consumer can compute cheaply (say a
+# monitor's selector, on the pod's own labels) need not build the groups those rules would
+# drop entirely. `prefilter` picks, from the compiled rules, the leading ones whose result
+# is exactly the same on such a partial label set as on every full target; `drops` runs
+# them. Exactness rests on `covered`: a name is covered when every full target holds the
+# same value for it as the partial set (or neither holds it).
+
+_FILTERS: Final = frozenset(("keep", "drop", "keepequal", "dropequal"))
+_WRITES_ONE: Final = frozenset(("replace", "hashmod", "lowercase", "uppercase"))
+_BY_NAME: Final = frozenset(("labeldrop", "labelkeep"))
+
+
+def _reads(rule: Rule) -> tuple[str, ...]:
+    if rule.action in ("keepequal", "dropequal"):
+        return (*rule.sources, rule.config.target_label)
+    return tuple(rule.sources)
+
+
+def prefilter(rules: Rules, covered: Callable[[str], bool]) -> Rules:
+    """The leading rules to run on a partial label set: filters reading only covered names,
+    and the rules before them that write what those read. Empty: nothing to pre-filter.
+
+    A rule writing one covered label from covered sources keeps it covered; otherwise its
+    target is covered no more. labeldrop/labelkeep decide per name, so
+    coverage holds through them. labelmap and a templated target name end the walk."""
+    uncovered: set[str] = set()
+
+    def known(names: Iterable[str]) -> bool:
+        return all(covered(n) and n not in uncovered for n in names)
+
+    walked: list[Rule] = []
+    for rule in rules:
+        target = rule.config.target_label
+        if rule.action in _FILTERS:
+            if known(_reads(rule)):
+                walked.append(rule)
+        elif rule.action in _WRITES_ONE and "$" not in target:
+            if known((*_reads(rule), target)):
+                walked.append(rule)
+            else:
+                uncovered.add(target)
+        elif rule.action in _BY_NAME:
+            walked.append(rule)
+        else:
+            break
+    return _live(walked)
+
+
+def _live(walked: list[Rule]) -> Rules:
+    """`walked` without its trailing non-filters and the writes no later filter reads."""
+    needed: set[str] = set()
+    kept: list[Rule] = []
+    for rule in reversed(walked):
+        if rule.action in _FILTERS:
+            needed.update(_reads(rule))
+        elif rule.action in _BY_NAME:
+            if not kept:
+                continue
+        elif rule.config.target_label in needed:
+            needed.update(_reads(rule))
+        else:
+            continue
+        kept.append(rule)
+    return tuple(reversed(kept)) if any(r.action in _FILTERS for r in kept) else ()
+
+
+def drops(
+    partial: Mapping[str, str], program: Rules, *, defaults: Mapping[str, str] = NO_DEFAULTS
+) -> bool:
+    """Whether `program` (from `prefilter`) drops every target whose covered labels are
+    those of `partial`: the same steps `process` takes, on the partial set."""
+    current = dict(with_defaults(partial, defaults))
+    if "" in current.values():
+        current = {name: value for name, value in current.items() if value}
+    return not all(_STEPS[rule.action](rule, current) for rule in program)
