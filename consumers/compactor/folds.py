@@ -28,7 +28,7 @@ from consumers.relabel import engine, group_relabeling
 from consumers.roles import lookups, table
 from schemas.objects import KubeObject
 from schemas.targets import LabelSet, TargetGroup
-from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
+from schemas.topics import ObjectKey, Resource, Source, TargetKey, quote_job, target_key
 
 V = TypeVar("V")
 D = TypeVar("D")
@@ -70,8 +70,11 @@ def group_key(view: JobView, cluster: str, source: Source) -> TargetKey:
     """`<job>/<cluster>/<source>`; a job's second and later sd configs get `#<index>`,
     since their sources can coincide with the first's (Prometheus keeps them apart by
     provider)."""
-    job = view.job if view.index == 0 else f"{view.job}#{view.index}"
-    return target_key(job, cluster, source)
+    return target_key(key_job(view), cluster, source)
+
+
+def key_job(view: JobView) -> str:
+    return view.job if view.index == 0 else f"{view.job}#{view.index}"
 
 
 def attach_of(view: JobView) -> lookups.Attach:
@@ -111,6 +114,8 @@ class Fold:
     # Groups of removed views, as they were: tombstoned by the next `rebuild` unless a
     # view added meanwhile built the same key again (then only a real change is written).
     _vanished: dict[TargetKey, TargetGroup] = field(default_factory=dict, init=False)
+    # Each view's job as quoted in its target keys (`group_key`), by position.
+    _quoted: dict[int, str] = field(default_factory=dict, init=False)
     # Views to rebuild whole (every object of their role they can see), by position.
     _whole: set[int] = field(default_factory=set, init=False)
     _building: bool = field(default=False, init=False)  # a `rebuilding` is under way
@@ -135,6 +140,7 @@ class Fold:
         view = self.active.pop(position)
         del self._attach[position]
         self._whole.discard(position)
+        self._quoted.pop(position, None)
         role = table.role(view.role)
         # Objects deleted since the last rebuild are pending but no longer stored: their
         # groups are tombstoned too, or they would stay published with no object to reach.
@@ -312,13 +318,16 @@ class Fold:
         position, cluster, key = owner
         view = self.active[position]
         role = table.role(view.role)
-        tkey = group_key(view, cluster, role.source(key))
+        quoted = self._quoted.get(position)
+        if quoted is None:
+            quoted = self._quoted[position] = quote_job(key_job(view))
+        tkey = TargetKey(f"{quoted}/{cluster}/{role.source(key)}")  # group_key, faster
         objects = self.cluster(cluster)
         if obj is None or not view.sees(view.role_resource, obj):
             return self._drop(owner, tkey, set())
         visible = VisibleLookup(objects, view, namespace_of(obj))
-        if view.prefilter:
-            read = self._prefiltered(view, cluster, obj, visible, memo)
+        if view.prefilter is not None:
+            read = self._prefiltered(view, view.prefilter, cluster, obj, visible, memo)
             if read is not None:
                 return self._drop(owner, tkey, read)
         recording = dependencies.RecordingLookup(visible)
@@ -349,14 +358,15 @@ class Fold:
 
     def _drop(self, owner: Owner, tkey: TargetKey, read: set[dependencies.Dep]) -> Change | None:
         """No group for `owner`: it depends only on what was `read` to decide so."""
-        self.deps.record(owner, read)
+        if read or owner in self.deps.reads:  # most pre-filtered objects: neither
+            self.deps.record(owner, read)
         self._count_left_out(tkey, None)
         self.discovered.pop(tkey, None)
         return self._set(tkey, None)
 
     def _prefiltered(
-        self, view: JobView, cluster: str, obj: KubeObject, visible: VisibleLookup,
-        memo: dict[str, LabelSet],
+        self, view: JobView, program: engine.Prefilter, cluster: str, obj: KubeObject,
+        visible: VisibleLookup, memo: dict[str, LabelSet],
     ) -> set[dependencies.Dep] | None:  # fmt: skip
         """What the pre-filter read when it drops every target of `obj`, else None. A
         partial set that read no other object is the same for every view of this object
@@ -372,7 +382,7 @@ class Fold:
             read = recording.deps
             if not read:
                 memo[view.cluster_label] = partial
-        if engine.drops(partial, view.prefilter, defaults=view.defaults):
+        if engine.drops(partial, program, defaults=view.defaults):
             return read
         return None
 

@@ -95,7 +95,7 @@ class JobView:
     # The leading rules run on a partial label set before building a group (`prefilter`):
     # when they drop it, the group is not built. Set for monitor jobs only, so hand-written
     # jobs keep every dropped target on the discovery page.
-    prefilter: engine.Rules = field(default=(), hash=False, compare=False)
+    prefilter: engine.Prefilter | None = field(default=None, hash=False, compare=False)
 
     @property
     def role_resource(self) -> Resource:

@@ -100,11 +100,11 @@ PARTIALS: Final[dict[Resource, Partial]] = {
 }
 
 
-def program(resource: Resource, rules: engine.Rules) -> engine.Rules:
-    """The leading rules a job of `resource`'s role can run on the partial set; empty when
+def program(resource: Resource, rules: engine.Rules) -> engine.Prefilter | None:
+    """The leading rules a job of `resource`'s role can run on the partial set; None when
     the role has no partial build or no rule qualifies."""
     partial = PARTIALS.get(resource)
-    return () if partial is None else engine.prefilter(rules, partial.covered)
+    return None if partial is None else engine.prefilter(rules, partial.covered)
 
 
 def partial_labels(

@@ -342,9 +342,18 @@ def _reads(rule: Rule) -> tuple[str, ...]:
     return tuple(rule.sources)
 
 
-def prefilter(rules: Rules, covered: Callable[[str], bool]) -> Rules:
+@dataclass(frozen=True, slots=True)
+class Prefilter:
+    """Rules to run on a partial label set (`prefilter`), and every name they read or
+    write: the only names `drops` copies."""
+
+    rules: Rules
+    names: tuple[str, ...]
+
+
+def prefilter(rules: Rules, covered: Callable[[str], bool]) -> Prefilter | None:
     """The leading rules to run on a partial label set: filters reading only covered names,
-    and the rules before them that write what those read. Empty: nothing to pre-filter.
+    and the rules before them that write what those read. None: nothing to pre-filter.
 
     A rule writing one covered label from covered sources keeps it covered; otherwise its
     target is covered no more. labeldrop/labelkeep decide per name, so
@@ -369,7 +378,11 @@ def prefilter(rules: Rules, covered: Callable[[str], bool]) -> Rules:
             walked.append(rule)
         else:
             break
-    return _live(walked)
+    program = _live(walked)
+    if not program:
+        return None
+    names = {n for rule in program for n in (*_reads(rule), rule.config.target_label)}
+    return Prefilter(program, tuple(sorted(names - {""})))
 
 
 def _live(walked: list[Rule]) -> Rules:
@@ -391,11 +404,15 @@ def _live(walked: list[Rule]) -> Rules:
 
 
 def drops(
-    partial: Mapping[str, str], program: Rules, *, defaults: Mapping[str, str] = NO_DEFAULTS
+    partial: Mapping[str, str], program: Prefilter, *, defaults: Mapping[str, str] = NO_DEFAULTS
 ) -> bool:
     """Whether `program` (from `prefilter`) drops every target whose covered labels are
-    those of `partial`: the same steps `process` takes, on the partial set."""
-    current = dict(with_defaults(partial, defaults))
-    if "" in current.values():
-        current = {name: value for name, value in current.items() if value}
-    return not all(_STEPS[rule.action](rule, current) for rule in program)
+    those of `partial`: the same steps `process` takes (defaults where missing or empty,
+    empty values absent), on the names the program reads or writes (no other name can
+    change its outcome; labeldrop/labelkeep decide name by name)."""
+    current: LabelSet = {}
+    for name in program.names:
+        value = partial.get(name) or defaults.get(name)
+        if value:
+            current[name] = value
+    return not all(_STEPS[rule.action](rule, current) for rule in program.rules)

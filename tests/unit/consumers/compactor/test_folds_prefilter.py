@@ -63,7 +63,7 @@ def pod_monitor(selector: dict[str, Any]) -> dict[str, Any]:
 
 def both(view: Any) -> tuple[folds.Fold, folds.Fold]:
     """A fold with the pre-filtering view, and one with the same view building in full."""
-    full = dataclasses.replace(view, prefilter=())
+    full = dataclasses.replace(view, prefilter=None)
     return folds.Fold([view]), folds.Fold([full])
 
 
@@ -73,7 +73,7 @@ def test_prefiltered_groups_equal_the_full_build(
     selector: dict[str, Any], first: list[dict[str, Any]], then: list[dict[str, Any]]
 ) -> None:
     (view,) = views_of(Resource.PODMONITORS, pod_monitor(selector))
-    assert view.prefilter  # the selector's rules (and the phase rule) qualify
+    assert view.prefilter is not None  # the selector's rules (and the phase rule) qualify
     quick, full = both(view)
     for fold in (quick, full):
         for version, obj in enumerate([*first, *then]):
@@ -140,7 +140,7 @@ def test_a_service_label_change_flips_an_endpoints_monitor_job(role: str) -> Non
                "spec": {"selector": {"matchLabels": {"team": "a"}}, "serviceDiscoveryRole": role,
                         "endpoints": [{"port": "http"}]}}  # fmt: skip
     (view,) = views_of(Resource.SERVICEMONITORS, monitor)
-    assert view.prefilter
+    assert view.prefilter is not None
     fold = folds.Fold([view])
     resource, obj = (
         (Resource.ENDPOINTS, ENDPOINTS) if role == "Endpoints" else (Resource.ENDPOINTSLICES, SLICE)

@@ -80,7 +80,7 @@ def test_a_prefiltered_drop_is_a_full_drop(
 ) -> None:  # fmt: skip
     rules = rules_of(*configs)
     program = engine.prefilter(rules, covered)
-    if engine.drops({**shared, **partial_rest}, program, defaults=defaults):
+    if program is not None and engine.drops({**shared, **partial_rest}, program, defaults=defaults):
         full = {**shared, **full_rest, "__address__": "h:1"}
         assert engine.process(full, rules, defaults=defaults).final is None
 
@@ -93,8 +93,10 @@ def test_the_operators_pod_rules_prefilter_on_phase_and_selector() -> None:
         {"action": "keep", "source_labels": ["u1"], "regex": "metrics"},
         {"source_labels": ["c1"], "target_label": "u1"},
     )
-    assert [r.action for r in engine.prefilter(rules, covered)] == ["drop", "keep"]
-    assert engine.drops({"c1": "Failed"}, engine.prefilter(rules, covered))
+    program = engine.prefilter(rules, covered)
+    assert program is not None
+    assert [r.action for r in program.rules] == ["drop", "keep"]
+    assert engine.drops({"c1": "Failed"}, program)
 
 
 def test_writes_before_a_filter_are_run_when_it_reads_them() -> None:
@@ -103,7 +105,8 @@ def test_writes_before_a_filter_are_run_when_it_reads_them() -> None:
         {"action": "keep", "source_labels": ["job"], "regex": "x"},
     )
     program = engine.prefilter(rules, covered)
-    assert len(program) == 2
+    assert program is not None
+    assert len(program.rules) == 2
     assert not engine.drops({"c1": "a"}, program)
     assert engine.drops({"c1": "b"}, program)
 
@@ -113,7 +116,7 @@ def test_a_label_written_from_unknown_sources_is_no_longer_covered() -> None:
         {"source_labels": ["u1"], "target_label": "c1"},
         {"action": "keep", "source_labels": ["c1"], "regex": "a"},
     )
-    assert engine.prefilter(rules, covered) == ()
+    assert engine.prefilter(rules, covered) is None
 
 
 def test_labelmap_ends_the_prefilter() -> None:
@@ -121,4 +124,4 @@ def test_labelmap_ends_the_prefilter() -> None:
         {"action": "labelmap", "regex": "u(.)", "replacement": "c$1"},
         {"action": "keep", "source_labels": ["c1"], "regex": "a"},
     )
-    assert engine.prefilter(rules, covered) == ()
+    assert engine.prefilter(rules, covered) is None
