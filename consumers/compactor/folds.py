@@ -7,26 +7,33 @@ resource, and every group whose last build read the object (see `dependencies`).
 upserts or tombstones. Replaying a log, or any interleaving that keeps per-key order,
 ends in the same `groups`.
 
+A new view, or `mark_all`, marks the whole view (one entry, not one per object); a rebuild
+walks each object once, parsing it once for all the views that need it, and
+`Fold.rebuilding` does so in steps so that its caller can yield in between. A view with a
+`prefilter` (monitor jobs) first runs its leading selector rules on a cheap partial label
+set (`prefilter`): an object they drop gets no group built and holds nothing.
+
 Pure: no Kafka, no logging; builder failures are returned, not raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
-from consumers.compactor import dependencies, state
+from consumers.compactor import dependencies, prefilter, state
 from consumers.compactor.jobs import JobView, namespace_of
 from consumers.relabel import engine, group_relabeling
 from consumers.roles import lookups, table
 from schemas.objects import KubeObject
 from schemas.targets import LabelSet, TargetGroup
-from schemas.topics import ObjectKey, Resource, Source, TargetKey, target_key
+from schemas.topics import ObjectKey, Resource, Source, TargetKey, quote_job, target_key
 
 V = TypeVar("V")
 D = TypeVar("D")
 Owner = tuple[int, str, ObjectKey]  # (view position, cluster, key of the role's object)
+STEP_OWNERS: Final = 64  # groups rebuilt between two steps of `Fold.rebuilding`
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,11 @@ def group_key(view: JobView, cluster: str, source: Source) -> TargetKey:
     """`<job>/<cluster>/<source>`; a job's second and later sd configs get `#<index>`,
     since their sources can coincide with the first's (Prometheus keeps them apart by
     provider)."""
-    job = view.job if view.index == 0 else f"{view.job}#{view.index}"
-    return target_key(job, cluster, source)
+    return target_key(key_job(view), cluster, source)
+
+
+def key_job(view: JobView) -> str:
+    return view.job if view.index == 0 else f"{view.job}#{view.index}"
 
 
 def attach_of(view: JobView) -> lookups.Attach:
@@ -104,6 +114,11 @@ class Fold:
     # Groups of removed views, as they were: tombstoned by the next `rebuild` unless a
     # view added meanwhile built the same key again (then only a real change is written).
     _vanished: dict[TargetKey, TargetGroup] = field(default_factory=dict, init=False)
+    # Each view's job as quoted in its target keys (`group_key`), by position.
+    _quoted: dict[int, str] = field(default_factory=dict, init=False)
+    # Views to rebuild whole (every object of their role they can see), by position.
+    _whole: set[int] = field(default_factory=set, init=False)
+    _building: bool = field(default=False, init=False)  # a `rebuilding` is under way
 
     def __post_init__(self) -> None:
         for view in self.views:
@@ -117,13 +132,15 @@ class Fold:
         self._next += 1
         self.active[position] = view
         self._attach[position] = attach_of(view)
-        self._mark(position, view)
+        self._whole.add(position)  # one entry; the rebuild walks the view's objects
         return position
 
     def remove_view(self, position: int) -> None:
         """Stop building a view: its groups are tombstoned by the next `rebuild`."""
         view = self.active.pop(position)
         del self._attach[position]
+        self._whole.discard(position)
+        self._quoted.pop(position, None)
         role = table.role(view.role)
         # Objects deleted since the last rebuild are pending but no longer stored: their
         # groups are tombstoned too, or they would stay published with no object to reach.
@@ -158,8 +175,11 @@ class Fold:
         """Store the object (None removes it); True when the state changed."""
         if not self.cluster(cluster).apply(resource, key, obj):
             return False
+        namespace = None if resource.cluster_scoped else key.partition("/")[0]
         for position, view in self.active.items():
-            if view.role_resource is resource and view.reads_cluster(cluster):
+            if view.role_resource is not resource or not view.reads_cluster(cluster):
+                continue
+            if namespace is None or view.in_namespace(namespace):  # else it never had a group
                 self.pending.add((position, cluster, key))
         readers = self.deps.dependents((resource, key))
         self.pending.update(owner for owner in readers if owner[1] == cluster)
@@ -171,39 +191,99 @@ class Fold:
         """Store the object (None removes it) for a catch-up that ends with `mark_all`:
         without marking groups while none is built yet. Once groups exist this is `apply`,
         since `mark_all` only reaches objects still stored and a removed object's group
-        must still be rebuilt away."""
-        if self.groups:
+        must still be rebuilt away; so is it while a rebuild is under way (it may have
+        passed the object already)."""
+        if self.groups or self._building:
             self.apply(cluster, resource, key, obj)
         else:
             self.cluster(cluster).put(resource, key, obj)
 
     def mark_all(self) -> None:
         """Mark every group for a rebuild (after a catch-up or a rebalance)."""
-        for position, view in self.active.items():
-            self._mark(position, view)
+        self._whole.update(self.active)
 
-    def _mark(self, position: int, view: JobView) -> None:
-        for name, objects in self.clusters.items():
-            if view.reads_cluster(name):
-                keys = _in_namespaces(view, objects.keys(view.role_resource))
-                self.pending.update((position, name, key) for key in keys)
+    def marked(self) -> set[Owner]:
+        """Every group the next rebuild builds, one by one (for tests and debugging)."""
+        return {
+            (position, cluster, key)
+            for cluster, _, key, positions in self._work(self.pending, self._whole)
+            for position in positions
+        }
 
     def rebuild(self) -> tuple[list[Change], list[BuildError]]:
+        """Every marked group rebuilt at once; the groups that changed, and build errors."""
+        steps = self.rebuilding()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: tuple[list[Change], list[BuildError]] = done.value
+                return result
+
+    def rebuilding(
+        self, step: int = STEP_OWNERS
+    ) -> Generator[None, None, tuple[list[Change], list[BuildError]]]:
+        """`rebuild` in steps: yields after about `step` groups, returns what `rebuild`
+        returns. Between steps the caller may `apply` more objects: what is marked then
+        is left for the next rebuild (an object already passed is rebuilt again there),
+        and changes are returned only at the end, so none is half a view swap."""
+        singles, self.pending = self.pending, set()
+        whole, self._whole = self._whole, set()
         changes: list[Change] = []
         errors: list[BuildError] = []
-        for owner in sorted(self.pending):
-            try:
-                change = self._rebuild(owner)
-            except Exception as exc:  # noqa: BLE001 - bad input must not stop the fold
-                view = self.active[owner[0]]
-                errors.append(BuildError(view.job, owner[1], owner[2], f"{exc!r}"))
-                continue
-            if change is not None:
-                changes.append(change)
-        self.pending.clear()
+        self._building = True
+        try:
+            done = 0
+            for cluster, resource, key, positions in self._work(singles, whole):
+                self._rebuild_object(cluster, resource, key, positions, changes, errors)
+                done += len(positions)
+                if done >= step:
+                    done = 0
+                    yield
+        finally:
+            self._building = False
         if self._vanished:
             changes = self._settle_vanished(changes)
         return changes, errors
+
+    def _work(
+        self, singles: set[Owner], whole: set[int]
+    ) -> Iterator[tuple[str, Resource, ObjectKey, list[int]]]:
+        """Each object to rebuild, in (cluster, resource, key) order, with the positions
+        of the views to rebuild it for, in order. Keys are listed up front, so objects
+        applied meanwhile do not disturb the walk."""
+        by_place: dict[tuple[str, Resource], dict[ObjectKey, set[int]]] = {}
+        for position, cluster, key in singles:
+            view = self.active.get(position)
+            if view is not None:
+                place = by_place.setdefault((cluster, view.role_resource), {})
+                place.setdefault(key, set()).add(position)
+        views = [(p, self.active[p]) for p in sorted(whole) if p in self.active]
+        for cluster in sorted(self.clusters.keys() | {c for c, _ in by_place}):
+            for resource in Resource:
+                here = [(p, v) for p, v in views
+                        if v.role_resource is resource and v.reads_cluster(cluster)]  # fmt: skip
+                marked = by_place.get((cluster, resource), {})
+                if not here and not marked:
+                    continue
+                yield from _walk(self.cluster(cluster), resource, cluster, here, marked)
+
+    def _rebuild_object(
+        self, cluster: str, resource: Resource, key: ObjectKey, positions: list[int],
+        changes: list[Change], errors: list[BuildError],
+    ) -> None:  # fmt: skip
+        obj = self.cluster(cluster).get(resource, key, cached=False)  # parsed once for all
+        memo: dict[str, LabelSet] = {}
+        for position in positions:
+            owner = (position, cluster, key)
+            try:
+                change = self._rebuild(owner, obj, memo)
+            except Exception as exc:  # noqa: BLE001 - bad input must not stop the fold
+                view = self.active[position]
+                errors.append(BuildError(view.job, cluster, key, f"{exc!r}"))
+                continue
+            if change is not None:
+                changes.append(change)
 
     def _settle_vanished(self, changes: list[Change]) -> list[Change]:
         """One change per key of a removed view: none if a new view built the same group
@@ -232,19 +312,25 @@ class Fold:
                 self._count(self.groups.pop(tkey, None), -1)
                 self._count_left_out(tkey, None)
 
-    def _rebuild(self, owner: Owner) -> Change | None:
+    def _rebuild(
+        self, owner: Owner, obj: KubeObject | None, memo: dict[str, LabelSet]
+    ) -> Change | None:
         position, cluster, key = owner
         view = self.active[position]
         role = table.role(view.role)
-        tkey = group_key(view, cluster, role.source(key))
+        quoted = self._quoted.get(position)
+        if quoted is None:
+            quoted = self._quoted[position] = quote_job(key_job(view))
+        tkey = TargetKey(f"{quoted}/{cluster}/{role.source(key)}")  # group_key, faster
         objects = self.cluster(cluster)
-        obj = objects.get(view.role_resource, key, cached=False)
         if obj is None or not view.sees(view.role_resource, obj):
-            self.deps.forget(owner)
-            self._count_left_out(tkey, None)
-            self.discovered.pop(tkey, None)
-            return self._set(tkey, None)
-        recording = dependencies.RecordingLookup(VisibleLookup(objects, view, namespace_of(obj)))
+            return self._drop(owner, tkey, set())
+        visible = VisibleLookup(objects, view, namespace_of(obj))
+        if view.prefilter is not None:
+            read = self._prefiltered(view, view.prefilter, cluster, obj, visible, memo)
+            if read is not None:
+                return self._drop(owner, tkey, read)
+        recording = dependencies.RecordingLookup(visible)
         built = role.build_group(obj, lookup=recording, attach=self._attach[position])
         self.deps.record(owner, recording.deps)
         if built is None:  # Prometheus sends nothing: the earlier group stays
@@ -269,6 +355,36 @@ class Fold:
             job=view.job, cluster=cluster, source=built.source, labels=final[0], targets=final[1]
         )
         return self._set(tkey, group)
+
+    def _drop(self, owner: Owner, tkey: TargetKey, read: set[dependencies.Dep]) -> Change | None:
+        """No group for `owner`: it depends only on what was `read` to decide so."""
+        if read or owner in self.deps.reads:  # most pre-filtered objects: neither
+            self.deps.record(owner, read)
+        self._count_left_out(tkey, None)
+        self.discovered.pop(tkey, None)
+        return self._set(tkey, None)
+
+    def _prefiltered(
+        self, view: JobView, program: engine.Prefilter, cluster: str, obj: KubeObject,
+        visible: VisibleLookup, memo: dict[str, LabelSet],
+    ) -> set[dependencies.Dep] | None:  # fmt: skip
+        """What the pre-filter read when it drops every target of `obj`, else None. A
+        partial set that read no other object is the same for every view of this object
+        (`memo`, per cluster label)."""
+        partial = memo.get(view.cluster_label)
+        read: set[dependencies.Dep] = set()
+        if partial is None:
+            recording = dependencies.RecordingLookup(visible)
+            partial = prefilter.partial_labels(
+                view.role_resource, obj, recording,
+                cluster_label=view.cluster_label, cluster=cluster,
+            )  # fmt: skip
+            read = recording.deps
+            if not read:
+                memo[view.cluster_label] = partial
+        if engine.drops(partial, program, defaults=view.defaults):
+            return read
+        return None
 
     def _discover(self, key: TargetKey, group: TargetGroup) -> TargetGroup:
         """Hold `group` as discovered; the object held (the earlier one when equal, so
@@ -329,6 +445,31 @@ class Fold:
         if group is not None:
             groups, targets = self.totals.get(group.job, (0, 0))
             self.totals[group.job] = groups + sign, targets + sign * len(group.targets)
+
+
+def _walk(
+    objects: state.ClusterState, resource: Resource, cluster: str,
+    whole: Sequence[tuple[int, JobView]], marked: Mapping[ObjectKey, set[int]],
+) -> Iterator[tuple[str, Resource, ObjectKey, list[int]]]:  # fmt: skip
+    """The objects of one resource to rebuild: every key `whole` views see by namespace
+    (stored now) and every `marked` one (maybe deleted since), each with its positions."""
+    every = {p for p, v in whole if v.namespaces is None or resource.cluster_scoped}
+    by_namespace: dict[str, list[int]] = {}
+    for position, view in whole:
+        if view.namespaces is not None and not resource.cluster_scoped:
+            for namespace in view.namespaces:
+                by_namespace.setdefault(namespace, []).append(position)
+    keys: set[ObjectKey] = set(marked)
+    if every:
+        keys.update(objects.keys(resource))
+    elif by_namespace:
+        heads = tuple(f"{namespace}/" for namespace in by_namespace)
+        keys.update(key for key in objects.keys(resource) if key.startswith(heads))
+    for key in sorted(keys):
+        namespace = "" if resource.cluster_scoped else key.partition("/")[0]
+        positions = every.union(by_namespace.get(namespace, ()), marked.get(key, ()))
+        if positions:
+            yield cluster, resource, key, sorted(positions)
 
 
 def _in_namespaces(view: JobView, keys: Iterable[ObjectKey]) -> Iterable[ObjectKey]:

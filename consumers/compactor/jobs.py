@@ -92,6 +92,10 @@ class JobView:
     keep_meta: bool = False  # serve __meta_* labels left after relabeling
     # Prometheus's scrape defaults, added before relabeling (used only with rules).
     defaults: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # The leading rules run on a partial label set before building a group (`prefilter`):
+    # when they drop it, the group is not built. Set for monitor jobs only, so hand-written
+    # jobs keep every dropped target on the discovery page.
+    prefilter: engine.Prefilter | None = field(default=None, hash=False, compare=False)
 
     @property
     def role_resource(self) -> Resource:

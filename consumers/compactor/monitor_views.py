@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from consumers import selectors
+from consumers.compactor import prefilter
 from consumers.compactor.jobs import JobView, watched_resources
 from consumers.monitors import live
 from consumers.monitors.select import MonitorJob
@@ -26,8 +27,11 @@ Where = tuple[str, str]  # (job name, cluster)
 
 
 def view_of(job: MonitorJob) -> JobView:
+    """The job's view; its leading selector rules pre-filter objects (`prefilter`), so
+    the objects they drop hold nothing in the fold (docs/monitors.md)."""
     sd = job.sd_config
     names = frozenset(sd.namespaces.names)
+    rules = engine.compile_rules(job.rules)
     return JobView(
         job=job.name,
         index=0,
@@ -41,9 +45,10 @@ def view_of(job: MonitorJob) -> JobView:
             s.role.resource: selectors.ObjectFilter(s.label_selector(), s.field_selector())
             for s in sd.selectors
         },
-        rules=engine.compile_rules(job.rules),
+        rules=rules,
         keep_meta=False,
         defaults=job.defaults,
+        prefilter=prefilter.program(sd.role.resource, rules),
     )
 
 

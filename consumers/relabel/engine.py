@@ -321,3 +321,98 @@ _STEPS: Final[dict[str, Callable[[Rule, LabelSet], bool]]] = {
     "lowercase": _case(go_lower),
     "uppercase": _case(go_upper),
 }
+
+
+# Pre-filtering -------------------------------------------------------------------------
+# A job whose first rules keep or drop by labels the consumer can compute cheaply (say a
+# monitor's selector, on the pod's own labels) need not build the groups those rules would
+# drop entirely. `prefilter` picks, from the compiled rules, the leading ones whose result
+# is exactly the same on such a partial label set as on every full target; `drops` runs
+# them. Exactness rests on `covered`: a name is covered when every full target holds the
+# same value for it as the partial set (or neither holds it).
+
+_FILTERS: Final = frozenset(("keep", "drop", "keepequal", "dropequal"))
+_WRITES_ONE: Final = frozenset(("replace", "hashmod", "lowercase", "uppercase"))
+_BY_NAME: Final = frozenset(("labeldrop", "labelkeep"))
+
+
+def _reads(rule: Rule) -> tuple[str, ...]:
+    if rule.action in ("keepequal", "dropequal"):
+        return (*rule.sources, rule.config.target_label)
+    return tuple(rule.sources)
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilter:
+    """Rules to run on a partial label set (`prefilter`), and every name they read or
+    write: the only names `drops` copies."""
+
+    rules: Rules
+    names: tuple[str, ...]
+
+
+def prefilter(rules: Rules, covered: Callable[[str], bool]) -> Prefilter | None:
+    """The leading rules to run on a partial label set: filters reading only covered names,
+    and the rules before them that write what those read. None: nothing to pre-filter.
+
+    A rule writing one covered label from covered sources keeps it covered; otherwise its
+    target is covered no more. labeldrop/labelkeep decide per name, so
+    coverage holds through them. labelmap and a templated target name end the walk."""
+    uncovered: set[str] = set()
+
+    def known(names: Iterable[str]) -> bool:
+        return all(covered(n) and n not in uncovered for n in names)
+
+    walked: list[Rule] = []
+    for rule in rules:
+        target = rule.config.target_label
+        if rule.action in _FILTERS:
+            if known(_reads(rule)):
+                walked.append(rule)
+        elif rule.action in _WRITES_ONE and "$" not in target:
+            if known((*_reads(rule), target)):
+                walked.append(rule)
+            else:
+                uncovered.add(target)
+        elif rule.action in _BY_NAME:
+            walked.append(rule)
+        else:
+            break
+    program = _live(walked)
+    if not program:
+        return None
+    names = {n for rule in program for n in (*_reads(rule), rule.config.target_label)}
+    return Prefilter(program, tuple(sorted(names - {""})))
+
+
+def _live(walked: list[Rule]) -> Rules:
+    """`walked` without its trailing non-filters and the writes no later filter reads."""
+    needed: set[str] = set()
+    kept: list[Rule] = []
+    for rule in reversed(walked):
+        if rule.action in _FILTERS:
+            needed.update(_reads(rule))
+        elif rule.action in _BY_NAME:
+            if not kept:
+                continue
+        elif rule.config.target_label in needed:
+            needed.update(_reads(rule))
+        else:
+            continue
+        kept.append(rule)
+    return tuple(reversed(kept)) if any(r.action in _FILTERS for r in kept) else ()
+
+
+def drops(
+    partial: Mapping[str, str], program: Prefilter, *, defaults: Mapping[str, str] = NO_DEFAULTS
+) -> bool:
+    """Whether `program` (from `prefilter`) drops every target whose covered labels are
+    those of `partial`: the same steps `process` takes (defaults where missing or empty,
+    empty values absent), on the names the program reads or writes (no other name can
+    change its outcome; labeldrop/labelkeep decide name by name)."""
+    current: LabelSet = {}
+    for name in program.names:
+        value = partial.get(name) or defaults.get(name)
+        if value:
+            current[name] = value
+    return not all(_STEPS[rule.action](rule, current) for rule in program.rules)

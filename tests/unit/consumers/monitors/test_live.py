@@ -162,7 +162,7 @@ def test_a_new_view_marks_only_objects_in_its_namespaces() -> None:
     live = live_with(pod_monitor("pm", {"port": "m"}))
     (job,) = live.jobs()["podMonitor/team/pm/0"].values()
     position = fold.add_view(monitor_views.view_of(job))
-    assert fold.pending == {
+    assert fold.marked() == {
         (position, "c1", ObjectKey(f"{NS}/a")),
         (position, "c1", ObjectKey(f"{NS}/b")),
     }
