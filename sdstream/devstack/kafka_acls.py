@@ -13,7 +13,9 @@ For a topic prefix `P` and clusters `C`:
   targets topic its HTTP/file sinks read); topic `P.targets`: create, write,
   describe-configs; groups prefixed `P`: read, describe (e.g. `sdstream-consumer` for the
   default prefix `sdstream`).
-- `sink`: topic `P.targets`: read, describe.
+- `sink`: topic `P.targets`: read, describe; and, per cluster, the monitor and Namespace
+  topics (`P.<c>.servicemonitors`, `.podmonitors`, `.namespaces`): read, describe, from
+  which a serving replica with a `monitors:` section derives its jobs (docs/monitors.md).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from enum import IntEnum
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest
 
-from schemas.topics import targets_topic
+from schemas.topics import Resource as Kind
+from schemas.topics import object_topic, targets_topic
 from sdstream.devstack import secure
 from sdstream.devstack.errors import DevstackError
 from sdstream.devstack.stack import Stack
@@ -50,6 +53,7 @@ class Operation(IntEnum):  # AclOperation
 
 
 _ALLOW = 3  # AclPermissionType.ALLOW
+MONITOR_READS = (Kind.SERVICEMONITORS, Kind.PODMONITORS, Kind.NAMESPACES)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ def bindings(prefix: str, clusters: tuple[str, ...]) -> list[Binding]:
                       op.CREATE, op.WRITE, op.DESCRIBE_CONFIGS)  # fmt: skip
     granted += _grant(secure.FOLD, Resource.GROUP, prefix, prefixed, op.READ, op.DESCRIBE)
     granted += _grant(secure.SINK, topic, targets, literal, op.READ, op.DESCRIBE)
+    for cluster in clusters:  # a serving replica with `monitors:` derives its jobs itself
+        for resource in MONITOR_READS:
+            granted += _grant(secure.SINK, topic, object_topic(prefix, cluster, resource),
+                              literal, op.READ, op.DESCRIBE)  # fmt: skip
     return granted
 
 

@@ -40,9 +40,13 @@ def test_the_fold_reads_every_topic_of_the_prefix_and_writes_only_targets() -> N
     assert (GROUP, "p", PREFIXED, Operation.READ) in granted("fold")
 
 
-def test_the_sink_only_reads_the_targets_topic() -> None:
-    assert granted("sink") == {(TOPIC, "p.targets", LITERAL, Operation.READ),
-                               (TOPIC, "p.targets", LITERAL, Operation.DESCRIBE)}  # fmt: skip
+def test_the_sink_reads_the_targets_topic_and_what_monitor_jobs_come_from() -> None:
+    """Never an object topic beyond monitors and namespaces, never a write."""
+    topics = ["p.targets"] + [
+        f"p.{c}.{r}" for c in ("a", "b") for r in ("servicemonitors", "podmonitors", "namespaces")
+    ]
+    assert granted("sink") == {(TOPIC, t, LITERAL, op) for t in topics
+                               for op in (Operation.READ, Operation.DESCRIBE)}  # fmt: skip
 
 
 def test_bindings_of_two_prefixes_never_overlap() -> None:
