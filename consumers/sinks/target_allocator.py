@@ -30,7 +30,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 import orjson
 
-from consumers.sinks import http_sd, views
+from consumers.sinks import deflated, http_sd, views
 from consumers.sinks.scrape_configs import JSON_TYPE, TA_PREFIX
 
 ROUTE: Final = "/jobs"
@@ -48,11 +48,11 @@ def jobs_document(counts: Mapping[str, int]) -> bytes:
     return orjson.dumps({job: {"_link": link(job)} for job, n in counts.items() if n > 0}) + b"\n"
 
 
-def wrap_targets(job: str, document: Sequence[bytes]) -> list[bytes]:
-    """The per-collector form of a job's HTTP SD document."""
+def wrap_targets(job: str, document: deflated.Deflated) -> deflated.Deflated:
+    """The per-collector form of a job's HTTP SD document (as segments)."""
     debug = f"/debug{ROUTE}/{quote_plus(job, safe='')}{_TARGETS}?collector_id={COLLECTOR}"
-    head = orjson.dumps({"_link": debug})[:-1] + b',"targets":'
-    return [b'{"' + COLLECTOR.encode() + b'":', head, *document, b"}}\n"]
+    head = b'{"' + COLLECTOR.encode() + b'":' + orjson.dumps({"_link": debug})[:-1]
+    return document.around(head + b',"targets":', b"}}\n")
 
 
 class TargetAllocator:
@@ -78,13 +78,18 @@ class TargetAllocator:
         if not inner.endswith(_TARGETS) or len(inner) <= len(_TARGETS) + 1:
             return http_sd.json_reply(404, {"error": "not found: /jobs/<job>/targets"})
         job = unquote_plus(inner[1 : -len(_TARGETS)])  # `link` escapes as Go's QueryEscape
+        return await self._targets(job, query, headers)
+
+    async def _targets(
+        self, job: str, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
+    ) -> http_sd.PartsReply:
         asked = {k: v for k, v in query.items() if k != "collector_id"}
-        collector = "collector_id" in query
-        answer = await self._http(
-            f"{http_sd.PREFIX}/{quote(job, safe='')}",
-            query=asked,
-            headers=headers if collector else {},
-        )
-        if collector or answer.status != 200:
-            return answer
-        return http_sd.PartsReply(200, wrap_targets(job, answer.parts), {"Content-Type": JSON_TYPE})
+        path = f"{http_sd.PREFIX}/{quote(job, safe='')}"
+        if "collector_id" in query:
+            return await self._http(path, query=asked, headers=headers)
+        found = await self._http.document(path, query=asked)
+        if isinstance(found, http_sd.PartsReply):
+            return found
+        gzipped = deflated.accepts_gzip(headers.get("accept-encoding", ""))
+        body = wrap_targets(job, found.body)
+        return http_sd.body_reply(body, {"Content-Type": JSON_TYPE}, gzipped=gzipped)
