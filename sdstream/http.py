@@ -18,7 +18,9 @@ Limits, so that no client can hold the process (`HttpSettings`), and how each is
   response, and for the last buffered bytes at close. A client that stops reading is cut
   off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`), so stalled
   readers cannot pin connections and bodies; one that reads slowly but steadily gets a
-  big answer whole. Bodies are written part by part (`Answer.parts`), never joined.
+  big answer whole. Bodies are written part by part (`Answer.parts`), never joined;
+  parts made as they are taken (an inflated HTTP SD answer, `Answer.size` set) are made
+  in a worker thread, one slice at a time.
 - Request heads: lines of at most 8 KiB, 100 headers (aiohttp's `max_line_size`,
   `max_field_size`, `max_headers`), else 400; a head not complete within
   `read_timeout_s` closes the connection (aiohttp's keep-alive timer, which also runs
@@ -97,8 +99,8 @@ class Answer(Protocol):
     @property
     def parts(self) -> Iterable[bytes]:
         """The body, in pieces written one after another (a big HTTP SD document is its
-        groups' gzip members, or those inflated: joining them first would copy hundreds
-        of MiB per answer)."""
+        groups' compressed segments, or those inflated: joining them first would copy
+        hundreds of MiB per answer)."""
         ...
 
     @property
@@ -106,7 +108,8 @@ class Answer(Protocol):
     @property
     def size(self) -> int | None:
         """The body's length when `parts` are made as they are taken (CPU work: the
-        server takes them in a worker thread, one slice at a time); None: sum them."""
+        server takes them in a worker thread, one slice at a time); None: the server sums
+        them, so `parts` must then be a sequence (iterated twice)."""
         ...
 
 
