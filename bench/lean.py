@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import signal
 import sys
 import time
@@ -38,6 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import consume as bench_consume  # bench/consume.py: the same workload
 import kit  # bench/kit.py; it puts the repository root on sys.path
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -162,7 +164,7 @@ def breakdown() -> dict[str, float]:
         out["fold dependency index"] = deep_size([fold.deps, fold.pending], seen) / 2**20
     if "sinks" in BUILT:
         view = BUILT["sinks"].view
-        out["served view (HTTP SD fragments)"] = (
+        out["served view (held groups: HTTP SD fragments, deflated since session 7)"] = (
             sum(sampled(groups, seen) for groups in view._by_job.values())
             + deep_size([view._job_of], seen) / 2**20
         )
@@ -210,14 +212,61 @@ def measured(me: str, payload: dict[str, Any]) -> dict[str, Any]:
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
-        at, want = asyncio.run(served(tuple(first["address"]), payload.get("targets"),
+        address = tuple(first["address"])
+        at, want = asyncio.run(served(address, payload.get("targets"),
                                       payload["timeout_s"], check=payload["check"]))  # fmt: skip
+        steady = proc_rss_mb(proc.pid)  # once serving, before any answer is asked for
         extra = json.loads(proc.stdout.readline()) if payload.get("breakdown") else {}
+        if payload.get("requests"):
+            extra["requests"] = asyncio.run(request_costs(address, proc.pid))
+            extra["rss_after_requests_mb"] = proc_rss_mb(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     usage = json.loads(out.strip().splitlines()[-1])
-    return {"served_s": at - first["t0"], "targets": want, **extra, **usage}
+    return {"served_s": at - first["t0"], "targets": want, "rss_serving_mb": steady,
+            **extra, **usage}  # fmt: skip
+
+
+def proc_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BIG_JOB = "pods"  # 250k of the 300k targets
+REQUESTS = 3  # of each kind, after one that renders the answer (a cache miss)
+
+
+async def request_costs(address: tuple[Any, ...], pid: int) -> dict[str, Any]:
+    """The server's CPU seconds per GET of the big job's whole answer, with
+    `Accept-Encoding: gzip` and without, and the bytes sent: the body is read in chunks
+    and dropped (never held here), so the client costs the server nothing but reading."""
+    url = f"http://{address[0]}:{address[1]}/http_sd/{BIG_JOB}"
+    out: dict[str, Any] = {}
+    async with aiohttp.ClientSession(
+        auto_decompress=False, timeout=aiohttp.ClientTimeout(total=900)
+    ) as session:
+        for name, headers in (("first (renders)", {}), ("gzip", {"Accept-Encoding": "gzip"}),
+                              ("identity", {"Accept-Encoding": "identity"})):  # fmt: skip
+            costs, walls = [], []
+            for _ in range(1 if name.startswith("first") else REQUESTS):
+                cpu, t0 = proc_cpu_s(pid), time.perf_counter()
+                async with session.get(url, headers=headers) as response:
+                    sent = 0
+                    async for chunk in response.content.iter_chunked(1 << 20):
+                        sent += len(chunk)
+                    encoding = response.headers.get("Content-Encoding", "identity")
+                walls.append(time.perf_counter() - t0)
+                costs.append(proc_cpu_s(pid) - cpu)
+            out[name] = {"cpu_s": sorted(costs)[len(costs) // 2], "wall_s": min(walls),
+                         "bytes": sent, "encoding": encoding}  # fmt: skip
+    return out
 
 
 async def topic_records(bootstrap: str, topic: str) -> tuple[int, int, int]:
@@ -257,8 +306,17 @@ def run_child(role: str, payload: str) -> int:
 def row(name: str, got: dict[str, Any]) -> None:
     """One measured run, printed as soon as it is done (a later one may not finish)."""
     per_target = got["max_rss_mb"] * 2**20 / got["targets"]
+    steady = got["rss_serving_mb"] * 2**20 / got["targets"]
     print(f"| {name} | {got['served_s']:.2f} | {got['max_rss_mb']:.0f} | {got['cpu_s']:.1f} | "
-          f"{per_target:.0f} |", flush=True)  # fmt: skip
+          f"{per_target:.0f} | {got['rss_serving_mb']:.0f} | {steady:.0f} |",
+          flush=True)  # fmt: skip
+    for kind, cost in got.get("requests", {}).items():
+        print(f"|   GET /http_sd/{BIG_JOB}, {kind}: server CPU {cost['cpu_s']:.2f} s, wall "
+              f"{cost['wall_s']:.2f} s, {cost['bytes'] / 2**20:.1f} MiB sent "
+              f"({cost['encoding']}) | | | | | | |", flush=True)  # fmt: skip
+    if "rss_after_requests_mb" in got:
+        print(f"|   RSS after those requests: {got['rss_after_requests_mb']:.0f} MiB | | | | | | |",
+              flush=True)  # fmt: skip
 
 
 def main() -> int:
@@ -293,15 +351,19 @@ def main() -> int:
             ns=args.namespaces))  # fmt: skip
         print(f"input: {wrote.records} records, {wrote.bytes / 2**20:.1f} MiB\n", flush=True)
         common = {"bootstrap": boot, "timeout_s": 900, "check": args.check_bodies}
-        print("| run | seconds to serving all | peak RSS MiB | CPU s | bytes/target |")
-        print("|---|---|---|---|---|", flush=True)
+        print(
+            "| run | seconds to serving all | peak RSS MiB | CPU s | bytes/target (peak) "
+            "| RSS once serving MiB | bytes/target (serving) |"
+        )
+        print("|---|---|---|---|---|---|---|", flush=True)
         want = None
         for name, script, topic in codes:  # each on a new targets topic: a first start
             got = measured(script, {**common, "mode": "all", "topic": topic, "targets": want})
             want = got["targets"]
             row(f"{name}: consume, one process, new targets topic", got)
         for name, script, topic in codes:
-            got = measured(script, {**common, "mode": "serve", "topic": topic, "targets": want})
+            got = measured(script, {**common, "mode": "serve", "topic": topic, "targets": want,
+                                    "requests": True})  # fmt: skip
             row(f"{name}: consume --mode serve, targets topic current", got)
         sized = measured(me, {**common, "mode": "all", "topic": "sized.targets",
                               "targets": want, "breakdown": True})  # fmt: skip

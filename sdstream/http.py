@@ -18,7 +18,9 @@ Limits, so that no client can hold the process (`HttpSettings`), and how each is
   response, and for the last buffered bytes at close. A client that stops reading is cut
   off, its buffered bytes dropped (`sdstream_http_write_timeouts_total`), so stalled
   readers cannot pin connections and bodies; one that reads slowly but steadily gets a
-  big answer whole. Bodies are written part by part (`Answer.parts`), never joined.
+  big answer whole. Bodies are written part by part (`Answer.parts`), never joined;
+  parts made as they are taken (an inflated HTTP SD answer, `Answer.size` set) are made
+  in a worker thread, one slice at a time.
 - Request heads: lines of at most 8 KiB, 100 headers (aiohttp's `max_line_size`,
   `max_field_size`, `max_headers`), else 400; a head not complete within
   `read_timeout_s` closes the connection (aiohttp's keep-alive timer, which also runs
@@ -49,7 +51,15 @@ import inspect
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, cast
@@ -87,13 +97,20 @@ class Answer(Protocol):
     @property
     def status(self) -> int: ...
     @property
-    def parts(self) -> Sequence[bytes]:
+    def parts(self) -> Iterable[bytes]:
         """The body, in pieces written one after another (a big HTTP SD document is its
-        groups' fragments: joining them first would copy hundreds of MiB per answer)."""
+        groups' compressed segments, or those inflated: joining them first would copy
+        hundreds of MiB per answer)."""
         ...
 
     @property
     def headers(self) -> Mapping[str, str]: ...
+    @property
+    def size(self) -> int | None:
+        """The body's length when `parts` are made as they are taken (CPU work: the
+        server takes them in a worker thread, one slice at a time); None: the server sums
+        them, so `parts` must then be a sequence (iterated twice)."""
+        ...
 
 
 class Route(Protocol):
@@ -113,6 +130,10 @@ class Reply:
     @property
     def parts(self) -> Sequence[bytes]:
         return (self.body,)
+
+    @property
+    def size(self) -> int | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,9 +521,10 @@ class HttpServer:
         long it takes in all. A client that takes no slice in time is cut off."""
         timeout_s = self._settings.write_timeout_s
         parts = answer.parts if answer.status not in (204, 304) else ()
-        size = sum(len(part) for part in parts)
+        made = answer.size is not None  # parts made as taken: off the event loop
+        size = answer.size if answer.size is not None else sum(len(part) for part in parts)
         headers = {**_SERVER, **answer.headers}
-        if size <= _CHUNK:  # one slice: aiohttp writes head and body at once, unwaited
+        if size <= _CHUNK and not made:  # one slice: head and body at once, unwaited
             response = web.Response(status=answer.status, headers=headers)
             response.body = b"".join(parts) if answer.status != 304 else None
             response.force_close()  # one request per connection
@@ -515,7 +537,7 @@ class HttpServer:
             async with asyncio.timeout(timeout_s):
                 await stream.prepare(raw)
             if raw.method != "HEAD":
-                for piece in _slices(parts):
+                async for piece in _taken(_slices(parts), off_loop=made):
                     async with asyncio.timeout(timeout_s):
                         await stream.write(piece)
             await stream.write_eof()
@@ -573,7 +595,24 @@ def _access_counter(
     return Counted
 
 
-def _slices(parts: Sequence[bytes]) -> Iterator[bytes | memoryview]:
+async def _taken(
+    pieces: Iterator[bytes | memoryview], *, off_loop: bool
+) -> AsyncIterator[bytes | memoryview]:
+    """`pieces`, each made in a worker thread when `off_loop` (inflating a slice takes a
+    few ms: a whole answer's, on the event loop, would stall every other client)."""
+    if not off_loop:
+        for piece in pieces:
+            yield piece
+        return
+
+    def take() -> bytes | memoryview | None:
+        return next(pieces, None)
+
+    while (made := await asyncio.to_thread(take)) is not None:
+        yield made
+
+
+def _slices(parts: Iterable[bytes]) -> Iterator[bytes | memoryview]:
     """`parts` as writes of about `_CHUNK` bytes: big parts cut, small ones gathered, so
     the transport never buffers a whole body and small fragments cost few writes."""
     gathered: list[bytes] = []

@@ -19,10 +19,11 @@ Nothing is written before the reader caught up with the topic: the caller only c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -45,15 +46,33 @@ def filename(job: str) -> str:
     return name + SUFFIX
 
 
+def digest(content: bytes) -> bytes:
+    """What is remembered of a file's content: a copy of every job's document would take
+    as much memory as the view's compressed groups several times over."""
+    return hashlib.blake2b(content, digest_size=16).digest()
+
+
 def plan(
     view: views.TargetView, jobs: Iterable[str], *, on_disk: Mapping[str, bytes | None]
-) -> dict[str, bytes]:
-    """{file name: content} for the `jobs` whose file must change.
+) -> Iterator[tuple[str, bytes]]:
+    """(file name, content) for each of `jobs` whose file must change, by file name, one
+    at a time (a big job's document is hundreds of MiB: never two at once).
 
-    `on_disk` holds the current content per file name (None: no file).
+    `on_disk` holds the `digest` of each file's current content (None: no file).
     """
-    wanted = {filename(job): view.document(job) for job in jobs}
-    return {name: body for name, body in wanted.items() if on_disk.get(name) != body}
+    for name, body, _ in _changes(view, jobs, on_disk=on_disk):
+        yield name, body
+
+
+def _changes(
+    view: views.TargetView, jobs: Iterable[str], *, on_disk: Mapping[str, bytes | None]
+) -> Iterator[tuple[str, bytes, bytes]]:
+    """`plan`, with each new content's digest."""
+    for job in sorted(jobs, key=filename):
+        name, body = filename(job), view.document(job)
+        hashed = digest(body)
+        if on_disk.get(name) != hashed:
+            yield name, body, hashed
 
 
 def write_atomic(directory: Path, name: str, data: bytes, *, mode: int = MODE) -> None:
@@ -82,8 +101,9 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _read(path: Path) -> bytes | None:
+    """The `digest` of the file's content; None if there is no file."""
     try:
-        return path.read_bytes()
+        return digest(path.read_bytes())
     except FileNotFoundError:
         return None
 
@@ -103,7 +123,7 @@ class FileSd:
         self._mode = mode
         self._view = view
         self._metrics = metrics
-        self._on_disk: dict[str, bytes | None] = {}
+        self._on_disk: dict[str, bytes | None] = {}  # file name: digest of its content
 
     def jobs_on_disk(self, prefixes: tuple[str, ...]) -> frozenset[str]:
         """Jobs whose names start with one of `prefixes` and have a file here (monitor
@@ -128,10 +148,11 @@ class FileSd:
         for name in map(filename, jobs):
             if name not in self._on_disk:
                 self._on_disk[name] = _read(self.directory / name)
-        changes = plan(self._view, jobs, on_disk=self._on_disk)
-        for name, body in sorted(changes.items()):
+        changes = []
+        for name, body, hashed in _changes(self._view, jobs, on_disk=self._on_disk):
             write_atomic(self.directory, name, body, mode=self._mode)
-            self._on_disk[name] = body
+            self._on_disk[name] = hashed
+            changes.append(name)
             if self._metrics is not None:
                 self._metrics.file_writes.inc()
         if changes:

@@ -16,6 +16,13 @@ A request (path, query, headers) in, a `PartsReply` out; the socket is `sdstream
 - Before the reader has caught up with the topic: 503 for everything, for the same
   reason: a partial list would make Prometheus drop live targets ("stale beats partial").
 - `GET /http_sd`: the known jobs with their paths and sizes, for people and tooling.
+- Encoding: the view holds each group's entries compressed (`deflated`), so a document
+  is a list of segments. A client whose `Accept-Encoding` admits gzip gets them as they
+  are, framed as one gzip member (`Content-Encoding: gzip`, ETag suffixed `-gzip`: no
+  compression per request); any other gets them inflated one piece (~1 MiB) at a time as
+  the server writes them, off the event loop, never the whole body at once. Prometheus's
+  HTTP SD client sends no `Accept-Encoding` (prometheus/common's transport sets
+  `DisableCompression`); vmagent's discovery client (Go's default transport) does.
 
 Answers are cached per (job, clusters, shard) in a byte-budgeted LRU
 (`answer_cache.AnswerCache`) and dropped when the reader reports the job changed
@@ -43,7 +50,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
-from consumers.sinks import answer_cache, sink_metrics, views
+from consumers.sinks import answer_cache, deflated, sink_metrics, views
 from consumers.sinks.sd_json import fragment_entries, http_sd_document, http_sd_fragment
 from schemas.config import MAX_SHARDS
 from schemas.targets import TargetGroup
@@ -71,8 +78,12 @@ class PartsReply:
     replies (`sdstream.http.Reply`) have one body."""
 
     status: int
-    parts: Sequence[bytes] = ()  # the body in pieces: a document is its groups' fragments
+    # The body in pieces: a document is its groups' gzip members, or those inflated.
+    parts: Iterable[bytes] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The body's length when `parts` are made as they are taken (inflated): the server
+    # then takes them off the event loop and never sums them.
+    size: int | None = None
 
     @property
     def body(self) -> bytes:
@@ -204,17 +215,33 @@ class Wanted:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A rendered document, as the answer cache keeps it: body pieces, ETag, cost."""
+    """A rendered document, as the answer cache keeps it: segments, ETag, cost."""
 
-    parts: Sequence[bytes]
-    tag: str
-    cost: int  # bytes it holds beyond the view's own fragments
+    body: deflated.Deflated
+    tag: str  # of the identity body; the gzip one's is `gzip_tag(tag)`
+    cost: int  # bytes it holds beyond the view's own segments
+
+
+def gzip_tag(tag: str) -> str:
+    """The ETag of a body's gzip form: a strong tag names one representation."""
+    return tag[:-1] + '-gzip"'
 
 
 def _reply(answer: Rendered, headers: Mapping[str, str]) -> PartsReply:
-    if matches(headers.get("if-none-match", ""), answer.tag):
-        return PartsReply(304, (), {"ETag": answer.tag})
-    return PartsReply(200, answer.parts, {"Content-Type": CONTENT_TYPE, "ETag": answer.tag})
+    gzipped = deflated.accepts_gzip(headers.get("accept-encoding", ""))
+    tag = gzip_tag(answer.tag) if gzipped else answer.tag
+    if matches(headers.get("if-none-match", ""), tag):
+        return PartsReply(304, (), {"ETag": tag, "Vary": "Accept-Encoding"})
+    return body_reply(answer.body, {"Content-Type": CONTENT_TYPE, "ETag": tag}, gzipped=gzipped)
+
+
+def body_reply(body: deflated.Deflated, headers: Mapping[str, str], *, gzipped: bool) -> PartsReply:
+    """200 with `body`: its segments as they are, as one gzip member
+    (`Content-Encoding: gzip`), or inflated piece by piece as the server writes them."""
+    headers = {**headers, "Vary": "Accept-Encoding"}
+    if gzipped:
+        return PartsReply(200, body.gzip(), {**headers, "Content-Encoding": "gzip"})
+    return PartsReply(200, deflated.Inflating(body.segments), headers, size=body.size)
 
 
 class HttpSd:
@@ -265,15 +292,20 @@ class HttpSd:
     ) -> PartsReply:
         """Answer a GET of `path` (still percent-encoded); header names in lower case.
         A document not in the cache is rendered in a worker thread."""
+        found = await self.document(path, query=query)
+        return found if isinstance(found, PartsReply) else _reply(found, headers)
+
+    async def document(
+        self, path: str, *, query: Mapping[str, Sequence[str]]
+    ) -> PartsReply | Rendered:
+        """The document a GET of `path` asks for, or the reply saying why not."""
         wanted = self._route(path, query)
         if isinstance(wanted, PartsReply):
             return wanted
         found = self._cache.get(wanted.key)
         if found is None:
             found = await self._render_shared(wanted)
-        if found is None:
-            return self._busy()
-        return _reply(found, headers)
+        return self._busy() if found is None else found
 
     def answer(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
@@ -376,12 +408,15 @@ class HttpSd:
             wanted_clusters = frozenset(wanted.clusters)
             held = [h for h in ordered if h.cluster in wanted_clusters]
         if wanted.shard is None:
-            parts = http_sd_document(h.fragment for h in held)
-            return Rendered(parts, etag(held), sys.getsizeof(parts))
+            body = views.packed_document(held)
+            return Rendered(body, etag(held), sys.getsizeof(body.segments))
         indexes = self._shard_indexes(wanted.job, ordered)
-        fragments = (shard_fragment(h.fragment, indexes[h.digest], wanted.shard) for h in held)
-        body = b"".join(http_sd_document(fragments))
-        return Rendered((body,), etag(held, salt=b"%d/%d" % wanted.shard), sys.getsizeof(body))
+        body = deflated.json_array(
+            deflated.piece(shard_fragment(h.fragment, indexes[h.digest], wanted.shard))
+            for h in held
+        )
+        cost = sys.getsizeof(body.segments) + sum(map(len, body.segments))  # commas shared
+        return Rendered(body, etag(held, salt=b"%d/%d" % wanted.shard), cost)
 
     def _shard_indexes(self, job: str, ordered: list[views.Held]) -> dict[bytes, Index]:
         """The shard index of every group of `job`, computing only new groups' ones."""

@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 Listener = Callable[[frozenset[str]], Awaitable[None]]
 REFUSED_RETRY_MAX_S = 30.0
+# Records taken per batch. Unbounded, a batch is every record the client has fetched:
+# ~1 MiB per partition of zstd batches that inflate ~70x on similar groups, hundreds of
+# MiB of values alive at once, and a heap that stays that big after (bench/README.md,
+# session 7: a --mode serve replica of 300k targets peaked at 1172 MiB, then 202).
+BATCH_RECORDS = 2000
 
 
 class TargetsReadFailed(Exception):
@@ -133,7 +138,8 @@ class TargetsReader:
             await self._catch_up(consumer, parts, fresh)
             self._refusals.clear()
             while True:
-                await self._apply(await consumer.getmany(*parts, timeout_ms=1000))
+                batch = await consumer.getmany(*parts, timeout_ms=1000, max_records=BATCH_RECORDS)
+                await self._apply(batch)
         except KafkaError as exc:
             raise TargetsReadFailed(f"reading {self.topic}: {exc!r}") from exc
         finally:
@@ -174,7 +180,8 @@ class TargetsReader:
         into the view itself (see the module doc)."""
         started = time.monotonic()
         self._behind = f"reading {self.topic}: {len(parts)} partitions"
-        async for batch, behind in reading.batches_to_end(consumer, parts):
+        batches = reading.batches_to_end(consumer, parts, max_records=BATCH_RECORDS)
+        async for batch, behind in batches:
             self._behind = f"reading {self.topic}: {behind} of {len(parts)} partitions"
             self._fold(batch, fresh)
         first = not self.caught_up

@@ -42,7 +42,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 import orjson
 
-from consumers.sinks import allocation, http_sd, sd_json, views
+from consumers.sinks import allocation, deflated, http_sd, sd_json, views
 from consumers.sinks.scrape_configs import JSON_TYPE, TA_PREFIX
 from schemas.topics import TargetKey
 
@@ -70,6 +70,13 @@ def wrap_targets(job: str, documents: Sequence[tuple[str, Sequence[bytes]]]) -> 
         parts += (b"," if i else b"", orjson.dumps(collector), b":", head, *document, b"}")
     parts.append(b"}\n")
     return parts
+
+
+def wrap_deflated(job: str, document: deflated.Deflated) -> deflated.Deflated:
+    """The unallocated per-collector form (one collector, `sdstream`), as held segments."""
+    debug = f"/debug{ROUTE}/{quote_plus(job, safe='')}{_TARGETS}?collector_id={COLLECTOR}"
+    head = b'{"' + COLLECTOR.encode() + b'":' + orjson.dumps({"_link": debug})[:-1]
+    return document.around(head + b',"targets":', b"}}\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,16 +161,15 @@ class TargetAllocator:
         if self._collectors is not None:
             return await self._allocated(job, query, self._collectors)
         asked = {k: v for k, v in query.items() if k != "collector_id"}
-        collector = "collector_id" in query
-        answer = await self._http(
-            f"{http_sd.PREFIX}/{quote(job, safe='')}",
-            query=asked,
-            headers=headers if collector else {},
-        )
-        if collector or answer.status != 200:
-            return answer
-        documents = [(COLLECTOR, answer.parts)]
-        return http_sd.PartsReply(200, wrap_targets(job, documents), {"Content-Type": JSON_TYPE})
+        path = f"{http_sd.PREFIX}/{quote(job, safe='')}"
+        if "collector_id" in query:
+            return await self._http(path, query=asked, headers=headers)
+        found = await self._http.document(path, query=asked)
+        if isinstance(found, http_sd.PartsReply):
+            return found
+        gzipped = deflated.accepts_gzip(headers.get("accept-encoding", ""))
+        body = wrap_deflated(job, found.body)
+        return http_sd.body_reply(body, {"Content-Type": JSON_TYPE}, gzipped=gzipped)
 
     async def _allocated(
         self, job: str, query: Mapping[str, Sequence[str]], collectors: allocation.Collectors

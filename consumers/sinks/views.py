@@ -11,6 +11,7 @@ Bad records are not exceptions to the caller of `apply_records`: they come back 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ import orjson
 import pydantic
 
 from consumers import skips
-from consumers.sinks import sd_json
+from consumers.sinks import deflated, sd_json
 from schemas import targets
 from schemas.events import SCHEMA_VERSION
 from schemas.targets import TargetGroup
@@ -98,27 +99,41 @@ def _first_error(exc: pydantic.ValidationError) -> str:
 @dataclass(frozen=True, slots=True)
 class Held:
     """A group as the sinks keep it: only what they serve, its HTTP SD entries rendered
-    once, and a digest of its record for equality and ETags. Parsed label dicts (or the
-    record itself) would take several times the memory, and every request would render
-    them again."""
+    once and kept compressed (`packed`, a `deflated.segment`, b"" without targets; `size`
+    bytes and CRC-32 `crc` once inflated), and a digest of its record for equality and
+    ETags. Parsed label dicts (or
+    the record itself) would take several times the memory, and every request would
+    render them again; the rendered fragment itself is ~1.9 KiB a target, its member
+    ~0.2 KiB for a pod's few targets, less for bigger groups (bench/README.md, session 7).
+    """
 
     job: str
     cluster: str
     targets: int
-    fragment: bytes
+    packed: bytes
+    size: int
+    crc: int
     digest: bytes
 
     @classmethod
     def of(cls, group: TargetGroup, value: bytes | None = None) -> Held:
         """`value` is the group's record, when it came from one."""
         value = targets.encode(group) if value is None else value
+        packed, size, crc = deflated.piece(sd_json.http_sd_fragment(group))
         return cls(
-            group.job,
-            group.cluster,
+            sys.intern(group.job),  # one str per job and cluster, not one per group
+            sys.intern(group.cluster),
             len(group.targets),
-            sd_json.http_sd_fragment(group),
+            packed if size else b"",
+            size,
+            crc,
             targets.digest(value),
         )
+
+    @property
+    def fragment(self) -> bytes:
+        """The group's HTTP SD fragment (`sd_json.http_sd_fragment`), inflated."""
+        return deflated.inflate(self.packed) if self.packed else b""
 
 
 @dataclass
@@ -295,12 +310,11 @@ class TargetView:
 
     def document(self, job: str, *, clusters: Iterable[str] = ()) -> bytes:
         """The job's HTTP SD / file SD document: entries by group key, then by target."""
-        return b"".join(self.document_parts(job, clusters=clusters))
+        return b"".join(deflated.Inflating(self.packed(job, clusters=clusters).segments))
 
-    def document_parts(self, job: str, *, clusters: Iterable[str] = ()) -> list[bytes]:
-        """`document` in pieces, for writing it out without joining (hundreds of MiB for a
-        big job)."""
-        return sd_json.http_sd_document(h.fragment for h in self.held(job, clusters=clusters))
+    def packed(self, job: str, *, clusters: Iterable[str] = ()) -> deflated.Deflated:
+        """`document` as segments: the held ones and shared brackets and commas."""
+        return packed_document(self.held(job, clusters=clusters))
 
     def snapshot(self) -> Mapping[TargetKey, Held]:
         """Every live group by key (a copy), e.g. to compare two views."""
@@ -319,3 +333,8 @@ class TargetView:
 
 def _digests(groups: Mapping[TargetKey, Held]) -> dict[TargetKey, bytes]:
     return {key: held.digest for key, held in groups.items()}
+
+
+def packed_document(held: Iterable[Held]) -> deflated.Deflated:
+    """The HTTP SD document of `held` groups, in their order, as segments."""
+    return deflated.json_array((h.packed, h.size, h.crc) for h in held)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
@@ -432,3 +434,67 @@ async def test_a_shard_is_what_prometheus_hashmod_relabeling_keeps(
     kept = addresses(relabeled, kept_only=True)
     assert 0 < len(kept) < 24
     assert addresses(served, kept_only=False) == kept
+
+
+async def test_a_gzip_client_gets_the_same_document(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Groups are held as gzip members: a client that accepts gzip gets them as they are
+    (aiohttp inflating them itself, or raw), any other the same bytes inflated by the
+    server, over 1 MiB so that it streams them in several slices."""
+    many = [
+        group(
+            "web",
+            ("east", "west")[i % 2],
+            f"p-{i:04}",
+            *(f"10.1.{i >> 6}.{i & 63}:{p}" for p in (80, 81, 9100, 9200)),
+        )
+        for i in range(2000)
+    ]
+    await kafka_helpers.create_topic(
+        kafka_bootstrap, targets_topic(topic_prefix), partitions=PARTITIONS
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for g in many:
+            await producer.send(targets_topic(topic_prefix), encode(g), key=key(g).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    async with sinks(kafka_bootstrap, topic_prefix) as running:
+        url = "http://{}:{}".format(*running.server.address)
+        got: dict[str, tuple[bytes, bytes, bytes, bytes, str]] = {}
+        for path in ("/http_sd/web", "/http_sd/web?cluster=west&shards=3&shard=1"):
+            plain = await running.get(path)
+            raw = await running.get(path, Accept_Encoding="gzip")
+            inflated, encoding = await _aiohttp_get(url + path, auto_decompress=True)
+            as_sent, _ = await _aiohttp_get(url + path, auto_decompress=False)
+            assert int(plain.headers["content-length"]) == len(plain.body)
+            assert raw.headers["content-encoding"] == "gzip"
+            got[path] = (
+                plain.body,
+                gzip.decompress(raw.body),
+                inflated,
+                gzip.decompress(as_sent),
+                encoding,
+            )
+
+    whole, shard = got.values()
+    assert len(whole[0]) > 1 << 20
+    assert whole[0] == http_sd.render(sorted(many, key=key))  # the fragment renderer's bytes
+    assert len(set(whole[:4])) == len(set(shard[:4])) == 1
+    assert whole[4] == shard[4] == "gzip"
+    west = [e for e in orjson.loads(whole[0]) if e["labels"]["cluster"] == "west"]
+    kept = [e for e in west if http_sd.hashmod(e["targets"][0], 3) == 1]
+    assert orjson.loads(shard[0]) == kept
+
+
+async def _aiohttp_get(url: str, *, auto_decompress: bool) -> tuple[bytes, str]:
+    """The body as aiohttp reads it (sending its default `Accept-Encoding: gzip, ...`)."""
+    async with (
+        aiohttp.ClientSession(auto_decompress=auto_decompress) as session,
+        session.get(url) as response,
+    ):
+        return await response.read(), response.headers.get("Content-Encoding", "")

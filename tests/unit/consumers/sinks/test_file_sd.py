@@ -37,16 +37,17 @@ def test_plan_lists_only_files_whose_bytes_change() -> None:
     view.apply(key(API), API)
     current = http_sd.render([WEB])
 
-    planned = file_sd.plan(view, ["web", "api"], on_disk={"web.json": current})
+    planned = file_sd.plan(view, ["web", "api"], on_disk={"web.json": file_sd.digest(current)})
 
-    assert planned == {"api.json": http_sd.render([API])}
+    assert dict(planned) == {"api.json": http_sd.render([API])}
 
 
 def test_plan_writes_an_empty_list_for_a_job_without_groups() -> None:
     view = TargetView()
     view.apply(key(WEB), WEB)
     view.apply(key(WEB), None)
-    assert file_sd.plan(view, ["web"], on_disk={"web.json": b"[...]"}) == {"web.json": b"[]"}
+    on_disk = {"web.json": file_sd.digest(b"[...]")}
+    assert dict(file_sd.plan(view, ["web"], on_disk=on_disk)) == {"web.json": b"[]"}
 
 
 def test_write_atomic_leaves_a_readable_file_and_no_temp_file(tmp_path: Path) -> None:
