@@ -13,9 +13,10 @@ Only bulk work settles: freezing after every small batch would also pin, again a
 again, whatever cyclic garbage of the event loop or the Kafka client happened to be
 waiting for a collection at that moment.
 
-A full build is one synchronous step that creates every group (and parses every object
-it reads); the collections it triggered found nothing to free and took a fifth of it
-(0.6-0.8 s of 3.0-3.6 s at 50k pods), so it runs `paused()` and settles after.
+A full build creates every group (and parses every object it reads); the collections it
+triggered found nothing to free and took a fifth of it, so it runs `paused()` and settles
+after. It gives the event loop a turn every few ms, so cyclic garbage of the other tasks
+made meanwhile waits for the collection after it: bounded by the build's length.
 """
 
 from __future__ import annotations

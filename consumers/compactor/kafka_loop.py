@@ -675,6 +675,13 @@ class FoldLoop:
         unread = self._unread_now()
         held, unowned = full_sync.split(published, owns, unread)
         orphans = await self._orphans(unowned, unread)
+        if self._state.need_sync:
+            # The build and the reads above yield: a rebalance (or a partition readable
+            # again) meanwhile makes `owns` name partitions not read yet, whose published
+            # groups this sync would tombstone. The full sync now due judges them instead.
+            logger.info("Assignment changed during the sync; syncing again once caught up.")
+            self._dirty.set()
+            return iter(())
         # A group too large to publish is left out, like a vanished one: tombstoned if the
         # topic holds it, else nothing written, so each sync (and restart) agrees.
         desired = ((k, v) for k, g in owned if self._writer.fits(k, v := targets.encode(g)))

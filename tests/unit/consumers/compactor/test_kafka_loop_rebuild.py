@@ -7,11 +7,13 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from consumers.compactor import folds, kafka_loop
+from consumers.compactor import fold_metrics, folds, kafka_loop
 from consumers.compactor.jobs import compile_job
+from schemas.config import KafkaSettings
 from schemas.sd_config import ScrapeJob
-from schemas.topics import ObjectKey, Resource
+from schemas.topics import ObjectKey, Resource, TargetKey, target_key
 
 JOB = {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}]}
 
@@ -49,3 +51,34 @@ async def test_a_rebuild_lets_other_tasks_run(monkeypatch: pytest.MonkeyPatch) -
     assert errors == []
     assert sorted(c.key for c in changes) == sorted(c.key for c in want)
     assert fold.groups == expected.groups
+
+
+async def test_a_rebalance_during_a_full_sync_tombstones_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The full sync yields while it builds and reads the targets topic; a partition gained
+    meanwhile has not been read, so its published groups must not be tombstoned as if
+    its objects were gone: this sync writes nothing, and the next one judges them."""
+    loop = kafka_loop.FoldLoop(
+        kafka=KafkaSettings(bootstrap="127.0.0.1:9", topic_prefix="p"), fold=loaded(3),
+        metrics=fold_metrics.create(CollectorRegistry()), group_id="g",
+        targets_topic="p.targets",
+    )  # fmt: skip
+    loop.owners.counts["c1"], loop.owners.assigned["c1"] = 1, {0}  # owns every partition
+    gained = target_key("pods", "c1", "pod/other/q0")  # published by the partition's last owner
+
+    async def digests(*_: object) -> dict[TargetKey, bytes]:
+        loop._state.reassigned(lost=(), gained={})  # the rebalance, while the topic is read
+        return {gained: b"digest"}
+
+    monkeypatch.setattr(kafka_loop.kafka_targets_topic, "read_digests", digests)
+    writes = list(await loop._full_sync())
+    assert writes == []
+    assert loop._state.need_sync  # the sync now due judges the gained partition
+
+    loop._state.need_sync = False  # no rebalance this time: the stale group is tombstoned
+    monkeypatch.setattr(kafka_loop.kafka_targets_topic, "read_digests",
+                        lambda *_: asyncio.sleep(0, {gained: b"digest"}))  # fmt: skip
+    writes = list(await loop._full_sync())
+    assert (gained, None) in writes
+    assert len(writes) == 4
