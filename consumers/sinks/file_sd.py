@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from consumers.sinks import sink_metrics, views
+from consumers.sinks import deflated, sink_metrics, views
 
 logger = logging.getLogger(__name__)
 
@@ -60,16 +60,23 @@ def plan(
 
     `on_disk` holds the `digest` of each file's current content (None: no file).
     """
-    for name, body, _ in _changes(view, jobs, on_disk=on_disk):
+    for name, body, _ in _changes(held_now(view, jobs), on_disk=on_disk):
         yield name, body
 
 
+def held_now(view: views.TargetView, jobs: Iterable[str]) -> dict[str, list[views.Held]]:
+    """Each job's groups as the view holds them now: taken on the event loop, so the
+    files are made in a worker thread from lists the reader no longer changes."""
+    return {job: view.held(job) for job in jobs}
+
+
 def _changes(
-    view: views.TargetView, jobs: Iterable[str], *, on_disk: Mapping[str, bytes | None]
+    held: Mapping[str, list[views.Held]], *, on_disk: Mapping[str, bytes | None]
 ) -> Iterator[tuple[str, bytes, bytes]]:
-    """`plan`, with each new content's digest."""
-    for job in sorted(jobs, key=filename):
-        name, body = filename(job), view.document(job)
+    """`plan` of these groups, with each new content's digest."""
+    for job in sorted(held, key=filename):
+        name = filename(job)
+        body = b"".join(deflated.Inflating(views.packed_document(held[job]).segments))
         hashed = digest(body)
         if on_disk.get(name) != hashed:
             yield name, body, hashed
@@ -139,17 +146,19 @@ class FileSd:
     async def update(self, jobs: frozenset[str]) -> None:
         """Rewrite the files of `jobs` that changed (file I/O in a worker thread)."""
         if jobs:
-            await asyncio.to_thread(self.sync, jobs)
+            await asyncio.to_thread(self._write, held_now(self._view, jobs))
 
     def sync(self, jobs: Iterable[str]) -> list[str]:
         """Blocking `update`; the names of the files written."""
+        return self._write(held_now(self._view, jobs))
+
+    def _write(self, held: Mapping[str, list[views.Held]]) -> list[str]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        jobs = list(jobs)
-        for name in map(filename, jobs):
+        for name in map(filename, held):
             if name not in self._on_disk:
                 self._on_disk[name] = _read(self.directory / name)
         changes = []
-        for name, body, hashed in _changes(self._view, jobs, on_disk=self._on_disk):
+        for name, body, hashed in _changes(held, on_disk=self._on_disk):
             write_atomic(self.directory, name, body, mode=self._mode)
             self._on_disk[name] = hashed
             changes.append(name)

@@ -113,3 +113,23 @@ def test_files_get_the_configured_mode(tmp_path: Path, mode: int) -> None:
     FileSd(tmp_path, view=view, mode=mode).sync(["web"])
 
     assert stat.S_IMODE((tmp_path / "web.json").stat().st_mode) == mode
+
+
+async def test_files_are_made_from_the_groups_held_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files are written in a worker thread while the reader keeps changing the view
+    on the event loop: they are made from the groups taken when `update` was called, never
+    from a view changing under the thread (that raised "dictionary changed size")."""
+    view = TargetView()
+    view.apply(key(WEB), WEB)
+    later = group("web", "east", "web-1", "10.0.0.2:80")
+    threaded = file_sd.asyncio.to_thread
+
+    async def reader_moves_first(func: object, /, *args: object) -> object:
+        view.apply(key(later), later)  # the reader, between the call and the thread
+        return await threaded(func, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(file_sd.asyncio, "to_thread", reader_moves_first)
+    await FileSd(tmp_path, view=view).update(frozenset({"web"}))
+    assert (tmp_path / "web.json").read_bytes() == http_sd.render([WEB])
