@@ -123,8 +123,8 @@ class Feed(Protocol):
     def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> None: ...
 
     async def show(self) -> None:
-        """The round's writes are handed to the producer: tell whoever listens what
-        changed, before the acks (it may still be taken back by `abort`)."""
+        """The round's writes are built: tell whoever listens what changed, before the
+        acks (it may still be taken back by `abort`)."""
 
     async def flush(self) -> None:
         """The round's writes are acknowledged: they stay; tell whoever listens the rest."""
@@ -585,7 +585,10 @@ class FoldLoop:
             self._report(errors)
             changes = [(c.key, self._writer.value(c.key, c.group))
                        for c in built if self.owners.owns(c.key)]  # fmt: skip
-            await self._writer.send(self._fed(changes), handed=shown)
+            if shown is not None:  # the sinks hold the round before the producer has it
+                changes = list(self._fed(changes))
+                await shown()
+            await self._writer.send(changes)
         if self._feed is not None:
             await self._feed.flush()
         self._state.synced = True
@@ -595,7 +598,9 @@ class FoldLoop:
         self._gauges()
 
     async def _show(self) -> None:
-        """The round is with the producer: the sinks in this process serve it now."""
+        """The sinks in this process serve the round now, before its acks: as soon as it is
+        built (changes, already a list), or once the full sync's lazy writes are handed
+        over."""
         self._step_clock.shown = time.time()
         if self._feed is not None:
             await self._feed.show()
@@ -779,13 +784,14 @@ class _StepClock:
     shown: float | None = None
 
     def log(self) -> None:
-        if self.shown is None or not logger.isEnabledFor(logging.DEBUG):
+        if not logger.isEnabledFor(logging.DEBUG):
             return
         acked = time.time()
+        shown = acked if self.shown is None else self.shown  # no sinks here: at the acks
         logger.debug("Publish step: shown after %.1f ms, acked after %.1f ms.",
-                     (self.shown - self.started) * 1000, (acked - self.started) * 1000,
+                     (shown - self.started) * 1000, (acked - self.started) * 1000,
                      extra={"stage": "publish", "started_at": self.started,
-                            "shown_at": self.shown, "acked_at": acked})  # fmt: skip
+                            "shown_at": shown, "acked_at": acked})  # fmt: skip
 
 
 def _log_folded(batch: Mapping[TopicPartition, Sequence[Record]], fetched: float) -> None:

@@ -9,8 +9,8 @@ only come from there.
 
 Nothing else changes: the view holds what the targets topic will hold (the same records,
 tombstones included), listeners hear nothing until the reader has caught up, then each
-round's changed jobs, as soon as the round is handed to the producer (`show`), not after
-its acks: the fold is the source of truth here, and waiting for the acks was the largest
+round's changed jobs, as soon as the fold has built the round (`show`), not after its
+acks: the fold is the source of truth here, and waiting for the acks was the largest
 wait between an event and the answer (docs/RELIABILITY.md, "served before acked"). Until
 the acks are in (`flush`) the round stays revocable: a failed send puts back what the view
 held (`abort`) and tells the listeners again.
@@ -41,8 +41,8 @@ class LocalFeed:
         self._changed |= self.view.put(key, group, value)
 
     async def show(self) -> None:
-        """The round is handed to the producer: tell the listeners what changed now; what
-        it changed can still be put back (`abort`) until its acks are in (`flush`)."""
+        """The round is built: tell the listeners what changed now; what it changed can
+        still be put back (`abort`) until its acks are in (`flush`)."""
         changed, self._changed = frozenset(self._changed), set()
         await self.reader.changed(changed)
 
