@@ -260,7 +260,7 @@ def breakdown(run: Run, stages: list[dict[str, Any]], offset: float) -> dict[str
                    key=lambda s: s["started_at"])  # fmt: skip
     newest = list(itertools.accumulate((f["newest_ms"] for f in folds), max))
     starts = [s["started_at"] for s in steps]
-    names = ("fetched", "to step", "to shown", "to seen", "acked")
+    names = ("fetched", "to step", "to shown", "to seen", "shown", "acked")
     out: dict[str, list[float]] = {k: [] for k in names}
     for name, sent in run.sent_epoch.items():
         i = bisect.bisect_left(newest, sent * 1000 - 1)  # stamps are whole ms
@@ -272,6 +272,7 @@ def breakdown(run: Run, stages: list[dict[str, Any]], offset: float) -> dict[str
                         ("to step", step["started_at"] - fold["folded_at"]),
                         ("to shown", step["shown_at"] - step["started_at"]),
                         ("to seen", seen - step["shown_at"]),
+                        ("shown", step["shown_at"] - sent),
                         ("acked", step["acked_at"] - step["shown_at"])):  # fmt: skip
             out[key].append(ms * 1000)
     return out
@@ -283,6 +284,7 @@ def stage_rows(run: Run, used: dict[str, Any]) -> list[tuple[object, ...]]:
               "to step": "folded -> publish step starts",
               "to shown": "step: rebuild, hand to producer, show",
               "to seen": "shown -> seen by the poller",
+              "shown": "appended -> shown (what the fold adds)",
               "acked": "(off the path) shown -> targets topic acked"}  # fmt: skip
     return [(labels[k], len(v), *(f"{kit.percentile(v, q):.0f}" for q in (0.5, 0.9, 0.99)),
              f"{max(v, default=float('nan')):.0f}") for k, v in by_stage.items()]  # fmt: skip
