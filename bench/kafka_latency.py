@@ -2,7 +2,7 @@
 HTTP SD answer changing, p50/p99, at a steady 2,000 events/s, without the API server.
 
     .venv/bin/python bench/kafka_latency.py [--rate 2000] [--seconds 10] [--base-pods 1000]
-                                            [--small]
+                                            [--small] [--split] [--json FILE]
 
 `bench/latency.py` measures from an API write, but on 2 cores the API server saturates
 near 400 writes/s, so it cannot show what sdstream itself adds at higher rates. Here the
@@ -17,7 +17,15 @@ If-None-Match and takes a change as seen when the first answer showing it arrive
 processes read CLOCK_MONOTONIC), so figures include up to one poll round trip. A change
 never seen is a state the answer never showed (a pod created and deleted between two
 changed answers counts so). The baseline, in the same run, is the Kafka append alone (send
-to acknowledged, acks=all).
+to acknowledged, acks=all). The poller starts before the driver (its start-up is not
+latency) and finds the driven pods by scanning the answer's bytes, not parsing every label.
+
+Stages: the fold's debug logs (`kafka_loop`: each batch fetched and folded, with its
+records' CreateTime; each publish step started, shown to the sinks, acked) split each
+change into appended -> fetched -> publish step starts -> shown -> seen by the poller,
+plus the step's acks (off the path in one process since session 7). `--split` runs
+`--mode fold` and `--mode serve` in two processes with the targets topic in between: there
+"shown" is the fold's acks, and "seen" includes the serve process reading the topic.
 
 Bounded in count and time: rate x seconds events (20,000 by default), then SETTLE_S (10 s)
 for the poller to see the last ones. Everything shares the machine's cores with the consumer.
@@ -27,11 +35,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import contextlib
+import dataclasses
+import itertools
 import json
+import logging
+import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +55,14 @@ import kit  # bench/kit.py; it puts the repository root on sys.path
 import latency  # bench/latency.py: the consumer child, HTTP SD polling and snapshots
 from aiokafka import AIOKafkaProducer
 
+from consumers.compactor import kafka_loop
 from producers import trim
 from schemas import events
+from schemas.config import ConsumerSettings, HttpSettings, KafkaSettings
 from schemas.events import EventType
+from schemas.sd_config import ScrapeJob
 from schemas.topics import Resource, object_key, object_topic, partition_for
+from sdstream import consume
 
 PREFIX = latency.PREFIX  # the consumer child reads <PREFIX>.* topics
 CLUSTER = "lat"
@@ -58,11 +77,13 @@ class Run:
     seconds: float
     send_errors: int = 0
     sent: dict[str, float] = field(default_factory=dict)  # "kind ns/name" -> handed to Kafka
+    sent_epoch: dict[str, float] = field(default_factory=dict)  # the same, time.time()
     acked: list[float] = field(default_factory=list)
     first: dict[str, float] = field(default_factory=dict)  # "kind ns/name" -> first seen
     polls: int = 0
     polling_s: float = 0.0
     poll_changed: int = 0
+    parse_ms: tuple[float, float] = (0.0, 0.0)  # p50, p99: the poller's own work per change
 
     def latencies(self, kind: str = "") -> list[float]:
         return [self.first[k] - t for k, t in self.sent.items()
@@ -123,6 +144,7 @@ async def lifecycle(
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         name = f"{kind} {args['key'].decode()}"
         started = run.sent[name] = time.monotonic()  # CLOCK_MONOTONIC: one clock per machine
+        run.sent_epoch[name] = time.time()  # the clock of record timestamps and stage logs
         try:
             future = await producer.send(**args)
             await future
@@ -131,6 +153,22 @@ async def lifecycle(
             kit.say(f"send failed: {exc!r}")
             return
         run.acked.append(time.monotonic() - started)
+
+
+# Each entry's namespace, gen label and pod name: every pod here has all three.
+LABELS = [re.compile(b'"%s":"([^"]*)"' % name.encode())
+          for name in (latency.NAMESPACE, latency.GEN, latency.NAME)]  # fmt: skip
+
+
+def direct_pods(body: bytes) -> dict[str, str | None]:
+    """`latency.snapshot` of the driven pods, by three scans of the answer's bytes: a full
+    parse of every label of every target made the poller, not sdstream, the slowest step
+    under load (p50 42 ms, p99 0.4-0.7 s per changed answer at load 4-6)."""
+    found = [pattern.findall(body) for pattern in LABELS]
+    if len({len(f) for f in found}) != 1:  # some entry lacks one: parse it all
+        return {n: g for n, g in latency.snapshot(body).items() if n.startswith("direct/")}
+    return {f"direct/{name.decode()}": gen.decode()
+            for ns, gen, name in zip(*found, strict=True) if ns == b"direct"}  # fmt: skip
 
 
 async def poller_child(payload: dict[str, Any]) -> dict[str, Any]:
@@ -144,15 +182,21 @@ async def poller_child(payload: dict[str, Any]) -> dict[str, Any]:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     first: dict[str, float] = {}
     present: set[str] = set()
-    etag, polls, changed, began = "", 0, 0, time.monotonic()
+    etag, polls, changed, began, parsing = "", 0, 0, time.monotonic(), []
     while not stop.is_set():
         await asyncio.sleep(latency.POLL_GAP_S)
         status, tag, body = await kit.get(address, "/http_sd/pods", etag=etag)
         now, polls = time.monotonic(), polls + 1
+        if polls == 1:
+            print(json.dumps({"polling": True}), flush=True)  # the driver starts now
         if status != 200:
             continue
         etag, changed = tag, changed + 1
-        pods = {n: g for n, g in latency.snapshot(body).items() if n.startswith("direct/")}
+        pods = direct_pods(body)
+        parsing.append(time.monotonic() - now)
+        if changed == 1 or stop.is_set():  # the scan agrees with a full parse
+            assert pods == {n: g for n, g in latency.snapshot(body).items()
+                            if n.startswith("direct/")}  # fmt: skip
         for name, gen in pods.items():
             first.setdefault(f"create {name}", now)
             if gen == "1":
@@ -161,7 +205,89 @@ async def poller_child(payload: dict[str, Any]) -> dict[str, Any]:
             first.setdefault(f"delete {name}", now)
         present = set(pods)
     return {"first": first, "polls": polls, "changed": changed,
-            "polling_s": time.monotonic() - began}  # fmt: skip
+            "polling_s": time.monotonic() - began,
+            "parse_p50_ms": kit.percentile(parsing, 0.5) * 1000,
+            "parse_p99_ms": kit.percentile(parsing, 0.99) * 1000}  # fmt: skip
+
+
+class Stages(logging.Handler):
+    """The fold's debug stage logs (`stage` in `extra`: when each batch was fetched and
+    folded, when each publish step started, was shown to the sinks, was acked)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "stage"):
+            self.seen.append({k: v for k, v in vars(record).items()
+                              if k == "stage" or k.endswith(("_at", "_ms"))})  # fmt: skip
+
+
+async def consumer_child(payload: dict[str, Any]) -> dict[str, Any]:
+    """`sdstream consume --mode <mode>` (job `pods`) until SIGTERM, the fold's stage logs
+    kept."""
+    stages = Stages()
+    fold_log = logging.getLogger(kafka_loop.__name__)
+    fold_log.setLevel(logging.DEBUG)
+    fold_log.addHandler(stages)
+    config = ConsumerSettings(
+        kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=PREFIX),
+        scrape_configs=(ScrapeJob.model_validate(
+            {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod"}]}),),
+        http=HttpSettings(port=0), group_id=f"lat-{uuid.uuid4().hex[:8]}",
+        mode=payload.get("mode", "all"), targets_topic=payload.get("targets"),
+    )  # fmt: skip
+
+    def started(address: tuple[str, int]) -> None:
+        print(json.dumps({"address": list(address)}), flush=True)
+
+    task = asyncio.create_task(consume.serve(config, on_started=started))
+    await latency.until_term()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    result: dict[str, Any] = {}
+    return {**result, "stages": stages.seen, "clock_offset": time.time() - time.monotonic()}
+
+
+def breakdown(run: Run, stages: list[dict[str, Any]], offset: float) -> dict[str, list[float]]:
+    """Each change's time per stage (ms): appended -> fetched by the fold (the first batch
+    whose newest record is at least as new), -> the publish step that followed started,
+    -> shown to the sinks, -> first seen by the poller; and that step's acks."""
+    folds = sorted((s for s in stages if s["stage"] == "fold"), key=lambda s: s["fetched_at"])
+    steps = sorted((s for s in stages if s["stage"] == "publish"),
+                   key=lambda s: s["started_at"])  # fmt: skip
+    newest = list(itertools.accumulate((f["newest_ms"] for f in folds), max))
+    starts = [s["started_at"] for s in steps]
+    names = ("fetched", "to step", "to shown", "to seen", "shown", "acked")
+    out: dict[str, list[float]] = {k: [] for k in names}
+    for name, sent in run.sent_epoch.items():
+        i = bisect.bisect_left(newest, sent * 1000 - 1)  # stamps are whole ms
+        j = bisect.bisect_left(starts, folds[i]["folded_at"]) if i < len(folds) else len(steps)
+        if j >= len(steps) or name not in run.first:
+            continue
+        fold, step, seen = folds[i], steps[j], run.first[name] + offset
+        for key, ms in (("fetched", fold["fetched_at"] - sent),
+                        ("to step", step["started_at"] - fold["folded_at"]),
+                        ("to shown", step["shown_at"] - step["started_at"]),
+                        ("to seen", seen - step["shown_at"]),
+                        ("shown", step["shown_at"] - sent),
+                        ("acked", step["acked_at"] - step["shown_at"])):  # fmt: skip
+            out[key].append(ms * 1000)
+    return out
+
+
+def stage_rows(run: Run, used: dict[str, Any]) -> list[tuple[object, ...]]:
+    by_stage = breakdown(run, used["stages"], used["clock_offset"])
+    labels = {"fetched": "appended -> fetched by the fold",
+              "to step": "folded -> publish step starts",
+              "to shown": "step: rebuild, hand to producer, show",
+              "to seen": "shown -> seen by the poller",
+              "shown": "appended -> shown (what the fold adds)",
+              "acked": "(off the path) shown -> targets topic acked"}  # fmt: skip
+    return [(labels[k], len(v), *(f"{kit.percentile(v, q):.0f}" for q in (0.5, 0.9, 0.99)),
+             f"{max(v, default=float('nan')):.0f}") for k, v in by_stage.items()]  # fmt: skip
 
 
 async def base(bootstrap: str, count: int) -> None:
@@ -186,14 +312,17 @@ async def drive(bootstrap: str, run: Run) -> None:
         await producer.stop()
 
 
-def observe(poller: subprocess.Popen[str], run: Run, *, settle_s: float) -> None:
-    """Let the poller see the last changes (at most `settle_s`), stop it, read its log."""
+def observe(pollers: list[subprocess.Popen[str]], runs: list[Run], *, settle_s: float) -> None:
+    """Let the pollers see the last changes (at most `settle_s`), stop them, read their logs."""
     time.sleep(settle_s)  # the bench's own pacing, not a test
-    poller.send_signal(signal.SIGTERM)
-    out, _ = poller.communicate(timeout=60)
-    seen = json.loads(out.strip().splitlines()[-1])
-    run.first, run.polls = seen["first"], seen["polls"]
-    run.poll_changed, run.polling_s = seen["changed"], seen["polling_s"]
+    for poller in pollers:
+        poller.send_signal(signal.SIGTERM)
+    for poller, run in zip(pollers, runs, strict=True):
+        out, _ = poller.communicate(timeout=60)
+        seen = json.loads(out.strip().splitlines()[-1])
+        run.first, run.polls = seen["first"], seen["polls"]
+        run.poll_changed, run.polling_s = seen["changed"], seen["polling_s"]
+        run.parse_ms = seen["parse_p50_ms"], seen["parse_p99_ms"]
 
 
 def rows_for(run: Run) -> list[tuple[object, ...]]:
@@ -238,50 +367,93 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--base-pods", type=int, default=1000)
     parser.add_argument("--small", action="store_true", help="100 base pods, 500/s for 5 s")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="`--mode fold` and `--mode serve` in two processes, the targets topic in between",
+    )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="a checkout to compare with, in the same "
+        "run: its consumer and poller run beside ours on the same events",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here (for charts)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         role, payload = args.child
-        if role != "poller":
-            return latency.run_child(role, payload)
-        kit.report(asyncio.run(poller_child(json.loads(payload))))
+        work = poller_child if role == "poller" else consumer_child
+        kit.report(asyncio.run(work(json.loads(payload))))
         return 0
     if args.small:
         args.seconds, args.base_pods, args.rate = 5.0, 100, 500
     print(f"machine: {kit.machine()}\n", flush=True)
+    codes = [("this checkout", Path(__file__), None)]
+    if args.base:  # first, so neither is favoured by starting last
+        codes.insert(
+            0, ("base", args.base / "bench" / "kafka_latency.py", f"{PREFIX}.targets-base")
+        )
     run = Run(args.rate, args.seconds)
+    runs = [dataclasses.replace(run) for _ in codes]
     with kit.devstack() as stack:
         topic = object_topic(PREFIX, CLUSTER, Resource.PODS)
         asyncio.run(kit.create_topics(stack.kafka_bootstrap, [topic], partitions=PARTITIONS))
         asyncio.run(base(stack.kafka_bootstrap, args.base_pods))
         common = {"bootstrap": stack.kafka_bootstrap, "kubeconfig": stack.kubeconfig}
-        consumer = kit.spawn(str(Path(latency.__file__)), "consumer", common)
+        modes = ["fold", "serve"] if args.split else ["all"]
+        children = [[kit.spawn(str(script), "consumer", {**common, "mode": m, "targets": t})
+                     for m in modes] for _, script, t in codes]  # fmt: skip
+        pollers: list[subprocess.Popen[str]] = []
         try:
-            assert consumer.stdout is not None
-            address = json.loads(consumer.stdout.readline())["address"]
-            asyncio.run(latency.wait_base((address[0], address[1]), args.base_pods))
-            poller = kit.spawn(__file__, "poller", {"address": address})
+            for procs in children:
+                address = [json.loads(readline(p))["address"] for p in procs][-1]  # it serves
+                asyncio.run(latency.wait_base((address[0], address[1]), args.base_pods))
+                pollers.append(kit.spawn(__file__, "poller", {"address": address}))
+            for poller in pollers:
+                readline(poller)  # polling: its start-up is not counted as latency
             kit.say(f"{args.rate} events/s for {args.seconds:.0f}s")
             asyncio.run(drive(stack.kafka_bootstrap, run))
-            observe(poller, run, settle_s=SETTLE_S)
+            for other in runs:
+                other.sent, other.sent_epoch = run.sent, run.sent_epoch
+                other.acked, other.send_errors = run.acked, run.send_errors
+            observe(pollers, runs, settle_s=SETTLE_S)
         finally:
-            consumer.send_signal(signal.SIGTERM)
-            out, _ = consumer.communicate(timeout=60)
-            used = json.loads(out.strip().splitlines()[-1])
+            for proc in [p for procs in children for p in procs] + pollers:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            used = [json.loads(procs[0].communicate(timeout=60)[0].strip().splitlines()[-1])
+                    for procs in children]  # each fold's stages and CPU  # fmt: skip
+            for proc in [p for procs in children for p in procs[1:]]:
+                proc.communicate(timeout=60)
     print(f"input: {args.base_pods} pods standing; events written straight to {topic} "
-          f"({PARTITIONS} partitions); {args.seconds:.0f} s at the rate\n")  # fmt: skip
+          f"({PARTITIONS} partitions); {args.seconds:.0f} s at the rate; "
+          f"{'--mode fold + --mode serve' if args.split else 'one process'}\n")  # fmt: skip
+    for (name, script, _), one, use in zip(codes, runs, used, strict=True):
+        report(f"{name} ({script.parent.parent})", one, use)
+    if args.json:
+        args.json.write_text(json.dumps(figures(runs[-1]), indent=1))
+    return 0
+
+
+def readline(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    return proc.stdout.readline()
+
+
+def report(name: str, run: Run, used: dict[str, Any]) -> None:
     headers = ["target events/s", "achieved/s", "change", "n", "p50 ms", "p99 ms", "max ms",
                "never seen", "send errors"]  # fmt: skip
-    print(kit.table(headers, rows_for(run)))
-    if args.json:
-        args.json.write_text(json.dumps(figures(run), indent=1))
+    print(f"### {name}\n\n{kit.table(headers, rows_for(run))}")
     gap = run.polling_s * 1000 / max(run.polls, 1)
     print(
         f"\n{run.polls} HTTP SD polls ({run.poll_changed} changed), {gap:.1f} ms per poll on "
-        f"average; consumer: peak RSS {used['max_rss_mb']:.0f} MiB, CPU {used['cpu_s']:.1f}s"
+        f"average, parsing a changed answer p50 {run.parse_ms[0]:.1f} ms, p99 "
+        f"{run.parse_ms[1]:.1f} ms; consumer: peak RSS {used['max_rss_mb']:.0f} MiB, "
+        f"CPU {used['cpu_s']:.1f}s\n"
     )
-    return 0
+    print(kit.table(["stage (ms)", "n", "p50", "p90", "p99", "max"], stage_rows(run, used)))
+    print()
 
 
 if __name__ == "__main__":

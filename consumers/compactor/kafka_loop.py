@@ -124,8 +124,12 @@ class Feed(Protocol):
 
     def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> None: ...
 
+    async def show(self) -> None:
+        """The round's writes are built: tell whoever listens what changed, before the
+        acks (it may still be taken back by `abort`)."""
+
     async def flush(self) -> None:
-        """After a round of writes: tell whoever listens what changed."""
+        """The round's writes are acknowledged: they stay; tell whoever listens the rest."""
 
     async def abort(self) -> None:
         """The round's send failed: forget what it was given since the last flush."""
@@ -199,6 +203,7 @@ class FoldLoop:
         # Partitions denied and not fetched since: when (epoch ms, aiokafka's poll clock).
         self._unread: dict[TopicPartition, int] = {}
         self._unread_topics: set[str] = set()  # topics the gauge has shown
+        self._step_clock = _StepClock(0.0)  # the publish step under way (debug timings)
 
     # readiness -----------------------------------------------------------------------
 
@@ -362,7 +367,9 @@ class FoldLoop:
                 self._state.assigned_once = True  # no matching topic: an empty fold is current
             batch = await self._get(consumer, self._state.group)
             if batch:
+                fetched = time.time()
                 self._fold(batch, self._state.group, consumer)
+                _log_folded(batch, fetched)
             await self._positions(consumer, self._state.group)
 
     # global tables ---------------------------------------------------------------------
@@ -562,6 +569,7 @@ class FoldLoop:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            self._step_clock = _StepClock(time.time())
             try:
                 await self._publish_step()
             except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
@@ -569,6 +577,7 @@ class FoldLoop:
                     await self._feed.abort()
                 await self._publish_failed(exc, backoff)
             else:
+                self._step_clock.log()
                 if self._publish_problem is not None:
                     logger.info("Publishing to %s again.", self._targets)
                     self._publish_problem = None
@@ -610,15 +619,19 @@ class FoldLoop:
             return
         self._update_monitor_views()
         folded = dict(self._state.group.positions)  # what this step's groups reflect
+        shown = self._show if self._feed is not None else None  # served before the acks
         if step is catch_up.Step.FULL_SYNC:
-            written = await self._writer.send(self._fed(await self._full_sync()))
+            written = await self._writer.send(self._fed(await self._full_sync()), handed=shown)
             logger.info("Synced: %d records written.", written, extra={"writes": written})
         else:
             built, errors = await self._rebuilt()
             self._report(errors)
             changes = [(c.key, self._writer.value(c.key, c.group))
                        for c in built if self.owners.owns(c.key)]  # fmt: skip
-            await self._writer.send(self._fed(changes))
+            if shown is not None:  # the sinks hold the round before the producer has it
+                changes = list(self._fed(changes))
+                await shown()
+            await self._writer.send(changes)
         if self._feed is not None:
             await self._feed.flush()
         self._state.synced = True
@@ -643,6 +656,14 @@ class FoldLoop:
             if time.monotonic() >= turn:
                 await asyncio.sleep(0)
                 turn = time.monotonic() + REBUILD_SLICE_S
+
+    async def _show(self) -> None:
+        """The sinks in this process serve the round now, before its acks: as soon as it is
+        built (changes, already a list), or once the full sync's lazy writes are handed
+        over."""
+        self._step_clock.shown = time.time()
+        if self._feed is not None:
+            await self._feed.show()
 
     def _fed(self, writes: Iterable[Write]) -> Iterator[Write]:
         """`writes`, each given to the feed as it is taken: the group the fold holds for an
@@ -818,6 +839,40 @@ class FoldLoop:
                 dropped, invalid = self.fold.left_out_totals.get(view.job, (0, 0))
                 self._metrics.left_out.labels(view.job, "dropped").set(dropped)
                 self._metrics.left_out.labels(view.job, "invalid").set(invalid)
+
+
+@dataclass
+class _StepClock:
+    """When a publish step started, was shown to this process's sinks and was acked
+    (epoch seconds, comparable with record timestamps): logged at debug, for latency
+    breakdowns (bench/kafka_latency.py)."""
+
+    started: float
+    shown: float | None = None
+
+    def log(self) -> None:
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        acked = time.time()
+        shown = acked if self.shown is None else self.shown  # no sinks here: at the acks
+        logger.debug("Publish step: shown after %.1f ms, acked after %.1f ms.",
+                     (shown - self.started) * 1000, (acked - self.started) * 1000,
+                     extra={"stage": "publish", "started_at": self.started,
+                            "shown_at": shown, "acked_at": acked})  # fmt: skip
+
+
+def _log_folded(batch: Mapping[TopicPartition, Sequence[Record]], fetched: float) -> None:
+    """At debug: a batch's size, when it was fetched and folded, and when its records
+    were appended (CreateTime, epoch ms), for latency breakdowns (bench/kafka_latency.py)."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    folded = time.time()
+    stamps = [r.timestamp for got in batch.values() for r in got]
+    oldest, newest = min(stamps), max(stamps)
+    logger.debug("Folded %d records in %.1f ms, appended %.0f to %.0f ms before.", len(stamps),
+                 (folded - fetched) * 1000, fetched * 1000 - newest, fetched * 1000 - oldest,
+                 extra={"stage": "fold", "records": len(stamps), "fetched_at": fetched,
+                        "folded_at": folded, "oldest_ms": oldest, "newest_ms": newest})  # fmt: skip
 
 
 def _retriable(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
@@ -32,6 +32,7 @@ RECORD_OVERHEAD = 1 << 10
 MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
 REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
 Skip = Callable[[TargetKey, str, str, int], None]  # key, reason, detail, bytes
+Handed = Callable[[], Awaitable[None]]  # every record of a send is with the producer
 
 
 class TargetsWriter:
@@ -101,12 +102,15 @@ class TargetsWriter:
         self._skip(key, "too_large", f"{size} bytes, over {self.record_limit}", size)
         return False
 
-    async def send(self, writes: Iterable[Write]) -> int:
-        """Send and wait for every ack; how many records were written. Records the broker
+    async def send(self, writes: Iterable[Write], *, handed: Handed | None = None) -> int:
+        """Send and wait for every ack; how many records were written. `handed` is awaited
+        once every record is with the producer, before the acks. Records the broker
         refuses as too large are skipped (`_resend_alone`), everything else goes on."""
         sent: list[tuple[Write, asyncio.Future[object]]] = []
         for key, value in writes:
             sent.append(((key, value), await self._send_one(key, value)))
+        if handed is not None:
+            await handed()
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)
                   if isinstance(r, BaseException)]  # fmt: skip

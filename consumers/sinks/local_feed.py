@@ -9,7 +9,11 @@ only come from there.
 
 Nothing else changes: the view holds what the targets topic will hold (the same records,
 tombstones included), listeners hear nothing until the reader has caught up, then each
-round's changed jobs.
+round's changed jobs, as soon as the fold has built the round (`show`), not after its
+acks: the fold is the source of truth here, and waiting for the acks was the largest
+wait between an event and the answer (docs/RELIABILITY.md, "served before acked"). Until
+the acks are in (`flush`) the round stays revocable: a failed send puts back what the view
+held (`abort`) and tells the listeners again.
 """
 
 from __future__ import annotations
@@ -36,15 +40,21 @@ class LocalFeed:
         self._before.setdefault(key, self.view.held_at(key))
         self._changed |= self.view.put(key, group, value)
 
-    async def flush(self) -> None:
-        """The round's writes are acknowledged: tell the listeners what changed."""
-        self._before.clear()
+    async def show(self) -> None:
+        """The round is built: tell the listeners what changed now; what it changed can
+        still be put back (`abort`) until its acks are in (`flush`)."""
         changed, self._changed = frozenset(self._changed), set()
         await self.reader.changed(changed)
+
+    async def flush(self) -> None:
+        """The round's writes are acknowledged: they stay; tell the listeners what changed
+        since `show`."""
+        self._before.clear()
+        await self.show()
 
     async def abort(self) -> None:
         """The round's send failed: the view holds again what it held before the round
         (records that did reach the topic come back through the reader, no longer held)."""
         for key, held in self._before.items():
             self._changed |= self.view.restore(key, held)
-        await self.flush()
+        await self.flush()  # what was shown is taken back: listeners hear those jobs again

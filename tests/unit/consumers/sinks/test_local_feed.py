@@ -72,3 +72,42 @@ async def test_a_failed_send_puts_back_what_the_view_held() -> None:
 
     assert view.held("web") == [Held.of(WEB)]
     assert view.counts("web") == (1, 1)
+
+
+async def test_a_round_is_shown_before_its_acks_and_still_taken_back_if_they_fail() -> None:
+    """Listeners hear a round once it is handed to the producer (`show`), not after its
+    acks; a send that then fails puts back what the view held, and they hear it again, so
+    no answer keeps serving a group the topic never got."""
+    view = TargetView(configured=frozenset({"web"}))
+    heard: list[frozenset[str]] = []
+
+    async def listener(jobs: frozenset[str]) -> None:
+        heard.append(jobs)
+
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry()),
+        listeners=[listener],
+    )  # fmt: skip
+    await reader._catch_up(EmptyTopic(), [])  # type: ignore[arg-type]
+    feed = local_feed.LocalFeed(view, reader)
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    await feed.flush()
+    moved = group("web", "east", "web-0", "10.0.0.9:80")
+
+    feed.put(key(moved), moved, record(moved)[1])
+    await feed.show()
+    assert heard[-1] == frozenset({"web"})
+    assert view.held("web") == [Held.of(moved)]
+    shown = len(heard)
+
+    await feed.abort()
+    assert view.held("web") == [Held.of(WEB)]
+    assert len(heard) == shown + 1  # told again: the answer goes back to what was acked
+    assert heard[-1] == frozenset({"web"})
+
+    feed.put(key(moved), moved, record(moved)[1])
+    await feed.show()
+    await feed.flush()  # acked: nothing changed since the show, nobody told twice
+    assert len(heard) == shown + 2
+    await feed.abort()  # nothing left to take back
+    assert view.held("web") == [Held.of(moved)]
