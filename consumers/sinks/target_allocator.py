@@ -35,6 +35,7 @@ under `/ta` (`/ta/jobs`), so a collector's endpoint can be `<url>/ta`.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -42,7 +43,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 import orjson
 
-from consumers.sinks import allocation, deflated, http_sd, sd_json, views
+from consumers.sinks import allocation, deflated, http_sd, views
 from consumers.sinks.scrape_configs import JSON_TYPE, TA_PREFIX
 from schemas.topics import TargetKey
 
@@ -61,15 +62,30 @@ def jobs_document(counts: Mapping[str, int]) -> bytes:
     return orjson.dumps({job: {"_link": link(job)} for job, n in counts.items() if n > 0}) + b"\n"
 
 
-def wrap_targets(job: str, documents: Sequence[tuple[str, Sequence[bytes]]]) -> list[bytes]:
+def wrap_targets(job: str, documents: Sequence[tuple[str, deflated.Deflated]]) -> deflated.Deflated:
     """The per-collector form of a job: each collector's document under its name."""
-    parts = [b"{"]
+    parts = [_plain(b"{")]
     for i, (collector, document) in enumerate(documents):
         debug = f"/debug{ROUTE}/{quote_plus(job, safe='')}{_TARGETS}?collector_id={collector}"
         head = orjson.dumps({"_link": debug})[:-1] + b',"targets":'
-        parts += (b"," if i else b"", orjson.dumps(collector), b":", head, *document, b"}")
-    parts.append(b"}\n")
-    return parts
+        parts += (_plain((b"," if i else b"") + orjson.dumps(collector) + b":" + head),
+                  document, _plain(b"}"))  # fmt: skip
+    parts.append(_plain(b"}\n"))
+    return _joined(parts)
+
+
+def _plain(data: bytes) -> deflated.Deflated:
+    return deflated.Deflated([deflated.segment(data)], len(data), zlib.crc32(data))
+
+
+def _joined(parts: Sequence[deflated.Deflated]) -> deflated.Deflated:
+    """The bodies one after another (their segments, the CRCs combined)."""
+    size, crc, segments = 0, 0, list[bytes]()
+    for part in parts:
+        segments += part.segments
+        crc = deflated.crc_combine(crc, part.crc, part.size)
+        size += part.size
+    return deflated.Deflated(segments, size, crc)
 
 
 def wrap_deflated(job: str, document: deflated.Deflated) -> deflated.Deflated:
@@ -81,35 +97,40 @@ def wrap_deflated(job: str, document: deflated.Deflated) -> deflated.Deflated:
 
 @dataclass(frozen=True, slots=True)
 class Shares:
-    """A job's targets shared among the collectors, as of one `HttpSd.generation`."""
+    """A job's targets shared among the collectors, as of one `HttpSd.generation`, held
+    compressed as the view holds its groups (`deflated`): one piece per group and
+    collector."""
 
     generation: int
-    groups: Sequence[tuple[str, tuple[bytes, ...]]]  # by group key: (cluster, split)
-    documents: Sequence[Sequence[bytes]]  # per collector: its share's document
-    splits: Mapping[bytes, tuple[bytes, ...]]  # by group digest, for the next change
+    groups: Sequence[tuple[str, tuple[deflated.Piece, ...]]]  # by group key: (cluster, split)
+    documents: Sequence[deflated.Deflated]  # per collector: its share's document
+    splits: Mapping[bytes, tuple[deflated.Piece, ...]]  # by group digest, for the next change
 
-    def document(self, index: int, clusters: frozenset[str] | None) -> Sequence[bytes]:
-        """Collector `index`'s share, of `clusters` only when given (a join per request)."""
+    def document(self, index: int, clusters: frozenset[str] | None) -> deflated.Deflated:
+        """Collector `index`'s share, of `clusters` only when given (a join: not on the
+        event loop for a big job, since each piece's CRC is combined)."""
         if clusters is None:
             return self.documents[index]
-        return sd_json.http_sd_document(s[index] for c, s in self.groups if c in clusters)
+        return deflated.json_array(s[index] for c, s in self.groups if c in clusters)
 
 
 def share(
     groups: Mapping[TargetKey, views.Held],
-    known: Mapping[bytes, tuple[bytes, ...]],
+    known: Mapping[bytes, tuple[deflated.Piece, ...]],
     collectors: allocation.Collectors,
     generation: int,
 ) -> Shares:
     """Share `groups` among `collectors`, splitting only groups not in `known`."""
     ordered = [groups[key] for key in sorted(groups)]
-    splits = {
-        h.digest: known.get(h.digest) or allocation.split_fragment(h.fragment, collectors)
-        for h in ordered
-    }
+    splits = {h.digest: known.get(h.digest) or _split(h, collectors) for h in ordered}
     per_group = [(h.cluster, splits[h.digest]) for h in ordered]
-    documents = allocation.documents([split for _, split in per_group], collectors)
+    documents = [deflated.json_array(split[i] for _, split in per_group)
+                 for i in range(len(collectors.names))]  # fmt: skip
     return Shares(generation, per_group, documents, splits)
+
+
+def _split(held: views.Held, collectors: allocation.Collectors) -> tuple[deflated.Piece, ...]:
+    return tuple(map(deflated.piece, allocation.split_fragment(held.fragment, collectors)))
 
 
 def _clusters(query: Mapping[str, Sequence[str]]) -> frozenset[str] | None:
@@ -159,7 +180,7 @@ class TargetAllocator:
             return http_sd.json_reply(404, {"error": "not found: /jobs/<job>/targets"})
         job = unquote_plus(inner[1 : -len(_TARGETS)])  # `link` escapes as Go's QueryEscape
         if self._collectors is not None:
-            return await self._allocated(job, query, self._collectors)
+            return await self._allocated(job, query, headers, self._collectors)
         asked = {k: v for k, v in query.items() if k != "collector_id"}
         path = f"{http_sd.PREFIX}/{quote(job, safe='')}"
         if "collector_id" in query:
@@ -172,7 +193,11 @@ class TargetAllocator:
         return http_sd.body_reply(body, {"Content-Type": JSON_TYPE}, gzipped=gzipped)
 
     async def _allocated(
-        self, job: str, query: Mapping[str, Sequence[str]], collectors: allocation.Collectors
+        self,
+        job: str,
+        query: Mapping[str, Sequence[str]],
+        asked: Mapping[str, str],
+        collectors: allocation.Collectors,
     ) -> http_sd.PartsReply:
         """A job's targets shared among `collectors`: one's share, or each one's."""
         if not self._ready() or not self._view.known(job):  # 503 or 404, in HTTP SD's words
@@ -184,15 +209,21 @@ class TargetAllocator:
         shares = await self._current(job, collectors)
         clusters = _clusters(query)
         headers = {"Content-Type": JSON_TYPE}
+        gzipped = deflated.accepts_gzip(asked.get("accept-encoding", ""))
         if "collector_id" in query:
             index = collectors.index(query["collector_id"][0])  # the allocator reads the first
             if index is None:
                 return http_sd.PartsReply(200, (b"[]",), headers)
-            return http_sd.PartsReply(200, shares.document(index, clusters), headers)
-        documents = [
-            (name, shares.document(i, clusters)) for i, name in enumerate(collectors.names)
-        ]
-        return http_sd.PartsReply(200, wrap_targets(job, documents), headers)
+            document = await asyncio.to_thread(shares.document, index, clusters)
+            return http_sd.body_reply(document, headers, gzipped=gzipped)
+
+        def every() -> deflated.Deflated:
+            names = collectors.names
+            return wrap_targets(
+                job, [(n, shares.document(i, clusters)) for i, n in enumerate(names)]
+            )
+
+        return http_sd.body_reply(await asyncio.to_thread(every), headers, gzipped=gzipped)
 
     async def _current(self, job: str, collectors: allocation.Collectors) -> Shares:
         """The job's shares as of its current generation: kept, joined, or made in a
