@@ -199,7 +199,7 @@ def _tls(value: object, files: _Files, *, files_allowed: bool) -> Params | None:
     tls, cfg = _dict(value), Params()
     problem = _tls_problem(tls, files_allowed=files_allowed)
     if problem is not None:
-        raise ValueError(f"tlsConfig: failed to validate TLS configuration: {problem}")
+        raise ValueError(f"tlsConfig: {problem}")
     _put(cfg, "insecure_skip_verify", _bool(tls, "insecureSkipVerify"))
     _put(cfg, "ca_file", files.either(tls.get("ca"), "tlsConfig.ca"))
     _put(cfg, "cert_file", files.either(tls.get("cert"), "tlsConfig.cert"))
@@ -228,26 +228,36 @@ def _tls_problem(tls: Mapping[str, Any], *, files_allowed: bool) -> str | None:
     key_secret = tls.get("keySecret") is not None
     low, high = _text(tls, "minVersion"), _text(tls, "maxVersion")
     backwards = low is not None and high is not None and high < low
-    checks = [(_both(tls.get(f)), f"{f}: cannot specify both Secret and ConfigMap")
-              for f in ("ca", "cert")]  # fmt: skip
     if files_allowed:
         ca_file, cert_file, key_file = (bool(_text(tls, f)) for f in _TLS_FILES)
         has_cert, has_key = cert or cert_file, key_file or key_secret
-        checks += [
+        checks = [
             (ca and ca_file, "cannot specify both 'caFile' and 'ca'"),
+            (_both(tls.get("ca")), "ca: cannot specify both Secret and ConfigMap"),
             (cert and cert_file, "cannot specify both 'certFile' and 'cert'"),
+            (_both(tls.get("cert")), "cert: cannot specify both Secret and ConfigMap"),
             (key_file and key_secret, "cannot specify both 'keyFile' and 'keySecret'"),
             (has_cert and not has_key, "cannot specify client cert without client key"),
             (has_key and not has_cert, "cannot specify client key without client cert"),
             (backwards, "'maxVersion' must greater than or equal to 'minVersion'"),
         ]
     else:
+        checks = [
+            (_both(tls.get(f)), f"{f} {_named(tls.get(f))}: cannot specify both Secret and "
+             "ConfigMap") for f in ("ca", "cert")
+        ]  # fmt: skip
         checks += [
             (cert and not key_secret, "client cert specified without client key"),
             (key_secret and not cert, "client key specified without client cert"),
             (backwards, "maxVersion must more than or equal to minVersion"),
         ]
     return next((problem for failed, problem in checks if failed), None)
+
+
+def _named(value: object) -> str:
+    """A SecretOrConfigMap as Go's `String()` names it (the Secret when both are set)."""
+    secret = _dict(_dict(value).get("secret"))
+    return f"<secret={secret.get('name', '')},key={secret.get('key', '')}>"
 
 
 def _both(value: object) -> bool:
