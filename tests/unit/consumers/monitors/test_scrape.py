@@ -102,6 +102,8 @@ def test_a_pod_monitor_has_no_tls_files() -> None:
         ({"keySecret": {"name": "a", "key": "k"}}, "client key specified without client cert"),
         ({"minVersion": "TLS13", "maxVersion": "TLS12"},
          "maxVersion must more than or equal to minVersion"),
+        ({"ca": {"secret": {"name": "s", "key": "k"}, "configMap": {"name": "m", "key": "k"}}},
+         "ca <secret=s,key=k>: cannot specify both Secret and ConfigMap"),
     ],
 )  # fmt: skip
 def test_a_pod_monitor_s_tls_is_checked_as_the_operator_checks_safe_tls(
@@ -179,6 +181,19 @@ def test_a_pod_monitor_s_tls_is_checked_as_the_operator_checks_safe_tls(
             },
             {},
             "ca: cannot specify both Secret and ConfigMap",
+        ),
+        (  # the operator's order: the file conflict before the reference's own check
+            {
+                "tlsConfig": {
+                    "caFile": "/ca",
+                    "ca": {
+                        "secret": {"name": "a", "key": "c"},
+                        "configMap": {"name": "a", "key": "c"},
+                    },
+                }
+            },
+            {},
+            "tlsConfig: cannot specify both 'caFile' and 'ca'",
         ),
         (
             {"tlsConfig": {"minVersion": "TLS13", "maxVersion": "TLS12"}},
