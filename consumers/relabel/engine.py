@@ -357,7 +357,10 @@ def prefilter(rules: Rules, covered: Callable[[str], bool]) -> Prefilter | None:
 
     A rule writing one covered label from covered sources keeps it covered; otherwise its
     target is covered no more. labeldrop/labelkeep decide per name, so
-    coverage holds through them. labelmap and a templated target name end the walk."""
+    coverage holds through them. labelmap, a templated target name and a filter reading an
+    uncovered name end the walk: only the leading filters (a monitor's selector) pre-filter,
+    so a target a later rule drops (the port, the monitor's own relabelings) is still built
+    and shown dropped on the discovery page, with the rule that dropped it."""
     uncovered: set[str] = set()
 
     def known(names: Iterable[str]) -> bool:
@@ -367,8 +370,9 @@ def prefilter(rules: Rules, covered: Callable[[str], bool]) -> Prefilter | None:
     for rule in rules:
         target = rule.config.target_label
         if rule.action in _FILTERS:
-            if known(_reads(rule)):
-                walked.append(rule)
+            if not known(_reads(rule)):
+                break  # later filters stay on the page as dropped, with their rule
+            walked.append(rule)
         elif rule.action in _WRITES_ONE and "$" not in target:
             if known((*_reads(rule), target)):
                 walked.append(rule)

@@ -125,3 +125,17 @@ def test_labelmap_ends_the_prefilter() -> None:
         {"action": "keep", "source_labels": ["c1"], "regex": "a"},
     )
     assert engine.prefilter(rules, covered) is None
+
+
+def test_only_the_leading_filters_pre_filter() -> None:
+    """A filter reading a name the partial set lacks (a port) ends the walk: a monitor's
+    own rules after it are not pre-filtered, so what they drop is built and shown
+    dropped on the discovery page, with the rule that dropped it."""
+    rules = engine.compile_rules([
+        RelabelConfig(action="keep", source_labels=["app"], regex="web"),
+        RelabelConfig(action="keep", source_labels=["port"], regex="metrics"),
+        RelabelConfig(action="drop", source_labels=["tier"], regex="batch"),
+    ])  # fmt: skip
+    program = engine.prefilter(rules, lambda name: name in {"app", "tier"})
+    assert program is not None
+    assert [tuple(r.config.source_labels) for r in program.rules] == [("app",)]
