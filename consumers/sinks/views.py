@@ -153,13 +153,12 @@ def _exact(raw: Any) -> bool:
     if not type(raw["job"]) is type(raw["cluster"]) is type(raw["source"]) is str:
         return False
     labels, targets_ = raw["labels"], raw["targets"]
-    if type(labels) is not dict or type(targets_) is not list or not _strings(labels):
+    if type(labels) is not dict or type(targets_) is not list:
         return False
-    return all(type(target) is dict and _strings(target) for target in targets_)
-
-
-def _strings(labels: dict[str, Any]) -> bool:
-    return not labels or set(map(type, labels.values())) == _STR
+    for one in (labels, *targets_):  # a loop, not a call per target: this is per record
+        if type(one) is not dict or (one and set(map(type, one.values())) != _STR):
+            return False
+    return True
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:
