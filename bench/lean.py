@@ -17,6 +17,11 @@ then, each in a fresh process (its peak RSS its own), polled from this one:
    distinct keys (each key written once: compaction has nothing to drop, so these are the
    bytes after compaction), zstd (goal 3: half of today's).
 
+`--profile DIR` instead runs only 1 and 2 (each code), each child under cProfile with a
+CPU-time clock from start until it serves every target, and prints where that CPU went
+(`STAGES`: Kafka client, zstd, parsing, validation, rendering, deflate, digests, the
+fold's catch-up and builds, encoding); the profiles stay in DIR for pstats.
+
 `--base` runs 1 and 2 with another checkout's code first (its own topic), in the same
 devstack. "Serving" is read from the sinks' gauges once `/http_sd` answers, not by
 fetching the answers: on a loaded machine, reading two ~290 MiB bodies per poll took
@@ -31,7 +36,9 @@ import contextlib
 import gc
 import json
 import os
+import pstats
 import signal
+import subprocess
 import sys
 import time
 import types
@@ -207,8 +214,92 @@ async def held_all(want: int) -> None:
         await asyncio.sleep(0.05)
 
 
+# Runs a script's child under cProfile with a CPU clock (wall time on a loaded machine is
+# mostly waiting), whatever code it is (a --base checkout's lean.py knows no profiling).
+PROFILED = """
+import cProfile, os, runpy, sys, time
+out, sys.argv = sys.argv[1], sys.argv[2:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+profile = cProfile.Profile(time.process_time)
+profile.enable()
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
+
+def spawn(me: str, payload: dict[str, Any]) -> subprocess.Popen[str]:
+    if not payload.get("profile"):
+        return kit.spawn(me, "consume", payload)
+    argv = [sys.executable, "-c", PROFILED, payload["profile"], me, "--child", "consume"]
+    return subprocess.Popen([*argv, json.dumps(payload)], stdout=subprocess.PIPE, text=True)
+
+
+# (stage, how, keys): "own" sums the time spent in functions themselves whose file or
+# name holds a key; "cum" sums the cumulative time of the functions named `file:function`.
+STAGES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("Kafka client (aiokafka: fetch, record batches, produce)", "own", ("aiokafka/",)),
+    ("zstd (cramjam)", "own", ("cramjam",)),
+    ("sinks: take records read (`apply_records`, all below)", "cum",
+     ("sinks/views.py:apply_records",)),
+    ("  orjson parse (every caller)", "own", ("orjson.loads",)),
+    ("  pydantic validation (every caller)", "own", ("validate_python",)),
+    ("  render HTTP SD fragments", "cum", ("sinks/sd_json.py:http_sd_fragment",)),
+    ("  deflate + CRC", "cum", ("sinks/deflated.py:piece",)),
+    ("  digest of a record (every caller)", "cum", ("schemas/targets.py:digest",)),
+    ("sinks: the fold's own writes (`TargetView.put`)", "cum", ("sinks/views.py:put",)),
+    ("fold: catch-up (folding object records)", "cum", ("compactor/kafka_loop.py:_fold",)),
+    ("fold: building groups", "cum", ("compactor/folds.py:rebuilding",)),
+    ("fold: encoding records", "cum", ("schemas/targets.py:encode",)),
+]  # fmt: skip
+
+
+def stage_seconds(path: str) -> tuple[float, list[tuple[str, float]]]:
+    """Total profiled CPU and each `STAGES` figure, from a profile's stats."""
+    stats: dict[tuple[str, int, str], Any] = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in stats.values())
+    out = []
+    for name, how, keys in STAGES:
+        if how == "own":
+            got = sum(
+                v[2] for (f, _, fn), v in stats.items() if any(k in f or k in fn for k in keys)
+            )
+        else:
+            got = sum(
+                v[3]
+                for (f, _, fn), v in stats.items()
+                if any(f.endswith(k.split(":")[0]) and fn == k.split(":")[1] for k in keys)
+            )
+        out.append((name, got))
+    return total, out
+
+
+def profiled(codes: list[tuple[str, str, str]], common: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    want, rows = None, []
+    for mode in ("all", "serve"):
+        for name, script, topic in codes:
+            path = out / f"{name.replace(' ', '-')}-{mode}.prof"
+            got = measured(script, {**common, "mode": mode, "topic": topic, "targets": want,
+                                    "profile": str(path)})  # fmt: skip
+            want = got["targets"]
+            rows.append((f"{name}, --mode {mode}", got, stage_seconds(str(path))))
+            print(f"{name}, --mode {mode}: served in {got['served_s']:.2f} s, "
+                  f"CPU {got['cpu_s']:.1f} s (profiled)", flush=True)  # fmt: skip
+    print("\nCPU seconds by stage (cProfile, CPU clock, start to serving every target):")
+    names = [n for n, _, _ in STAGES]
+    print(kit.table(["stage", *(r[0] for r in rows)],
+                    [("profiled CPU, all", *(f"{r[2][0]:.2f}" for r in rows)),
+                     *((n, *(f"{r[2][1][i][1]:.2f}" for r in rows)) for i, n in enumerate(names))]),
+          flush=True)  # fmt: skip
+
+
 def measured(me: str, payload: dict[str, Any]) -> dict[str, Any]:
-    proc = kit.spawn(me, "consume", payload)
+    proc = spawn(me, payload)
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
@@ -333,6 +424,8 @@ def main() -> int:
         action="store_true",
         help="fetch each whole answer once serving, to check its count",
     )
+    parser.add_argument("--profile", type=Path, help="only runs 1 and 2, profiled; "
+                        "where their CPU went, profiles kept in this directory")  # fmt: skip
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -351,6 +444,9 @@ def main() -> int:
             ns=args.namespaces))  # fmt: skip
         print(f"input: {wrote.records} records, {wrote.bytes / 2**20:.1f} MiB\n", flush=True)
         common = {"bootstrap": boot, "timeout_s": 900, "check": args.check_bodies}
+        if args.profile:
+            profiled(codes, common, args.profile)
+            return 0
         print(
             "| run | seconds to serving all | peak RSS MiB | CPU s | bytes/target (peak) "
             "| RSS once serving MiB | bytes/target (serving) |"

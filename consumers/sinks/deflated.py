@@ -24,26 +24,34 @@ Pure: bytes in, bytes out.
 
 from __future__ import annotations
 
-import functools
 import struct
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-# Level 1: ~260 MB/s of fragments on this machine against ~165 at 6, for 20 % more bytes.
+# zlib-ng, not the standard library's zlib: the same deflate format (any inflater reads
+# it; the bytes inflated are the same), ~5-10x faster to compress these fragments, and
+# CRC-32 and its combination in C. Taking a record is on a replica's path to serving;
+# compressing was a third of it with zlib (bench/README.md, session 7 start to serving).
+from zlib_ng import zlib_ng as zlib
+
+# zlib-ng's level 1 ("quick": fixed codes) is ~6 us for a pod's ~6 KB fragment, 1/7 of
+# zlib's level 1, for ~20 % more bytes; on big fragments its level 2 is as fast and a
+# third smaller (a 300-target slice: 23 KB vs 35 KB at level 1, ~0.3 ms either way).
 LEVEL = 1
+BIG_LEVEL = 2
+BIG = 1 << 15  # bytes of fragment from which BIG_LEVEL pays
 _RAW = -15  # zlib's wbits for raw deflate, window 2**15
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, no mtime, OS unknown
 _END = b"\x03\x00"  # an empty final block with fixed codes
 SLICE = 1 << 20  # bytes inflated before handing a piece on
-_ZEROS = bytes(SLICE)
 
 Piece = tuple[bytes, int, int]  # a segment, its length and CRC-32 once inflated
 
 
 def segment(data: bytes) -> bytes:
     """`data` as a segment: raw deflate blocks, sync-flushed, none final."""
-    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, _RAW)
+    level = BIG_LEVEL if len(data) >= BIG else LEVEL
+    compressor = zlib.compressobj(level, zlib.DEFLATED, _RAW)
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
@@ -57,62 +65,10 @@ def inflate(one: bytes) -> bytes:
 
 
 def crc_combine(first: int, second: int, second_length: int) -> int:
-    """CRC-32 of A + B from CRC-32(A), CRC-32(B) and len(B) (zlib's crc32_combine, which
-    Python does not expose). The CRC is affine in its start value: A's continued over
-    len(B) zero bytes, less the zeros' own, plus B's. A short B runs those zeros through
-    `zlib.crc32` (C speed); a long one, such as a whole document wrapped in a head and
-    a tail, multiplies by x^(8 len(B)) modulo the CRC polynomial instead (zlib 1.2.12's
-    `multmodp`/`x2nmodp`), whose cost grows with log len(B), not len(B)."""
-    if second_length > _SHORT:
-        return _multmodp(_x2nmodp(second_length, 3), first) ^ second
-    shifted = first
-    if second_length:
-        shifted = zlib.crc32(memoryview(_ZEROS)[:second_length], shifted)
-    return shifted ^ _zeros_crc(second_length) ^ second
-
-
-_SHORT = 1 << 16  # longer: the polynomial product, under ~0.2 ms in Python; shorter: C
-_POLY = 0xEDB88320  # CRC-32's polynomial, reflected
-
-
-def _multmodp(a: int, b: int) -> int:
-    """a(x) b(x) modulo the CRC polynomial, both reflected (zlib's `multmodp`)."""
-    m, p = 1 << 31, 0
-    while True:  # a is never 0 here: a power of x
-        if a & m:
-            p ^= b
-            if not a & (m - 1):
-                return p
-        m >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
-
-
-def _powers() -> tuple[int, ...]:
-    """x^(2^k) modulo the polynomial, k = 0..31 (zlib's `x2n_table`)."""
-    p, table = 1 << 30, []
-    for _ in range(32):
-        table.append(p)
-        p = _multmodp(p, p)
-    return tuple(table)
-
-
-_X2N = _powers()
-
-
-def _x2nmodp(n: int, k: int) -> int:
-    """x^(n 2^k) modulo the polynomial."""
-    p = 1 << 31  # x^0
-    while n:
-        if n & 1:
-            p = _multmodp(_X2N[k & 31], p)
-        n >>= 1
-        k += 1
-    return p
-
-
-@functools.lru_cache(maxsize=4096)
-def _zeros_crc(length: int) -> int:
-    return zlib.crc32(memoryview(_ZEROS)[:length]) if length else 0
+    """CRC-32 of A + B from CRC-32(A), CRC-32(B) and len(B): zlib-ng's crc32_combine,
+    whose cost grows with log len(B) (a document wrapped in a head and a tail combines over
+    its whole length, on the event loop)."""
+    return zlib.crc32_combine(first, second, second_length)
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,7 +243,95 @@ def test_a_record_held_already_is_applied_without_being_parsed_again(
         raise AssertionError("parsed again")
 
     monkeypatch.setattr(views, "decode", no_parse)
+    monkeypatch.setattr(views, "take", no_parse)
     applied = view.apply_records([RawRecord(k, value)])
 
     assert applied == views.Applied(frozenset(), 1, ())
     assert view.held("web") == [Held.of(WEB)]
+
+
+# --- take: decode without the model, same outcome -----------------------------------------
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3)
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_FIELD_NAMES = ["schema_version", "job", "cluster", "source", "labels", "targets", "extra"]
+
+
+@st.composite
+def near_groups(draw: st.DrawFn) -> dict[str, object]:
+    """A valid group's JSON with some fields dropped, replaced by any JSON, or added."""
+    raw: dict[str, object] = {**API.model_dump(mode="json")}
+    if draw(st.booleans()):
+        del raw["schema_version"]
+    for name in draw(st.lists(st.sampled_from(_FIELD_NAMES), max_size=3)):
+        what = draw(st.sampled_from(["drop", "any", "label", "target"]))
+        if what == "drop":
+            raw.pop(name, None)
+        elif what == "any":
+            raw[name] = draw(_JSON)
+        elif what == "label":  # a label value or name of any JSON type
+            raw["labels"] = {**API.labels, draw(st.text(max_size=3)): draw(_JSON)}
+        else:
+            raw["targets"] = [*API.targets, draw(_JSON)]
+    return raw
+
+
+def _outcome(decoder: object, k: bytes | None, value: bytes | None) -> object:
+    try:
+        got = decoder(k, value)  # type: ignore[operator]
+    except skips.BadRecord as exc:
+        return (exc.reason, exc.detail)
+    text, found = got
+    if found is None:
+        return (text, None)
+    if isinstance(found, views.Taken):
+        g = found.group
+        return (text, found.job, found.cluster, g.source, g.labels, g.targets)
+    return (text, found.job, found.cluster, found.source, found.labels, found.targets)
+
+
+@given(raw=near_groups())
+def test_take_agrees_with_decode_on_any_record(raw: dict[str, object]) -> None:
+    """Hostile or odd values are refused by `take` exactly as by the model (same reason,
+    same detail), and what it takes is what the model would have taken."""
+    value = orjson.dumps(raw)
+    for k in (key(API).encode(), b"api/west/pod/default/other"):
+        assert _outcome(views.take, k, value) == _outcome(views.decode, k, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        encode(API),
+        _value(schema_version=True),
+        _value(schema_version=1.0),
+        _value(labels={"a": 1}),
+        _value(targets=[{"__address__": 1}]),
+        _value(job=None),
+        b'{"job": "web"}',
+        b"[1, 2]",
+        b'"x"',
+        b"{not json",
+    ],
+)
+def test_take_agrees_with_decode(value: bytes) -> None:
+    k = key(WEB).encode()
+    assert _outcome(views.take, k, value) == _outcome(views.decode, k, value)
+
+
+def test_an_exact_record_is_taken_without_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(*_: object) -> None:
+        raise AssertionError("validated")
+
+    monkeypatch.setattr(views, "_validated", no_model)
+    view = TargetView()
+    view.apply_records([RawRecord(*record(API))])
+    assert view.held("api") == [Held.of(API)]
