@@ -621,6 +621,8 @@ class FoldLoop:
             await self._writer.send(self._fed(changes))
         if self._feed is not None:
             await self._feed.flush()
+        if step is catch_up.Step.FULL_SYNC:
+            heap.trim()  # what encoding and sending every group freed (`consumers.heap`)
         self._state.synced = True
         self._synced.set()
         if self._committer is not None:
