@@ -59,6 +59,7 @@ from consumers.compactor import (
     kafka_writer,
     monitor_views,
     ownership,
+    packed,
     records,
     state,
 )
@@ -616,7 +617,7 @@ class FoldLoop:
         else:
             built, errors = await self._rebuilt()
             self._report(errors)
-            changes = [(c.key, self._writer.value(c.key, c.group))
+            changes = [(c.key, self._writer.checked(c.key, c.value()))
                        for c in built if self.owners.owns(c.key)]  # fmt: skip
             await self._writer.send(self._fed(changes))
         if self._feed is not None:
@@ -652,7 +653,8 @@ class FoldLoop:
         writes are, so no more values are held at once than before."""
         for key, value in writes:
             if self._feed is not None:
-                group = None if value is None else self.fold.groups.get(key)
+                held = value is not None and key in self.fold.groups
+                group = packed.decode(value) if held and value is not None else None
                 self._feed.put(key, group, None if group is None else value)
             yield key, value
 
@@ -673,13 +675,13 @@ class FoldLoop:
         # Compared as digests of record bytes (encoding is canonical), each group encoded
         # only as it is written: parsing the whole topic took longer than the build, and
         # holding its values, or every desired value at once, added its size to the peak.
-        owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
+        owned = [(k, g) for k, g in self.fold.groups.packed().items() if owns(k)]  # fixed now
         unread = self._unread_now()
         held, unowned = full_sync.split(published, owns, unread)
         orphans = await self._orphans(unowned, unread)
         # A group too large to publish is left out, like a vanished one: tombstoned if the
         # topic holds it, else nothing written, so each sync (and restart) agrees.
-        desired = ((k, v) for k, g in owned if self._writer.fits(k, v := targets.encode(g)))
+        desired = ((k, v) for k, g in owned if self._writer.fits(k, v := g.value()))
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip

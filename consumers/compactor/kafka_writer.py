@@ -95,6 +95,10 @@ class TargetsWriter:
         value = None if group is None else targets.encode(group)
         return value if value is not None and self.fits(key, value) else None
 
+    def checked(self, key: TargetKey, value: bytes | None) -> bytes | None:
+        """`value`, or None (a tombstone) for no value or one too large."""
+        return value if value is not None and self.fits(key, value) else None
+
     def fits(self, key: TargetKey, value: bytes) -> bool:
         size = len(key) + len(value)
         if size <= self.record_limit:
