@@ -155,6 +155,11 @@ def sampled(table: dict[Any, Any], seen: set[int], *, every: int = SAMPLE) -> fl
     return (walked + sys.getsizeof(table)) / 2**20
 
 
+def as_held(groups: Any) -> dict[Any, Any]:
+    """The groups as the fold holds them (packed since session 7), not decoded."""
+    return dict(groups.packed()) if hasattr(groups, "packed") else groups
+
+
 def breakdown() -> dict[str, float]:
     """MiB held by the consumer's structures, each object counted once, in this order;
     groups, objects and served fragments sampled (`sampled`)."""
@@ -165,8 +170,10 @@ def breakdown() -> dict[str, float]:
         out["fold state (objects)"] = sum(
             sampled(table, seen) for c in fold.clusters.values() for table in c.objects.values()
         )
-        out["fold groups"] = sampled(fold.groups, seen)
-        own = {k: g for k, g in fold.discovered.items() if fold.groups.get(k) is not g}
+        # Since session 7 the fold holds groups packed (`packed.Groups`): walk those.
+        groups, discovered = as_held(fold.groups), as_held(fold.discovered)
+        out["fold groups"] = sampled(groups, seen)
+        own = {k: g for k, g in discovered.items() if groups.get(k) is not g}
         out["fold discovered (beyond groups)"] = sampled(own, seen)
         out["fold dependency index"] = deep_size([fold.deps, fold.pending], seen) / 2**20
     if "sinks" in BUILT:

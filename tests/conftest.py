@@ -21,12 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from kubernetes import client, config
 
 from sdstream.devstack import cache, stack
 from tests.integration import objects
 from tests.integration.secure_kafka import SecureKafka
 from tests.naming import unique
+
+# No per-example deadline: the suite shares 2 cores with Kafka, the API servers and
+# sometimes other runs, and a slow example is not a wrong one (speed lives in bench/).
+settings.register_profile("sdstream", deadline=None)
+settings.load_profile("sdstream")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
-from consumers.compactor import dependencies, prefilter, state
+from consumers.compactor import dependencies, packed, prefilter, state
 from consumers.compactor.jobs import JobView, namespace_of
 from consumers.relabel import engine, group_relabeling
 from consumers.roles import lookups, table
@@ -39,7 +39,15 @@ STEP_OWNERS: Final = 64  # groups rebuilt between two steps of `Fold.rebuilding`
 @dataclass(frozen=True, slots=True)
 class Change:
     key: TargetKey
-    group: TargetGroup | None  # None: tombstone
+    held: packed.Packed | None  # None: tombstone
+
+    @property
+    def group(self) -> TargetGroup | None:
+        return None if self.held is None else self.held.group()
+
+    def value(self) -> bytes | None:
+        """The record to write (None: a tombstone)."""
+        return None if self.held is None else self.held.value()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +97,8 @@ def attach_of(view: JobView) -> lookups.Attach:
 class Fold:
     views: Sequence[JobView]
     clusters: dict[str, state.ClusterState] = field(default_factory=dict)
-    groups: dict[TargetKey, TargetGroup] = field(default_factory=dict)
+    # Held packed (`packed.Groups`: each record deflated); reading one decodes it.
+    groups: packed.Groups = field(default_factory=packed.Groups)
     deps: dependencies.DependencyIndex[Owner] = field(default_factory=dependencies.DependencyIndex)
     pending: set[Owner] = field(default_factory=set)
     totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # job: groups, targets
@@ -99,7 +108,7 @@ class Fold:
     # For a job with relabel_configs this holds the discovered labels beside the final
     # ones, as Prometheus does for its own /service-discovery page. Off (`keep_discovered`
     # False): nothing is kept here, and relabeled jobs hold only their final groups.
-    discovered: dict[TargetKey, TargetGroup] = field(default_factory=dict)
+    discovered: packed.Groups = field(default_factory=packed.Groups)
     keep_discovered: bool = True
     # Targets relabeling left out, per group and per job: (dropped by a rule, invalid).
     left_out: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
@@ -113,7 +122,7 @@ class Fold:
     _next: int = field(default=0, init=False)
     # Groups of removed views, as they were: tombstoned by the next `rebuild` unless a
     # view added meanwhile built the same key again (then only a real change is written).
-    _vanished: dict[TargetKey, TargetGroup] = field(default_factory=dict, init=False)
+    _vanished: dict[TargetKey, packed.Packed] = field(default_factory=dict, init=False)
     # Each view's job as quoted in its target keys (`group_key`), by position.
     _quoted: dict[int, str] = field(default_factory=dict, init=False)
     # Views to rebuild whole (every object of their role they can see), by position.
@@ -156,9 +165,9 @@ class Fold:
             for key in sorted(stored | deleted.get(name, set())):
                 self.deps.forget((position, name, key))
                 tkey = group_key(view, name, role.source(key))
-                self.discovered.pop(tkey, None)
+                self.discovered.drop(tkey)
                 self._count_left_out(tkey, None)
-                old = self.groups.get(tkey)
+                old = self.groups.held(tkey)
                 if old is not None:
                     self._vanished.setdefault(tkey, old)
                     self._set(tkey, None)
@@ -290,7 +299,7 @@ class Fold:
         again, else the new group or a tombstone."""
         by_key = {change.key: change for change in changes}
         for key, old in self._vanished.items():
-            now = self.groups.get(key)
+            now = self.groups.held(key)
             if now == old:
                 by_key.pop(key, None)
             elif now is None:
@@ -308,8 +317,8 @@ class Fold:
             for key in keys:
                 self.deps.forget((position, cluster, key))
                 tkey = group_key(view, cluster, role.source(key))
-                self.discovered.pop(tkey, None)
-                self._count(self.groups.pop(tkey, None), -1)
+                self.discovered.drop(tkey)
+                self._count(self.groups.drop(tkey), -1)
                 self._count_left_out(tkey, None)
 
     def _rebuild(
@@ -342,26 +351,27 @@ class Fold:
         discovered = TargetGroup.model_construct(
             job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
         )
+        held: packed.Packed | None = None
         if not built.targets:
-            self.discovered.pop(tkey, None)
-        else:
-            discovered = self._discover(tkey, discovered)
+            self.discovered.drop(tkey)
+        elif self.keep_discovered or not view.rules:
+            held = self._discover(tkey, packed.Packed.of(discovered))
         if not view.rules:  # served as discovered: the same object in both
-            return self._set(tkey, discovered if built.targets else None)
+            return self._set(tkey, held)
         final = self._relabel(view, tkey, labels, built.targets)
         if final is None:
             return self._set(tkey, None)
         group = TargetGroup.model_construct(
             job=view.job, cluster=cluster, source=built.source, labels=final[0], targets=final[1]
         )
-        return self._set(tkey, group)
+        return self._set(tkey, packed.Packed.of(group))
 
     def _drop(self, owner: Owner, tkey: TargetKey, read: set[dependencies.Dep]) -> Change | None:
         """No group for `owner`: it depends only on what was `read` to decide so."""
         if read or owner in self.deps.reads:  # most pre-filtered objects: neither
             self.deps.record(owner, read)
         self._count_left_out(tkey, None)
-        self.discovered.pop(tkey, None)
+        self.discovered.drop(tkey)
         return self._set(tkey, None)
 
     def _prefiltered(
@@ -386,26 +396,27 @@ class Fold:
             return read
         return None
 
-    def _discover(self, key: TargetKey, group: TargetGroup) -> TargetGroup:
+    def _discover(self, key: TargetKey, group: packed.Packed) -> packed.Packed:
         """Hold `group` as discovered; the object held (the earlier one when equal, so
         that `discovered` and `groups` share it while a job has no rules)."""
         if not self.keep_discovered:
             return group
-        held = self.discovered.get(key)
-        if held != group or held is None:
-            held = self.discovered[key] = group
+        held = self.discovered.held(key)
+        if held is None or held != group:
+            self.discovered.hold(key, group)
+            held = group
         return held
 
-    def _set(self, key: TargetKey, group: TargetGroup | None) -> Change | None:
-        old = self.groups.get(key)
+    def _set(self, key: TargetKey, group: packed.Packed | None) -> Change | None:
+        old = self.groups.held(key)
         if old == group:
             return None
         self._count(old, -1)
         self._count(group, 1)
         if group is None:
-            del self.groups[key]
+            self.groups.drop(key)
         else:
-            self.groups[key] = group
+            self.groups.hold(key, group)
         return Change(key, group)
 
     def _relabel(
@@ -440,11 +451,11 @@ class Fold:
                 was = self.left_out_totals.get(job, (0, 0))
                 self.left_out_totals[job] = was[0] + dropped, was[1] + invalid
 
-    def _count(self, group: TargetGroup | None, sign: int) -> None:
+    def _count(self, group: packed.Packed | None, sign: int) -> None:
         """Keep `totals` (for the per-job gauges) without walking every group."""
         if group is not None:
             groups, targets = self.totals.get(group.job, (0, 0))
-            self.totals[group.job] = groups + sign, targets + sign * len(group.targets)
+            self.totals[group.job] = groups + sign, targets + sign * group.count
 
 
 def _walk(

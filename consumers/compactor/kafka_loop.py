@@ -59,6 +59,7 @@ from consumers.compactor import (
     kafka_writer,
     monitor_views,
     ownership,
+    packed,
     records,
     state,
 )
@@ -626,7 +627,7 @@ class FoldLoop:
         else:
             built, errors = await self._rebuilt()
             self._report(errors)
-            changes = [(c.key, self._writer.value(c.key, c.group))
+            changes = [(c.key, self._writer.checked(c.key, c.value()))
                        for c in built if self.owners.owns(c.key)]  # fmt: skip
             if shown is not None:  # the sinks hold the round before the producer has it
                 changes = list(self._fed(changes))
@@ -634,6 +635,8 @@ class FoldLoop:
             await self._writer.send(changes)
         if self._feed is not None:
             await self._feed.flush()
+        if step is catch_up.Step.FULL_SYNC:
+            heap.trim()  # what encoding and sending every group freed (`consumers.heap`)
         self._state.synced = True
         self._synced.set()
         if self._committer is not None:
@@ -671,7 +674,8 @@ class FoldLoop:
         writes are, so no more values are held at once than before."""
         for key, value in writes:
             if self._feed is not None:
-                group = None if value is None else self.fold.groups.get(key)
+                held = value is not None and key in self.fold.groups
+                group = packed.decode(value) if held and value is not None else None
                 self._feed.put(key, group, None if group is None else value)
             yield key, value
 
@@ -692,7 +696,7 @@ class FoldLoop:
         # Compared as digests of record bytes (encoding is canonical), each group encoded
         # only as it is written: parsing the whole topic took longer than the build, and
         # holding its values, or every desired value at once, added its size to the peak.
-        owned = [(k, g) for k, g in self.fold.groups.items() if owns(k)]  # fixed before awaits
+        owned = [(k, g) for k, g in self.fold.groups.packed().items() if owns(k)]  # fixed now
         unread = self._unread_now()
         held, unowned = full_sync.split(published, owns, unread)
         orphans = await self._orphans(unowned, unread)
@@ -705,7 +709,7 @@ class FoldLoop:
             return iter(())
         # A group too large to publish is left out, like a vanished one: tombstoned if the
         # topic holds it, else nothing written, so each sync (and restart) agrees.
-        desired = ((k, v) for k, g in owned if self._writer.fits(k, v := targets.encode(g)))
+        desired = ((k, v) for k, g in owned if self._writer.fits(k, v := g.value()))
         logger.info("Syncing: %d groups owned, %d in the targets topic, %d orphans.",
                     len(owned), len(held), len(orphans),
                     extra={"groups": len(owned), "published": len(held)})  # fmt: skip

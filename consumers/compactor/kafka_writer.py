@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 # limit): batch and record framing, and what compressing incompressible bytes adds.
 RECORD_OVERHEAD = 1 << 10
 MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
+WINDOW_BYTES = 32 << 20  # record values sent before their acks are awaited
 REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
 Skip = Callable[[TargetKey, str, str, int], None]  # key, reason, detail, bytes
 Handed = Callable[[], Awaitable[None]]  # every record of a send is with the producer
@@ -95,6 +96,10 @@ class TargetsWriter:
         value = None if group is None else targets.encode(group)
         return value if value is not None and self.fits(key, value) else None
 
+    def checked(self, key: TargetKey, value: bytes | None) -> bytes | None:
+        """`value`, or None (a tombstone) for no value or one too large."""
+        return value if value is not None and self.fits(key, value) else None
+
     def fits(self, key: TargetKey, value: bytes) -> bool:
         size = len(key) + len(value)
         if size <= self.record_limit:
@@ -104,13 +109,24 @@ class TargetsWriter:
 
     async def send(self, writes: Iterable[Write], *, handed: Handed | None = None) -> int:
         """Send and wait for every ack; how many records were written. `handed` is awaited
-        once every record is with the producer, before the acks. Records the broker
-        refuses as too large are skipped (`_resend_alone`), everything else goes on."""
-        sent: list[tuple[Write, asyncio.Future[object]]] = []
+        once every record is with the producer, before the last acks. Records the broker
+        refuses as too large are skipped (`_resend_alone`), everything else goes on.
+        Acks are awaited every `WINDOW_BYTES` of values, so a full sync holds that much
+        of its records at a time, not all of them (419 MiB at 50k pods)."""
+        written, size = 0, 0
+        window: list[tuple[Write, asyncio.Future[object]]] = []
         for key, value in writes:
-            sent.append(((key, value), await self._send_one(key, value)))
+            window.append(((key, value), await self._send_one(key, value)))
+            size += len(value or b"")
+            if size >= WINDOW_BYTES:
+                written += await self._acked(window)
+                window, size = [], 0
         if handed is not None:
             await handed()
+        return written + await self._acked(window)
+
+    async def _acked(self, sent: list[tuple[Write, asyncio.Future[object]]]) -> int:
+        """Wait for the acks of `sent`; how many were written (see `send`)."""
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)
                   if isinstance(r, BaseException)]  # fmt: skip

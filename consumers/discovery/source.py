@@ -21,14 +21,14 @@ broker had is folded, not that the producer is current with its API server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from prometheus_client import Gauge
 
-from consumers.compactor import folds
+from consumers.compactor import folds, packed
 from consumers.compactor.jobs import JobView
 from consumers.discovery import html, rows
 from consumers.monitors.select import MonitorJob
@@ -60,11 +60,11 @@ def overview(snapshot: Snapshot) -> html.Overview:
     targets: dict[str, int] = {}
     clusters: dict[str, set[str]] = {}
     per_cluster: dict[str, int] = {}
-    for group in snapshot.discovered.values():
-        groups[group.job] = groups.get(group.job, 0) + 1
-        targets[group.job] = targets.get(group.job, 0) + len(group.targets)
-        clusters.setdefault(group.job, set()).add(group.cluster)
-        per_cluster[group.cluster] = per_cluster.get(group.cluster, 0) + 1
+    for job, cluster, count in _summaries(snapshot.discovered):
+        groups[job] = groups.get(job, 0) + 1
+        targets[job] = targets.get(job, 0) + count
+        clusters.setdefault(job, set()).add(cluster)
+        per_cluster[cluster] = per_cluster.get(cluster, 0) + 1
     jobs = [
         html.JobSummary(job, sorted(clusters.get(job, ())), groups.get(job, 0),
                         targets.get(job, 0), snapshot.served.get(job, 0))
@@ -107,11 +107,25 @@ def _shown(params: Mapping[str, Any], key: str) -> str:
     return orjson.dumps(params[key]).decode() if key in params else "(not set)"
 
 
+def _summaries(found: Mapping[TargetKey, TargetGroup]) -> Iterator[tuple[str, str, int]]:
+    """(job, cluster, targets) of each group; the fold's packed groups are not decoded."""
+    if isinstance(found, packed.Groups):
+        return ((g.job, g.cluster, g.count) for g in found.packed().values())
+    return ((g.job, g.cluster, len(g.targets)) for g in found.values())
+
+
+def _jobs(found: Mapping[TargetKey, TargetGroup]) -> Iterator[tuple[TargetKey, str]]:
+    """(key, job) of each group; the fold's packed groups are not decoded."""
+    if isinstance(found, packed.Groups):
+        return ((key, g.job) for key, g in found.packed().items())
+    return ((key, g.job) for key, g in found.items())
+
+
 def job_targets(snapshot: Snapshot, job: str) -> rows.JobTargets:
     """The job's discovered groups, sorted by key, and how the job relabels them."""
     found = snapshot.discovered
     # Keys sorted alone: one sort is one C call holding the GIL, and tuples compare slower.
-    keys = sorted(key for key, group in found.items() if group.job == job)
+    keys = sorted(key for key, of in _jobs(found) if of == job)
     groups = [(str(key), found[key]) for key in keys]
     relabelings = snapshot.relabeling.get(job, {})
     relabel, rules = relabelings.get(None, (rows.as_discovered, ()))
@@ -203,7 +217,7 @@ class FoldSource:
         return Snapshot(
             unready=self._unready(),
             jobs=self._jobs,
-            discovered=dict(fold.discovered),
+            discovered=fold.discovered.copy(),  # the index; groups decoded when shown
             served={job: totals[1] for job, totals in fold.totals.items()},
             objects={name: state.size() for name, state in fold.clusters.items()},
             lag=lag_by_cluster(self._lag, self._prefix),

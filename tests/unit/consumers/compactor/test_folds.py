@@ -139,7 +139,7 @@ def test_incremental_rebuilds_equal_a_rebuild_from_scratch(log: list[Event], eve
     # Without relabel_configs, what the discovery page shows as discovered is what is served,
     # and the same held objects.
     assert folded.discovered == folded.groups
-    assert all(folded.discovered[key] is group for key, group in folded.groups.items())
+    assert all(folded.discovered.held(key) is folded.groups.held(key) for key in folded.groups)
     recount: dict[str, tuple[int, int]] = {}
     for group in folded.groups.values():
         groups, targets = recount.get(group.job, (0, 0))
@@ -289,7 +289,7 @@ def test_a_deleted_pod_gives_exactly_one_tombstone() -> None:
     f.apply("c1", Resource.PODS, ObjectKey("a/p0"), None)
     second, _ = f.rebuild()
 
-    assert first == [folds.Change(key="pods/c1/pod/a/p0", group=None)]  # type: ignore[arg-type]
+    assert first == [folds.Change(key="pods/c1/pod/a/p0", held=None)]  # type: ignore[arg-type]
     assert second == []
 
 
