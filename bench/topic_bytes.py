@@ -34,15 +34,15 @@ from schemas.topics import ObjectKey, Resource, TargetKey
 
 JOBS = {"pods": "pod", "slices": "endpointslice"}
 SETS: dict[str, Any] = {"synthetic (kit)": kit, "varied (bench/varied.py)": varied}
-# name -> (max batch bytes or None for the writer's, extra topic configs, compression);
-# "today" is the writer before session 7
+# name -> (max batch bytes or None for the writer's, extra topic configs, compression)
 Variant = tuple[int | None, dict[str, str], str]
 ZSTD9 = {"compression.type": "zstd", "compression.zstd.level": "9"}
 VARIANTS: dict[str, Variant] = {
-    "today: 1 MiB batches": (1 << 20, {}, "zstd"),
-    "this code": (None, {}, "zstd"),
-    "topic zstd level 9, producer zstd": (None, ZSTD9, "zstd"),
-    "topic zstd level 9, producer uncompressed": (None, ZSTD9, "none"),
+    "this code (1 MiB batches)": (None, {}, "zstd"),
+    "2 MiB batches": (2 << 20, {}, "zstd"),
+    "4 MiB batches": (4 << 20, {}, "zstd"),
+    "4 MiB, topic zstd level 9, producer zstd": (4 << 20, ZSTD9, "zstd"),
+    "4 MiB, topic zstd level 9, producer uncompressed": (4 << 20, ZSTD9, "none"),
 }
 
 

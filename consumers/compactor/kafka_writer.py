@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # Room in a record batch beside the largest record (key and value are counted in the
 # limit): batch and record framing, and what compressing incompressible bytes adds.
 RECORD_OVERHEAD = 1 << 10
-MAX_BATCH_BYTES = 4 << 20  # records per batch: few round trips, and zstd sees more alike records
+MAX_BATCH_BYTES = 1 << 20  # records per batch, so full syncs take few round trips
 REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
 Skip = Callable[[TargetKey, str, str, int], None]  # key, reason, detail, bytes
 
