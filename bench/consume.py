@@ -188,7 +188,7 @@ async def consume_child(payload: dict[str, Any]) -> dict[str, Any]:
              **({"relabel_configs": DROP_ALL} if payload.get("drop") else {})})
             for job, role in JOBS.items()),
         http=HttpSettings(port=0), group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        targets_partitions=PARTITIONS,
+        targets_partitions=PARTITIONS, discovery_page=payload.get("page", True),
     )  # fmt: skip
 
     def started(address: tuple[str, int]) -> None:
