@@ -22,7 +22,12 @@ fresh process, so its peak RSS is its own:
 4. vmagent (VictoriaMetrics, `bench/vmagent.py`, built from the Go module proxy and
    cached the first time) with both jobs, every target dropped by relabeling so nothing
    is scraped: from start until it discovered as many targets as sdstream's fold built
-   for the same objects; peak RSS and CPU. `--no-vmagent` skips it.
+   for the same objects; peak RSS and CPU. `--no-vmagent` skips it;
+5. for equal work beside vmagent, sdstream again on its own copies of the same set with
+   every target dropped by the same relabeling (DROP_ALL), until its fold counts them
+   all dropped: once with the discovery page on (the default; the fold then keeps every
+   discovered group for it) and once off (vmagent here keeps one dropped target).
+   sdstream's seconds count from its exec, as vmagent's do.
 
 Goals: fold at least half the raw aiokafka rate; consumer memory no more than promtool's;
 sdstream ahead of vmagent on time to serving and memory. A full run (not --small) writes
@@ -61,7 +66,10 @@ CLUSTER = "bench"
 PARTITIONS = 6
 JOBS = {"pods": "pod", "slices": "endpointslice"}
 SAME = "same"  # prefix of the promtool-sized copy, when --api-pods differs from --pods
-DROPPED = "drop"  # prefix of the copy folded with every target dropped (DROP_ALL)
+DROPPED = "drop"  # prefix of the copies folded with every target dropped (DROP_ALL)
+# The runs with every target dropped: the discovery page on (the default: the fold keeps
+# every discovered group for it) and off (as vmagent here keeps one dropped target).
+DROP_RUNS = {"dropping all": True, "dropping all, discovery page off": False}
 RESOURCES = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTSLICES)
 TOPICS = [object_topic(PREFIX, CLUSTER, r) for r in RESOURCES]
 
@@ -244,7 +252,8 @@ def promtool(stack: Any, run: Path, job: str, timeout_s: int) -> dict[str, Any]:
     return result
 
 
-Peers = tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any] | None]
+Run = dict[str, Any]
+Peers = tuple[Run, Run, dict[str, Run], Run | None]  # promtool, serving all, drop runs, vmagent
 
 
 def peers(me: str, stack: Any, args: argparse.Namespace, folded: dict[str, Any] | None) -> Peers:
@@ -265,10 +274,14 @@ def peers(me: str, stack: Any, args: argparse.Namespace, folded: dict[str, Any] 
                               per_slice=args.per_slice, ns=ns, prefix=SAME))  # fmt: skip
         folded = fold(me, {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800,
                            "prefix": SAME})  # fmt: skip
-    asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
-                          per_slice=args.per_slice, ns=ns, prefix=DROPPED))  # fmt: skip
-    dropped = fold(me, {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800,
-                        "prefix": DROPPED}, dropped=folded["targets"])  # fmt: skip
+    dropped = {}
+    for n, (what, page) in enumerate(DROP_RUNS.items()):
+        prefix = f"{DROPPED}{n}"
+        asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
+                              per_slice=args.per_slice, ns=ns, prefix=prefix))  # fmt: skip
+        payload = {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800, "prefix": prefix,
+                   "page": page}  # fmt: skip
+        dropped[what] = fold(me, payload, dropped=folded["targets"])
     peer = None if args.no_vmagent else vmagent.run(
         stack.kubeconfig, JOBS, expected=sum(folded["targets"].values()),
         work=run / "vmagent", timeout_s=args.vmagent_timeout)  # fmt: skip
@@ -283,10 +296,10 @@ def peer_rows(api_pods: int, found: Peers) -> list[tuple[str, ...]]:
         (f"sdstream consume, {api_pods} pods (promtool's set): exec to HTTP SD serving all",
          f"{same['exec_s']:.2f} ({same['served_s']:.2f})", "-", json.dumps(same["targets"]),
          f"{same['max_rss_mb']:.0f}", f"{same['cpu_s']:.1f}"),
-        ("sdstream consume, same set, every target dropped by relabeling (as vmagent's): "
-         "exec to all dropped", f"{dropped['exec_s']:.2f} ({dropped['served_s']:.2f})", "-",
-         json.dumps(dropped["targets"]), f"{dropped['max_rss_mb']:.0f}",
-         f"{dropped['cpu_s']:.1f}"),
+        *((f"sdstream consume, same set, {what} (relabeling as vmagent's): exec to all "
+           f"dropped", f"{run['exec_s']:.2f} ({run['served_s']:.2f})", "-",
+           json.dumps(run["targets"]), f"{run['max_rss_mb']:.0f}", f"{run['cpu_s']:.1f}")
+          for what, run in dropped.items()),
         *((f"promtool check service-discovery {job} ({api_pods} pods in API; RSS by "
            f"{p['rss_method']})",
            f"{p['seconds']:.0f} (= timeout)", "-", str(p["targets"]),
@@ -304,7 +317,7 @@ def peers_summary(args: argparse.Namespace, found: Peers) -> None:
     if peer:
         print(f"vmagent: guard {peer['guard']} (all must be 0), sockets seen with a "
               f"non-loopback peer: {peer['foreign_peers'] or 'none'}")  # fmt: skip
-        for what, ours in (("serving all", same), ("dropping all", dropped)):
+        for what, ours in {"serving all": same, **dropped}.items():
             print(f"vmagent / sdstream {what}: time (both from exec) "
                   f"{peer['seconds'] / ours['exec_s']:.2f}, peak RSS "
                   f"{peer['max_rss_mb'] / ours['max_rss_mb']:.2f}, CPU "
@@ -341,7 +354,7 @@ def peers_figures(api_pods: int, found: Peers) -> dict[str, Any]:
             "targets": sum(ours["targets"].values()),
             "process": "both jobs",
         }
-        for what, ours in (("serving all", same), ("dropping all", dropped))
+        for what, ours in {"serving all": same, **dropped}.items()
     ]
     rows += [
         {
