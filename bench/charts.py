@@ -59,7 +59,7 @@ def peers(section: Figures) -> Figure:
                   fontsize=10)  # fmt: skip
     timed = [r for r in rows if r.get("seconds") is not None]
     bars(wall, [r["name"] for r in timed], [r["seconds"] for r in timed], fmt="{:.1f} s")
-    wall.set_xlabel("seconds from start: all targets served / discovered")
+    wall.set_xlabel("seconds from exec: all served, or all dropped")
     wall.set_title("Time to serving", fontsize=10)
     untimed = [f"{r['name']}: runs to its timeout ({r['timeout_s']:.0f} s)" for r in rows
                if r.get("seconds") is None]  # fmt: skip

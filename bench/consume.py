@@ -22,7 +22,12 @@ fresh process, so its peak RSS is its own:
 4. vmagent (VictoriaMetrics, `bench/vmagent.py`, built from the Go module proxy and
    cached the first time) with both jobs, every target dropped by relabeling so nothing
    is scraped: from start until it discovered as many targets as sdstream's fold built
-   for the same objects; peak RSS and CPU. `--no-vmagent` skips it.
+   for the same objects; peak RSS and CPU. `--no-vmagent` skips it;
+5. for equal work beside vmagent, sdstream again on its own copies of the same set with
+   every target dropped by the same relabeling (DROP_ALL), until its fold counts them
+   all dropped: once with the discovery page on (the default; the fold then keeps every
+   discovered group for it) and once off (vmagent here keeps one dropped target).
+   sdstream's seconds count from its exec, as vmagent's do.
 
 Goals: fold at least half the raw aiokafka rate; consumer memory no more than promtool's;
 sdstream ahead of vmagent on time to serving and memory. A full run (not --small) writes
@@ -61,6 +66,10 @@ CLUSTER = "bench"
 PARTITIONS = 6
 JOBS = {"pods": "pod", "slices": "endpointslice"}
 SAME = "same"  # prefix of the promtool-sized copy, when --api-pods differs from --pods
+DROPPED = "drop"  # prefix of the copies folded with every target dropped (DROP_ALL)
+# The runs with every target dropped: the discovery page on (the default: the fold keeps
+# every discovered group for it) and off (as vmagent here keeps one dropped target).
+DROP_RUNS = {"dropping all": True, "dropping all, discovery page off": False}
 RESOURCES = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTSLICES)
 TOPICS = [object_topic(PREFIX, CLUSTER, r) for r in RESOURCES]
 
@@ -99,18 +108,45 @@ def count_targets(body: bytes) -> int:
     return sum(m.count(b",") + 1 for m in TARGETS_RE.findall(body) if m.strip())
 
 
-def gauge(metrics: bytes, name: str, job: str | None = None) -> float:
-    label = f'{{job="{job}"}}' if job else ""
+def gauge(metrics: bytes, name: str, job: str | None = None, **more: str) -> float:
+    pairs = ([f'job="{job}"'] if job else []) + [f'{k}="{v}"' for k, v in more.items()]
+    label = "{" + ",".join(pairs) + "}" if pairs else ""
     found = re.search(rf"^{name}{re.escape(label)} (\S+)$".encode(), metrics, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
-async def wait_served(address: tuple[str, int], t0: float) -> dict[str, Any]:
+# every target dropped, as vmagent's jobs do (bench/vmagent.py): discovery still runs
+DROP_ALL = [{"action": "drop", "source_labels": ["__address__"], "regex": ".*"}]
+
+
+async def wait_dropped(
+    address: tuple[str, int], t0: float, ready: float, expected: dict[str, int]
+) -> dict[str, Any]:
+    """With DROP_ALL: until the fold counts `expected` targets per job relabeled away
+    (discovered and dropped, like vmagent's dropped-target total) and serves none."""
+    while True:
+        metrics = (await kit.get(address, "/metrics"))[2]
+        dropped = {job: int(gauge(metrics, "sdstream_fold_targets_relabeled_away", job,
+                                  reason="dropped")) for job in JOBS}  # fmt: skip
+        served = {job: count_targets((await kit.get(address, f"/http_sd/{job}"))[2])
+                  for job in JOBS}  # fmt: skip
+        if dropped == expected and not any(served.values()):
+            objects = gauge(metrics, "sdstream_fold_objects")
+            return {"ready_s": ready, "served_s": time.time() - t0, "targets": dropped,
+                    "objects": objects}  # fmt: skip
+        await asyncio.sleep(0.1)
+
+
+async def wait_served(
+    address: tuple[str, int], t0: float, expected: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Poll the consumer from outside (its RSS stays its own) until HTTP SD serves every
-    target its fold built."""
+    target its fold built (or, given `expected`, until the fold dropped that many)."""
     while (await kit.get(address, "/readyz"))[0] != 200:  # noqa: ASYNC110 - polling
         await asyncio.sleep(0.02)
     ready = time.time() - t0
+    if expected is not None:
+        return await wait_dropped(address, t0, ready, expected)
     tags = {job: "" for job in JOBS}
     served = {job: -1 for job in JOBS}
     while True:
@@ -156,10 +192,11 @@ async def consume_child(payload: dict[str, Any]) -> dict[str, Any]:
     config = ConsumerSettings(
         kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=payload["prefix"]),
         scrape_configs=tuple(ScrapeJob.model_validate(
-            {"job_name": job, "kubernetes_sd_configs": [{"role": role}]})
+            {"job_name": job, "kubernetes_sd_configs": [{"role": role}],
+             **({"relabel_configs": DROP_ALL} if payload.get("drop") else {})})
             for job, role in JOBS.items()),
         http=HttpSettings(port=0), group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        targets_partitions=PARTITIONS,
+        targets_partitions=PARTITIONS, discovery_page=payload.get("page", True),
     )  # fmt: skip
 
     def started(address: tuple[str, int]) -> None:
@@ -175,16 +212,25 @@ async def consume_child(payload: dict[str, Any]) -> dict[str, Any]:
     return {f"{stage}_s": at - t0 for stage, at in stages.at.items()}
 
 
-def fold(me: str, payload: dict[str, Any]) -> dict[str, Any]:
-    proc = kit.spawn(me, "consume", payload)
+def fold(
+    me: str, payload: dict[str, Any], *, dropped: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """One `sdstream consume` child until it serves every target (or, given `dropped`,
+    with every target dropped by relabeling, until it dropped that many per job).
+    `exec_s`: the same moment from the child's exec, imports included, as vmagent's
+    time is from its exec."""
+    spawned = time.time()
+    proc = kit.spawn(me, "consume", {**payload, "drop": dropped is not None})
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
         timing = asyncio.run(asyncio.wait_for(
-            wait_served(tuple(first["address"]), first["t0"]), payload["timeout_s"]))  # fmt: skip
+            wait_served(tuple(first["address"]), first["t0"], dropped),
+            payload["timeout_s"]))  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
+    timing["exec_s"] = timing["served_s"] + first["t0"] - spawned
     return {**timing, **json.loads(out.strip().splitlines()[-1])}
 
 
@@ -206,12 +252,16 @@ def promtool(stack: Any, run: Path, job: str, timeout_s: int) -> dict[str, Any]:
     return result
 
 
-def peers(
-    me: str, stack: Any, args: argparse.Namespace, folded: dict[str, Any] | None
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+Run = dict[str, Any]
+Peers = tuple[Run, Run, dict[str, Run], Run | None]  # promtool, serving all, drop runs, vmagent
+
+
+def peers(me: str, stack: Any, args: argparse.Namespace, folded: dict[str, Any] | None) -> Peers:
     """The API server's copy of the objects (--api-pods pods, the slices), discovered by
     promtool per job and by vmagent, and the same objects folded by sdstream from Kafka
-    (`folded` when the Kafka set is already that size)."""
+    (`folded` when the Kafka set is already that size), serving every target and, for
+    equal work beside vmagent, dropping every target by the same relabeling (its own
+    copy of the objects, so neither run rewrites the other's targets topic)."""
     api_pods, ns = args.api_pods or args.pods, args.namespaces
     created = asyncio.run(kit.create_cluster_objects(
         stack.kubeconfig, pods=api_pods, namespaces=ns, slices=args.slices,
@@ -224,20 +274,32 @@ def peers(
                               per_slice=args.per_slice, ns=ns, prefix=SAME))  # fmt: skip
         folded = fold(me, {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800,
                            "prefix": SAME})  # fmt: skip
+    dropped = {}
+    for n, (what, page) in enumerate(DROP_RUNS.items()):
+        prefix = f"{DROPPED}{n}"
+        asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
+                              per_slice=args.per_slice, ns=ns, prefix=prefix))  # fmt: skip
+        payload = {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800, "prefix": prefix,
+                   "page": page}  # fmt: skip
+        dropped[what] = fold(me, payload, dropped=folded["targets"])
     peer = None if args.no_vmagent else vmagent.run(
         stack.kubeconfig, JOBS, expected=sum(folded["targets"].values()),
         work=run / "vmagent", timeout_s=args.vmagent_timeout)  # fmt: skip
-    return prom, folded, peer
+    return prom, folded, dropped, peer
 
 
-def peer_rows(
-    api_pods: int, same: dict[str, Any], prom: dict[str, Any], peer: dict[str, Any] | None
-) -> list[tuple[str, ...]]:
-    """Table rows: sdstream on the API server's set, promtool per job, vmagent."""
+def peer_rows(api_pods: int, found: Peers) -> list[tuple[str, ...]]:
+    """Table rows: sdstream on the API server's set (serving all, dropping all), promtool
+    per job, vmagent. sdstream's seconds: from its exec (from its own start)."""
+    prom, same, dropped, peer = found
     return [
-        (f"sdstream consume, {api_pods} pods (promtool's set): start to HTTP SD serving all",
-         f"{same['served_s']:.2f}", "-", json.dumps(same["targets"]),
+        (f"sdstream consume, {api_pods} pods (promtool's set): exec to HTTP SD serving all",
+         f"{same['exec_s']:.2f} ({same['served_s']:.2f})", "-", json.dumps(same["targets"]),
          f"{same['max_rss_mb']:.0f}", f"{same['cpu_s']:.1f}"),
+        *((f"sdstream consume, same set, {what} (relabeling as vmagent's): exec to all "
+           f"dropped", f"{run['exec_s']:.2f} ({run['served_s']:.2f})", "-",
+           json.dumps(run["targets"]), f"{run['max_rss_mb']:.0f}", f"{run['cpu_s']:.1f}")
+          for what, run in dropped.items()),
         *((f"promtool check service-discovery {job} ({api_pods} pods in API; RSS by "
            f"{p['rss_method']})",
            f"{p['seconds']:.0f} (= timeout)", "-", str(p["targets"]),
@@ -249,18 +311,19 @@ def peer_rows(
     ]  # fmt: skip
 
 
-def peers_summary(
-    args: argparse.Namespace, same: dict[str, Any], prom: dict[str, Any],
-    peer: dict[str, Any] | None,
-) -> None:  # fmt: skip
+def peers_summary(args: argparse.Namespace, found: Peers) -> None:
     """The guard's verdict and the ratios; records the figures on a full run."""
+    prom, same, dropped, peer = found
     if peer:
         print(f"vmagent: guard {peer['guard']} (all must be 0), sockets seen with a "
-              f"non-loopback peer: {peer['foreign_peers'] or 'none'}; time / sdstream's "
-              f"start to serving the same objects: {peer['seconds'] / same['served_s']:.2f}, "
-              f"peak RSS / sdstream's: {peer['max_rss_mb'] / same['max_rss_mb']:.2f}")  # fmt: skip
+              f"non-loopback peer: {peer['foreign_peers'] or 'none'}")  # fmt: skip
+        for what, ours in {"serving all": same, **dropped}.items():
+            print(f"vmagent / sdstream {what}: time (both from exec) "
+                  f"{peer['seconds'] / ours['exec_s']:.2f}, peak RSS "
+                  f"{peer['max_rss_mb'] / ours['max_rss_mb']:.2f}, CPU "
+                  f"{peer['cpu_s'] / ours['cpu_s']:.2f} (above 1: sdstream ahead)")  # fmt: skip
     if not args.small:
-        kit.record_figures("peers", peers_figures(args.api_pods or args.pods, same, prom, peer))
+        kit.record_figures("peers", peers_figures(args.api_pods or args.pods, found))
     for job, p in prom.items():
         if p["exit"] != 0:
             print(f"promtool {job} exited {p['exit']}: {p['stderr']}")
@@ -269,27 +332,29 @@ def peers_summary(
 def peers_only(me: str, args: argparse.Namespace) -> int:
     """--peers-only: the API server's set alone (no 50k-pod Kafka runs)."""
     with kit.devstack() as stack:
-        prom, same, peer = peers(me, stack, args, None)
+        found = peers(me, stack, args, None)
     headers = ["step", "seconds", "records/s", "targets", "peak RSS MiB", "CPU s"]
-    print(kit.table(headers, peer_rows(args.api_pods or args.pods, same, prom, peer)))
+    print(kit.table(headers, peer_rows(args.api_pods or args.pods, found)))
     print()
-    peers_summary(args, same, prom, peer)
+    peers_summary(args, found)
     return 0
 
 
-def peers_figures(api_pods: int, same: dict[str, Any], prom: dict[str, Any],
-                  peer: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
-    """The peers comparison for bench/figures.json (charted by bench/charts.py)."""
+def peers_figures(api_pods: int, found: Peers) -> dict[str, Any]:
+    """The peers comparison for bench/figures.json (charted by bench/charts.py); seconds
+    from each process's exec."""
+    prom, same, dropped, peer = found
     targets = sum(same["targets"].values())
     rows = [
         {
-            "name": "sdstream",
-            "seconds": same["served_s"],
-            "rss_mb": same["max_rss_mb"],
-            "cpu_s": same["cpu_s"],
-            "targets": targets,
+            "name": f"sdstream {what}",
+            "seconds": ours["exec_s"],
+            "rss_mb": ours["max_rss_mb"],
+            "cpu_s": ours["cpu_s"],
+            "targets": sum(ours["targets"].values()),
             "process": "both jobs",
         }
+        for what, ours in {"serving all": same, **dropped}.items()
     ]
     rows += [
         {
@@ -373,7 +438,7 @@ def main() -> int:
         restarted = fold(me, common)  # the targets topic is current: nothing to write
         idle = fold(me, {**common, "prefix": "empty"})
         raw2 = kit.child(me, "drain", {**common, "parse": False})
-        prom, same, peer = peers(me, stack, args, folded if api_pods == args.pods else None)
+        found = peers(me, stack, args, folded if api_pods == args.pods else None)
     records = wrote.records
     print(f"input: {args.pods} pods in {ns} namespaces, {args.slices} services, "
           f"{args.slices} EndpointSlices x {args.per_slice} endpoints = {records} records, "
@@ -406,12 +471,13 @@ def main() -> int:
          f"{restarted['cpu_s']:.1f}"),
         ("sdstream consume, idle (no topics)", "-", "-", "-", f"{idle['max_rss_mb']:.0f}",
          f"{idle['cpu_s']:.1f}"),
-        *(peer_rows(api_pods, same, prom, peer)[0 if same is not folded else 1 :]),
+        *(peer_rows(api_pods, found)[0 if found[1] is not folded else 1 :]),
     ]  # fmt: skip
     headers = ["step", "seconds", "records/s", "targets", "peak RSS MiB", "CPU s"]
     print(kit.table(headers, rows))
     floor = min(raw["seconds"], raw2["seconds"])
     per_object = (folded["max_rss_mb"] - idle["max_rss_mb"]) * 2**20 / records
+    prom, same = found[0], found[1]
     prom_rss = max(p["max_rss_mb"] for p in prom.values())
     print(
         f"\nfold (catch-up) rate / raw rate: {floor / catch_up:.2f} (goal >= 0.5); "
@@ -422,7 +488,7 @@ def main() -> int:
         f"~{per_object / 1024:.1f} KiB RSS per object above idle; consumer RSS / max "
         f"promtool RSS, same objects: {same['max_rss_mb'] / prom_rss:.2f} (goal <= 1)"
     )
-    peers_summary(args, same, prom, peer)
+    peers_summary(args, found)
     return 0
 
 
