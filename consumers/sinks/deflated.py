@@ -81,9 +81,7 @@ class Deflated:
 
     def around(self, head: bytes, tail: bytes) -> Deflated:
         """`head` + this body + `tail`."""
-        crc = crc_combine(crc_combine(zlib.crc32(head), self.crc, self.size), *_crc(tail))
-        segments = [segment(head), *self.segments, segment(tail)]
-        return Deflated(segments, len(head) + self.size + len(tail), crc)
+        return joined([plain(head), self, plain(tail)])
 
     def gzip(self) -> list[bytes]:
         """The body as one gzip member, in pieces (references to the segments)."""
@@ -91,8 +89,19 @@ class Deflated:
         return [_HEADER, *self.segments, _END, trailer]
 
 
-def _crc(data: bytes) -> tuple[int, int]:
-    return zlib.crc32(data), len(data)
+def plain(data: bytes) -> Deflated:
+    """`data` as a body of one segment."""
+    return Deflated([segment(data)], len(data), zlib.crc32(data))
+
+
+def joined(parts: Iterable[Deflated]) -> Deflated:
+    """The bodies one after another: their segments, the CRCs combined."""
+    size, crc, segments = 0, 0, list[bytes]()
+    for part in parts:
+        segments += part.segments
+        crc = crc_combine(crc, part.crc, part.size)
+        size += part.size
+    return Deflated(segments, size, crc)
 
 
 @dataclass(frozen=True, slots=True)

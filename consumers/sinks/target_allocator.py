@@ -35,7 +35,6 @@ under `/ta` (`/ta/jobs`), so a collector's endpoint can be `<url>/ta`.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -63,36 +62,16 @@ def jobs_document(counts: Mapping[str, int]) -> bytes:
 
 
 def wrap_targets(job: str, documents: Sequence[tuple[str, deflated.Deflated]]) -> deflated.Deflated:
-    """The per-collector form of a job: each collector's document under its name."""
-    parts = [_plain(b"{")]
+    """The per-collector form of a job: each collector's document under its name (without
+    allocation, the one collector `sdstream` with the whole job)."""
+    parts = [deflated.plain(b"{")]
     for i, (collector, document) in enumerate(documents):
         debug = f"/debug{ROUTE}/{quote_plus(job, safe='')}{_TARGETS}?collector_id={collector}"
         head = orjson.dumps({"_link": debug})[:-1] + b',"targets":'
-        parts += (_plain((b"," if i else b"") + orjson.dumps(collector) + b":" + head),
-                  document, _plain(b"}"))  # fmt: skip
-    parts.append(_plain(b"}\n"))
-    return _joined(parts)
-
-
-def _plain(data: bytes) -> deflated.Deflated:
-    return deflated.Deflated([deflated.segment(data)], len(data), zlib.crc32(data))
-
-
-def _joined(parts: Sequence[deflated.Deflated]) -> deflated.Deflated:
-    """The bodies one after another (their segments, the CRCs combined)."""
-    size, crc, segments = 0, 0, list[bytes]()
-    for part in parts:
-        segments += part.segments
-        crc = deflated.crc_combine(crc, part.crc, part.size)
-        size += part.size
-    return deflated.Deflated(segments, size, crc)
-
-
-def wrap_deflated(job: str, document: deflated.Deflated) -> deflated.Deflated:
-    """The unallocated per-collector form (one collector, `sdstream`), as held segments."""
-    debug = f"/debug{ROUTE}/{quote_plus(job, safe='')}{_TARGETS}?collector_id={COLLECTOR}"
-    head = b'{"' + COLLECTOR.encode() + b'":' + orjson.dumps({"_link": debug})[:-1]
-    return document.around(head + b',"targets":', b"}}\n")
+        parts += (deflated.plain((b"," if i else b"") + orjson.dumps(collector) + b":" + head),
+                  document, deflated.plain(b"}"))  # fmt: skip
+    parts.append(deflated.plain(b"}\n"))
+    return deflated.joined(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +168,7 @@ class TargetAllocator:
         if isinstance(found, http_sd.PartsReply):
             return found
         gzipped = deflated.accepts_gzip(headers.get("accept-encoding", ""))
-        body = wrap_deflated(job, found.body)
+        body = wrap_targets(job, [(COLLECTOR, found.body)])
         return http_sd.body_reply(body, {"Content-Type": JSON_TYPE}, gzipped=gzipped)
 
     async def _allocated(
