@@ -21,10 +21,10 @@ Pure: no I/O.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from consumers.sinks.sd_json import fragment_entries, http_sd_document
+from consumers.sinks.sd_json import fragment_entries
 
 _SCORE_BYTES = 8
 
@@ -71,8 +71,3 @@ def split_fragment(fragment: bytes, collectors: Collectors) -> tuple[bytes, ...]
     for address, entry in fragment_entries(fragment):
         kept[owner(address, collectors)].append(entry)
     return tuple(b",".join(entries) for entries in kept)
-
-
-def documents(splits: Sequence[tuple[bytes, ...]], collectors: Collectors) -> list[list[bytes]]:
-    """Per collector, the HTTP SD document of its share of the groups' `splits`."""
-    return [http_sd_document(split[i] for split in splits) for i in range(len(collectors.names))]

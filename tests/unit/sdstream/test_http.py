@@ -320,7 +320,9 @@ async def test_a_close_the_client_never_lets_finish_is_cut_at_the_write_timeout(
 async def test_a_client_taking_each_slice_in_time_gets_a_big_answer_whole() -> None:
     body_size = 20 * http._CHUNK
     registry = CollectorRegistry()
-    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=0.2)
+    # The whole answer takes ~2 s, twice the deadline; each slice ~0.1 s, a tenth of it
+    # (a wide margin: under load the reader's sleeps stretch).
+    settings = HttpSettings(host="127.0.0.1", port=0, write_timeout_s=1.0)
     routes = {"/big": _big(body_size)}
     server = http.HttpServer(settings, registry=registry, ready=lambda: None, routes=routes)
     loop = asyncio.get_running_loop()
@@ -331,7 +333,7 @@ async def test_a_client_taking_each_slice_in_time_gets_a_big_answer_whole() -> N
             await _ask(sock, server.address, "/big")
             while chunk := await loop.sock_recv(sock, 256 << 10):
                 received += chunk
-                await asyncio.sleep(0.01)  # the link's pace: 20 MiB take over 0.2 s
+                await asyncio.sleep(0.025)  # the link's pace: 20 MiB take ~2 s
 
     assert received.endswith(b"\r\n\r\n" + b"x" * body_size)
     assert not registry.get_sample_value("sdstream_http_write_timeouts_total")
