@@ -11,6 +11,7 @@ Bad records are not exceptions to the caller of `apply_records`: they come back 
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -138,7 +139,6 @@ def _validated(raw: Any) -> TargetGroup:
 
 _FIELDS = frozenset(TargetGroup.model_fields)
 _REQUIRED = frozenset(n for n, f in TargetGroup.model_fields.items() if f.is_required())
-_STR = frozenset({str})
 
 
 def _exact(raw: Any) -> bool:
@@ -155,9 +155,10 @@ def _exact(raw: Any) -> bool:
     labels, targets_ = raw["labels"], raw["targets"]
     if type(labels) is not dict or type(targets_) is not list:
         return False
-    for one in (labels, *targets_):  # a loop, not a call per target: this is per record
-        if type(one) is not dict or (one and set(map(type, one.values())) != _STR):
-            return False
+    try:  # `str.join` takes only strs, `dict.values` only dicts: one C loop per record
+        "".join(itertools.chain(labels.values(), *map(dict.values, targets_)))
+    except TypeError:
+        return False
     return True
 
 
@@ -187,14 +188,14 @@ class Held:
     digest: bytes
 
     @classmethod
-    def of(cls, group: TargetGroup, value: bytes | None = None) -> Held:
-        """`value` is the group's record, when it came from one."""
-        value = targets.encode(group) if value is None else value
-        return cls.taken(Taken(group.job, group.cluster, _group_of(group)), value)
+    def of(cls, group: TargetGroup, digest: bytes | None = None) -> Held:
+        """`digest` is that of the group's record (`targets.digest`), when known."""
+        digest = targets.digest(targets.encode(group)) if digest is None else digest
+        return cls.taken(Taken(group.job, group.cluster, _group_of(group)), digest)
 
     @classmethod
-    def taken(cls, taken: Taken, value: bytes) -> Held:
-        """`of` a record's group as `take` gave it; `value` is the record."""
+    def taken(cls, taken: Taken, digest: bytes) -> Held:
+        """`of` a record's group as `take` gave it; `digest` is the record's."""
         packed, size, crc = deflated.piece(sd_json.http_sd_fragment(taken.group))
         return cls(
             sys.intern(taken.job),  # one str per job and cluster, not one per group
@@ -203,7 +204,7 @@ class Held:
             packed if size else b"",
             size,
             crc,
-            targets.digest(value),
+            digest,
         )
 
     @property
@@ -312,7 +313,9 @@ class TargetView:
                 continue
             applied += 1
             held = (
-                None if taken is None or record.value is None else Held.taken(taken, record.value)
+                None
+                if taken is None or record.value is None
+                else Held.taken(taken, targets.digest(record.value))
             )
             changed |= self._put(key, held)
         return Applied(frozenset(changed), applied, tuple(skipped))
@@ -346,9 +349,13 @@ class TargetView:
         configured here are ignored, as their records are."""
         if group is None or value is None:
             return self._put(key, None)
-        if not self._configured(group.job) or self._holds(RawRecord(key.encode(), value)):
+        if not self._configured(group.job):
             return frozenset()
-        return self._put(key, Held.of(group, value))
+        digest = targets.digest(value)  # once: whether it is held, and what to hold
+        held = self.held_at(key)
+        if held is not None and held.digest == digest:
+            return frozenset()
+        return self._put(key, Held.of(group, digest))
 
     def _configured(self, job: str) -> bool:
         if self.configured is None or job in self.configured:
