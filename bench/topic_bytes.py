@@ -21,7 +21,9 @@ of one record), rolls each partition's segment and waits for the log cleaner to 
 what it replaced, and reports the disk bytes per target again: the steady state after
 churn (the bench topics roll a segment every `SEGMENT_MS`; any dirty bytes get cleaned).
 The rewritten values are the same bytes (what a record of that size compresses to alone
-is what counts). `--only WORD` runs the variants whose name holds WORD.
+is what counts); `--churn-batch K` rewrites them K at a time instead (one publish of K
+changed groups, spread over the partitions by key). `--partitions N`: the topics' partition
+count (the fold's default: 6). `--only WORD` runs the variants whose name holds WORD.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ VARIANTS: dict[str, Variant] = {
     "4 MiB, targets_zstd_level=6 (broker)": (4 << 20, 6),
     "4 MiB, targets_zstd_level=9 (broker)": (4 << 20, 9),
 }
-PARTITIONS = 6
+PARTITIONS = 6  # --partitions
 SEGMENT_MS = 3000
 CLEAN_WAIT_S = 120
 CHURN_TOPIC_CONFIGS = {"segment.ms": str(SEGMENT_MS), "min.cleanable.dirty.ratio": "0"}
@@ -130,16 +132,18 @@ async def write(
 
 
 async def rewrite(
-    writer: kafka_writer.TargetsWriter, groups: Groups, fraction: float
+    writer: kafka_writer.TargetsWriter, groups: Groups, fraction: float, *, each: int = 1
 ) -> tuple[int, float]:
-    """Rewrite `fraction` of the groups one by one, each acked before the next; how many
-    and in how many seconds."""
+    """Rewrite `fraction` of the groups `each` at a time, each send acked before the next;
+    how many and in how many seconds."""
     chosen = random.Random(7).sample(groups, int(len(groups) * fraction))
     await writer.start()
     try:
         started = time.perf_counter()
-        for key, group in chosen:
-            await writer.send([(key, writer.value(key, group))])
+        for i in range(0, len(chosen), each):
+            await writer.send(
+                [(key, writer.value(key, group)) for key, group in chosen[i : i + each]]
+            )
         return len(chosen), time.perf_counter() - started
     finally:
         await writer.stop()
@@ -176,7 +180,9 @@ async def compacted(bootstrap: str, run_dir: str, topic: str) -> float:
     return time.perf_counter() - started
 
 
-def measure(stack: Any, topic: str, groups: Groups, variant: Variant, churn: float) -> list[str]:
+def measure(
+    stack: Any, topic: str, groups: Groups, variant: Variant, churn: float, each: int
+) -> list[str]:
     """One variant: its row (see `main`)."""
     count = sum(len(g.targets) for _, g in groups)
     saved = kafka_writer.MAX_BATCH_BYTES
@@ -193,7 +199,7 @@ def measure(stack: Any, topic: str, groups: Groups, variant: Variant, churn: flo
                f"{broker:.1f}", f"{sent / 2**20:.0f}"]  # fmt: skip
         if churn > 0:
             usage = Usage(stack.pids["kafka"])
-            n, took = asyncio.run(rewrite(writer, groups, churn))
+            n, took = asyncio.run(rewrite(writer, groups, churn, each=each))
             _, broker = usage.since()
             waited = asyncio.run(compacted(stack.kafka_bootstrap, stack.run_dir, topic))
             after = lean.disk_bytes(stack.run_dir, topic)
@@ -207,7 +213,7 @@ def measure(stack: Any, topic: str, groups: Groups, variant: Variant, churn: flo
 HEADERS = ["set", "writer", "groups", "targets", "value B/target", "disk B/target",
            "disk MiB", "s to all acked", "CPU s (writer)", "CPU s (broker)",
            "MiB to broker"]  # fmt: skip
-CHURN_HEADERS = ["rewritten one by one", "s", "CPU s (broker)",
+CHURN_HEADERS = ["rewritten (--churn-batch at a time)", "s", "CPU s (broker)",
                  "disk B/target after churn + cleaning", "s to cleaned"]  # fmt: skip
 
 
@@ -217,9 +223,13 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=100)
     parser.add_argument("--per-slice", type=int, default=100)
     parser.add_argument("--churn", type=float, default=0.0, help="fraction rewritten after")
+    parser.add_argument("--churn-batch", type=int, default=1, help="groups per rewrite")
+    parser.add_argument("--partitions", type=int, default=PARTITIONS)
     parser.add_argument("--only", action="append", help="variants whose name holds this")
     parser.add_argument("--sets", default="synthetic,varied", help="which object sets")
     args = parser.parse_args()
+    global PARTITIONS  # a bench's one knob, read by write() and compacted()
+    PARTITIONS = args.partitions
     variants = {n: v for n, v in VARIANTS.items()
                 if not args.only or any(w in n for w in args.only)}  # fmt: skip
     print(f"machine: {kit.machine()}\n", flush=True)
@@ -232,7 +242,9 @@ def main() -> int:
             count = sum(len(g.targets) for _, g in groups)
             values = sum(len(targets.encode(g)) for _, g in groups)
             for m, (name, variant) in enumerate(variants.items()):
-                got = measure(stack, f"bytes{n}{m}.targets", groups, variant, args.churn)
+                got = measure(
+                    stack, f"bytes{n}{m}.targets", groups, variant, args.churn, args.churn_batch
+                )
                 rows.append([set_name, name, str(len(groups)), str(count),
                              f"{values / count:.0f}", *got])  # fmt: skip
                 print(
