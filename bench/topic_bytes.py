@@ -218,6 +218,7 @@ CHURN_HEADERS = ["rewritten (--churn-batch at a time)", "s", "CPU s (broker)",
 
 
 def main() -> int:
+    global PARTITIONS  # a bench's one knob, read by write() and compacted()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--slices", type=int, default=100)
@@ -228,7 +229,6 @@ def main() -> int:
     parser.add_argument("--only", action="append", help="variants whose name holds this")
     parser.add_argument("--sets", default="synthetic,varied", help="which object sets")
     args = parser.parse_args()
-    global PARTITIONS  # a bench's one knob, read by write() and compacted()
     PARTITIONS = args.partitions
     variants = {n: v for n, v in VARIANTS.items()
                 if not args.only or any(w in n for w in args.only)}  # fmt: skip
