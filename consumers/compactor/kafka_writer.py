@@ -107,15 +107,19 @@ class TargetsWriter:
                         self._topic, self._zstd_level, extra={"topic": self._topic})  # fmt: skip
             return
         self._compression = self._kafka.compression_type()
-        found = {k: configs.get(k, "unknown") for k in broker_zstd(self._zstd_level)}
-        wanted = ",".join(f"{k}={v}" for k, v in broker_zstd(self._zstd_level).items())
+        self._warn_compression(self._zstd_level, configs)
+
+    def _warn_compression(self, level: int, configs: Mapping[str, str]) -> None:
+        """The topic compresses otherwise than `level` asks: what it has, and the command."""
+        found = {k: configs.get(k, "unknown") for k in broker_zstd(level)}
+        wanted = ",".join(f"{k}={v}" for k, v in broker_zstd(level).items())
         logger.warning(
             "%s has %s, not what targets_zstd_level=%d asks: the fold compresses its records"
             " itself (%s). To have the broker compress them at level %d, run: kafka-configs.sh"
             " --bootstrap-server %s --alter --entity-type topics --entity-name %s"
             " --add-config %s", self._topic,
-            ", ".join(f"{k}={v}" for k, v in found.items()), self._zstd_level,
-            self._kafka.compression, self._zstd_level, self._kafka.bootstrap, self._topic,
+            ", ".join(f"{k}={v}" for k, v in found.items()), level,
+            self._kafka.compression, level, self._kafka.bootstrap, self._topic,
             wanted, extra={"topic": self._topic, "problem": "compression"},
         )  # fmt: skip
 
