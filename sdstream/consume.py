@@ -51,6 +51,7 @@ def build_loop(
         cluster_pattern=config.cluster_pattern,
         targets_partitions=config.targets_partitions,
         max_group_bytes=config.max_group_bytes,
+        targets_zstd_level=config.targets_zstd_level,
         targets_topic=config.targets,
         membership=kafka_loop.Membership(
             instance_id=config.group_instance_id,

@@ -163,6 +163,7 @@ class FoldLoop:
         targets_topic: str,
         targets_partitions: int = 6,
         max_group_bytes: int = MAX_GROUP_BYTES,
+        targets_zstd_level: int | None = None,
         membership: Membership | None = None,
         monitors: MonitorsSettings | None = None,
         feed: Feed | None = None,
@@ -190,7 +191,8 @@ class FoldLoop:
         self._targets = targets_topic
         self._targets_partitions = targets_partitions
         self._writer = TargetsWriter(kafka, topic=targets_topic, max_group_bytes=max_group_bytes,
-                                     metrics=metrics, skip=self._skip_group)  # fmt: skip
+                                     metrics=metrics, skip=self._skip_group,
+                                     zstd_level=targets_zstd_level)  # fmt: skip
         self._state: catch_up.CatchUp[TopicPartition] = catch_up.CatchUp()
         self._synced = asyncio.Event()
         self._dirty = asyncio.Event()
@@ -278,11 +280,11 @@ class FoldLoop:
         backoff = Backoff(0.5, START_RETRY_MAX_S, jitter=False)
         while True:
             try:
-                limit = {kafka_targets_topic.MAX_MESSAGE_BYTES: str(self._writer.topic_limit())}
                 await kafka_targets_topic.ensure_topic(
-                    self._kafka, self._targets, partitions=self._targets_partitions, configs=limit
-                )
-                taken = await kafka_targets_topic.max_message_bytes(self._kafka, self._targets)
+                    self._kafka, self._targets, partitions=self._targets_partitions,
+                    configs=self._writer.topic_configs(),
+                )  # fmt: skip
+                found = await kafka_targets_topic.writer_configs(self._kafka, self._targets)
             except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
                 delay = backoff.next()
                 if await self._refusals.check(exc, doing=f"checking topic {self._targets}"):
@@ -297,7 +299,7 @@ class FoldLoop:
             else:
                 self._kafka_problem = None
                 self._refusals.clear()
-                self._writer.limit_records(taken)
+                self._writer.fit_topic(found)
                 return
             self._kafka_problem = f"cannot reach Kafka at {self._kafka.bootstrap}: {problem}"
             logger.warning("Cannot reach Kafka at %s (%s); retrying in %.1f s.",

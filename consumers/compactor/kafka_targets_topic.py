@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 LEADER_WAIT_S = 10.0
 MAX_MESSAGE_BYTES = compacted.MAX_MESSAGE_BYTES
+WRITER_CONFIGS = (MAX_MESSAGE_BYTES, "compression.type", "compression.zstd.level")
 
 
 class TopicRefused(RuntimeError):
@@ -148,13 +149,20 @@ async def max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
     """The largest record batch the topic accepts (its `max.message.bytes`, or the broker's
     default), or None if Kafka does not say: a topic created before the fold set it, or by
     hand, may take less than the fold would send."""
+    return compacted.max_message_bytes(await writer_configs(kafka, topic))
+
+
+async def writer_configs(kafka: KafkaSettings, topic: str) -> dict[str, str]:
+    """The topic's configs the fold's writer adapts to (`TargetsWriter.fit_topic`): its
+    largest record batch and its compression, as Kafka describes them (the broker's
+    defaults where the topic sets none); empty if Kafka does not say."""
     admin = AIOKafkaAdminClient(**kafka_options.client_options(kafka))
     await admin.start()
     try:
-        configs = await compacted.configs(admin, [topic], only=[MAX_MESSAGE_BYTES])
+        configs = await compacted.configs(admin, [topic], only=WRITER_CONFIGS)
     finally:
         await stopping.stop("admin client", admin.close)
-    return compacted.max_message_bytes(configs.get(topic, {}))
+    return configs.get(topic, {})
 
 
 async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, bytes]:

@@ -5,20 +5,28 @@ Limits: a group whose record exceeds `max_group_bytes` (or what the targets topi
 read at start) is not published: its key gets a tombstone, so no stale version is
 served, and it is counted and logged (`skip`); a record Kafka refuses anyway is handled
 the same way, and the limit drops below it. One group never stops the others.
+
+Compression: the producer compresses with `kafka.compression` (aiokafka's zstd is level 3,
+with no option for another). With `targets_zstd_level` the targets topic is created with
+`compression.type=zstd` at that level and the writer sends uncompressed, so the broker
+compresses each batch at that level (Kafka keeps a batch the producer compressed with the
+topic's codec as it was sent, whatever the topic's level). A topic that existed before
+with other compression configs is used as it is, with a warning, and the producer
+compresses: sending uncompressed to it would store the records uncompressed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 
 from consumers.compactor import fold_metrics
 from consumers.compactor.full_sync import Write
-from kafka_access import kafka_options
+from kafka_access import compacted, kafka_options
 from lifecycle import stopping
 from schemas import targets
 from schemas.config import KafkaSettings
@@ -34,6 +42,20 @@ WINDOW_BYTES = 32 << 20  # record values sent before their acks are awaited
 REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
 Skip = Callable[[TargetKey, str, str, int], None]  # key, reason, detail, bytes
 Handed = Callable[[], Awaitable[None]]  # every record of a send is with the producer
+COMPRESSION_TYPE = "compression.type"
+ZSTD_LEVEL = "compression.zstd.level"  # KIP-390, Kafka >= 3.8
+
+
+def broker_zstd(level: int) -> dict[str, str]:
+    """The topic configs that have the broker compress every batch with zstd at `level`."""
+    return {COMPRESSION_TYPE: "zstd", ZSTD_LEVEL: str(level)}
+
+
+def broker_compresses(level: int | None, configs: Mapping[str, str]) -> bool:
+    """Whether the topic (its `configs` as Kafka describes them) compresses with zstd at
+    `level`: only then may the writer send uncompressed. Configs Kafka did not show (no
+    DESCRIBE_CONFIGS ACL) are not assumed."""
+    return level is not None and all(configs.get(k) == v for k, v in broker_zstd(level).items())
 
 
 class TargetsWriter:
@@ -45,8 +67,11 @@ class TargetsWriter:
         max_group_bytes: int,
         metrics: fold_metrics.FoldMetrics,
         skip: Skip,
+        zstd_level: int | None = None,
     ) -> None:
         self._kafka = kafka
+        self._zstd_level = zstd_level
+        self._compression = kafka.compression_type()
         self._topic = topic
         self._max_group_bytes = max_group_bytes
         self._metrics = metrics
@@ -57,6 +82,46 @@ class TargetsWriter:
     def topic_limit(self) -> int:
         """The max.message.bytes the targets topic is created with."""
         return self._max_group_bytes + RECORD_OVERHEAD
+
+    @property
+    def compression(self) -> str | None:
+        """The codec its producer compresses with; None: it sends uncompressed."""
+        return self._compression
+
+    def topic_configs(self) -> dict[str, str]:
+        """The configs the targets topic is created with: the largest record it takes, and
+        with `zstd_level` the broker's compression."""
+        configs = {compacted.MAX_MESSAGE_BYTES: str(self.topic_limit())}
+        return configs if self._zstd_level is None else configs | broker_zstd(self._zstd_level)
+
+    def fit_topic(self, configs: Mapping[str, str]) -> None:
+        """Adapt to the targets topic as it is (`configs` as Kafka describes them; it may
+        have existed before, made otherwise): the largest record it takes, and who
+        compresses. Before `start`."""
+        self.limit_records(compacted.max_message_bytes(configs))
+        if self._zstd_level is None:
+            return
+        if broker_compresses(self._zstd_level, configs):
+            self._compression = None
+            logger.info("Sending to %s uncompressed: the topic compresses with zstd level %d.",
+                        self._topic, self._zstd_level, extra={"topic": self._topic})  # fmt: skip
+            return
+        self._compression = self._kafka.compression_type()
+        self._warn_compression(self._zstd_level, configs)
+
+    def _warn_compression(self, level: int, configs: Mapping[str, str]) -> None:
+        """The topic compresses otherwise than `level` asks: what it has, and the command."""
+        found = {k: configs.get(k, "unknown") for k in broker_zstd(level)}
+        wanted = ",".join(f"{k}={v}" for k, v in broker_zstd(level).items())
+        logger.warning(
+            "%s has %s, not what targets_zstd_level=%d asks: the fold compresses its records"
+            " itself (%s). To have the broker compress them at level %d, run: kafka-configs.sh"
+            " --bootstrap-server %s --alter --entity-type topics --entity-name %s"
+            " --add-config %s", self._topic,
+            ", ".join(f"{k}={v}" for k, v in found.items()), level,
+            self._kafka.compression, level, self._kafka.bootstrap, self._topic,
+            wanted, extra={"topic": self._topic, "problem": "compression"},
+        )  # fmt: skip
 
     def limit_records(self, taken: int | None) -> None:
         """A targets topic that existed before (or was created by hand) may take less than
@@ -86,7 +151,7 @@ class TargetsWriter:
         # A batch never exceeds the largest record the targets topic takes.
         return AIOKafkaProducer(
             **kafka_options.client_options(self._kafka), enable_idempotence=True, acks="all",
-            compression_type=self._kafka.compression_type(), linger_ms=5,
+            compression_type=self.compression, linger_ms=5,
             max_batch_size=min(MAX_BATCH_BYTES, self.record_limit),
             max_request_size=self.topic_limit(),
         )  # fmt: skip
