@@ -407,9 +407,9 @@ class ConsumerSettings(BaseModel):
         le=22,
         description="Have the broker compress the targets topic: the fold creates it with "
         "compression.type=zstd and compression.zstd.level=N (Kafka >= 3.8) and sends its "
-        "records uncompressed, so the broker compresses each batch at level N (level 9: "
-        "12-17 % fewer bytes on disk after a full sync than the fold's own zstd, which is "
-        "level 3, for 30-70x the bytes to the broker and the broker's CPU; bench/README.md). "
+        "records uncompressed, so the broker compresses each batch at level N (the fold's own "
+        "zstd is level 3): fewer bytes on disk, for uncompressed bytes on the wire to the "
+        "broker and the broker's CPU (docs/kafka-facts.md). "
         "A broker older than 3.8 refuses to create the topic. An existing targets topic "
         "with other compression configs is used as it is, with a warning naming the command "
         "that changes it, and the fold compresses (kafka.compression). Unset: the fold "
