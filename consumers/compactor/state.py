@@ -6,9 +6,14 @@ across producer restarts) change nothing.
 
 The Kafka loop keeps each object as the record value it came in (`Encoded`), checked
 but not kept parsed: parsed JSON takes about five times the memory of its text, and
-allocating it was most of the fold's catch-up time. `get` parses on demand; a small
-cache keeps the objects read most recently (nodes, namespaces and owners are read
-for every pod). Objects handed over already parsed (tests, the render CLI) stay so.
+allocating it was most of the fold's catch-up time. The value is held deflated (zlib-ng
+level 1, the sinks' library): a record repeats its field names and, in an
+EndpointSlice, the same shape per endpoint, so it shrinks ~3x for a pod and ~15x for a
+slice of a hundred endpoints, and the state was the largest thing a fold held once
+serving (bench/README.md, session 8 peers). Every read parses anyway, and inflating is a
+small part of that. `get` parses on demand; a small cache keeps the objects read most
+recently (nodes, namespaces and owners are read for every pod). Objects handed over
+already parsed (tests, the render CLI) stay so.
 """
 
 from __future__ import annotations
@@ -18,24 +23,32 @@ from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 import orjson
+from zlib_ng import zlib_ng
 
 from schemas.objects import KubeObject, meta
 from schemas.topics import ObjectKey, Resource, partition_for
 
 PARSED_CACHE: Final = 4096  # parsed objects kept, for all clusters of a fold
+LEVEL: Final = 1  # zlib-ng's quickest: every record read is deflated once
 
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """An object as its object-event record value, already validated by the reader."""
+    """An object as its object-event record value, already validated by the reader,
+    held deflated (`packed`)."""
 
     version: str | None  # metadata.resourceVersion
-    value: bytes
+    packed: bytes
 
     @classmethod
     def of(cls, obj: KubeObject, value: bytes) -> Encoded:
         """`value` is the event whose `object` is `obj` (parsed once, to check it)."""
-        return cls(meta(obj).get("resourceVersion"), value)
+        return cls(meta(obj).get("resourceVersion"), zlib_ng.compress(value, LEVEL))
+
+    @property
+    def value(self) -> bytes:
+        """The record value, as read."""
+        return zlib_ng.decompress(self.packed)
 
     def parse(self) -> KubeObject:
         obj: KubeObject = orjson.loads(self.value)["object"]
@@ -70,7 +83,7 @@ class ParseCache:
 
 
 def _encoded_size(stored: Stored | None) -> int:
-    return len(stored.value) if isinstance(stored, Encoded) else 0
+    return len(stored.packed) if isinstance(stored, Encoded) else 0
 
 
 def _version(stored: Stored) -> str | None:
@@ -94,7 +107,7 @@ class ClusterState:
         default_factory=lambda: {resource: {} for resource in Resource}
     )
     cache: ParseCache = field(default_factory=ParseCache)
-    encoded_bytes: int = 0  # record values held (the /metrics state size)
+    encoded_bytes: int = 0  # record values held, deflated (the /metrics state size)
 
     def get(self, resource: Resource, key: ObjectKey, *, cached: bool = True) -> KubeObject | None:
         """The object, parsed if need be; `cached=False` for an object read once per build

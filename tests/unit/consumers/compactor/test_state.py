@@ -1,4 +1,5 @@
-"""The fold's state keeps objects as their record values and parses them when read."""
+"""The fold's state keeps objects as their record values, deflated, and parses them when
+read."""
 
 from __future__ import annotations
 
@@ -78,13 +79,39 @@ def test_the_state_counts_the_bytes_it_holds_through_replaces_deletes_and_drops(
                                                "resourceVersion": "3"}})  # fmt: skip
     s.apply(Resource.PODS, KEY, first)
     s.put(Resource.PODS, ObjectKey("data/db-0"), other)
-    assert s.encoded_bytes == len(first.value) + len(other.value)
+    assert s.encoded_bytes == len(first.packed) + len(other.packed)
 
     s.apply(Resource.PODS, KEY, second)
-    assert s.encoded_bytes == len(second.value) + len(other.value)
+    assert s.encoded_bytes == len(second.packed) + len(other.packed)
 
     s.put(Resource.PODS, KEY, None)
-    assert s.encoded_bytes == len(other.value)
+    assert s.encoded_bytes == len(other.packed)
 
     s.drop_partitions([Resource.PODS], partitions=set(range(6)), count=6)
     assert (s.size(), s.encoded_bytes) == (0, 0)
+
+
+def slice_with(endpoints: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "web-abc", "namespace": "shop", "resourceVersion": "7"},
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": [f"10.1.{i >> 8}.{i & 255}"], "conditions": {"ready": True},
+             "targetRef": {"kind": "Pod", "namespace": "shop", "name": f"web-{i}"}}
+            for i in range(endpoints)
+        ],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }  # fmt: skip
+
+
+def test_an_object_is_held_deflated_and_reads_back_whole() -> None:
+    obj = slice_with(100)
+    value = events.encode(events.ObjectEvent(
+        type=events.EventType.ADDED, cluster="east", resource=Resource.ENDPOINTSLICES,
+        resource_version="7", observed_at=1.0, object=obj))  # fmt: skip
+    s = state.ClusterState()
+    s.apply(Resource.ENDPOINTSLICES, KEY, state.Encoded.of(obj, value))
+
+    assert s.encoded_bytes * 4 < len(value)  # a hundred alike endpoints: far smaller
+    assert s.get(Resource.ENDPOINTSLICES, KEY, cached=False) == obj
+    assert state.Encoded.of(obj, value).value == value
