@@ -29,6 +29,10 @@ from schemas.objects import KubeObject, meta
 from schemas.topics import ObjectKey, Resource, partition_for
 
 PARSED_CACHE: Final = 4096  # parsed objects kept, for all clusters of a fold
+# ... and at most this many bytes of their records (as read), ~1.2 MiB parsed: a slice
+# job reads each endpoint's pod, and 4096 parsed pods took ~20 MiB. Measured on the peers
+# set (bench/README.md, session 8): the fold's peak 84 -> 74 MiB, CPU within noise.
+PARSED_BYTES: Final = 256 << 10
 LEVEL: Final = 1  # zlib-ng's quickest: every record read is deflated once
 
 
@@ -61,10 +65,14 @@ Stored: TypeAlias = KubeObject | Encoded
 @dataclass
 class ParseCache:
     """The objects parsed last, first in first out: a build reads the same node, namespace
-    or owner for many pods, and one parse then serves them all."""
+    or owner for many pods, and one parse then serves them all. Bounded in count and in
+    the bytes of the records parsed (`max_bytes`; parsed JSON takes ~5x its text), so a
+    job reading many big objects (slices' pods) does not keep thousands parsed."""
 
     size: int = PARSED_CACHE
-    _entries: dict[int, tuple[Encoded, KubeObject]] = field(default_factory=dict)
+    max_bytes: int = PARSED_BYTES
+    _entries: dict[int, tuple[Encoded, KubeObject, int]] = field(default_factory=dict)
+    _bytes: int = 0
 
     def parse(self, stored: Encoded) -> KubeObject:
         # Keyed by identity: an entry holds its Encoded, so the id cannot be reused while
@@ -72,10 +80,12 @@ class ParseCache:
         cached = self._entries.get(id(stored))
         if cached is not None:
             return cached[1]
-        obj = stored.parse()
-        self._entries[id(stored)] = (stored, obj)
-        if len(self._entries) > self.size:
-            del self._entries[next(iter(self._entries))]
+        value = stored.value
+        obj: KubeObject = orjson.loads(value)["object"]
+        self._entries[id(stored)] = (stored, obj, len(value))
+        self._bytes += len(value)
+        while len(self._entries) > self.size or self._bytes > self.max_bytes:
+            self._bytes -= self._entries.pop(next(iter(self._entries)))[2]
         return obj
 
     def __len__(self) -> int:

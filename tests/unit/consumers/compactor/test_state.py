@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from consumers.compactor import state
 from schemas import events
 from schemas.topics import ObjectKey, Resource
@@ -115,3 +117,13 @@ def test_an_object_is_held_deflated_and_reads_back_whole() -> None:
     assert s.encoded_bytes * 4 < len(value)  # a hundred alike endpoints: far smaller
     assert s.get(Resource.ENDPOINTSLICES, KEY, cached=False) == obj
     assert state.Encoded.of(obj, value).value == value
+
+
+def test_the_cache_keeps_parsed_objects_of_at_most_its_bytes_of_records() -> None:
+    big = [state.Encoded.of(obj, b'{"object":' + orjson.dumps(obj) + b"}")
+           for obj in (slice_with(100) for _ in range(40))]  # fmt: skip
+    cache = state.ParseCache()
+    for stored in big:
+        assert cache.parse(stored) == slice_with(100)
+
+    assert 0 < len(cache) * len(big[0].value) <= state.PARSED_BYTES
