@@ -127,3 +127,21 @@ def test_the_cache_keeps_parsed_objects_of_at_most_its_bytes_of_records() -> Non
         assert cache.parse(stored) == slice_with(100)
 
     assert 0 < len(cache) * len(big[0].value) <= state.PARSED_BYTES
+
+
+def test_a_small_record_starts_from_the_vocabulary_so_it_shrinks_too() -> None:
+    obj = {"metadata": {"name": "web-0", "namespace": "shop", "resourceVersion": "7",
+                        "labels": {"app.kubernetes.io/name": "web", "pod-template-hash": "5d8f"},
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                             "name": "web-5d8f", "controller": True}]},
+           "spec": {"nodeName": "node-1", "containers": [{"name": "web", "image": "web:1",
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
+           "status": {"phase": "Running", "podIP": "10.1.0.1", "hostIP": "10.0.0.1",
+                      "conditions": [{"type": "Ready", "status": "True"}]}}  # fmt: skip
+    value = events.encode(events.ObjectEvent(
+        type=events.EventType.ADDED, cluster="east", resource=Resource.PODS,
+        resource_version="7", observed_at=1.0, object=obj))  # fmt: skip
+    held = state.Encoded.of(obj, value)
+
+    assert len(held.packed) * 2 < len(value)  # plain deflate: ~1.5x on a record this small
+    assert held.value == value
