@@ -5,6 +5,7 @@ against promtool discovering the same objects from the API server, in the same r
     .venv/bin/python bench/consume.py [--pods 50000] [--slices 500] [--per-slice 100]
                                       [--api-pods N] [--promtool-timeout 60] [--small]
                                       [--vmagent-timeout 600] [--no-vmagent]
+                                      [--peers-only] [--base CHECKOUT] [--no-promtool]
 
 Starts its own devstack. The objects (pods with status, one Service and one slice per
 service, endpoints' targetRefs naming pods) are written straight to Kafka as the
@@ -27,7 +28,9 @@ fresh process, so its peak RSS is its own:
    every target dropped by the same relabeling (DROP_ALL), until its fold counts them
    all dropped: once with the discovery page on (the default; the fold then keeps every
    discovered group for it) and once off (vmagent here keeps one dropped target).
-   sdstream's seconds count from its exec, as vmagent's do.
+   sdstream's seconds count from its exec, as vmagent's do. `--base CHECKOUT` runs
+   another checkout's code (a worktree of main) on its own copies beside this one's,
+   each kind of run base first, in the same devstack.
 
 Goals: fold at least half the raw aiokafka rate; consumer memory no more than promtool's;
 sdstream ahead of vmagent on time to serving and memory. A full run (not --small) writes
@@ -253,53 +256,79 @@ def promtool(stack: Any, run: Path, job: str, timeout_s: int) -> dict[str, Any]:
 
 
 Run = dict[str, Any]
-Peers = tuple[Run, Run, dict[str, Run], Run | None]  # promtool, serving all, drop runs, vmagent
+Runs = dict[str, Run]  # "serving all" and each of DROP_RUNS, for one checkout's code
+Code = tuple[str, str]  # (label, its bench/consume.py): "" for this checkout, "base"
+# promtool per job, sdstream's runs per code (this checkout's last), vmagent
+Peers = tuple[dict[str, Run], dict[str, Runs], Run | None]
+SERVING = "serving all"
+
+
+def sdstream_runs(
+    stack: Any, args: argparse.Namespace, codes: list[Code], folded: dict[str, Any] | None
+) -> dict[str, Runs]:
+    """Each code folds its own copy of the API server's set (so no run rewrites another's
+    targets topic): serving every target, then dropping every target by the same
+    relabeling as vmagent's jobs (DROP_RUNS). Runs of one kind follow each other, base
+    first, so a change of load hits both codes alike."""
+    api_pods, ns = args.api_pods or args.pods, args.namespaces
+    kinds = [(SERVING, None), *((what, page) for what, page in DROP_RUNS.items())]
+    runs: dict[str, Runs] = {label: {} for label, _ in codes}
+    for n, (what, page) in enumerate(kinds):
+        for label, script in codes:
+            if what == SERVING and folded is not None and not label:
+                runs[label][what] = folded  # the Kafka set is already this size
+                continue
+            prefix = f"{label or 'this'}{DROPPED if page is not None else SAME}{n}"
+            asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
+                                  per_slice=args.per_slice, ns=ns, prefix=prefix))  # fmt: skip
+            payload = {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800, "prefix": prefix}
+            if page is None:
+                runs[label][what] = fold(script, payload)
+            else:
+                expected = runs[label][SERVING]["targets"]
+                runs[label][what] = fold(script, {**payload, "page": page}, dropped=expected)
+            kit.say(f"sdstream {label or 'this checkout'}, {what}: "
+                    f"{runs[label][what]['max_rss_mb']:.0f} MiB")  # fmt: skip
+    return runs
 
 
 def peers(me: str, stack: Any, args: argparse.Namespace, folded: dict[str, Any] | None) -> Peers:
     """The API server's copy of the objects (--api-pods pods, the slices), discovered by
     promtool per job and by vmagent, and the same objects folded by sdstream from Kafka
     (`folded` when the Kafka set is already that size), serving every target and, for
-    equal work beside vmagent, dropping every target by the same relabeling (its own
-    copy of the objects, so neither run rewrites the other's targets topic)."""
+    equal work beside vmagent, dropping every target by the same relabeling; with
+    --base, another checkout's code folds the same set too, in the same run."""
     api_pods, ns = args.api_pods or args.pods, args.namespaces
-    created = asyncio.run(kit.create_cluster_objects(
-        stack.kubeconfig, pods=api_pods, namespaces=ns, slices=args.slices,
-        per_slice=args.per_slice))  # fmt: skip
-    kit.say(f"created {api_pods} pods, {args.slices} services and slices in {created:.0f}s")
+    if not (args.no_promtool and args.no_vmagent):  # else sdstream alone: Kafka only
+        created = asyncio.run(kit.create_cluster_objects(
+            stack.kubeconfig, pods=api_pods, namespaces=ns, slices=args.slices,
+            per_slice=args.per_slice))  # fmt: skip
+        kit.say(f"created {api_pods} pods, {args.slices} services and slices in "
+                f"{created:.0f}s")  # fmt: skip
     run = Path(stack.run_dir)
-    prom = {job: promtool(stack, run, job, args.promtool_timeout) for job in JOBS}
-    if folded is None:  # fold the promtool-sized set too, for a like-for-like RSS
-        asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
-                              per_slice=args.per_slice, ns=ns, prefix=SAME))  # fmt: skip
-        folded = fold(me, {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800,
-                           "prefix": SAME})  # fmt: skip
-    dropped = {}
-    for n, (what, page) in enumerate(DROP_RUNS.items()):
-        prefix = f"{DROPPED}{n}"
-        asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
-                              per_slice=args.per_slice, ns=ns, prefix=prefix))  # fmt: skip
-        payload = {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800, "prefix": prefix,
-                   "page": page}  # fmt: skip
-        dropped[what] = fold(me, payload, dropped=folded["targets"])
+    prom = {} if args.no_promtool else {
+        job: promtool(stack, run, job, args.promtool_timeout) for job in JOBS}  # fmt: skip
+    codes = [("base", str(args.base / "bench" / "consume.py"))] if args.base else []
+    ours = sdstream_runs(stack, args, [*codes, ("", me)], folded)
+    first = ours[""][SERVING]["targets"]
     peer = None if args.no_vmagent else vmagent.run(
-        stack.kubeconfig, JOBS, expected=sum(folded["targets"].values()),
+        stack.kubeconfig, JOBS, expected=sum(first.values()),
         work=run / "vmagent", timeout_s=args.vmagent_timeout)  # fmt: skip
-    return prom, folded, dropped, peer
+    return prom, ours, peer
 
 
 def peer_rows(api_pods: int, found: Peers) -> list[tuple[str, ...]]:
-    """Table rows: sdstream on the API server's set (serving all, dropping all), promtool
-    per job, vmagent. sdstream's seconds: from its exec (from its own start)."""
-    prom, same, dropped, peer = found
+    """Table rows: sdstream on the API server's set (serving all, dropping all) per code,
+    promtool per job, vmagent. sdstream's seconds: from its exec (from its own start)."""
+    prom, ours, peer = found
     return [
-        (f"sdstream consume, {api_pods} pods (promtool's set): exec to HTTP SD serving all",
-         f"{same['exec_s']:.2f} ({same['served_s']:.2f})", "-", json.dumps(same["targets"]),
-         f"{same['max_rss_mb']:.0f}", f"{same['cpu_s']:.1f}"),
-        *((f"sdstream consume, same set, {what} (relabeling as vmagent's): exec to all "
-           f"dropped", f"{run['exec_s']:.2f} ({run['served_s']:.2f})", "-",
-           json.dumps(run["targets"]), f"{run['max_rss_mb']:.0f}", f"{run['cpu_s']:.1f}")
-          for what, run in dropped.items()),
+        *((f"sdstream{f' ({label})' if label else ''} consume, {api_pods} pods (promtool's "
+           f"set), {what}: exec to " + ("HTTP SD serving all" if what == SERVING else
+                                        "all dropped (relabeling as vmagent's)"),
+           f"{run['exec_s']:.2f} ({run['served_s']:.2f})", "-",
+           json.dumps(run["targets"]) + ("" if what == SERVING else " dropped"),
+           f"{run['max_rss_mb']:.0f}", f"{run['cpu_s']:.1f}")
+          for label, runs in ours.items() for what, run in runs.items()),
         *((f"promtool check service-discovery {job} ({api_pods} pods in API; RSS by "
            f"{p['rss_method']})",
            f"{p['seconds']:.0f} (= timeout)", "-", str(p["targets"]),
@@ -313,16 +342,25 @@ def peer_rows(api_pods: int, found: Peers) -> list[tuple[str, ...]]:
 
 def peers_summary(args: argparse.Namespace, found: Peers) -> None:
     """The guard's verdict and the ratios; records the figures on a full run."""
-    prom, same, dropped, peer = found
+    prom, ours, peer = found
     if peer:
         print(f"vmagent: guard {peer['guard']} (all must be 0), sockets seen with a "
               f"non-loopback peer: {peer['foreign_peers'] or 'none'}")  # fmt: skip
-        for what, ours in {"serving all": same, **dropped}.items():
-            print(f"vmagent / sdstream {what}: time (both from exec) "
-                  f"{peer['seconds'] / ours['exec_s']:.2f}, peak RSS "
-                  f"{peer['max_rss_mb'] / ours['max_rss_mb']:.2f}, CPU "
-                  f"{peer['cpu_s'] / ours['cpu_s']:.2f} (above 1: sdstream ahead)")  # fmt: skip
-    if not args.small:
+    for label, runs in ours.items():
+        for what, run in runs.items():
+            name = f"sdstream{f' ({label})' if label else ''} {what}"
+            if peer:
+                print(f"vmagent / {name}: time (both from exec) "
+                      f"{peer['seconds'] / run['exec_s']:.2f}, peak RSS "
+                      f"{peer['max_rss_mb'] / run['max_rss_mb']:.2f}, CPU "
+                      f"{peer['cpu_s'] / run['cpu_s']:.2f} (above 1: sdstream ahead)")  # fmt: skip
+            base = ours.get("base", {}).get(what)
+            if label == "" and base:
+                print(f"{name} / base: peak RSS "
+                      f"{run['max_rss_mb'] / base['max_rss_mb']:.2f}, CPU "
+                      f"{run['cpu_s'] / base['cpu_s']:.2f}, time (from exec) "
+                      f"{run['exec_s'] / base['exec_s']:.2f} (below 1: ahead of base)")  # fmt: skip
+    if not args.small and not args.no_promtool:
         kit.record_figures("peers", peers_figures(args.api_pods or args.pods, found))
     for job, p in prom.items():
         if p["exit"] != 0:
@@ -342,19 +380,20 @@ def peers_only(me: str, args: argparse.Namespace) -> int:
 
 def peers_figures(api_pods: int, found: Peers) -> dict[str, Any]:
     """The peers comparison for bench/figures.json (charted by bench/charts.py); seconds
-    from each process's exec."""
-    prom, same, dropped, peer = found
-    targets = sum(same["targets"].values())
+    from each process's exec; sdstream's rows are this checkout's."""
+    prom, ours, peer = found
+    mine = ours[""]
+    targets = sum(mine[SERVING]["targets"].values())
     rows = [
         {
             "name": f"sdstream {what}",
-            "seconds": ours["exec_s"],
-            "rss_mb": ours["max_rss_mb"],
-            "cpu_s": ours["cpu_s"],
-            "targets": sum(ours["targets"].values()),
+            "seconds": run["exec_s"],
+            "rss_mb": run["max_rss_mb"],
+            "cpu_s": run["cpu_s"],
+            "targets": sum(run["targets"].values()),
             "process": "both jobs",
         }
-        for what, ours in {"serving all": same, **dropped}.items()
+        for what, run in mine.items()
     ]
     rows += [
         {
@@ -412,6 +451,10 @@ def main() -> int:
         help="only the API server's "
         "set: sdstream vs promtool vs vmagent (skips the --pods Kafka runs)",
     )
+    parser.add_argument("--base", type=Path, help="a checkout of the code to compare "
+                        "(a worktree of main): its sdstream runs beside this one's")  # fmt: skip
+    parser.add_argument("--no-promtool", action="store_true", help="skip promtool (a "
+                        "quick look; figures are then not recorded)")  # fmt: skip
     parser.add_argument("--small", action="store_true", help="2,000 pods, 20 slices")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -471,14 +514,16 @@ def main() -> int:
          f"{restarted['cpu_s']:.1f}"),
         ("sdstream consume, idle (no topics)", "-", "-", "-", f"{idle['max_rss_mb']:.0f}",
          f"{idle['cpu_s']:.1f}"),
-        *(peer_rows(api_pods, found)[0 if found[1] is not folded else 1 :]),
+        *(row for row in peer_rows(api_pods, found)  # ours serving all: shown above
+          if not row[0].startswith("sdstream consume") or SERVING not in row[0]
+          or found[1][""][SERVING] is not folded),
     ]  # fmt: skip
     headers = ["step", "seconds", "records/s", "targets", "peak RSS MiB", "CPU s"]
     print(kit.table(headers, rows))
     floor = min(raw["seconds"], raw2["seconds"])
     per_object = (folded["max_rss_mb"] - idle["max_rss_mb"]) * 2**20 / records
-    prom, same = found[0], found[1]
-    prom_rss = max(p["max_rss_mb"] for p in prom.values())
+    prom, same = found[0], found[1][""][SERVING]
+    prom_rss = max((p["max_rss_mb"] for p in prom.values()), default=float("nan"))
     print(
         f"\nfold (catch-up) rate / raw rate: {floor / catch_up:.2f} (goal >= 0.5); "
         f"start to serving rate / raw rate: {floor / folded['served_s']:.2f}; "

@@ -55,7 +55,7 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
         objects=Gauge("sdstream_fold_objects", "Objects held in the fold state.",
                       registry=registry),
         state_bytes=Gauge("sdstream_fold_state_bytes",
-                          "Bytes of object records held in the fold state, as read "
+                          "Bytes of object records held in the fold state, deflated "
                           "(objects are parsed only while a build reads them).",
                           registry=registry),
         lag=Gauge("sdstream_fold_partition_lag", "Records behind the end offset.",

@@ -6,9 +6,18 @@ across producer restarts) change nothing.
 
 The Kafka loop keeps each object as the record value it came in (`Encoded`), checked
 but not kept parsed: parsed JSON takes about five times the memory of its text, and
-allocating it was most of the fold's catch-up time. `get` parses on demand; a small
-cache keeps the objects read most recently (nodes, namespaces and owners are read
-for every pod). Objects handed over already parsed (tests, the render CLI) stay so.
+allocating it was most of the fold's catch-up time. The value is held deflated (zlib-ng
+level 1, the sinks' library): a record repeats its field names and, in an
+EndpointSlice, the same shape per endpoint, so a slice of a hundred endpoints shrinks
+~10x, and the state was the largest thing a fold held once serving (bench/README.md,
+session 8 peers). A small record (a pod: ~1.5 KB) has little to repeat within itself
+(~1.8x alone), so deflate starts from a preset dictionary (~2.9x with it; `VOCABULARY`:
+the trimmed objects' field names and Kubernetes' usual words, built from
+`schemas.trims`), held in memory only: never written, so it may change between
+versions. Every read
+parses anyway, and inflating is a small part of that. `get` parses on demand; a small
+cache keeps the objects read most recently (nodes, namespaces and owners are read for
+every pod). Objects handed over already parsed (tests, the render CLI) stay so.
 """
 
 from __future__ import annotations
@@ -18,24 +27,73 @@ from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 import orjson
+from zlib_ng import zlib_ng
 
+from schemas import trims
 from schemas.objects import KubeObject, meta
 from schemas.topics import ObjectKey, Resource, partition_for
 
+_RAW: Final = -15  # raw deflate: no zlib header or checksum (held here only)
 PARSED_CACHE: Final = 4096  # parsed objects kept, for all clusters of a fold
+# ... and at most this many bytes of their records (as read), ~1.2 MiB parsed: a slice
+# job reads each endpoint's pod, and 4096 parsed pods took ~20 MiB. Measured on the peers
+# set (bench/README.md, session 8): the fold's peak 84 -> 74 MiB, CPU within noise.
+PARSED_BYTES: Final = 256 << 10
+LEVEL: Final = 1  # zlib-ng's quickest: every record read is deflated once
+_WORDS: Final = (  # values every cluster's records repeat (the envelope's, Kubernetes')
+    b'"schema_version":1,"type":"MODIFIED","type":"ADDED","cluster":"","resource":"pods",'
+    b'"resource":"endpointslices","resource":"services","resource_version":"","observed_at":'
+    b'"kind":"ReplicaSet","kind":"Pod","kind":"Node","apiVersion":"apps/v1","controller":true'
+    b',"app.kubernetes.io/name":"","app.kubernetes.io/instance":"","app.kubernetes.io/part-of"'
+    b':"","app.kubernetes.io/component":"","app.kubernetes.io/managed-by":"","app":"",'
+    b'"pod-template-hash":"","kubernetes.io/service-name":"","endpointslice.kubernetes.io/'
+    b'managed-by":"endpointslice-controller.k8s.io","prometheus.io/scrape":"true",'
+    b'"prometheus.io/port":"","prometheus.io/path":"/metrics","addressType":"IPv4",'
+    b'"containerID":"containerd://","phase":"Running","status":"True","protocol":"TCP"},'
+    b'{"type":"PodScheduled","status":"True"},{"type":"Initialized","status":"True"},'
+    b'{"type":"ContainersReady","status":"True"},{"type":"Ready","status":"True"}],'
+    b'"conditions":{"ready":true,"serving":true,"terminating":false},"targetRef":{"kind":'
+    b'"Pod","name":"","namespace":""}},{"addresses":["10.'
+)
+
+
+def _field_names(spec: trims.Spec) -> bytes:
+    return b"".join(
+        b'"%s":' % name.encode() + (_field_names(inner) if isinstance(inner, dict) else b"")
+        for name, inner in spec.items()
+    )
+
+
+# Deflate's preset dictionary for object records: field names first, the likeliest
+# words last (matches nearer the end are cheaper). 32 KiB at most is used; ~2 KB here.
+VOCABULARY: Final = (
+    b"".join(_field_names(spec) for spec in (trims.NODE, trims.SERVICE, trims.POD))
+    + _field_names(trims.META)
+    + _field_names(trims.ENDPOINTSLICE)
+    + _WORDS
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """An object as its object-event record value, already validated by the reader."""
+    """An object as its object-event record value, already validated by the reader,
+    held deflated (`packed`)."""
 
     version: str | None  # metadata.resourceVersion
-    value: bytes
+    packed: bytes
 
     @classmethod
     def of(cls, obj: KubeObject, value: bytes) -> Encoded:
         """`value` is the event whose `object` is `obj` (parsed once, to check it)."""
-        return cls(meta(obj).get("resourceVersion"), value)
+        deflate = zlib_ng.compressobj(LEVEL, zlib_ng.DEFLATED, _RAW, zdict=VOCABULARY)
+        packed = deflate.compress(value) + deflate.flush()
+        return cls(meta(obj).get("resourceVersion"), packed)
+
+    @property
+    def value(self) -> bytes:
+        """The record value, as read."""
+        inflate = zlib_ng.decompressobj(_RAW, zdict=VOCABULARY)
+        return inflate.decompress(self.packed) + inflate.flush()
 
     def parse(self) -> KubeObject:
         obj: KubeObject = orjson.loads(self.value)["object"]
@@ -48,10 +106,14 @@ Stored: TypeAlias = KubeObject | Encoded
 @dataclass
 class ParseCache:
     """The objects parsed last, first in first out: a build reads the same node, namespace
-    or owner for many pods, and one parse then serves them all."""
+    or owner for many pods, and one parse then serves them all. Bounded in count and in
+    the bytes of the records parsed (`max_bytes`; parsed JSON takes ~5x its text), so a
+    job reading many big objects (slices' pods) does not keep thousands parsed."""
 
     size: int = PARSED_CACHE
-    _entries: dict[int, tuple[Encoded, KubeObject]] = field(default_factory=dict)
+    max_bytes: int = PARSED_BYTES
+    _entries: dict[int, tuple[Encoded, KubeObject, int]] = field(default_factory=dict)
+    _bytes: int = 0
 
     def parse(self, stored: Encoded) -> KubeObject:
         # Keyed by identity: an entry holds its Encoded, so the id cannot be reused while
@@ -59,10 +121,12 @@ class ParseCache:
         cached = self._entries.get(id(stored))
         if cached is not None:
             return cached[1]
-        obj = stored.parse()
-        self._entries[id(stored)] = (stored, obj)
-        if len(self._entries) > self.size:
-            del self._entries[next(iter(self._entries))]
+        value = stored.value
+        obj: KubeObject = orjson.loads(value)["object"]
+        self._entries[id(stored)] = (stored, obj, len(value))
+        self._bytes += len(value)
+        while len(self._entries) > self.size or self._bytes > self.max_bytes:
+            self._bytes -= self._entries.pop(next(iter(self._entries)))[2]
         return obj
 
     def __len__(self) -> int:
@@ -70,7 +134,7 @@ class ParseCache:
 
 
 def _encoded_size(stored: Stored | None) -> int:
-    return len(stored.value) if isinstance(stored, Encoded) else 0
+    return len(stored.packed) if isinstance(stored, Encoded) else 0
 
 
 def _version(stored: Stored) -> str | None:
@@ -94,7 +158,7 @@ class ClusterState:
         default_factory=lambda: {resource: {} for resource in Resource}
     )
     cache: ParseCache = field(default_factory=ParseCache)
-    encoded_bytes: int = 0  # record values held (the /metrics state size)
+    encoded_bytes: int = 0  # record values held, deflated (the /metrics state size)
 
     def get(self, resource: Resource, key: ObjectKey, *, cached: bool = True) -> KubeObject | None:
         """The object, parsed if need be; `cached=False` for an object read once per build
