@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from producers import reconcile, trim
+from producers import heap, reconcile, trim
 from producers.known import KnownReader
 from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.producer_metrics import ProducerMetrics
@@ -354,14 +354,15 @@ class Listing:
         """Publish the page's objects the topic lacks (or holds at another version)."""
         emitter, resource, state = self._emitter, self._resource, self._state
         observed_at = emitter.clock()
-        objects = emitter.by_key(resource, items)
-        upserts = self._reconciler.listed({k: _version(o) for k, o in objects.items()})
         records: list[Record] = []
-        for key in upserts:
-            kind = EventType.MODIFIED if key in state.known else EventType.ADDED
-            records += emitter.upsert_records(
-                resource, objects[key], kind=kind, observed_at=observed_at
-            )
+        with heap.paused():  # trimming and encoding a page: no cycles among its objects
+            objects = emitter.by_key(resource, items)
+            upserts = self._reconciler.listed({k: _version(o) for k, o in objects.items()})
+            for key in upserts:
+                kind = EventType.MODIFIED if key in state.known else EventType.ADDED
+                records += emitter.upsert_records(
+                    resource, objects[key], kind=kind, observed_at=observed_at
+                )
         await emitter.hand_over(resource, records)
         emitter.check(resource, state)
 
