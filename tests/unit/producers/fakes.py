@@ -20,8 +20,10 @@ class FakePublisher:
     records: list[Record] = field(default_factory=list)
     failures: int = 0
     lose_next: int = 0  # the next N records are "not acknowledged"
+    calls: list[int] = field(default_factory=list)  # records handed over, per call
 
     async def publish(self, records: Sequence[Record]) -> None:
+        self.calls.append(len(records))
         for record in records:
             if self.lose_next:
                 self.lose_next -= 1
