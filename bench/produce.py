@@ -1,7 +1,8 @@
 """bench/produce: the producer's initial sync of N pods from a real kube-apiserver into
 Kafka, against the floor of a raw paginated LIST of the same pods, in the same run.
 
-    .venv/bin/python bench/produce.py [--pods 50000] [--namespaces 10] [--small]
+    .venv/bin/python bench/produce.py [--pods 50000] [--namespaces 10] [--rounds 1]
+                                      [--base CHECKOUT] [--small]
 
 Starts its own devstack (Kafka + etcd + kube-apiserver) in a temporary run dir, creates
 the pods through the API (concurrent POST + status PATCH, as a kubelet would), then runs,
@@ -15,7 +16,12 @@ each in a fresh process so its peak RSS is its own:
    should write ~0 records;
 4. the baseline again, to show how much the API server's own timing moved.
 
-Prints a Markdown table for bench/README.md.
+`--base CHECKOUT` runs another checkout's producer (its own bench/produce.py child, which
+writes the `bench` prefix's topic) beside this one (the `new` prefix) in steps 2 and 3, on
+the same pods; `--rounds N` repeats steps 1-4 N times on the same pods, deleting the
+producers' topics between rounds and alternating which producer goes first.
+
+Prints a Markdown table per round for bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,19 +29,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kit  # bench/kit.py; it puts the repository root on sys.path
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from producers import producer_metrics
 from producers.runner import Producer
 from schemas.config import HttpSettings, KafkaSettings, KubeSettings, ProducerSettings
-from schemas.topics import Resource
+from schemas.topics import Resource, object_topic
 
 PREFIX = "bench"
 PARTITIONS = 6
@@ -72,7 +81,8 @@ def sample(registry: CollectorRegistry, name: str) -> int:
 async def produce_child(payload: dict[str, Any]) -> dict[str, Any]:
     settings = ProducerSettings(
         cluster="bench", resources=(Resource.PODS,), partitions=PARTITIONS,
-        kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=PREFIX),
+        kafka=KafkaSettings(bootstrap=payload["bootstrap"],
+                            topic_prefix=payload.get("prefix", PREFIX)),
         kube=KubeSettings(kubeconfig=Path(payload["kubeconfig"])), http=HttpSettings(port=0),
     )  # fmt: skip
     registry = CollectorRegistry()
@@ -109,6 +119,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=50_000)
     parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--base", type=Path, help="a checkout whose producer runs beside "
+                        "this one's, on the same pods")  # fmt: skip
     parser.add_argument("--small", action="store_true", help="2,000 pods, for a quick check")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -116,39 +129,79 @@ def main() -> int:
         return run_child(*args.child)
     pods = 2_000 if args.small else args.pods
     print(f"machine: {kit.machine()}\n", flush=True)
+    codes = [Code("new", str(Path(__file__)), "new")]
+    if args.base:  # its produce.py writes the "bench" prefix, whatever the payload says
+        codes.insert(0, Code("base", str(args.base / "bench" / "produce.py"), PREFIX))
     with kit.devstack() as stack:
         created = asyncio.run(kit.create_cluster_objects(
             stack.kubeconfig, pods=pods, namespaces=args.namespaces))  # fmt: skip
         kit.say(f"created {pods} pods in {created:.1f}s ({pods / created:.0f} pods/s)")
+        print(f"input: {pods} pods in {args.namespaces} namespaces, created through the API "
+              f"in {created:.1f}s ({pods / created:.0f} pods/s, 2 requests each)\n")  # fmt: skip
         common = {"kubeconfig": stack.kubeconfig, "bootstrap": stack.kafka_bootstrap,
                   "timeout_s": 1800}  # fmt: skip
-        me = str(Path(__file__))
-        list1 = kit.child(me, "list", common)
-        first = kit.child(me, "produce", {**common, "expect": pods})
-        list2 = kit.child(me, "list", common)
-        again = kit.child(me, "produce", {**common, "expect": 0})
-    assert list1["items"] == pods, list1
-    print(f"input: {pods} pods in {args.namespaces} namespaces, created through the API in "
-          f"{created:.1f}s ({pods / created:.0f} pods/s, 2 requests each)\n")  # fmt: skip
-    rows = [
-        ("raw paginated LIST, orjson, limit=500 (baseline, 1st)", f"{list1['seconds']:.2f}",
-         f"{pods / list1['seconds']:.0f}", "-", f"{list1['max_rss_mb']:.0f}"),
-        ("raw paginated LIST (baseline, 2nd)", f"{list2['seconds']:.2f}",
-         f"{pods / list2['seconds']:.0f}", "-", f"{list2['max_rss_mb']:.0f}"),
-        ("producer initial sync, start to all acked", f"{first['acked_s']:.2f}",
-         f"{pods / first['acked_s']:.0f}", str(first["published"]),
-         f"{first['max_rss_mb']:.0f}"),
-        ("producer restart, nothing changed", f"{again['acked_s']:.2f}",
-         f"{pods / again['acked_s']:.0f}", str(again["published"]),
-         f"{again['max_rss_mb']:.0f}"),
-    ]  # fmt: skip
-    print(kit.table(["step", "seconds", "pods/s", "records written", "peak RSS MiB"], rows))
-    floor = min(list1["seconds"], list2["seconds"])
-    print(f"\nproducer initial sync / LIST floor: {first['acked_s'] / floor:.2f}x "
-          f"(ready after {first['ready_s']:.2f}s; CPU {first['cpu_s']:.1f}s); restart: "
-          f"{again['unchanged']} unchanged, {again['tombstones']} tombstones, "
-          f"{again['published']} written (CPU {again['cpu_s']:.1f}s)")  # fmt: skip
+        for n in range(args.rounds):
+            order = codes if n % 2 == 0 else codes[::-1]
+            one_round(n + 1, order, common, pods=pods)
+            asyncio.run(delete_topics(stack.kafka_bootstrap, [
+                object_topic(c.prefix, "bench", Resource.PODS) for c in codes]))  # fmt: skip
     return 0
+
+
+@dataclass(frozen=True)
+class Code:
+    name: str
+    script: str
+    prefix: str
+
+
+def one_round(n: int, codes: list[Code], common: dict[str, Any], *, pods: int) -> None:
+    me = str(Path(__file__))
+    loads = [f"{os.getloadavg()[0]:.1f}"]
+    list1 = kit.child(me, "list", common)
+    assert list1["items"] == pods, list1
+    first = {
+        c.name: kit.child(c.script, "produce", {**common, "expect": pods, "prefix": c.prefix})
+        for c in codes
+    }
+    list2 = kit.child(me, "list", common)
+    again = {
+        c.name: kit.child(c.script, "produce", {**common, "expect": 0, "prefix": c.prefix})
+        for c in codes
+    }
+    loads.append(f"{os.getloadavg()[0]:.1f}")
+    floor = min(list1["seconds"], list2["seconds"])
+    rss = max(list1["max_rss_mb"], list2["max_rss_mb"])
+    rows = [(f"raw paginated LIST, orjson, limit=500 ({i})", f"{x['seconds']:.2f}", "-",
+             f"{x['cpu_s']:.1f}", "-", f"{x['max_rss_mb']:.0f}", "-")
+            for i, x in (("1st", list1), ("2nd", list2))]  # fmt: skip
+    for c in codes:
+        for step, x in (("initial sync, start to all acked", first[c.name]),
+                        ("restart, nothing changed", again[c.name])):  # fmt: skip
+            rows.append((f"{c.name} producer: {step}", f"{x['acked_s']:.2f}",
+                         f"{x['acked_s'] / floor:.2f}x", f"{x['cpu_s']:.1f}",
+                         str(x["published"]), f"{x['max_rss_mb']:.0f}",
+                         f"{x['max_rss_mb'] / rss:.2f}x"))  # fmt: skip
+    print(
+        f"round {n} ({time.strftime('%H:%M', time.gmtime())} UTC, load "
+        f"{' -> '.join(loads)}; other pytest sessions: {kit.other_pytest()})\n"
+    )
+    print(kit.table(["step", "seconds", "/ faster LIST", "CPU s", "records written",
+                     "peak RSS MiB", "/ LIST's RSS"], rows))  # fmt: skip
+    print(flush=True)
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Delete the producers' topics and wait until the broker no longer lists them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+        async with kit.deadline(120):
+            while set(names) & set(await admin.list_topics()):  # noqa: ASYNC110 - polling
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from producers import reconcile, trim
+from producers import heap, reconcile, trim
 from producers.known import KnownReader
 from producers.kubeapi.api import Page, Scope, WatchEvent
 from producers.producer_metrics import ProducerMetrics
@@ -56,12 +56,15 @@ class Record:
     resource: Resource
     event: EventType
     observed_at: float  # time.time() when the producer saw the change
+    version: str  # the object's resourceVersion, what the topic then holds for `key`
 
 
 class Publisher(Protocol):
     failures: int  # grows each time Kafka did not take a record
 
-    async def publish(self, record: Record) -> None: ...
+    async def publish(self, records: Sequence[Record]) -> None:
+        """Hand records over in order (a page's at once, so they go out in few batches)."""
+        ...
 
     async def flush(self) -> None: ...
 
@@ -199,6 +202,23 @@ class Emitter:
     async def upsert(
         self, resource: Resource, obj: KubeObject, *, kind: EventType, observed_at: float
     ) -> None:
+        await self.hand_over(
+            resource, self.upsert_records(resource, obj, kind=kind, observed_at=observed_at)
+        )
+
+    async def tombstone(
+        self, resource: Resource, key: ObjectKey, *, version: str, observed_at: float
+    ) -> None:
+        await self.hand_over(
+            resource,
+            [self.tombstone_record(resource, key, version=version, observed_at=observed_at)],
+        )
+
+    def upsert_records(
+        self, resource: Resource, obj: KubeObject, *, kind: EventType, observed_at: float
+    ) -> list[Record]:
+        """The object's record; none if it cannot be trimmed or serialised (counted), or
+        the earlier record's tombstone if it is too large now."""
         key = trim.key_of(obj)
         version = _version(obj)
         try:
@@ -212,19 +232,42 @@ class Emitter:
             )
         except trim.TrimError as exc:
             self._skip(resource, "untrimmable", key=key, reason=str(exc))
-            return
+            return []
         except (ValueError, TypeError) as exc:
             self._skip(resource, "unserialisable", key=key, reason=str(exc))
-            return
-        await self._send(resource, key, value, kind=kind, version=version, observed_at=observed_at)
+            return []
+        record = self._record(
+            resource, key, value, kind=kind, version=version, observed_at=observed_at
+        )
+        size = record_size(key.encode(), value, record.headers)
+        if size > self._naming.max_record_bytes:
+            return self._too_large(record, size=size)
+        return [record]
 
-    async def tombstone(
+    def tombstone_record(
         self, resource: Resource, key: ObjectKey, *, version: str, observed_at: float
-    ) -> None:
+    ) -> Record:
         kind = EventType.DELETED
-        await self._send(resource, key, None, kind=kind, version=version, observed_at=observed_at)
+        return self._record(
+            resource, key, None, kind=kind, version=version, observed_at=observed_at
+        )
 
-    async def _send(  # one record's parts, all keyword-only
+    async def hand_over(self, resource: Resource, records: Sequence[Record]) -> None:
+        """Publish the records, then remember what the topic holds for their keys."""
+        if not records:
+            return
+        await self._publisher.publish(records)
+        state = self._topics.get(resource)  # None after a resync: the next read has it
+        if state is None:
+            return
+        known = state.known
+        for record in records:
+            if record.value is None:
+                known.pop(record.key, None)
+            else:
+                known[record.key] = record.version
+
+    def _record(  # one record's parts, all keyword-only
         self,
         resource: Resource,
         key: ObjectKey,
@@ -233,9 +276,9 @@ class Emitter:
         kind: EventType,
         version: str,
         observed_at: float,
-    ) -> None:
+    ) -> Record:
         naming = self._naming
-        record = Record(
+        return Record(
             topic=naming.topic(resource),
             key=key,
             value=value,
@@ -246,22 +289,10 @@ class Emitter:
             resource=resource,
             event=kind,
             observed_at=observed_at,
+            version=version,
         )
-        if value is not None:
-            size = record_size(key.encode(), value, record.headers)
-            if size > naming.max_record_bytes:
-                await self._too_large(record, size=size, version=version)
-                return
-        await self._publisher.publish(record)
-        state = self._topics.get(resource)  # None after a resync: the next read has it
-        if state is None:
-            return
-        if value is None:
-            state.known.pop(key, None)
-        else:
-            state.known[key] = version
 
-    async def _too_large(self, record: Record, *, size: int, version: str) -> None:
+    def _too_large(self, record: Record, *, size: int) -> list[Record]:
         """Skip the record; tombstone the key if the topic holds an earlier record of it."""
         resource, key = record.resource, record.key
         state = self._topics.get(resource)
@@ -269,14 +300,19 @@ class Emitter:
         limit = self._naming.max_record_bytes
         reason = f"a record of {size} bytes, over max_record_bytes={limit}"
         self._skip(resource, "too_large", key=key, reason=reason, size=size)
-        if held:
-            logger.warning(
-                "Tombstoning the earlier record of %s %s while it is too large.",
-                resource,
-                key,
-                extra={"resource": resource.value, "key": key},
+        if not held:
+            return []
+        logger.warning(
+            "Tombstoning the earlier record of %s %s while it is too large.",
+            resource,
+            key,
+            extra={"resource": resource.value, "key": key},
+        )
+        return [
+            self.tombstone_record(
+                resource, key, version=record.version, observed_at=record.observed_at
             )
-            await self.tombstone(resource, key, version=version, observed_at=record.observed_at)
+        ]
 
     def _skip(
         self, resource: Resource, why: str, *, key: str, reason: str, size: int | None = None
@@ -318,11 +354,16 @@ class Listing:
         """Publish the page's objects the topic lacks (or holds at another version)."""
         emitter, resource, state = self._emitter, self._resource, self._state
         observed_at = emitter.clock()
-        objects = emitter.by_key(resource, items)
-        upserts = self._reconciler.listed({k: _version(o) for k, o in objects.items()})
-        for key in upserts:
-            kind = EventType.MODIFIED if key in state.known else EventType.ADDED
-            await emitter.upsert(resource, objects[key], kind=kind, observed_at=observed_at)
+        records: list[Record] = []
+        with heap.paused():  # trimming and encoding a page: no cycles among its objects
+            objects = emitter.by_key(resource, items)
+            upserts = self._reconciler.listed({k: _version(o) for k, o in objects.items()})
+            for key in upserts:
+                kind = EventType.MODIFIED if key in state.known else EventType.ADDED
+                records += emitter.upsert_records(
+                    resource, objects[key], kind=kind, observed_at=observed_at
+                )
+        await emitter.hand_over(resource, records)
         emitter.check(resource, state)
 
     async def finish(self, resource_version: str) -> None:
@@ -331,9 +372,13 @@ class Listing:
         emitter.check(resource, self._state)  # a lost record: re-read and re-list first
         tombstones = reconciler.finish()
         observed_at = emitter.clock()
-        for key in tombstones:
-            version = reconciler.known[key]
-            await emitter.tombstone(resource, key, version=version, observed_at=observed_at)
+        records = [
+            emitter.tombstone_record(
+                resource, key, version=reconciler.known[key], observed_at=observed_at
+            )
+            for key in tombstones
+        ]
+        await emitter.hand_over(resource, records)
         emitter.reconciled(resource, tombstones=len(tombstones), unchanged=reconciler.unchanged)
         emitter.check(resource, self._state)
         logger.info(

@@ -6,6 +6,14 @@ number of unacknowledged records blocks `publish()`, and so the watch, when the
 broker is slow or away: nothing is dropped. A record the broker never
 acknowledged bumps `failures`; its writer then re-reads the topic and re-lists.
 
+A page's records are handed over together (`publish(records)`) and go out as batches
+built here, one `send_batch` per partition and batch, not one `send` per record: the
+producer's future, callback and metric updates per record took ~30 of the ~85 us a
+listed pod cost from trim to ack (bench/README.md, session 8). A handful of records
+(a watch event) still go one by one into the producer's own batches, which a lone
+`send_batch` would have to wait behind. Either way a record goes to its partition
+with its key, value and headers, in order: the topic holds the same records.
+
 A record Kafka refuses for what it is (too large for the topic's limit) is
 different: re-listing would only send it again, forever. The emitter keeps records
 within `max_request_size` and the topics' max.message.bytes read at start, so this
@@ -19,9 +27,12 @@ publisher, which reads the topics' limits again and skips the record before send
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaProducer
@@ -33,6 +44,9 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from prometheus_client import Counter
 
 from kafka_access import compacted, kafka_options, topic_plan
 from kafka_access.reporting import Refusals
@@ -40,6 +54,8 @@ from lifecycle import stopping
 from producers.emit import PublishFailed, Record
 from producers.producer_metrics import ProducerMetrics
 from schemas.config import KafkaSettings
+from schemas.events import EventType
+from schemas.topics import Resource
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +69,40 @@ TOPIC_DENIED = TopicAuthorizationFailedError.errno
 BATCH_BYTES = 256 * 2**10
 # Kafka refuses the record itself: sending it again cannot help.
 REJECTIONS = (MessageSizeTooLargeError, RecordListTooLargeError)
+# Fewer records than this are sent one by one into the producer's own batches (a watch
+# event, a page with few changes); more go as batches of our own (`send_batch`).
+FEW = 8
+_TOO_LARGE = (
+    "The message is %d bytes when serialized which is larger than the maximum request "
+    "size you have configured with the max_request_size configuration"
+)  # aiokafka's own words, as `send` raises them
+
+
+@dataclass
+class _Batch:
+    """A batch being filled for one partition, and the records in it (for their acks)."""
+
+    builder: BatchBuilder
+    records: list[Record] = field(default_factory=list)
+
+    def add(self, key: bytes, record: Record) -> bool:
+        """Append the record; False if the batch is full."""
+        appended = self.builder.append(
+            timestamp=None, key=key, value=record.value, headers=record.headers
+        )
+        if appended is None:
+            return False
+        self.records.append(record)
+        return True
+
+
+@dataclass
+class _Gathering:
+    """One `publish` call's batches being filled, and how many slots it holds for
+    records not yet handed to the producer."""
+
+    batches: dict[tuple[str, int], _Batch] = field(default_factory=dict)
+    unsent: int = 0
 
 
 class TopicMismatch(Exception):
@@ -79,6 +129,7 @@ class KafkaPublisher:
         self._batch_bytes = BATCH_BYTES
         self._slots = asyncio.Semaphore(max_unacked)
         self._producer: AIOKafkaProducer | None = None
+        self._counters: dict[tuple[Resource, EventType], Counter] = {}
         self.failures = 0
         self.refused = asyncio.Event()  # Kafka refused a record: start a new publisher
 
@@ -125,14 +176,82 @@ class KafkaPublisher:
         if self._producer is not None:
             await self._producer.flush()
 
-    async def publish(self, record: Record) -> None:
-        """Hand one record to the producer; blocks while too many are unacknowledged."""
-        if self._producer is None:
+    async def publish(self, records: Sequence[Record]) -> None:
+        """Hand records over in order, in one batch per partition (more when a batch is
+        full); blocks while too many are unacknowledged.
+
+        One `send_batch` per batch rather than one `send` per record: the producer then
+        keeps no future per record and runs one callback per batch, not per record. Each
+        record still goes to its own partition (`Record.partition`) with its key, value
+        and headers, so the topic holds the same records either way.
+        """
+        producer = self._producer
+        if producer is None:
             raise PublishFailed("publisher not started")
+        if len(records) < FEW:
+            for record in records:
+                await self._slots.acquire()
+                await self._send_one(producer, record)
+            return
+        gathering = _Gathering()
+        try:
+            for record in records:
+                await self._gather(producer, gathering, record)
+            await self._send_all(producer, gathering)
+        finally:  # a failed send or a cancel: give back the slots of records not sent
+            for _ in range(gathering.unsent):
+                self._slots.release()
+
+    async def _gather(
+        self, producer: AIOKafkaProducer, gathering: _Gathering, record: Record
+    ) -> None:
+        """Add the record to its partition's batch; send that batch first if it is full."""
+        if self._slots.locked():  # let what is gathered go, so acks can free slots
+            await self._send_all(producer, gathering)
         await self._slots.acquire()
+        gathering.unsent += 1
+        key = record.key.encode()
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, record.value, record.headers)
+        if size > self._max_request_size:  # what `send` would refuse
+            gathering.unsent -= 1
+            self._slots.release()
+            self._rejected(record, MessageSizeTooLargeError(_TOO_LARGE % size))
+            return
+        where = (record.topic, record.partition)
+        batch = gathering.batches.get(where)
+        if batch is not None and batch.add(key, record):
+            return
+        if batch is not None:  # full: off it goes, in order
+            await self._send_batch(producer, gathering, where)
+        batch = gathering.batches[where] = _Batch(producer.create_batch())
+        batch.add(key, record)  # the first record of a batch always fits
+
+    async def _send_all(self, producer: AIOKafkaProducer, gathering: _Gathering) -> None:
+        for where in list(gathering.batches):
+            await self._send_batch(producer, gathering, where)
+
+    async def _send_batch(
+        self, producer: AIOKafkaProducer, gathering: _Gathering, where: tuple[str, int]
+    ) -> None:
+        """Hand one gathered batch to the producer; PublishFailed if it does not take it."""
+        topic, partition = where
+        batch = gathering.batches[where]
         sent_at = time.monotonic()
         try:
-            future = await self._producer.send(
+            future = await producer.send_batch(batch.builder, topic, partition=partition)
+        except KafkaError as exc:
+            refused = self._batch_failed(batch.records, exc)
+            raise PublishFailed(refused or f"send to {topic}: {exc!r}") from exc
+        del gathering.batches[where]
+        gathering.unsent -= len(batch.records)
+        future.add_done_callback(functools.partial(self._acked, batch.records, sent_at))
+
+    async def _send_one(self, producer: AIOKafkaProducer, record: Record) -> None:
+        """One record into the producer's own batches: a watch event alone in a batch of
+        its own would wait for the partition's previous batch to be drained."""
+        sent_at = time.monotonic()
+        try:
+            future = await producer.send(
                 record.topic,
                 value=record.value,
                 key=record.key.encode(),
@@ -145,40 +264,65 @@ class KafkaPublisher:
             return
         except KafkaError as exc:
             self._slots.release()
-            refused = self._failed(record, exc)
+            refused = self._batch_failed([record], exc)
             raise PublishFailed(refused or f"send to {record.topic}: {exc!r}") from exc
-        future.add_done_callback(lambda f: self._acked(record, sent_at, f))
+        future.add_done_callback(functools.partial(self._acked, [record], sent_at))
 
-    def _acked(self, record: Record, sent_at: float, future: asyncio.Future[Any]) -> None:
-        self._slots.release()
-        if future.cancelled():
-            self._failed(record, asyncio.CancelledError())
-            return
-        exc = future.exception()
+    def _acked(self, records: list[Record], sent_at: float, future: asyncio.Future[Any]) -> None:
+        for _ in records:
+            self._slots.release()
+        exc = asyncio.CancelledError() if future.cancelled() else future.exception()
         if isinstance(exc, REJECTIONS):
-            self._rejected(record, exc)
+            for record in records:
+                self._rejected(record, exc)
             self.refused.set()
             return
         if exc is not None:
-            self._failed(record, exc)
+            self._batch_failed(records, exc)
             return
         self._metrics.publish_latency.observe(time.monotonic() - sent_at)
-        self._metrics.lag.observe(max(0.0, time.time() - record.observed_at))
-        self._metrics.published.labels(record.resource.value, record.event.value).inc()
+        self._metrics.lag.observe(max(0.0, time.time() - records[0].observed_at))  # earliest
+        if len(records) == 1:
+            self._published(records[0].resource, records[0].event).inc()
+            return
+        counts: dict[tuple[Resource, EventType], int] = {}
+        for r in records:
+            counts[r.resource, r.event] = counts.get((r.resource, r.event), 0) + 1
+        for (resource, event), count in counts.items():
+            self._published(resource, event).inc(count)
 
-    def _failed(self, record: Record, exc: BaseException) -> str | None:
-        """Count and log; the refusal's line if Kafka refused us (the watch logs that)."""
-        self.failures += 1
-        self._metrics.errors.labels(record.resource.value, type(exc).__name__).inc()
-        refused = self._refusals.check_now(exc, doing=f"writing {record.topic}", keep=False)
+    def _published(self, resource: Resource, event: EventType) -> Counter:
+        """The published counter of a resource and event type, its labels looked up once."""
+        counter = self._counters.get((resource, event))
+        if counter is None:
+            counter = self._metrics.published.labels(resource.value, event.value)
+            self._counters[resource, event] = counter
+        return counter
+
+    def _batch_failed(self, records: list[Record], exc: BaseException) -> str | None:
+        """Count each record and log the batch once; the refusal's line if Kafka refused
+        us (the watch logs that)."""
+        first = records[0]
+        self.failures += len(records)
+        counts = collections.Counter(r.resource for r in records)
+        for resource, count in counts.items():
+            self._metrics.errors.labels(resource.value, type(exc).__name__).inc(count)
+        refused = self._refusals.check_now(exc, doing=f"writing {first.topic}", keep=False)
         if refused is not None:
             return refused
         logger.warning(
-            "Kafka did not take %s %s: %r.",
-            record.topic,
-            record.key,
+            "Kafka did not take %d records of %s[%d] (%s first): %r.",
+            len(records),
+            first.topic,
+            first.partition,
+            first.key,
             exc,
-            extra={"topic": record.topic, "key": record.key, "error": repr(exc)},
+            extra={
+                "topic": first.topic,
+                "key": first.key,
+                "records": len(records),
+                "error": repr(exc),
+            },
         )
         return None
 

@@ -20,8 +20,8 @@ class ProducerMetrics:
     reconcile_unchanged: Counter  # resource
     skipped: Counter  # resource, reason (untrimmable, unserialisable, too_large, rejected)
     errors: Counter  # resource, kind (exception class)
-    publish_latency: Histogram  # from send() to broker ack
-    lag: Histogram  # from the producer seeing an API event to the broker ack
+    publish_latency: Histogram  # per batch: from send to broker ack
+    lag: Histogram  # per batch: from the producer seeing its first API event to the broker ack
     ready: Gauge  # resource: 1 once the initial list is published
     leader: Gauge  # 1 while this replica holds the lease
     leader_election: Gauge  # 1 when leader election is on
@@ -70,8 +70,12 @@ def create(registry: CollectorRegistry) -> ProducerMetrics:
             "tls, topic_denied, group_denied, cluster_denied (each is retried with backoff).",
             "reason",
         ),
-        publish_latency=histogram("publish_latency_seconds", "Kafka send to broker ack."),
-        lag=histogram("lag_seconds", "API event seen to Kafka ack."),
+        publish_latency=histogram(
+            "publish_latency_seconds", "Kafka send to broker ack, per batch."
+        ),
+        lag=histogram(
+            "lag_seconds", "API event seen to Kafka ack, per batch (its earliest event)."
+        ),
         ready=Gauge(
             "sdstream_producer_ready",
             "1 once the resource's initial list is published.",

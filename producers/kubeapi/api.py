@@ -16,6 +16,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
+from producers import heap
 from producers.kubeapi import errors
 from schemas import resources
 from schemas.objects import KubeObject
@@ -209,7 +210,8 @@ class KubeApi:
 def _object(data: bytes, what: str) -> KubeObject:
     """A JSON object response, parsed; MalformedResponse otherwise."""
     try:
-        value = orjson.loads(data)
+        with heap.paused():  # a LIST page: ~100 containers per object, no cycles
+            value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise errors.MalformedResponse(f"{what}: bad JSON: {exc}") from exc
     if not isinstance(value, dict):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from producers.emit import Record
@@ -20,13 +20,16 @@ class FakePublisher:
     records: list[Record] = field(default_factory=list)
     failures: int = 0
     lose_next: int = 0  # the next N records are "not acknowledged"
+    calls: list[int] = field(default_factory=list)  # records handed over, per call
 
-    async def publish(self, record: Record) -> None:
-        if self.lose_next:
-            self.lose_next -= 1
-            self.failures += 1
-            return
-        self.records.append(record)
+    async def publish(self, records: Sequence[Record]) -> None:
+        self.calls.append(len(records))
+        for record in records:
+            if self.lose_next:
+                self.lose_next -= 1
+                self.failures += 1
+                continue
+            self.records.append(record)
 
     async def flush(self) -> None:
         return None

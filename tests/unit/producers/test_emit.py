@@ -49,6 +49,16 @@ def summary(publisher: FakePublisher) -> list[tuple[str, str, str]]:
     ]
 
 
+async def test_a_page_and_its_tombstones_are_each_handed_over_in_one_call() -> None:
+    emitter, publisher, _, _ = make(seeded={PODS: {ObjectKey(f"ns/gone-{i}"): "1"
+                                                   for i in range(3)}})  # fmt: skip
+    run = await emitter.listing(Resource.PODS, Scope())
+    await run.page([obj(f"p{i}", "1") for i in range(20)])
+    await run.page([obj(f"q{i}", "1") for i in range(5)])
+    await run.finish("9")
+    assert publisher.calls == [20, 5, 3]  # so the publisher can batch a page's records
+
+
 async def test_first_listing_publishes_everything() -> None:
     emitter, publisher, _, _ = make()
     await emitter.listed(Resource.PODS, Scope(), Page([obj("a", "1"), obj("b", "2")], "9"))
