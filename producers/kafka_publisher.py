@@ -8,8 +8,8 @@ acknowledged bumps `failures`; its writer then re-reads the topic and re-lists.
 
 A page's records are handed over together (`publish(records)`) and go out as batches
 built here, one `send_batch` per partition and batch, not one `send` per record: the
-producer's future, callback and metric updates per record took ~30 of the ~85 us a
-listed pod cost from trim to ack (bench/README.md, session 8). A handful of records
+producer's future, callback and metric updates per record were a third of what a listed
+pod cost from trim to ack (bench/README.md, session 8). A handful of records
 (a watch event) still go one by one into the producer's own batches, which a lone
 `send_batch` would have to wait behind. Either way a record goes to its partition
 with its key, value and headers, in order: the topic holds the same records.
