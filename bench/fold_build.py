@@ -23,6 +23,7 @@ import argparse
 import cProfile
 import gc
 import hashlib
+import importlib
 import sys
 import time
 import types
@@ -38,12 +39,12 @@ def load_code(root: Path | None) -> Any:
     if root is not None:
         sys.path.insert(0, str(root.resolve()))
     sys.path.insert(1 if root is not None else 0, str(here))
-    import kit
-
     from consumers import heap
     from consumers.compactor import folds, jobs, state
     from schemas.sd_config import ScrapeJob
     from schemas.topics import Resource, object_key
+
+    kit = importlib.import_module("kit")  # last: it puts this checkout first on sys.path
 
     return types.SimpleNamespace(
         kit=kit,
