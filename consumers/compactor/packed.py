@@ -9,14 +9,13 @@ one, a digest of its record does (encoding is canonical). So each group is held 
 record compressed (~4-30x), with its job, cluster and target count for gauges and page
 summaries; the model is decoded again where it is needed.
 
-Packing is most of the cost of building a group (bench/README.md, session 8 one-process
+Packing was half the cost of building a group (bench/README.md, session 8 one-process
 CPU), so it is kept cheap: the record is encoded straight from the built labels (no model
-made first), compressed with zlib-ng (the same deflate format, several times faster than
-zlib; level 1 below `BIG`, its level 2 above, smaller than zlib's level 1 there), and
-no digest is computed: two groups are equal when their packed bytes are, since one
-compressor at one level always gives the same bytes for the same record (and different
-bytes for different records, which inflate differently), and groups are only ever
-compared with groups this process packed.
+made first), and no digest is computed: two groups are equal when their packed bytes are,
+since one compressor at one level always gives the same bytes for the same record (and
+different bytes for different records, which inflate differently), and groups are only
+ever compared with groups this process packed. (zlib-ng would compress ~2.5x faster, but
+with it a one-process consumer held ~85 MiB more once serving, unexplained: see there.)
 
 `Groups` is a mapping of keys to groups that holds them so: reading a group decodes it,
 so callers that read a few (tests, a discovery page for one job) keep working, and the
@@ -26,20 +25,18 @@ fold's own bookkeeping uses the packed form (`held`, `hold`, `drop`).
 from __future__ import annotations
 
 import sys
+import zlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
-from zlib_ng import zlib_ng
 
 from schemas.events import SCHEMA_VERSION
 from schemas.targets import LabelSet, TargetGroup
 from schemas.topics import TargetKey
 
-LEVEL: Final = 1  # zlib-ng's fastest: a group is packed each time it is built
-BIG_LEVEL: Final = 2  # as fast as level 1 on big records, and ~25 % smaller
-BIG: Final = 1 << 15  # record bytes from which BIG_LEVEL is used
+LEVEL: Final = 1  # zlib: the cheapest level; a group is packed each time it is built
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +63,16 @@ class Packed:
     ) -> Packed:  # fmt: skip
         """The group `TargetGroup(job=job, ...)` would be, without making that model."""
         value = encode(job, cluster, source, labels, targets, schema_version=schema_version)
-        level = BIG_LEVEL if len(value) >= BIG else LEVEL
         return cls(
             sys.intern(job),  # one str per job and cluster, not one per group
             sys.intern(cluster),
             len(targets),
-            zlib_ng.compress(value, level),
+            zlib.compress(value, LEVEL),
         )
 
     def value(self) -> bytes:
         """The group's record value."""
-        return zlib_ng.decompress(self.packed)
+        return zlib.decompress(self.packed)
 
     def group(self) -> TargetGroup:
         return decode(self.value())

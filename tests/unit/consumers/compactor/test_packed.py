@@ -47,15 +47,6 @@ def test_packed_groups_are_equal_exactly_when_their_groups_are(
     assert packed.Packed.of(same) == packed.Packed.of(one)  # the record is canonical
 
 
-def test_big_records_are_packed_at_the_big_level_and_read_back() -> None:
-    many = [{"__address__": f"10.0.{i >> 8}.{i & 255}:80", "x": str(i)} for i in range(2000)]
-    group = TargetGroup(job="j", cluster="c", source="s", labels={"a": "b"}, targets=many)
-    assert len(targets.encode(group)) >= packed.BIG
-    held = packed.Packed.of(group)
-    assert held.value() == targets.encode(group)
-    assert held == packed.Packed.of(group.model_copy())
-
-
 def pod(name: str) -> dict[str, object]:
     return {
         "kind": "Pod",
