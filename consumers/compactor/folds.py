@@ -347,24 +347,21 @@ class Fold:
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
-        # Built here from str-only dicts: validation would only re-check what we made.
-        discovered = TargetGroup.model_construct(
-            job=view.job, cluster=cluster, source=built.source, labels=labels, targets=built.targets
-        )
+        # Packed straight from str-only dicts: a model would only re-check what we made.
         held: packed.Packed | None = None
         if not built.targets:
             self.discovered.drop(tkey)
         elif self.keep_discovered or not view.rules:
-            held = self._discover(tkey, packed.Packed.of(discovered))
+            discovered = packed.Packed.build(view.job, cluster, built.source, labels, built.targets)
+            held = self._discover(tkey, discovered)
         if not view.rules:  # served as discovered: the same object in both
             return self._set(tkey, held)
         final = self._relabel(view, tkey, labels, built.targets)
         if final is None:
             return self._set(tkey, None)
-        group = TargetGroup.model_construct(
-            job=view.job, cluster=cluster, source=built.source, labels=final[0], targets=final[1]
+        return self._set(
+            tkey, packed.Packed.build(view.job, cluster, built.source, final[0], final[1])
         )
-        return self._set(tkey, packed.Packed.of(group))
 
     def _drop(self, owner: Owner, tkey: TargetKey, read: set[dependencies.Dep]) -> Change | None:
         """No group for `owner`: it depends only on what was `read` to decide so."""

@@ -6,9 +6,16 @@ one-process consumer held (bench/README.md, session 7 one-process memory). The f
 only needs a group whole to write it (its record, `targets.encode`), to feed this
 process's sinks, and for the discovery page; to tell a changed group from an unchanged
 one, a digest of its record does (encoding is canonical). So each group is held as its
-record compressed (zlib level 1: ~6x on a pod's few targets, more on big groups), with
-that digest, and its job, cluster and target count for gauges and page summaries; the
-model is decoded again where it is needed.
+record compressed (~4-30x), with its job, cluster and target count for gauges and page
+summaries; the model is decoded again where it is needed.
+
+Packing was half the cost of building a group (bench/README.md, session 8 one-process
+CPU), so it is kept cheap: the record is encoded straight from the built labels (no model
+made first), and no digest is computed: two groups are equal when their packed bytes are,
+since one compressor at one level always gives the same bytes for the same record (and
+different bytes for different records, which inflate differently), and groups are only
+ever compared with groups this process packed. (zlib-ng would compress ~2.5x faster, but
+with it a one-process consumer held ~85 MiB more once serving, unexplained: see there.)
 
 `Groups` is a mapping of keys to groups that holds them so: reading a group decodes it,
 so callers that read a few (tests, a discovery page for one job) keep working, and the
@@ -25,8 +32,8 @@ from typing import Final
 
 import orjson
 
-from schemas import targets
-from schemas.targets import TargetGroup
+from schemas.events import SCHEMA_VERSION
+from schemas.targets import LabelSet, TargetGroup
 from schemas.topics import TargetKey
 
 LEVEL: Final = 1  # zlib: the cheapest level; a group is packed each time it is built
@@ -35,9 +42,8 @@ LEVEL: Final = 1  # zlib: the cheapest level; a group is packed each time it is 
 @dataclass(frozen=True, slots=True)
 class Packed:
     """One group: `packed` is its record (`targets.encode`) deflated; equal groups have
-    equal records, so equal `Packed`s (the digest is compared first)."""
+    equal records, so equal `Packed`s, and unequal ones unequal `packed` bytes."""
 
-    digest: bytes
     job: str
     cluster: str
     count: int  # targets
@@ -45,12 +51,22 @@ class Packed:
 
     @classmethod
     def of(cls, group: TargetGroup) -> Packed:
-        value = targets.encode(group)
+        return cls.build(
+            group.job, group.cluster, group.source, group.labels, group.targets,
+            schema_version=group.schema_version,
+        )  # fmt: skip
+
+    @classmethod
+    def build(
+        cls, job: str, cluster: str, source: str, labels: LabelSet, targets: list[LabelSet],
+        *, schema_version: int = SCHEMA_VERSION,
+    ) -> Packed:  # fmt: skip
+        """The group `TargetGroup(job=job, ...)` would be, without making that model."""
+        value = encode(job, cluster, source, labels, targets, schema_version=schema_version)
         return cls(
-            targets.digest(value),
-            sys.intern(group.job),  # one str per job and cluster, not one per group
-            sys.intern(group.cluster),
-            len(group.targets),
+            sys.intern(job),  # one str per job and cluster, not one per group
+            sys.intern(cluster),
+            len(targets),
             zlib.compress(value, LEVEL),
         )
 
@@ -60,6 +76,18 @@ class Packed:
 
     def group(self) -> TargetGroup:
         return decode(self.value())
+
+
+def encode(
+    job: str, cluster: str, source: str, labels: LabelSet, targets: list[LabelSet],
+    *, schema_version: int = SCHEMA_VERSION,
+) -> bytes:  # fmt: skip
+    """`targets.encode` of the group with these fields: the same bytes (a test checks)."""
+    return orjson.dumps(
+        {"schema_version": schema_version, "job": job, "cluster": cluster, "source": source,
+         "labels": labels, "targets": targets},
+        option=orjson.OPT_SORT_KEYS,
+    )  # fmt: skip
 
 
 def decode(value: bytes) -> TargetGroup:
