@@ -21,7 +21,11 @@ and synced again once Kafka lets us fetch them. This module only drives those ru
 aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
-the groups this member owns; 4. send them and wait for the acks.
+the groups this member owns; 4. show them to this process's sinks; 5. once the previous
+round's acks are in, hand them to the producer. Their acks are awaited while the next
+batch is folded, built and shown (one round in flight): then the sinks keep the round and
+its offsets are marked; a failed round takes back every round not acked yet and a full
+sync follows.
 
 Limits: a group too large to publish gets a tombstone, counted and logged
 (`kafka_writer`); one group never stops the others.
@@ -36,7 +40,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -205,6 +209,7 @@ class FoldLoop:
         self._unread: dict[TopicPartition, int] = {}
         self._unread_topics: set[str] = set()  # topics the gauge has shown
         self._step_clock = _StepClock(0.0)  # the publish step under way (debug timings)
+        self._inflight: _Round | None = None  # the last round handed over, acks not awaited
 
     # readiness -----------------------------------------------------------------------
 
@@ -567,23 +572,47 @@ class FoldLoop:
         sync follows after a backoff: it writes whatever the topic lacks, so nothing is
         lost, and the groups already published keep being served meanwhile."""
         backoff = Backoff(0.5, DENIED_RETRY_S, jitter=False)
-        while True:
+        try:
+            while True:
+                await self._work()
+                await self._publish_or_settle(backoff)
+        finally:
+            if self._inflight is not None:
+                self._inflight.acks.cancel()
+
+    async def _work(self) -> None:
+        """Until records were folded (or the assignment changed), or the round in flight
+        has its acks."""
+        inflight = self._inflight
+        if inflight is None or self._dirty.is_set():
             await self._dirty.wait()
-            self._dirty.clear()
-            self._step_clock = _StepClock(time.time())
-            try:
+            return
+        dirty = asyncio.ensure_future(self._dirty.wait())
+        either: list[asyncio.Future[Any]] = [dirty, inflight.acks]
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dirty.cancel()
+
+    async def _publish_or_settle(self, backoff: Backoff) -> None:
+        try:
+            if self._dirty.is_set():
+                self._dirty.clear()
+                self._step_clock = _StepClock(time.time())
                 await self._publish_step()
-            except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
-                if self._feed is not None:
-                    await self._feed.abort()
-                await self._publish_failed(exc, backoff)
             else:
-                self._step_clock.log()
-                if self._publish_problem is not None:
-                    logger.info("Publishing to %s again.", self._targets)
-                    self._publish_problem = None
-                    self._refusals.clear()
-                backoff.reset()
+                await self._settle()
+        except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
+            self._inflight = None  # its records go with the full sync that follows
+            if self._feed is not None:
+                await self._feed.abort()  # every round not acked yet
+            await self._publish_failed(exc, backoff)
+        else:
+            if self._publish_problem is not None:
+                logger.info("Publishing to %s again.", self._targets)
+                self._publish_problem = None
+                self._refusals.clear()
+            backoff.reset()
 
     async def _publish_failed(self, exc: BaseException, backoff: Backoff) -> None:
         """Report why publishing failed, then, after a backoff, start a new producer (it
@@ -620,28 +649,49 @@ class FoldLoop:
             return
         self._update_monitor_views()
         folded = dict(self._state.group.positions)  # what this step's groups reflect
-        shown = self._show if self._feed is not None else None  # served before the acks
         if step is catch_up.Step.FULL_SYNC:
+            await self._settle()
+            shown = self._show if self._feed is not None else None  # served before the acks
             written = await self._writer.send(self._fed(await self._full_sync()), handed=shown)
             logger.info("Synced: %d records written.", written, extra={"writes": written})
-        else:
-            built, errors = await self._rebuilt()
-            self._report(errors)
-            changes = [(c.key, self._writer.checked(c.key, c.value()))
-                       for c in built if self.owners.owns(c.key)]  # fmt: skip
-            if shown is not None:  # the sinks hold the round before the producer has it
-                changes = list(self._fed(changes))
-                await shown()
-            await self._writer.send(changes)
-        if self._feed is not None:
-            await self._feed.flush()
-        if step is catch_up.Step.FULL_SYNC:
+            await self._acked(folded, self._step_clock)
             heap.trim()  # what encoding and sending every group freed (`consumers.heap`)
+        else:
+            await self._publish_round(folded)
         self._state.synced = True
         self._synced.set()
+        self._gauges()
+
+    async def _publish_round(self, folded: dict[TopicPartition, int]) -> None:
+        """Rebuild the touched groups and show them to this process's sinks, then, once the
+        previous round's acks are in, hand them to the producer; their acks are awaited
+        while the next round is folded, built and shown (`_settle`)."""
+        built, errors = await self._rebuilt()
+        self._report(errors)
+        changes = [(c.key, self._writer.checked(c.key, c.value()))
+                   for c in built if self.owners.owns(c.key)]  # fmt: skip
+        if self._feed is not None:  # the sinks hold the round before the producer has it
+            changes = list(self._fed(changes))
+            await self._show()
+        await self._settle()  # in order: a record refused as too large is resent first
+        sent = await self._writer.hand(changes)
+        self._inflight = _Round(asyncio.ensure_future(self._writer.acked(sent)), folded,
+                                self._step_clock)  # fmt: skip
+
+    async def _settle(self) -> None:
+        """Wait for the acks of the round in flight (raising what failed it)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await inflight.acks
+            await self._acked(inflight.folded, inflight.clock)
+
+    async def _acked(self, folded: dict[TopicPartition, int], clock: _StepClock) -> None:
+        """A round's acks are in: the sinks keep it, its offsets are marked."""
+        clock.log()
+        if self._feed is not None:
+            await self._feed.flush()
         if self._committer is not None:
             self._committer.mark(folded)
-        self._gauges()
 
     async def _rebuilt(self) -> tuple[list[folds.Change], list[folds.BuildError]]:
         """The fold's rebuild, giving the event loop a turn every `REBUILD_SLICE_S`: a
@@ -843,6 +893,16 @@ class FoldLoop:
                 dropped, invalid = self.fold.left_out_totals.get(view.job, (0, 0))
                 self._metrics.left_out.labels(view.job, "dropped").set(dropped)
                 self._metrics.left_out.labels(view.job, "invalid").set(invalid)
+
+
+@dataclass(frozen=True)
+class _Round:
+    """A round handed to the producer: its acks, the positions its groups reflect, and
+    its step's timings."""
+
+    acks: asyncio.Future[int]
+    folded: dict[TopicPartition, int]
+    clock: _StepClock
 
 
 @dataclass
