@@ -21,11 +21,11 @@ and synced again once Kafka lets us fetch them. This module only drives those ru
 aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
-the groups this member owns; 4. show them to this process's sinks; 5. once the previous
-round's acks are in, hand them to the producer. Their acks are awaited while the next
-batch is folded, built and shown (one round in flight): then the sinks keep the round and
-its offsets are marked; a failed round takes back every round not acked yet and a full
-sync follows.
+the groups this member owns; 4. show them to this process's sinks; 5. hand them to the
+producer once the acks of what it has are in, merged with the rounds shown meanwhile
+(latest write per key). No step waits for acks: once they are in, the sinks keep those
+rounds and their offsets are marked; a failure takes back every round not acked yet and
+a full sync follows.
 
 Limits: a group too large to publish gets a tombstone, counted and logged
 (`kafka_writer`); one group never stops the others.
@@ -39,7 +39,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -209,7 +209,8 @@ class FoldLoop:
         self._unread: dict[TopicPartition, int] = {}
         self._unread_topics: set[str] = set()  # topics the gauge has shown
         self._step_clock = _StepClock(0.0)  # the publish step under way (debug timings)
-        self._inflight: _Round | None = None  # the last round handed over, acks not awaited
+        self._inflight: _Round | None = None  # rounds handed over, acks not awaited yet
+        self._waiting = _Waiting()  # rounds shown, to hand over once those acks are in
 
     # readiness -----------------------------------------------------------------------
 
@@ -602,8 +603,10 @@ class FoldLoop:
                 await self._publish_step()
             else:
                 await self._settle()
+                await self._hand()
         except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
-            self._inflight = None  # its records go with the full sync that follows
+            # What was shown and not acked goes with the full sync that follows.
+            self._inflight, self._waiting = None, _Waiting()
             if self._feed is not None:
                 await self._feed.abort()  # every round not acked yet
             await self._publish_failed(exc, backoff)
@@ -650,7 +653,7 @@ class FoldLoop:
         self._update_monitor_views()
         folded = dict(self._state.group.positions)  # what this step's groups reflect
         if step is catch_up.Step.FULL_SYNC:
-            await self._settle()
+            await self._drain()
             shown = self._show if self._feed is not None else None  # served before the acks
             written = await self._writer.send(self._fed(await self._full_sync()), handed=shown)
             logger.info("Synced: %d records written.", written, extra={"writes": written})
@@ -663,9 +666,10 @@ class FoldLoop:
         self._gauges()
 
     async def _publish_round(self, folded: dict[TopicPartition, int]) -> None:
-        """Rebuild the touched groups and show them to this process's sinks, then, once the
-        previous round's acks are in, hand them to the producer; their acks are awaited
-        while the next round is folded, built and shown (`_settle`)."""
+        """Rebuild the touched groups and show them to this process's sinks at once; the
+        producer gets them once the acks of what it has are in (`_hand`), merged with any
+        other round shown meanwhile (the latest write per key), so neither the show nor
+        the next round waits for acks."""
         built, errors = await self._rebuilt()
         self._report(errors)
         changes = [(c.key, self._writer.checked(c.key, c.value()))
@@ -673,17 +677,34 @@ class FoldLoop:
         if self._feed is not None:  # the sinks hold the round before the producer has it
             changes = list(self._fed(changes))
             await self._show()
-        await self._settle()  # in order: a record refused as too large is resent first
-        sent = await self._writer.hand(changes)
-        self._inflight = _Round(asyncio.ensure_future(self._writer.acked(sent)), folded,
-                                self._step_clock)  # fmt: skip
+        self._waiting.add(changes, folded, self._step_clock)
+        if self._inflight is not None and self._inflight.acks.done():
+            await self._settle()
+        if self._inflight is None:
+            await self._hand()
+
+    async def _hand(self) -> None:
+        """Hand the rounds waiting to the producer; their acks are awaited apart."""
+        waiting, self._waiting = self._waiting, _Waiting()
+        if not waiting.clocks:
+            return
+        sent = await self._writer.hand(waiting.writes.items())
+        self._inflight = _Round(asyncio.ensure_future(self._writer.acked(sent)), waiting)
 
     async def _settle(self) -> None:
-        """Wait for the acks of the round in flight (raising what failed it)."""
+        """Wait for the acks of what the producer has (raising what failed them); a record
+        refused as too large is resent before anything newer is handed over."""
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
             await inflight.acks
-            await self._acked(inflight.folded, inflight.clock)
+            for clock in inflight.rounds.clocks:
+                await self._acked(inflight.rounds.folded, clock)
+
+    async def _drain(self) -> None:
+        """Until every round shown is acked (before a full sync)."""
+        while self._inflight is not None or self._waiting.clocks:
+            await self._settle()
+            await self._hand()
 
     async def _acked(self, folded: dict[TopicPartition, int], clock: _StepClock) -> None:
         """A round's acks are in: the sinks keep it, its offsets are marked."""
@@ -895,14 +916,30 @@ class FoldLoop:
                 self._metrics.left_out.labels(view.job, "invalid").set(invalid)
 
 
+@dataclass
+class _Waiting:
+    """Rounds shown and not yet handed to the producer: the latest write per key, the
+    positions the last one reflects, and each round's step timings."""
+
+    writes: dict[TargetKey, bytes | None] = field(default_factory=dict)
+    folded: dict[TopicPartition, int] = field(default_factory=dict)
+    clocks: list[_StepClock] = field(default_factory=list)
+
+    def add(self, writes: Iterable[Write], folded: dict[TopicPartition, int],
+            clock: _StepClock) -> None:  # fmt: skip
+        for key, value in writes:
+            self.writes.pop(key, None)  # re-inserted last: the topic gets the latest order
+            self.writes[key] = value
+        self.folded = folded
+        self.clocks.append(clock)
+
+
 @dataclass(frozen=True)
 class _Round:
-    """A round handed to the producer: its acks, the positions its groups reflect, and
-    its step's timings."""
+    """Rounds handed to the producer together, and their acks."""
 
     acks: asyncio.Future[int]
-    folded: dict[TopicPartition, int]
-    clock: _StepClock
+    rounds: _Waiting
 
 
 @dataclass

@@ -135,3 +135,24 @@ async def test_acked_rounds_are_handed_in_order_and_kept() -> None:
         assert addresses(view) == ["10.0.0.3:80"]
     finally:
         publishing.cancel()
+
+
+async def test_rounds_shown_while_acks_are_out_are_handed_together_latest_write_per_key() -> None:
+    """Neither a show nor the next round waits for acks: rounds N+1 and N+2 are shown
+    while N's are out, then handed to the producer as one, with each key's latest write."""
+    view, writer = views.TargetView(configured=frozenset({"pods"})), Writer()
+    loop = publishing_loop(view, writer)
+    publishing = asyncio.create_task(loop._publish_loop())
+    try:
+        move(loop, "10.0.0.2")
+        await until(lambda: len(writer.handed) == 1)
+        move(loop, "10.0.0.3")
+        await until(lambda: addresses(view) == ["10.0.0.3:80"])
+        move(loop, "10.0.0.4")
+        await until(lambda: addresses(view) == ["10.0.0.4:80"])  # N still not acked
+        writer.acks[0].set_result(None)
+        await until(lambda: len(writer.handed) == 2)
+        ((key, value),) = writer.handed[1]
+        assert value == loop.fold.groups.packed()[key].value()  # 10.0.0.4's, not 10.0.0.3's
+    finally:
+        publishing.cancel()
