@@ -78,6 +78,9 @@ class Run:
     send_errors: int = 0
     sent: dict[str, float] = field(default_factory=dict)  # "kind ns/name" -> handed to Kafka
     sent_epoch: dict[str, float] = field(default_factory=dict)  # the same, time.time()
+    # Each record's CreateTime (epoch ms) as Kafka acked it: a loaded client stamps it
+    # later than `sent_epoch`, and the fold's batches are matched by it.
+    stamps: dict[str, int] = field(default_factory=dict)
     acked: list[float] = field(default_factory=list)
     first: dict[str, float] = field(default_factory=dict)  # "kind ns/name" -> first seen
     polls: int = 0
@@ -149,7 +152,7 @@ async def lifecycle(
         run.sent_epoch[name] = time.time()  # the clock of record timestamps and stage logs
         try:
             future = await producer.send(**args)
-            await future
+            run.stamps[name] = (await future).timestamp
         except Exception as exc:  # noqa: BLE001 - counted and shown, the run goes on
             run.send_errors += 1
             kit.say(f"send failed: {exc!r}")
@@ -290,7 +293,7 @@ def breakdown(run: Run, stages: list[dict[str, Any]], offset: float) -> dict[str
     reads = [t[2] for t in run.timed]
     out: dict[str, list[float]] = {k: [] for k in names}
     for name, sent in run.sent_epoch.items():
-        i = bisect.bisect_left(newest, sent * 1000 - 1)  # stamps are whole ms
+        i = bisect.bisect_left(newest, run.stamps.get(name, sent * 1000 - 1))
         j = bisect.bisect_left(starts, folds[i]["folded_at"]) if i < len(folds) else len(steps)
         if j >= len(steps) or name not in run.first:
             continue
@@ -452,7 +455,7 @@ def main() -> int:
             kit.say(f"{args.rate} events/s for {args.seconds:.0f}s")
             asyncio.run(drive(stack.kafka_bootstrap, run))
             for other in runs:
-                other.sent, other.sent_epoch = run.sent, run.sent_epoch
+                other.sent, other.sent_epoch, other.stamps = run.sent, run.sent_epoch, run.stamps
                 other.acked, other.send_errors = run.acked, run.send_errors
             observe(pollers, runs, settle_s=SETTLE_S)
         finally:
