@@ -23,7 +23,10 @@ latency) and finds the driven pods by scanning the answer's bytes, not parsing e
 Stages: the fold's debug logs (`kafka_loop`: each batch fetched and folded, with its
 records' CreateTime; each publish step started, shown to the sinks, acked) split each
 change into appended -> fetched -> publish step starts -> shown -> seen by the poller,
-plus the step's acks (off the path in one process since session 7). `--split` runs
+plus the step's acks (off the path in one process since session 7); each change is matched
+to the fold's batches by its acked CreateTime. "Shown -> seen" is split on the poller's
+side into: until the poll that saw it was sent, that poll's wait for the answer's first
+bytes (the server), and the rest of the body; the poller's CPU is reported. `--split` runs
 `--mode fold` and `--mode serve` in two processes with the targets topic in between: there
 "shown" is the fold's acks, and "seen" includes the serve process reading the topic.
 
