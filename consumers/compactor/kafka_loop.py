@@ -684,10 +684,12 @@ class FoldLoop:
             await self._hand()
 
     async def _hand(self) -> None:
-        """Hand the rounds waiting to the producer; their acks are awaited apart."""
-        waiting, self._waiting = self._waiting, _Waiting()
-        if not waiting.clocks:
+        """Hand the rounds waiting to the producer; their acks are awaited apart. Not
+        while a full sync is due (a rebalance): rounds built before it may hold groups of
+        partitions another member owns now; the full sync takes them over (`_drain`)."""
+        if self._state.need_sync or not self._waiting.clocks:
             return
+        waiting, self._waiting = self._waiting, _Waiting()
         sent = await self._writer.hand(waiting.writes.items())
         self._inflight = _Round(asyncio.ensure_future(self._writer.acked(sent)), waiting)
 
@@ -701,10 +703,15 @@ class FoldLoop:
                 await self._acked(inflight.rounds.folded, clock)
 
     async def _drain(self) -> None:
-        """Until every round shown is acked (before a full sync)."""
-        while self._inflight is not None or self._waiting.clocks:
-            await self._settle()
-            await self._hand()
+        """Before a full sync: the acks of what the producer has; rounds not handed over
+        are taken back from the sinks, and the full sync writes and shows what they
+        changed in the partitions this member owns now (it diffs the fold's groups with
+        the topic)."""
+        await self._settle()
+        if self._waiting.clocks:
+            self._waiting = _Waiting()
+            if self._feed is not None:
+                await self._feed.abort()
 
     async def _acked(self, folded: dict[TopicPartition, int], clock: _StepClock) -> None:
         """A round's acks are in: the sinks keep it, its offsets are marked."""

@@ -156,3 +156,26 @@ async def test_rounds_shown_while_acks_are_out_are_handed_together_latest_write_
         assert value == loop.fold.groups.packed()[key].value()  # 10.0.0.4's, not 10.0.0.3's
     finally:
         publishing.cancel()
+
+
+async def test_rounds_waiting_when_partitions_are_revoked_are_left_to_the_full_sync() -> None:
+    """A round built before a rebalance may hold groups of partitions another member now
+    owns: it is not handed over once the acks are in; the full sync that follows writes
+    what this member owns then, and the sinks are given it back meanwhile."""
+    view, writer = views.TargetView(configured=frozenset({"pods"})), Writer()
+    loop = publishing_loop(view, writer)
+    publishing = asyncio.create_task(loop._publish_loop())
+    try:
+        move(loop, "10.0.0.2")
+        await until(lambda: len(writer.handed) == 1)
+        move(loop, "10.0.0.3")
+        await until(lambda: addresses(view) == ["10.0.0.3:80"])
+        loop.pause_publishing()  # partitions revoked
+        writer.acks[0].set_result(None)
+        await until(lambda: loop._inflight is None)
+        assert len(writer.handed) == 1
+        await loop._drain()  # what the full sync does first
+        assert addresses(view) == ["10.0.0.2:80"]  # the acked round stays served
+        assert len(writer.handed) == 1
+    finally:
+        publishing.cancel()
