@@ -23,7 +23,10 @@ latency) and finds the driven pods by scanning the answer's bytes, not parsing e
 Stages: the fold's debug logs (`kafka_loop`: each batch fetched and folded, with its
 records' CreateTime; each publish step started, shown to the sinks, acked) split each
 change into appended -> fetched -> publish step starts -> shown -> seen by the poller,
-plus the step's acks (off the path in one process since session 7). `--split` runs
+plus the step's acks (off the path in one process since session 7); each change is matched
+to the fold's batches by its acked CreateTime. "Shown -> seen" is split on the poller's
+side into: until the poll that saw it was sent, that poll's wait for the answer's first
+bytes (the server), and the rest of the body; the poller's CPU is reported. `--split` runs
 `--mode fold` and `--mode serve` in two processes with the targets topic in between: there
 "shown" is the fold's acks, and "seen" includes the serve process reading the topic.
 
@@ -78,12 +81,17 @@ class Run:
     send_errors: int = 0
     sent: dict[str, float] = field(default_factory=dict)  # "kind ns/name" -> handed to Kafka
     sent_epoch: dict[str, float] = field(default_factory=dict)  # the same, time.time()
+    # Each record's CreateTime (epoch ms) as Kafka acked it: a loaded client stamps it
+    # later than `sent_epoch`, and the fold's batches are matched by it.
+    stamps: dict[str, int] = field(default_factory=dict)
     acked: list[float] = field(default_factory=list)
     first: dict[str, float] = field(default_factory=dict)  # "kind ns/name" -> first seen
     polls: int = 0
     polling_s: float = 0.0
     poll_changed: int = 0
     parse_ms: tuple[float, float] = (0.0, 0.0)  # p50, p99: the poller's own work per change
+    timed: list[list[float]] = field(default_factory=list)  # changed polls: asked, first, read
+    poller_cpu_s: float = 0.0
 
     def latencies(self, kind: str = "") -> list[float]:
         return [self.first[k] - t for k, t in self.sent.items()
@@ -147,7 +155,7 @@ async def lifecycle(
         run.sent_epoch[name] = time.time()  # the clock of record timestamps and stage logs
         try:
             future = await producer.send(**args)
-            await future
+            run.stamps[name] = (await future).timestamp
         except Exception as exc:  # noqa: BLE001 - counted and shown, the run goes on
             run.send_errors += 1
             kit.say(f"send failed: {exc!r}")
@@ -171,6 +179,26 @@ def direct_pods(body: bytes) -> dict[str, str | None]:
             for ns, gen, name in zip(*found, strict=True) if ns == b"direct"}  # fmt: skip
 
 
+async def timed_get(
+    address: tuple[str, int], path: str, *, etag: str
+) -> tuple[int, str, bytes, float]:
+    """`kit.get`, plus when the answer's first bytes arrived (CLOCK_MONOTONIC): the
+    server's time to answer, apart from the body's transfer."""
+    reader, writer = await asyncio.open_connection(*address)
+    extra = f"If-None-Match: {etag}\r\n" if etag else ""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{extra}\r\n".encode())
+    await writer.drain()
+    head = await reader.read(1 << 16)
+    first = time.monotonic()
+    data = head + await reader.read()
+    writer.close()
+    top, _, body = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    tag = next((v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+                if k.lower() == "etag"), "")  # fmt: skip
+    return int(lines[0].split()[1]), tag, body, first
+
+
 async def poller_child(payload: dict[str, Any]) -> dict[str, Any]:
     """Poll the HTTP SD answer back to back until SIGTERM; when each change was first seen.
 
@@ -183,15 +211,18 @@ async def poller_child(payload: dict[str, Any]) -> dict[str, Any]:
     first: dict[str, float] = {}
     present: set[str] = set()
     etag, polls, changed, began, parsing = "", 0, 0, time.monotonic(), []
+    timed: list[tuple[float, float, float]] = []  # changed answers: asked, first bytes, read
     while not stop.is_set():
         await asyncio.sleep(latency.POLL_GAP_S)
-        status, tag, body = await kit.get(address, "/http_sd/pods", etag=etag)
+        asked = time.monotonic()
+        status, tag, body, first_byte = await timed_get(address, "/http_sd/pods", etag=etag)
         now, polls = time.monotonic(), polls + 1
         if polls == 1:
             print(json.dumps({"polling": True}), flush=True)  # the driver starts now
         if status != 200:
             continue
         etag, changed = tag, changed + 1
+        timed.append((asked, first_byte, now))
         pods = direct_pods(body)
         parsing.append(time.monotonic() - now)
         if changed == 1 or stop.is_set():  # the scan agrees with a full parse
@@ -204,7 +235,7 @@ async def poller_child(payload: dict[str, Any]) -> dict[str, Any]:
         for name in present - pods.keys():
             first.setdefault(f"delete {name}", now)
         present = set(pods)
-    return {"first": first, "polls": polls, "changed": changed,
+    return {"first": first, "polls": polls, "changed": changed, "timed": timed,
             "polling_s": time.monotonic() - began,
             "parse_p50_ms": kit.percentile(parsing, 0.5) * 1000,
             "parse_p99_ms": kit.percentile(parsing, 0.99) * 1000}  # fmt: skip
@@ -260,18 +291,25 @@ def breakdown(run: Run, stages: list[dict[str, Any]], offset: float) -> dict[str
                    key=lambda s: s["started_at"])  # fmt: skip
     newest = list(itertools.accumulate((f["newest_ms"] for f in folds), max))
     starts = [s["started_at"] for s in steps]
-    names = ("fetched", "to step", "to shown", "to seen", "shown", "acked")
+    names = ("fetched", "to step", "to shown", "to seen", "to asked", "answering", "reading",
+             "shown", "acked")  # fmt: skip
+    reads = [t[2] for t in run.timed]
     out: dict[str, list[float]] = {k: [] for k in names}
     for name, sent in run.sent_epoch.items():
-        i = bisect.bisect_left(newest, sent * 1000 - 1)  # stamps are whole ms
+        i = bisect.bisect_left(newest, run.stamps.get(name, sent * 1000 - 1))
         j = bisect.bisect_left(starts, folds[i]["folded_at"]) if i < len(folds) else len(steps)
         if j >= len(steps) or name not in run.first:
             continue
         fold, step, seen = folds[i], steps[j], run.first[name] + offset
+        k = bisect.bisect_left(reads, run.first[name])
+        asked, first_byte, _ = (t + offset for t in run.timed[k]) if k < len(reads) else [seen] * 3
         for key, ms in (("fetched", fold["fetched_at"] - sent),
                         ("to step", step["started_at"] - fold["folded_at"]),
                         ("to shown", step["shown_at"] - step["started_at"]),
                         ("to seen", seen - step["shown_at"]),
+                        ("to asked", asked - step["shown_at"]),
+                        ("answering", first_byte - asked),
+                        ("reading", seen - first_byte),
                         ("shown", step["shown_at"] - sent),
                         ("acked", step["acked_at"] - step["shown_at"])):  # fmt: skip
             out[key].append(ms * 1000)
@@ -284,6 +322,9 @@ def stage_rows(run: Run, used: dict[str, Any]) -> list[tuple[object, ...]]:
               "to step": "folded -> publish step starts",
               "to shown": "step: rebuild, hand to producer, show",
               "to seen": "shown -> seen by the poller",
+              "to asked": "  of which: shown -> the poll that saw it sent (< 0: already waiting)",
+              "answering": "  of which: poll sent -> answer's first bytes (the server)",
+              "reading": "  of which: first bytes -> answer read (transfer)",
               "shown": "appended -> shown (what the fold adds)",
               "acked": "(off the path) shown -> targets topic acked"}  # fmt: skip
     return [(labels[k], len(v), *(f"{kit.percentile(v, q):.0f}" for q in (0.5, 0.9, 0.99)),
@@ -323,6 +364,7 @@ def observe(pollers: list[subprocess.Popen[str]], runs: list[Run], *, settle_s: 
         run.first, run.polls = seen["first"], seen["polls"]
         run.poll_changed, run.polling_s = seen["changed"], seen["polling_s"]
         run.parse_ms = seen["parse_p50_ms"], seen["parse_p99_ms"]
+        run.timed, run.poller_cpu_s = seen.get("timed", []), seen["cpu_s"]
 
 
 def rows_for(run: Run) -> list[tuple[object, ...]]:
@@ -409,13 +451,14 @@ def main() -> int:
             for procs in children:
                 address = [json.loads(readline(p))["address"] for p in procs][-1]  # it serves
                 asyncio.run(latency.wait_base((address[0], address[1]), args.base_pods))
+                # this checkout's poller for every consumer: the same measuring stick
                 pollers.append(kit.spawn(__file__, "poller", {"address": address}))
             for poller in pollers:
                 readline(poller)  # polling: its start-up is not counted as latency
             kit.say(f"{args.rate} events/s for {args.seconds:.0f}s")
             asyncio.run(drive(stack.kafka_bootstrap, run))
             for other in runs:
-                other.sent, other.sent_epoch = run.sent, run.sent_epoch
+                other.sent, other.sent_epoch, other.stamps = run.sent, run.sent_epoch, run.stamps
                 other.acked, other.send_errors = run.acked, run.send_errors
             observe(pollers, runs, settle_s=SETTLE_S)
         finally:
@@ -446,11 +489,14 @@ def report(name: str, run: Run, used: dict[str, Any]) -> None:
                "never seen", "send errors"]  # fmt: skip
     print(f"### {name}\n\n{kit.table(headers, rows_for(run))}")
     gap = run.polling_s * 1000 / max(run.polls, 1)
+    trips = [(read - asked) * 1000 for asked, _, read in run.timed]
+    trip = kit.percentile(trips, 0.5), kit.percentile(trips, 0.99)
     print(
         f"\n{run.polls} HTTP SD polls ({run.poll_changed} changed), {gap:.1f} ms per poll on "
         f"average, parsing a changed answer p50 {run.parse_ms[0]:.1f} ms, p99 "
-        f"{run.parse_ms[1]:.1f} ms; consumer: peak RSS {used['max_rss_mb']:.0f} MiB, "
-        f"CPU {used['cpu_s']:.1f}s\n"
+        f"{run.parse_ms[1]:.1f} ms, changed answer asked -> read p50 {trip[0]:.1f} ms, p99 "
+        f"{trip[1]:.1f} ms, poller CPU {run.poller_cpu_s:.1f}s; consumer: peak RSS "
+        f"{used['max_rss_mb']:.0f} MiB, CPU {used['cpu_s']:.1f}s\n"
     )
     print(kit.table(["stage (ms)", "n", "p50", "p90", "p99", "max"], stage_rows(run, used)))
     print()

@@ -21,7 +21,11 @@ and synced again once Kafka lets us fetch them. This module only drives those ru
 aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
-the groups this member owns; 4. send them and wait for the acks.
+the groups this member owns; 4. show them to this process's sinks; 5. hand them to the
+producer once the acks of what it has are in, merged with the rounds shown meanwhile
+(latest write per key). No step waits for acks: once they are in, the sinks keep those
+rounds and their offsets are marked; a failure takes back every round not acked yet and
+a full sync follows.
 
 Limits: a group too large to publish gets a tombstone, counted and logged
 (`kafka_writer`); one group never stops the others.
@@ -35,8 +39,8 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -207,6 +211,8 @@ class FoldLoop:
         self._unread: dict[TopicPartition, int] = {}
         self._unread_topics: set[str] = set()  # topics the gauge has shown
         self._step_clock = _StepClock(0.0)  # the publish step under way (debug timings)
+        self._inflight: _Round | None = None  # rounds handed over, acks not awaited yet
+        self._waiting = _Waiting()  # rounds shown, to hand over once those acks are in
 
     # readiness -----------------------------------------------------------------------
 
@@ -569,23 +575,49 @@ class FoldLoop:
         sync follows after a backoff: it writes whatever the topic lacks, so nothing is
         lost, and the groups already published keep being served meanwhile."""
         backoff = Backoff(0.5, DENIED_RETRY_S, jitter=False)
-        while True:
+        try:
+            while True:
+                await self._work()
+                await self._publish_or_settle(backoff)
+        finally:
+            if self._inflight is not None:
+                self._inflight.acks.cancel()
+
+    async def _work(self) -> None:
+        """Until records were folded (or the assignment changed), or the round in flight
+        has its acks."""
+        inflight = self._inflight
+        if inflight is None or self._dirty.is_set():
             await self._dirty.wait()
-            self._dirty.clear()
-            self._step_clock = _StepClock(time.time())
-            try:
+            return
+        dirty = asyncio.ensure_future(self._dirty.wait())
+        either: list[asyncio.Future[Any]] = [dirty, inflight.acks]
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dirty.cancel()
+
+    async def _publish_or_settle(self, backoff: Backoff) -> None:
+        try:
+            if self._dirty.is_set():
+                self._dirty.clear()
+                self._step_clock = _StepClock(time.time())
                 await self._publish_step()
-            except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
-                if self._feed is not None:
-                    await self._feed.abort()
-                await self._publish_failed(exc, backoff)
             else:
-                self._step_clock.log()
-                if self._publish_problem is not None:
-                    logger.info("Publishing to %s again.", self._targets)
-                    self._publish_problem = None
-                    self._refusals.clear()
-                backoff.reset()
+                await self._settle()
+                await self._hand()
+        except (KafkaError, kafka_targets_topic.TopicRefused) as exc:
+            # What was shown and not acked goes with the full sync that follows.
+            self._inflight, self._waiting = None, _Waiting()
+            if self._feed is not None:
+                await self._feed.abort()  # every round not acked yet
+            await self._publish_failed(exc, backoff)
+        else:
+            if self._publish_problem is not None:
+                logger.info("Publishing to %s again.", self._targets)
+                self._publish_problem = None
+                self._refusals.clear()
+            backoff.reset()
 
     async def _publish_failed(self, exc: BaseException, backoff: Backoff) -> None:
         """Report why publishing failed, then, after a backoff, start a new producer (it
@@ -622,28 +654,74 @@ class FoldLoop:
             return
         self._update_monitor_views()
         folded = dict(self._state.group.positions)  # what this step's groups reflect
-        shown = self._show if self._feed is not None else None  # served before the acks
         if step is catch_up.Step.FULL_SYNC:
+            await self._drain()
+            shown = self._show if self._feed is not None else None  # served before the acks
             written = await self._writer.send(self._fed(await self._full_sync()), handed=shown)
             logger.info("Synced: %d records written.", written, extra={"writes": written})
-        else:
-            built, errors = await self._rebuilt()
-            self._report(errors)
-            changes = [(c.key, self._writer.checked(c.key, c.value()))
-                       for c in built if self.owners.owns(c.key)]  # fmt: skip
-            if shown is not None:  # the sinks hold the round before the producer has it
-                changes = list(self._fed(changes))
-                await shown()
-            await self._writer.send(changes)
-        if self._feed is not None:
-            await self._feed.flush()
-        if step is catch_up.Step.FULL_SYNC:
+            await self._acked(folded, self._step_clock)
             heap.trim()  # what encoding and sending every group freed (`consumers.heap`)
+        else:
+            await self._publish_round(folded)
         self._state.synced = True
         self._synced.set()
+        self._gauges()
+
+    async def _publish_round(self, folded: dict[TopicPartition, int]) -> None:
+        """Rebuild the touched groups and show them to this process's sinks at once; the
+        producer gets them once the acks of what it has are in (`_hand`), merged with any
+        other round shown meanwhile (the latest write per key), so neither the show nor
+        the next round waits for acks."""
+        built, errors = await self._rebuilt()
+        self._report(errors)
+        changes = [(c.key, self._writer.checked(c.key, c.value()))
+                   for c in built if self.owners.owns(c.key)]  # fmt: skip
+        if self._feed is not None:  # the sinks hold the round before the producer has it
+            changes = list(self._fed(changes))
+            await self._show()
+        self._waiting.add(changes, folded, self._step_clock)
+        if self._inflight is not None and self._inflight.acks.done():
+            await self._settle()
+        if self._inflight is None:
+            await self._hand()
+
+    async def _hand(self) -> None:
+        """Hand the rounds waiting to the producer; their acks are awaited apart. Not
+        while a full sync is due (a rebalance): rounds built before it may hold groups of
+        partitions another member owns now; the full sync takes them over (`_drain`)."""
+        if self._state.need_sync or not self._waiting.clocks:
+            return
+        waiting, self._waiting = self._waiting, _Waiting()
+        sent = await self._writer.hand(waiting.writes.items())
+        self._inflight = _Round(asyncio.ensure_future(self._writer.acked(sent)), waiting)
+
+    async def _settle(self) -> None:
+        """Wait for the acks of what the producer has (raising what failed them); a record
+        refused as too large is resent before anything newer is handed over."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await inflight.acks
+            for clock in inflight.rounds.clocks:
+                await self._acked(inflight.rounds.folded, clock)
+
+    async def _drain(self) -> None:
+        """Before a full sync: the acks of what the producer has; rounds not handed over
+        are taken back from the sinks, and the full sync writes and shows what they
+        changed in the partitions this member owns now (it diffs the fold's groups with
+        the topic)."""
+        await self._settle()
+        if self._waiting.clocks:
+            self._waiting = _Waiting()
+            if self._feed is not None:
+                await self._feed.abort()
+
+    async def _acked(self, folded: dict[TopicPartition, int], clock: _StepClock) -> None:
+        """A round's acks are in: the sinks keep it, its offsets are marked."""
+        clock.log()
+        if self._feed is not None:
+            await self._feed.flush()
         if self._committer is not None:
             self._committer.mark(folded)
-        self._gauges()
 
     async def _rebuilt(self) -> tuple[list[folds.Change], list[folds.BuildError]]:
         """The fold's rebuild, giving the event loop a turn every `REBUILD_SLICE_S`: a
@@ -845,6 +923,32 @@ class FoldLoop:
                 dropped, invalid = self.fold.left_out_totals.get(view.job, (0, 0))
                 self._metrics.left_out.labels(view.job, "dropped").set(dropped)
                 self._metrics.left_out.labels(view.job, "invalid").set(invalid)
+
+
+@dataclass
+class _Waiting:
+    """Rounds shown and not yet handed to the producer: the latest write per key, the
+    positions the last one reflects, and each round's step timings."""
+
+    writes: dict[TargetKey, bytes | None] = field(default_factory=dict)
+    folded: dict[TopicPartition, int] = field(default_factory=dict)
+    clocks: list[_StepClock] = field(default_factory=list)
+
+    def add(self, writes: Iterable[Write], folded: dict[TopicPartition, int],
+            clock: _StepClock) -> None:  # fmt: skip
+        for key, value in writes:
+            self.writes.pop(key, None)  # re-inserted last: the topic gets the latest order
+            self.writes[key] = value
+        self.folded = folded
+        self.clocks.append(clock)
+
+
+@dataclass(frozen=True)
+class _Round:
+    """Rounds handed to the producer together, and their acks."""
+
+    acks: asyncio.Future[int]
+    rounds: _Waiting
 
 
 @dataclass

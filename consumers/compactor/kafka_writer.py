@@ -42,6 +42,7 @@ WINDOW_BYTES = 32 << 20  # record values sent before their acks are awaited
 REJECTED = (MessageSizeTooLargeError, RecordListTooLargeError)  # the broker's "too large"
 Skip = Callable[[TargetKey, str, str, int], None]  # key, reason, detail, bytes
 Handed = Callable[[], Awaitable[None]]  # every record of a send is with the producer
+Sent = list[tuple[Write, "asyncio.Future[object]"]]  # records with the producer, their acks
 COMPRESSION_TYPE = "compression.type"
 ZSTD_LEVEL = "compression.zstd.level"  # KIP-390, Kafka >= 3.8
 
@@ -179,7 +180,7 @@ class TargetsWriter:
         Acks are awaited every `WINDOW_BYTES` of values, so a full sync holds that much
         of its records at a time, not all of them (419 MiB at 50k pods)."""
         written, size = 0, 0
-        window: list[tuple[Write, asyncio.Future[object]]] = []
+        window: Sent = []
         for key, value in writes:
             window.append(((key, value), await self._send_one(key, value)))
             size += len(value or b"")
@@ -190,7 +191,28 @@ class TargetsWriter:
             await handed()
         return written + await self._acked(window)
 
-    async def _acked(self, sent: list[tuple[Write, asyncio.Future[object]]]) -> int:
+    async def hand(self, writes: Iterable[Write]) -> Sent:
+        """Give every record of `writes` to the producer and return without their acks
+        (`acked` awaits them), so the fold can build and show its next round meanwhile.
+        Past `WINDOW_BYTES` of values the earlier ones' acks are awaited here, as in `send`."""
+        sent: Sent = []
+        size = 0
+        for key, value in writes:
+            if size >= WINDOW_BYTES:
+                await self._acked(sent)
+                sent, size = [], 0
+            sent.append(((key, value), await self._send_one(key, value)))
+            size += len(value or b"")
+        return sent
+
+    async def acked(self, sent: Sent) -> int:
+        """Wait for the acks of what `hand` gave the producer; how many were written.
+        Records refused as too large are sent again alone (`_resend_alone`) here, so the
+        next round must be handed only once this returned: per key, the topic then gets
+        the fold's order."""
+        return await self._acked(sent)
+
+    async def _acked(self, sent: Sent) -> int:
         """Wait for the acks of `sent`; how many were written (see `send`)."""
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)

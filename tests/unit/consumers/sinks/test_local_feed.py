@@ -111,3 +111,38 @@ async def test_a_round_is_shown_before_its_acks_and_still_taken_back_if_they_fai
     assert len(heard) == shown + 2
     await feed.abort()  # nothing left to take back
     assert view.held("web") == [Held.of(moved)]
+
+
+async def test_rounds_shown_before_an_older_ones_acks_are_settled_and_taken_back_apart() -> None:
+    """The fold shows round N+1 while round N's acks are out: N's acks keep N alone (N+1
+    can still be taken back), and a failure takes back every round not yet acked, newest
+    first, so the view holds again what the last acked round left."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    feed = local_feed.LocalFeed(view, reader)
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    await feed.show()
+    await feed.flush()
+    moved = group("web", "east", "web-0", "10.0.0.9:80")
+    again = group("web", "east", "web-0", "10.0.0.7:80")
+    other = group("web", "east", "web-1", "10.0.0.2:80")
+
+    feed.put(key(moved), moved, record(moved)[1])  # round N
+    await feed.show()
+    feed.put(key(again), again, record(again)[1])  # round N+1, before N's acks
+    feed.put(key(other), other, record(other)[1])
+    await feed.show()
+    await feed.flush()  # N acked: N+1 is still revocable
+    await feed.abort()  # N+1 failed
+    assert view.held("web") == [Held.of(moved)]
+
+    feed.put(key(again), again, record(again)[1])  # N+2
+    await feed.show()
+    feed.put(key(other), other, record(other)[1])  # N+3 (and an empty N+4)
+    await feed.show()
+    await feed.show()
+    await feed.abort()  # N+2 failed: N+3 and N+4 go too
+    assert view.held("web") == [Held.of(moved)]
+    assert view.counts("web") == (1, 1)
