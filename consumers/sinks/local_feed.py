@@ -16,6 +16,11 @@ the acks are in (`flush`) the round stays revocable: a failed send puts back wha
 held (`abort`) and tells the listeners again. The fold may show the next round while one
 is still waiting for its acks, so what each round took is kept apart, oldest first: its
 acks settle it alone, a failure takes back every round not yet acked.
+
+The reader reads each of our writes back some time after the view holds it. A key that
+changed in two rounds in a row is held at its newer group when the older record is
+read: the view skips our own older writes (`TargetView.expect`), so an answer never goes
+back to a group the fold has replaced.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from consumers.sinks import kafka_targets, views
 from schemas.targets import TargetGroup
 from schemas.topics import TargetKey
 
-Before = dict[TargetKey, views.Held | None]  # what the view held for each key a round fed
+# What the view held for each key a round fed, and the mark of what the round fed last
+# (`views.mark`): a take-back restores a key only while the view still holds that.
+Before = dict[TargetKey, tuple[views.Held | None, bytes]]
 
 
 @dataclass
@@ -44,8 +51,11 @@ class LocalFeed:
     _shown: deque[Before] = field(default_factory=deque)
 
     def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> None:
-        self._open.setdefault(key, self.view.held_at(key))
+        before = self._open.get(key)
+        self._open[key] = (self.view.held_at(key) if before is None else before[0],
+                           views.mark(value))  # fmt: skip
         self._changed |= self.view.put(key, group, value)
+        self.view.expect(key, value)
 
     async def show(self) -> None:
         """The round is built: tell the listeners what changed now; what it changed can
@@ -66,11 +76,20 @@ class LocalFeed:
 
     async def abort(self) -> None:
         """A send failed: the view holds again what it held before the oldest round not yet
-        acked (rounds are put back newest first; records that did reach the topic come back
-        through the reader, no longer held), and the listeners hear those jobs again."""
-        for before in (self._open, *reversed(self._shown)):
-            for key, held in before.items():
-                self._changed |= self.view.restore(key, held)
+        acked (rounds are put back newest first), and the listeners hear those jobs again.
+        A key stays as it is if the reader has meanwhile read our write back (the topic has
+        it) or applied a newer record (another member's): restoring would serve a group the
+        topic no longer holds, until the key changes again. Our writes not read back yet
+        are applied when read, like any record."""
+        rounds = (self._open, *reversed(self._shown))
+        unread = {key: self.view.unread(key) for before in rounds for key in before}
+        for before in rounds:
+            for key, (held, fed) in before.items():
+                now = self.view.held_at(key)
+                if (b"" if now is None else now.digest) == fed and fed in unread[key]:
+                    self._changed |= self.view.restore(key, held)
+        for key in unread:
+            self.view.unexpect(key)
         self._open, self._shown = {}, deque()
         await self._tell()
 

@@ -213,6 +213,11 @@ class Held:
         return deflated.inflate(self.packed) if self.packed else b""
 
 
+def mark(value: bytes | None) -> bytes:
+    """A record value's digest, b"" for a tombstone."""
+    return b"" if value is None else targets.digest(value)
+
+
 @dataclass
 class TargetView:
     """Latest group per key, indexed by job. Jobs stay known once seen.
@@ -235,6 +240,9 @@ class TargetView:
     _job_of: dict[TargetKey, str] = field(default_factory=dict, init=False)
     _targets: dict[str, int] = field(default_factory=dict, init=False)  # kept per apply
     _clusters: dict[str, dict[str, int]] = field(default_factory=dict, init=False)  # groups
+    # Per key, the digests of this process's fold's writes (`expect`) the reader has not
+    # read back yet, oldest first (b"" for a tombstone): see `_older_own`.
+    _expected: dict[TargetKey, list[bytes]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         for job in self.configured or ():
@@ -300,7 +308,7 @@ class TargetView:
         skipped: list[Skip] = []
         applied = 0
         for record in records:
-            if self._holds(record):
+            if (self._expected and self._older_own(record)) or self._holds(record):
                 applied += 1
                 continue
             try:
@@ -334,6 +342,41 @@ class TargetView:
         if job is None:
             return False
         return self._by_job[job][key].digest == targets.digest(record.value)
+
+    def expect(self, key: TargetKey, value: bytes | None) -> None:
+        """This process's fold wrote `value` (None: a tombstone) for `key` and the view
+        holds it already (`put`): the reader will read it back later."""
+        self._expected.setdefault(key, []).append(mark(value))
+
+    def unread(self, key: TargetKey) -> tuple[bytes, ...]:
+        """The marks of our writes to `key` the reader has not read back yet."""
+        return tuple(self._expected.get(key, ()))
+
+    def unexpect(self, key: TargetKey) -> None:
+        """The writes expected for `key` may never come (a failed send, put back)."""
+        self._expected.pop(key, None)
+
+    def _older_own(self, record: RawRecord) -> bool:
+        """Whether `record` is one of this fold's own writes to `key` older than the last,
+        which the view holds already: applying it would serve the group as it was, until
+        the newer write is read back too (new -> old -> new while a key changes round after
+        round). Records that are not our own pending writes are applied as usual: they are
+        the topic's word (another member's, or the tombstone of a group Kafka refused)."""
+        if record.key is None:
+            return False
+        try:
+            key = TargetKey(record.key.decode())
+        except UnicodeDecodeError:
+            return False
+        pending = self._expected.get(key)
+        if pending is None:
+            return False
+        read = mark(record.value)
+        if read == pending[-1] or read not in pending:
+            del self._expected[key]  # caught up with our writes, or overtaken: apply it
+            return False
+        del pending[: pending.index(read) + 1]
+        return True
 
     def held_at(self, key: TargetKey) -> Held | None:
         job = self._job_of.get(key)

@@ -8,8 +8,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consumers.sinks import kafka_targets, local_feed, sink_metrics
-from consumers.sinks.views import Held, TargetView
+from consumers.sinks.views import Held, RawRecord, TargetView
 from schemas.config import KafkaSettings
+from schemas.targets import TargetGroup
+from schemas.topics import TargetKey
 from tests.unit.consumers.sinks.builders import group, key, record
 
 WEB = group("web", "east", "web-0", "10.0.0.1:80")
@@ -146,3 +148,100 @@ async def test_rounds_shown_before_an_older_ones_acks_are_settled_and_taken_back
     await feed.abort()  # N+2 failed: N+3 and N+4 go too
     assert view.held("web") == [Held.of(moved)]
     assert view.counts("web") == (1, 1)
+
+
+def _read_back(view: TargetView, *groups: TargetGroup | tuple[TargetKey, None]) -> None:
+    """The targets reader reading these records (a tuple: a tombstone for its key)."""
+    raw = [
+        RawRecord(g[0].encode(), None) if isinstance(g, tuple) else RawRecord(*record(g))
+        for g in groups
+    ]
+    view.apply_records(raw)
+
+
+async def test_an_older_own_write_read_back_late_does_not_take_the_answer_back() -> None:
+    """A key changed in two rounds in a row: the view holds the newer group when the
+    reader reads the older record back; the answer must not go new -> old -> new (a
+    target gone in a rollout would come back for a moment)."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    feed = local_feed.LocalFeed(view, reader)
+    moved = group("web", "east", "web-0", "10.0.0.9:80")
+    feed.put(key(WEB), WEB, record(WEB)[1])  # round N
+    await feed.show()
+    feed.put(key(moved), moved, record(moved)[1])  # round N+1, before N is read back
+    await feed.show()
+
+    _read_back(view, WEB)
+    assert view.held("web") == [Held.of(moved)]
+    _read_back(view, moved)
+    assert view.held("web") == [Held.of(moved)]
+    _read_back(view, WEB)  # once caught up, a later record is the topic's word again
+    assert view.held("web") == [Held.of(WEB)]
+
+
+async def test_a_record_not_ours_is_applied_even_while_ours_are_pending() -> None:
+    """Kafka refused our group and the writer sent a tombstone instead: the view serves
+    what the topic holds, not what the fold wrote; a failed round's keys, once put back,
+    take what is read."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    feed = local_feed.LocalFeed(view, reader)
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    await feed.show()
+    _read_back(view, (key(WEB), None))
+    assert view.held("web") == []
+
+    moved = group("web", "east", "web-0", "10.0.0.9:80")
+    feed.put(key(moved), moved, record(moved)[1])
+    await feed.show()
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    await feed.show()
+    await feed.abort()  # both rounds failed; the first had reached the topic after all
+    _read_back(view, moved)
+    assert view.held("web") == [Held.of(moved)]
+
+
+async def test_a_take_back_leaves_a_newer_record_the_reader_applied_meanwhile() -> None:
+    """A round waits (its partition moved away); the new owner writes the key and our
+    reader applies that. Taking the round back must not restore what the view held
+    before the round: the new owner's group would be lost until the key changes again."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    feed = local_feed.LocalFeed(view, reader)
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    await feed.show()
+    await feed.flush()
+    _read_back(view, WEB)
+    ours = group("web", "east", "web-0", "10.0.0.9:80")
+    theirs = group("web", "east", "web-0", "10.0.0.3:80")
+
+    feed.put(key(ours), ours, record(ours)[1])
+    await feed.show()
+    _read_back(view, theirs)  # the partition's new owner wrote it
+    await feed.abort()
+    assert view.held("web") == [Held.of(theirs)]
+
+
+async def test_a_take_back_leaves_what_reached_the_topic_and_was_read_back() -> None:
+    """A round's records went to two partitions: one was acked (and read back), the other
+    failed. The first stays: the topic has it, and the full sync that follows writes only
+    what differs from the topic, so a group put back now would stay stale."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    feed = local_feed.LocalFeed(view, reader)
+    other = group("web", "east", "web-1", "10.0.0.2:80")
+    feed.put(key(WEB), WEB, record(WEB)[1])
+    feed.put(key(other), other, record(other)[1])
+    await feed.show()
+    _read_back(view, WEB)  # its partition acked; the other's send fails
+    await feed.abort()
+    assert view.held("web") == [Held.of(WEB)]
