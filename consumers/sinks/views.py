@@ -371,12 +371,17 @@ class TargetView:
         pending = self._expected.get(key)
         if pending is None:
             return False
+        # Our writes come back in the order written; a fed value the fold merged away
+        # (a newer one went in its place) never comes, and is passed over.
         read = mark(record.value)
-        if read == pending[-1] or read not in pending:
-            del self._expected[key]  # caught up with our writes, or overtaken: apply it
-            return False
-        del pending[: pending.index(read) + 1]
-        return True
+        try:
+            del pending[: pending.index(read) + 1]
+        except ValueError:
+            pending.clear()  # not ours: the topic's word
+        if pending:
+            return True
+        del self._expected[key]  # caught up with our writes (held already) or overtaken
+        return False
 
     def held_at(self, key: TargetKey) -> Held | None:
         job = self._job_of.get(key)

@@ -245,3 +245,21 @@ async def test_a_take_back_leaves_what_reached_the_topic_and_was_read_back() -> 
     _read_back(view, WEB)  # its partition acked; the other's send fails
     await feed.abort()
     assert view.held("web") == [Held.of(WEB)]
+
+
+async def test_a_key_that_goes_back_and_forth_is_read_back_in_order() -> None:
+    """A, B, A (a pod unready for a moment): the first A read back is not the last write,
+    so the B read after it must not be served."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    feed = local_feed.LocalFeed(view, reader)
+    moved = group("web", "east", "web-0", "10.0.0.9:80")
+    for g in (WEB, moved, WEB):
+        feed.put(key(g), g, record(g)[1])
+        await feed.show()
+
+    for g in (WEB, moved, WEB):
+        _read_back(view, g)
+        assert view.held("web") == [Held.of(WEB)]
