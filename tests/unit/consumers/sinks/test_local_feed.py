@@ -17,6 +17,15 @@ from tests.unit.consumers.sinks.builders import group, key, record
 WEB = group("web", "east", "web-0", "10.0.0.1:80")
 
 
+def _web_feed() -> tuple[TargetView, local_feed.LocalFeed]:
+    """A view serving job "web", fed by a LocalFeed (its reader never started)."""
+    view = TargetView(configured=frozenset({"web"}))
+    reader = kafka_targets.TargetsReader(
+        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
+    )
+    return view, local_feed.LocalFeed(view, reader)
+
+
 class EmptyTopic:
     """What the reader's catch-up asks of its consumer, for a topic with no records."""
 
@@ -56,11 +65,7 @@ async def test_writes_are_held_at_once_and_told_once_the_reader_caught_up() -> N
 async def test_a_failed_send_puts_back_what_the_view_held() -> None:
     """The fold may never write what a failed round fed (it can go back to what the topic
     holds, or the object may be deleted): the view must not keep serving it."""
-    view = TargetView(configured=frozenset({"web"}))
-    reader = kafka_targets.TargetsReader(
-        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
-    )
-    feed = local_feed.LocalFeed(view, reader)
+    view, feed = _web_feed()
     feed.put(key(WEB), WEB, record(WEB)[1])
     await feed.flush()
     moved = group("web", "east", "web-0", "10.0.0.9:80")
@@ -119,11 +124,7 @@ async def test_rounds_shown_before_an_older_ones_acks_are_settled_and_taken_back
     """The fold shows round N+1 while round N's acks are out: N's acks keep N alone (N+1
     can still be taken back), and a failure takes back every round not yet acked, newest
     first, so the view holds again what the last acked round left."""
-    view = TargetView(configured=frozenset({"web"}))
-    reader = kafka_targets.TargetsReader(
-        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
-    )
-    feed = local_feed.LocalFeed(view, reader)
+    view, feed = _web_feed()
     feed.put(key(WEB), WEB, record(WEB)[1])
     await feed.show()
     await feed.flush()
@@ -163,11 +164,7 @@ async def test_an_older_own_write_read_back_late_does_not_take_the_answer_back()
     """A key changed in two rounds in a row: the view holds the newer group when the
     reader reads the older record back; the answer must not go new -> old -> new (a
     target gone in a rollout would come back for a moment)."""
-    view = TargetView(configured=frozenset({"web"}))
-    reader = kafka_targets.TargetsReader(
-        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
-    )
-    feed = local_feed.LocalFeed(view, reader)
+    view, feed = _web_feed()
     moved = group("web", "east", "web-0", "10.0.0.9:80")
     feed.put(key(WEB), WEB, record(WEB)[1])  # round N
     await feed.show()
@@ -186,11 +183,7 @@ async def test_a_record_not_ours_is_applied_even_while_ours_are_pending() -> Non
     """Kafka refused our group and the writer sent a tombstone instead: the view serves
     what the topic holds, not what the fold wrote; a failed round's keys, once put back,
     take what is read."""
-    view = TargetView(configured=frozenset({"web"}))
-    reader = kafka_targets.TargetsReader(
-        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
-    )
-    feed = local_feed.LocalFeed(view, reader)
+    view, feed = _web_feed()
     feed.put(key(WEB), WEB, record(WEB)[1])
     await feed.show()
     _read_back(view, (key(WEB), None))
@@ -210,11 +203,7 @@ async def test_a_take_back_leaves_a_newer_record_the_reader_applied_meanwhile() 
     """A round waits (its partition moved away); the new owner writes the key and our
     reader applies that. Taking the round back must not restore what the view held
     before the round: the new owner's group would be lost until the key changes again."""
-    view = TargetView(configured=frozenset({"web"}))
-    reader = kafka_targets.TargetsReader(
-        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
-    )
-    feed = local_feed.LocalFeed(view, reader)
+    view, feed = _web_feed()
     feed.put(key(WEB), WEB, record(WEB)[1])
     await feed.show()
     await feed.flush()
@@ -233,11 +222,7 @@ async def test_a_take_back_leaves_what_reached_the_topic_and_was_read_back() -> 
     """A round's records went to two partitions: one was acked (and read back), the other
     failed. The first stays: the topic has it, and the full sync that follows writes only
     what differs from the topic, so a group put back now would stay stale."""
-    view = TargetView(configured=frozenset({"web"}))
-    reader = kafka_targets.TargetsReader(
-        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
-    )
-    feed = local_feed.LocalFeed(view, reader)
+    view, feed = _web_feed()
     other = group("web", "east", "web-1", "10.0.0.2:80")
     feed.put(key(WEB), WEB, record(WEB)[1])
     feed.put(key(other), other, record(other)[1])
@@ -250,11 +235,7 @@ async def test_a_take_back_leaves_what_reached_the_topic_and_was_read_back() -> 
 async def test_a_key_that_goes_back_and_forth_is_read_back_in_order() -> None:
     """A, B, A (a pod unready for a moment): the first A read back is not the last write,
     so the B read after it must not be served."""
-    view = TargetView(configured=frozenset({"web"}))
-    reader = kafka_targets.TargetsReader(
-        KafkaSettings(), view=view, metrics=sink_metrics.create(CollectorRegistry())
-    )
-    feed = local_feed.LocalFeed(view, reader)
+    view, feed = _web_feed()
     moved = group("web", "east", "web-0", "10.0.0.9:80")
     for g in (WEB, moved, WEB):
         feed.put(key(g), g, record(g)[1])
