@@ -48,17 +48,23 @@ class TargetGroup(BaseModel):
 def encode(group: TargetGroup) -> bytes:
     """The record value, keys sorted: equal groups give equal bytes, so a writer and the
     sinks can tell a changed group from a republished one without parsing either."""
+    return encode_fields(
+        group.job, group.cluster, group.source, group.labels, group.targets,
+        schema_version=group.schema_version,
+    )  # fmt: skip
+
+
+def encode_fields(
+    job: str, cluster: str, source: str, labels: LabelSet, targets: list[LabelSet],
+    *, schema_version: int = SCHEMA_VERSION,
+) -> bytes:  # fmt: skip
+    """`encode` of the group with these fields, without making the model (the fold packs
+    each group it builds straight from its labels)."""
     return orjson.dumps(
-        {
-            "schema_version": group.schema_version,
-            "job": group.job,
-            "cluster": group.cluster,
-            "source": group.source,
-            "labels": group.labels,
-            "targets": group.targets,
-        },
+        {"schema_version": schema_version, "job": job, "cluster": cluster, "source": source,
+         "labels": labels, "targets": targets},
         option=orjson.OPT_SORT_KEYS,
-    )
+    )  # fmt: skip
 
 
 def digest(value: bytes) -> bytes:

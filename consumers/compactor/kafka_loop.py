@@ -754,8 +754,9 @@ class FoldLoop:
         writes are, so no more values are held at once than before."""
         for key, value in writes:
             if self._feed is not None:
-                held = value is not None and key in self.fold.groups
-                group = packed.decode(value) if held and value is not None else None
+                group = (
+                    packed.decode(value) if value is not None and key in self.fold.groups else None
+                )
                 self._feed.put(key, group, None if group is None else value)
             yield key, value
 

@@ -159,8 +159,7 @@ class TargetsWriter:
 
     def value(self, key: TargetKey, group: targets.TargetGroup | None) -> bytes | None:
         """The group's record value; None (a tombstone) for no group or one too large."""
-        value = None if group is None else targets.encode(group)
-        return value if value is not None and self.fits(key, value) else None
+        return self.checked(key, None if group is None else targets.encode(group))
 
     def checked(self, key: TargetKey, value: bytes | None) -> bytes | None:
         """`value`, or None (a tombstone) for no value or one too large."""
@@ -179,41 +178,34 @@ class TargetsWriter:
         refuses as too large are skipped (`_resend_alone`), everything else goes on.
         Acks are awaited every `WINDOW_BYTES` of values, so a full sync holds that much
         of its records at a time, not all of them (419 MiB at 50k pods)."""
-        written, size = 0, 0
-        window: Sent = []
-        for key, value in writes:
-            window.append(((key, value), await self._send_one(key, value)))
-            size += len(value or b"")
-            if size >= WINDOW_BYTES:
-                written += await self._acked(window)
-                window, size = [], 0
+        written, sent = await self._hand(writes)
         if handed is not None:
             await handed()
-        return written + await self._acked(window)
+        return written + await self.acked(sent)
 
     async def hand(self, writes: Iterable[Write]) -> Sent:
         """Give every record of `writes` to the producer and return without their acks
         (`acked` awaits them), so the fold can build and show its next round meanwhile.
         Past `WINDOW_BYTES` of values the earlier ones' acks are awaited here, as in `send`."""
+        return (await self._hand(writes))[1]
+
+    async def _hand(self, writes: Iterable[Write]) -> tuple[int, Sent]:
+        """Records written in the windows acked meanwhile, and the last window's sends."""
+        written, size = 0, 0
         sent: Sent = []
-        size = 0
         for key, value in writes:
             if size >= WINDOW_BYTES:
-                await self._acked(sent)
+                written += await self.acked(sent)
                 sent, size = [], 0
             sent.append(((key, value), await self._send_one(key, value)))
             size += len(value or b"")
-        return sent
+        return written, sent
 
     async def acked(self, sent: Sent) -> int:
         """Wait for the acks of what `hand` gave the producer; how many were written.
         Records refused as too large are sent again alone (`_resend_alone`) here, so the
         next round must be handed only once this returned: per key, the topic then gets
         the fold's order."""
-        return await self._acked(sent)
-
-    async def _acked(self, sent: Sent) -> int:
-        """Wait for the acks of `sent`; how many were written (see `send`)."""
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         failed = [(w, r) for (w, _), r in zip(sent, results, strict=True)
                   if isinstance(r, BaseException)]  # fmt: skip

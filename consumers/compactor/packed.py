@@ -33,7 +33,7 @@ from typing import Final
 import orjson
 
 from schemas.events import SCHEMA_VERSION
-from schemas.targets import LabelSet, TargetGroup
+from schemas.targets import LabelSet, TargetGroup, encode_fields
 from schemas.topics import TargetKey
 
 LEVEL: Final = 1  # zlib: the cheapest level; a group is packed each time it is built
@@ -62,7 +62,7 @@ class Packed:
         *, schema_version: int = SCHEMA_VERSION,
     ) -> Packed:  # fmt: skip
         """The group `TargetGroup(job=job, ...)` would be, without making that model."""
-        value = encode(job, cluster, source, labels, targets, schema_version=schema_version)
+        value = encode_fields(job, cluster, source, labels, targets, schema_version=schema_version)
         return cls(
             sys.intern(job),  # one str per job and cluster, not one per group
             sys.intern(cluster),
@@ -76,18 +76,6 @@ class Packed:
 
     def group(self) -> TargetGroup:
         return decode(self.value())
-
-
-def encode(
-    job: str, cluster: str, source: str, labels: LabelSet, targets: list[LabelSet],
-    *, schema_version: int = SCHEMA_VERSION,
-) -> bytes:  # fmt: skip
-    """`targets.encode` of the group with these fields: the same bytes (a test checks)."""
-    return orjson.dumps(
-        {"schema_version": schema_version, "job": job, "cluster": cluster, "source": source,
-         "labels": labels, "targets": targets},
-        option=orjson.OPT_SORT_KEYS,
-    )  # fmt: skip
 
 
 def decode(value: bytes) -> TargetGroup:
