@@ -213,6 +213,16 @@ class Held:
         return deflated.inflate(self.packed) if self.packed else b""
 
 
+def _key(record: RawRecord) -> TargetKey | None:
+    """The record's key, None when it has none or it is not UTF-8 (`take` says which)."""
+    if record.key is None:
+        return None
+    try:
+        return TargetKey(record.key.decode())
+    except UnicodeDecodeError:
+        return None
+
+
 def mark(value: bytes | None) -> bytes:
     """A record value's digest, b"" for a tombstone."""
     return b"" if value is None else targets.digest(value)
@@ -332,11 +342,8 @@ class TargetView:
         """Whether the view holds this very record value under its key already (the fold
         of this process gave it first, or a republish): its digest says so without
         parsing it. Such a record was checked when it came first."""
-        if record.key is None or record.value is None:
-            return False
-        try:
-            key = TargetKey(record.key.decode())
-        except UnicodeDecodeError:
+        key = _key(record)
+        if key is None or record.value is None:
             return False
         job = self._job_of.get(key)
         if job is None:
@@ -362,14 +369,9 @@ class TargetView:
         the newer write is read back too (new -> old -> new while a key changes round after
         round). Records that are not our own pending writes are applied as usual: they are
         the topic's word (another member's, or the tombstone of a group Kafka refused)."""
-        if record.key is None:
-            return False
-        try:
-            key = TargetKey(record.key.decode())
-        except UnicodeDecodeError:
-            return False
-        pending = self._expected.get(key)
-        if pending is None:
+        key = _key(record)
+        pending = None if key is None else self._expected.get(key)
+        if key is None or pending is None:
             return False
         # Our writes come back in the order written; a fed value the fold merged away
         # (a newer one went in its place) never comes, and is passed over.
