@@ -27,7 +27,8 @@ fresh process, so its peak RSS is its own:
 5. for equal work beside vmagent, sdstream again on its own copies of the same set with
    every target dropped by the same relabeling (DROP_ALL), until its fold counts them
    all dropped: once with the discovery page on (the default; the fold then keeps every
-   discovered group for it) and once off (vmagent here keeps one dropped target).
+   discovered group for it), once with it on and keep_dropped_targets 100 per job, and
+   once off (vmagent here keeps one dropped target).
    sdstream's seconds count from its exec, as vmagent's do. `--base CHECKOUT` runs
    another checkout's code (a worktree of main) on its own copies beside this one's,
    each kind of run base first, in the same devstack.
@@ -71,8 +72,14 @@ JOBS = {"pods": "pod", "slices": "endpointslice"}
 SAME = "same"  # prefix of the promtool-sized copy, when --api-pods differs from --pods
 DROPPED = "drop"  # prefix of the copies folded with every target dropped (DROP_ALL)
 # The runs with every target dropped: the discovery page on (the default: the fold keeps
-# every discovered group for it) and off (as vmagent here keeps one dropped target).
-DROP_RUNS = {"dropping all": True, "dropping all, discovery page off": False}
+# every discovered group for it), on with keep_dropped_targets (the fold keeps that many
+# dropped targets per job) and off (as vmagent here keeps one dropped target).
+KEEP_DROPPED = 100
+DROP_RUNS = {
+    "dropping all": (True, 0),
+    f"dropping all, keep_dropped_targets {KEEP_DROPPED}": (True, KEEP_DROPPED),
+    "dropping all, discovery page off": (False, 0),
+}
 RESOURCES = (Resource.PODS, Resource.SERVICES, Resource.ENDPOINTSLICES)
 TOPICS = [object_topic(PREFIX, CLUSTER, r) for r in RESOURCES]
 
@@ -196,7 +203,8 @@ async def consume_child(payload: dict[str, Any]) -> dict[str, Any]:
         kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=payload["prefix"]),
         scrape_configs=tuple(ScrapeJob.model_validate(
             {"job_name": job, "kubernetes_sd_configs": [{"role": role}],
-             **({"relabel_configs": DROP_ALL} if payload.get("drop") else {})})
+             **({"relabel_configs": DROP_ALL} if payload.get("drop") else {}),
+             "keep_dropped_targets": payload.get("keep", 0)})
             for job, role in JOBS.items()),
         http=HttpSettings(port=0), group_id=f"bench-{uuid.uuid4().hex[:8]}",
         targets_partitions=PARTITIONS, discovery_page=payload.get("page", True),
@@ -271,22 +279,23 @@ def sdstream_runs(
     relabeling as vmagent's jobs (DROP_RUNS). Runs of one kind follow each other, base
     first, so a change of load hits both codes alike."""
     api_pods, ns = args.api_pods or args.pods, args.namespaces
-    kinds = [(SERVING, None), *((what, page) for what, page in DROP_RUNS.items())]
+    kinds = [(SERVING, None), *DROP_RUNS.items()]
     runs: dict[str, Runs] = {label: {} for label, _ in codes}
-    for n, (what, page) in enumerate(kinds):
+    for n, (what, drop) in enumerate(kinds):
         for label, script in codes:
             if what == SERVING and folded is not None and not label:
                 runs[label][what] = folded  # the Kafka set is already this size
                 continue
-            prefix = f"{label or 'this'}{DROPPED if page is not None else SAME}{n}"
+            prefix = f"{label or 'this'}{DROPPED if drop is not None else SAME}{n}"
             asyncio.run(write_all(stack.kafka_bootstrap, pods=api_pods, slices=args.slices,
                                   per_slice=args.per_slice, ns=ns, prefix=prefix))  # fmt: skip
             payload = {"bootstrap": stack.kafka_bootstrap, "timeout_s": 1800, "prefix": prefix}
-            if page is None:
+            if drop is None:
                 runs[label][what] = fold(script, payload)
             else:
-                expected = runs[label][SERVING]["targets"]
-                runs[label][what] = fold(script, {**payload, "page": page}, dropped=expected)
+                expected, (page, keep) = runs[label][SERVING]["targets"], drop
+                runs[label][what] = fold(script, {**payload, "page": page, "keep": keep},
+                                         dropped=expected)  # fmt: skip
             kit.say(f"sdstream {label or 'this checkout'}, {what}: "
                     f"{runs[label][what]['max_rss_mb']:.0f} MiB")  # fmt: skip
     return runs

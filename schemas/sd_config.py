@@ -337,7 +337,7 @@ _SCRAPE_KEYS: Final = (  # config/config.go ScrapeConfig, minus the HTTP client 
     *("enable_compression", "body_size_limit", "sample_limit", "target_limit"),
     *("label_limit", "label_name_length_limit", "label_value_length_limit"),
     *("native_histogram_bucket_limit", "native_histogram_min_bucket_factor"),
-    *("keep_dropped_targets", "metric_name_validation_scheme", "metric_name_escaping_scheme"),
+    *("metric_name_validation_scheme", "metric_name_escaping_scheme"),
     *("extra_scrape_metrics", "metric_relabel_configs"),
 )
 _OTHER_SD_KEYS: Final = (  # discovery/install: every registered <name>_sd_configs but ours
@@ -373,6 +373,11 @@ def _none_as_no_params(value: object) -> object:
 def _or(default: str) -> Callable[[object], object]:
     """A null scrape key is Prometheus's default."""
     return lambda value: default if value is None else value
+
+
+def _null_is_zero(value: object) -> object:
+    """A null unsigned key is Go's zero value."""
+    return 0 if value is None else value
 
 
 def _duration(value: str) -> str:
@@ -424,6 +429,13 @@ class ScrapeJob(BaseModel):
     scrape_native_histograms: bool | None = None
     always_scrape_classic_histograms: bool | None = None
     convert_classic_histograms_to_nhcb: bool | None = None
+    keep_dropped_targets: Annotated[int, BeforeValidator(_null_is_zero)] = Field(
+        0,
+        ge=0,
+        description="Prometheus keep_dropped_targets: at most this many targets of the job "
+        "that relabeling drops are kept for the discovery page (the rest are only counted); "
+        "0: no limit",
+    )
     keep_meta_labels: bool = Field(
         False,
         description="With relabel_configs: also serve the __meta_* labels left after "

@@ -25,6 +25,7 @@ class FoldMetrics:
     offset_commits: Counter
     offset_commit_failures: Counter  # reason: the aiokafka error's name, or TimeoutError
     rebalances: Counter
+    revoke_unacked: Counter  # revocations that gave partitions up with writes unacked
     unread: Gauge  # topic: partitions denied and not read since
     monitor_jobs: Gauge
     monitors_rejected: Gauge
@@ -77,6 +78,10 @@ def create(registry: CollectorRegistry) -> FoldMetrics:
         rebalances=Counter("sdstream_fold_rebalances",
                            "Partition assignments this member received from the group "
                            "(the first one included).", registry=registry),
+        revoke_unacked=Counter("sdstream_fold_revoked_unacked",
+                               "Revocations that gave the partitions up before the acks of "
+                               "the fold's writes came in (waited for up to 10 s).",
+                               registry=registry),
         unread=Gauge("sdstream_fold_unread_partitions",
                      "Partitions of an object topic Kafka denies the fold (by topic, so by "
                      "cluster): their groups keep their last published version.",

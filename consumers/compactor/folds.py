@@ -113,6 +113,12 @@ class Fold:
     # Targets relabeling left out, per group and per job: (dropped by a rule, invalid).
     left_out: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
     left_out_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # For jobs with keep_dropped_targets (`JobView.keep_dropped`): per group, the targets
+    # relabeling left out that `discovered` holds (kept) and does not (not kept), and
+    # per job their sums. A job holds at most its limit of them, admitted as groups are
+    # built; room freed when a group goes is used by the next group built.
+    dropped_held: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
+    dropped_held_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
     parsed: state.ParseCache = field(default_factory=state.ParseCache)  # shared by clusters
     # Every view now, by position: `views` at 0.., then those added at run time
     # (`add_view`, monitor jobs); a removed view's position is never reused, so owners
@@ -165,7 +171,7 @@ class Fold:
             for key in sorted(stored | deleted.get(name, set())):
                 self.deps.forget((position, name, key))
                 tkey = group_key(view, name, role.source(key))
-                self.discovered.drop(tkey)
+                self._undiscover(tkey)
                 self._count_left_out(tkey, None)
                 old = self.groups.held(tkey)
                 if old is not None:
@@ -317,7 +323,7 @@ class Fold:
             for key in keys:
                 self.deps.forget((position, cluster, key))
                 tkey = group_key(view, cluster, role.source(key))
-                self.discovered.drop(tkey)
+                self._undiscover(tkey)
                 self._count(self.groups.drop(tkey), -1)
                 self._count_left_out(tkey, None)
 
@@ -347,28 +353,85 @@ class Fold:
         labels = (
             {**built.labels, view.cluster_label: cluster} if view.cluster_label else built.labels
         )
-        # Packed straight from str-only dicts: a model would only re-check what we made.
-        held: packed.Packed | None = None
-        if not built.targets:
-            self.discovered.drop(tkey)
-        elif self.keep_discovered or not view.rules:
-            discovered = packed.Packed.build(view.job, cluster, built.source, labels, built.targets)
-            held = self._discover(tkey, discovered)
+        # The cluster label is discovered: rules may read or drop it.
         if not view.rules:  # served as discovered: the same object in both
+            held = self._hold_discovered(view, tkey, cluster, built.source, labels, built.targets)
             return self._set(tkey, held)
-        final = self._relabel(view, tkey, labels, built.targets)
+        outcomes = group_relabeling.outcomes(
+            labels, built.targets, view.rules, keep_meta=view.keep_meta, defaults=view.defaults
+        )
+        self._count_left_out(tkey, (view.job, outcomes))
+        if self.keep_discovered:
+            kept = self._within_keep_dropped(view, tkey, built.targets, outcomes)
+            self._hold_discovered(view, tkey, cluster, built.source, labels, kept)
+        final = group_relabeling.regroup([o.final for o in outcomes if o.final is not None])
         if final is None:
             return self._set(tkey, None)
         return self._set(
             tkey, packed.Packed.build(view.job, cluster, built.source, final[0], final[1])
         )
 
+    def _hold_discovered(
+        self, view: JobView, tkey: TargetKey, cluster: str, source: Source,
+        labels: LabelSet, targets: list[LabelSet],
+    ) -> packed.Packed | None:  # fmt: skip
+        """Hold the group as discovered (packed straight from str-only dicts: a model
+        would only re-check what we made); None when it has no targets (its left-out
+        targets stay counted in `dropped_held`)."""
+        if not targets:
+            self.discovered.drop(tkey)
+            return None
+        return self._discover(tkey, packed.Packed.build(view.job, cluster, source, labels, targets))
+
+    def _within_keep_dropped(
+        self, view: JobView, tkey: TargetKey, targets: list[LabelSet],
+        outcomes: Sequence[engine.Outcome],
+    ) -> list[LabelSet]:  # fmt: skip
+        """The targets to hold as discovered: every served one, and those left out while
+        the job holds fewer than its keep_dropped_targets (Prometheus's scrape pool keeps
+        the first N dropped targets and counts them all)."""
+        self._release_dropped(tkey)
+        if not view.keep_dropped:
+            return targets
+        kept, omitted = self.dropped_held_totals.get(view.job, (0, 0))
+        room = view.keep_dropped - kept
+        held: list[LabelSet] = []
+        left_out = 0
+        for target, outcome in zip(targets, outcomes, strict=True):
+            if outcome.final is None:
+                left_out += 1
+                if left_out > room:
+                    continue
+            held.append(target)
+        if left_out:
+            mine = min(left_out, max(room, 0))
+            self.dropped_held[tkey] = view.job, mine, left_out - mine
+            self.dropped_held_totals[view.job] = kept + mine, omitted + left_out - mine
+        return held
+
+    def _release_dropped(self, tkey: TargetKey) -> None:
+        old = self.dropped_held.pop(tkey, None)
+        if old is not None:
+            job, kept, omitted = old
+            was = self.dropped_held_totals[job]
+            self.dropped_held_totals[job] = was[0] - kept, was[1] - omitted
+
+    def _undiscover(self, tkey: TargetKey) -> None:
+        """The group is no longer held as discovered: its kept dropped targets free room."""
+        self.discovered.drop(tkey)
+        self._release_dropped(tkey)
+
+    def not_kept(self) -> dict[str, int]:
+        """Per job, targets relabeling left out that keep_dropped_targets kept off the
+        discovery page (only counted)."""
+        return {job: totals[1] for job, totals in self.dropped_held_totals.items() if totals[1]}
+
     def _drop(self, owner: Owner, tkey: TargetKey, read: set[dependencies.Dep]) -> Change | None:
         """No group for `owner`: it depends only on what was `read` to decide so."""
         if read or owner in self.deps.reads:  # most pre-filtered objects: neither
             self.deps.record(owner, read)
         self._count_left_out(tkey, None)
-        self.discovered.drop(tkey)
+        self._undiscover(tkey)
         return self._set(tkey, None)
 
     def _prefiltered(
@@ -415,19 +478,6 @@ class Fold:
         else:
             self.groups.hold(key, group)
         return Change(key, group)
-
-    def _relabel(
-        self, view: JobView, tkey: TargetKey, labels: LabelSet, targets: list[LabelSet]
-    ) -> tuple[LabelSet, list[LabelSet]] | None:
-        """The group's labels and targets as served (docs/relabeling.md §5); None when no
-        target is left. The cluster label is discovered: rules may read or drop it."""
-        if not view.rules:
-            return (labels, targets) if targets else None
-        outcomes = group_relabeling.outcomes(
-            labels, targets, view.rules, keep_meta=view.keep_meta, defaults=view.defaults
-        )
-        self._count_left_out(tkey, (view.job, outcomes))
-        return group_relabeling.regroup([o.final for o in outcomes if o.final is not None])
 
     def _count_left_out(
         self, key: TargetKey, relabeled: tuple[str, list[engine.Outcome]] | None

@@ -90,6 +90,9 @@ class JobView:
     # The job's relabel_configs, compiled; empty: targets are served as discovered.
     rules: engine.Rules = field(default=(), hash=False, compare=False)
     keep_meta: bool = False  # serve __meta_* labels left after relabeling
+    # keep_dropped_targets: at most this many targets of the job that relabeling leaves
+    # out are held for the discovery page (`folds.Fold`); 0: no limit.
+    keep_dropped: int = field(default=0, hash=False, compare=False)
     # Prometheus's scrape defaults, added before relabeling (used only with rules).
     defaults: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     # The leading rules run on a partial label set before building a group (`prefilter`):
@@ -167,6 +170,7 @@ def _view(
         },
         rules=rules,
         keep_meta=job.keep_meta_labels,
+        keep_dropped=job.keep_dropped_targets,
         defaults=job.scrape_defaults(),
     )
 

@@ -91,6 +91,7 @@ RECORD_OVERHEAD = kafka_writer.RECORD_OVERHEAD  # the targets topic's margin (te
 DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 WRITER_START_S = 30.0  # a new producer for the targets topic starts within this, or again
+REVOKE_ACKS_S = 10.0  # a revocation waits this long for the acks of our writes
 # A rebuild gives the event loop a turn (Kafka heartbeats and fetches, HTTP) this often.
 REBUILD_SLICE_S = 0.025
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -117,7 +118,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped ba
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._loop.pause_publishing()
+        await self._loop.revoked()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._loop.assigned(assigned)
@@ -213,6 +214,9 @@ class FoldLoop:
         self._step_clock = _StepClock(0.0)  # the publish step under way (debug timings)
         self._inflight: _Round | None = None  # rounds handed over, acks not awaited yet
         self._waiting = _Waiting()  # rounds shown, to hand over once those acks are in
+        self._writing = asyncio.Event()  # clear while records go to the producer (`_write`)
+        self._writing.set()
+        self.revoke_acks_s = REVOKE_ACKS_S
 
     # readiness -----------------------------------------------------------------------
 
@@ -236,6 +240,27 @@ class FoldLoop:
 
     def pause_publishing(self) -> None:
         self._state.need_sync = True
+
+    async def revoked(self) -> None:
+        """Partitions revoked (aiokafka revokes every one at each rebalance): nothing more
+        is handed over until the full sync, and before the partitions go, the acks of what
+        the producer has are awaited (up to `revoke_acks_s`). Else a write of ours still
+        in flight could land after the full sync of the member taking a partition over,
+        and the topic would keep our older version of a group (or a group it deleted)
+        until that group changed again. Failed acks are the publish loop's to handle."""
+        self.pause_publishing()
+        try:
+            async with asyncio.timeout(self.revoke_acks_s):
+                await self._writing.wait()  # a full sync or a hand under way: its sends
+                inflight = self._inflight
+                if inflight is not None:
+                    await asyncio.wait([inflight.acks])  # never cancels them
+        except TimeoutError:
+            self._metrics.revoke_unacked.inc()
+            logger.warning("Giving partitions up with writes to %s not acked after %.0f s: "
+                           "an older group of ours may land after the new owner's.",
+                           self._targets, self.revoke_acks_s,
+                           extra={"topic": self._targets})  # fmt: skip
 
     # run -------------------------------------------------------------------------------
 
@@ -657,7 +682,9 @@ class FoldLoop:
         if step is catch_up.Step.FULL_SYNC:
             await self._drain()
             shown = self._show if self._feed is not None else None  # served before the acks
-            written = await self._writer.send(self._fed(await self._full_sync()), handed=shown)
+            sync = self._fed(await self._full_sync())
+            with self._write():
+                written = await self._writer.send(sync, handed=shown)
             logger.info("Synced: %d records written.", written, extra={"writes": written})
             await self._acked(folded, self._step_clock)
             heap.trim()  # what encoding and sending every group freed (`consumers.heap`)
@@ -692,8 +719,18 @@ class FoldLoop:
         if self._state.need_sync or not self._waiting.clocks:
             return
         waiting, self._waiting = self._waiting, _Waiting()
-        sent = await self._writer.hand(waiting.writes.items())
-        self._inflight = _Round(asyncio.ensure_future(self._writer.acked(sent)), waiting)
+        with self._write():
+            sent = await self._writer.hand(waiting.writes.items())
+            self._inflight = _Round(asyncio.ensure_future(self._writer.acked(sent)), waiting)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """While records go to the producer (a revocation waits for them to be in)."""
+        self._writing.clear()
+        try:
+            yield
+        finally:
+            self._writing.set()
 
     async def _settle(self) -> None:
         """Wait for the acks of what the producer has (raising what failed them); a record

@@ -47,9 +47,16 @@ def view_of(job: MonitorJob) -> JobView:
         },
         rules=rules,
         keep_meta=False,
+        keep_dropped=_keep_dropped(job),
         defaults=job.defaults,
         prefilter=prefilter.program(sd.role.resource, rules),
     )
+
+
+def _keep_dropped(job: MonitorJob) -> int:
+    """The monitor's keepDroppedTargets (validated a non-negative integer; 0: none)."""
+    value = job.scrape.get("keep_dropped_targets")
+    return value if isinstance(value, int) else 0
 
 
 @dataclass(frozen=True, slots=True)

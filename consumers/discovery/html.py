@@ -254,9 +254,14 @@ def job_page(selection: rows.Selection, disagreement: Disagreement | None = None
     """`GET /discovery/<job>`: one page of the job's targets, both sides of relabeling;
     each target's cluster's rules, and, for a monitor job, its clusters' disagreement."""
     s = selection
+    not_kept = (
+        f" {s.not_kept} dropped targets are only counted (keep_dropped_targets): not listed."
+        if s.not_kept
+        else ""
+    )
     summary = (
-        f'<p id="summary">{s.total} targets discovered: {s.active} served, '
-        f"{s.dropped} dropped. {s.matched} match.</p>"
+        f'<p id="summary">{s.discovered} targets discovered: {s.active} served, '
+        f"{s.dropped} dropped. {s.matched} match.{not_kept}</p>"
     )
     return _page(f"sdstream: {s.job}", [
         '<nav><a href="/">all jobs</a></nav>', f"<h1>Job {_e(s.job)}</h1>", summary,

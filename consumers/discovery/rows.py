@@ -72,6 +72,7 @@ class JobTargets:
     relabel: Relabel = as_discovered
     rules: Sequence[str] = ()
     by_cluster: Mapping[str, tuple[Relabel, Sequence[str]]] = field(default_factory=dict)
+    not_kept: int = 0  # targets left out that keep_dropped_targets kept off `groups`
 
     def relabeling(self, cluster: str) -> tuple[Relabel, Sequence[str]]:
         return self.by_cluster.get(cluster, (self.relabel, self.rules))
@@ -136,10 +137,15 @@ class Selection:
     # Each distinct list of relabel rules (as written) and the clusters using it
     # (`JobTargets.rule_sets`): several when the job's clusters relabel differently.
     rule_sets: Sequence[tuple[tuple[str, ...], Sequence[str]]] = ()
+    not_kept: int = 0  # dropped targets only counted (keep_dropped_targets), not in `total`
+
+    @property
+    def discovered(self) -> int:
+        return self.total + self.not_kept
 
     @property
     def dropped(self) -> int:
-        return self.total - self.active
+        return self.discovered - self.active
 
 
 def labels_text(labels: Mapping[str, str]) -> str:
@@ -230,8 +236,9 @@ def select(job: JobTargets, query: Query, *, page_size: int = PAGE_SIZE) -> Sele
     page = min(query.page, pages)
     shown = kept if page == query.page else previous
     return Selection(
-        job.job, query, tuple(shown), total, active, matched, page, pages, job.rule_sets()
-    )
+        job.job, query, tuple(shown), total, active, matched, page, pages, job.rule_sets(),
+        job.not_kept,
+    )  # fmt: skip
 
 
 def counts(groups: Iterable[TargetGroup]) -> tuple[int, int]:

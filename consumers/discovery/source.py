@@ -52,6 +52,8 @@ class Snapshot:
     lag: Mapping[str, int]  # per cluster
     relabeling: Mapping[str, Relabelings]  # jobs with relabel_configs
     monitor_jobs: MonitorJobs = field(default_factory=dict)  # the live ones (immutable)
+    # Per job, dropped targets keep_dropped_targets left out of `discovered` (counted only).
+    not_kept: Mapping[str, int] = field(default_factory=dict)
 
 
 def overview(snapshot: Snapshot) -> html.Overview:
@@ -67,7 +69,8 @@ def overview(snapshot: Snapshot) -> html.Overview:
         per_cluster[cluster] = per_cluster.get(cluster, 0) + 1
     jobs = [
         html.JobSummary(job, sorted(clusters.get(job, ())), groups.get(job, 0),
-                        targets.get(job, 0), snapshot.served.get(job, 0))
+                        targets.get(job, 0) + snapshot.not_kept.get(job, 0),
+                        snapshot.served.get(job, 0))
         for job in snapshot.jobs
     ]  # fmt: skip
     names = sorted({*snapshot.objects, *snapshot.lag, *per_cluster})
@@ -130,7 +133,8 @@ def job_targets(snapshot: Snapshot, job: str) -> rows.JobTargets:
     relabelings = snapshot.relabeling.get(job, {})
     relabel, rules = relabelings.get(None, (rows.as_discovered, ()))
     by_cluster = {c: how for c, how in relabelings.items() if c is not None}
-    return rows.JobTargets(job, groups, relabel, rules, by_cluster)
+    not_kept = snapshot.not_kept.get(job, 0)
+    return rows.JobTargets(job, groups, relabel, rules, by_cluster, not_kept)
 
 
 def lag_by_cluster(lag: Gauge, prefix: str) -> dict[str, int]:
@@ -224,4 +228,5 @@ class FoldSource:
             relabeling=self._relabeling,
             # replaced whole by `LiveMonitors` at each change: safe to read in a thread
             monitor_jobs=self._monitor_jobs() if self._monitor_jobs is not None else {},
+            not_kept=fold.not_kept(),
         )

@@ -169,3 +169,42 @@ async def test_no_page_when_turned_off(kafka_bootstrap: str, topic_prefix: str) 
         for path in ("/", "/discovery/pods"):
             assert (await fetch(consumer.address, path=path)).status == 404, path
         assert (await fetch(consumer.address, path="/http_sd/pods")).status == 200
+
+
+async def test_keep_dropped_targets_lists_at_most_that_many_dropped_targets(
+    kafka_bootstrap: str, kubeconfig: Path, kube_api: client.ApiClient, namespace: str,
+    topic_prefix: str,
+) -> None:  # fmt: skip
+    """Prometheus's keep_dropped_targets: the page lists at most that many of a job's
+    dropped targets and still counts them all (its droppedTargetCounts)."""
+    ns_a, ns_b = namespace, unique("t")
+    objects.create_namespace(kube_api, ns_b)
+    seed(kube_api, ns_a, ns_b)  # 3 pods kept by the rule, 2 dropped
+    cluster = unique("c")
+    producer = e2e.producer_settings(
+        cluster=cluster, bootstrap=kafka_bootstrap, prefix=topic_prefix,
+        kubeconfig=kubeconfig, namespace=ns_a,
+    ).model_copy(update={"namespaces": (ns_a, ns_b)})  # fmt: skip
+    pods: dict[str, Any] = {"role": "pod", "namespaces": {"names": [ns_a, ns_b]}}
+    keep_a = {"source_labels": ["__meta_kubernetes_namespace"], "regex": ns_a, "action": "keep"}
+    settings = e2e.consumer_settings(
+        bootstrap=kafka_bootstrap, prefix=topic_prefix, group=unique("g"), jobs={}
+    )
+    jobs = tuple(
+        ScrapeJob.model_validate({"job_name": name, "kubernetes_sd_configs": [pods],
+                                  "relabel_configs": [keep_a], **extra})
+        for name, extra in (("capped", {"keep_dropped_targets": 1}), ("all", {}))
+    )  # fmt: skip
+    consumer = e2e.RunningConsumer(settings.model_copy(update={"scrape_configs": jobs}))
+    async with e2e.running(e2e.RunningProducer(producer), consumer):
+        await converge(consumer, "capped", 3)
+        await converge(consumer, "all", 3)
+        overview = (await fetch(consumer.address, path="/")).body.decode()
+        # Both jobs: 5 discovered, 3 served, 2 dropped (counted, listed or not).
+        assert overview.count("<td class=num>5</td><td class=num>3</td><td class=num>2</td>") == 2
+        for name, listed, note in (("capped", 1, True), ("all", 2, False)):
+            page = await fetch(consumer.address, path=f"/discovery/{name}?state=dropped")
+            text = page.body.decode()
+            assert "5 targets discovered: 3 served, 2 dropped." in text, name
+            assert text.count('<tr class="target dropped">') == listed, name
+            assert ("1 dropped targets are only counted" in text) is note, name

@@ -139,9 +139,11 @@ def test_every_prometheus_scrape_key_is_accepted(key: str) -> None:
 
 def test_prometheus_lists_for_ignored_keys_match_the_source() -> None:
     # config/config.go ScrapeConfig (29 keys besides job_name, less relabel_configs which
-    # sdstream applies and the 8 feeding the scrape defaults), prometheus/common's inlined
-    # HTTPClientConfig (13) and the 36 registered discovery configs but kubernetes
-    assert len(IGNORED_SCRAPE_KEYS) == 28 - 8 + 13 + 36
+    # sdstream applies, the 8 feeding the scrape defaults and keep_dropped_targets, which
+    # the discovery page honours), prometheus/common's inlined HTTPClientConfig (13) and
+    # the 36 registered discovery configs but kubernetes
+    assert len(IGNORED_SCRAPE_KEYS) == 28 - 8 - 1 + 13 + 36
+    assert "keep_dropped_targets" not in IGNORED_SCRAPE_KEYS
     assert not {"kubernetes_sd_configs", "relabel_configs"} & IGNORED_SCRAPE_KEYS
     assert {"static_configs", "http_sd_configs", "bearer_token"} <= (IGNORED_SCRAPE_KEYS)
 

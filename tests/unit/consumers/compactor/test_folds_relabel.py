@@ -82,3 +82,48 @@ def test_targets_relabeled_away_are_counted_per_job() -> None:
     f2.apply("c1", Resource.PODS, ObjectKey("ns/c"), bad)
     f2.rebuild()
     assert f2.left_out_totals["x"] == (0, 2)
+
+
+def held_dropped(f: folds.Fold, job_name: str) -> int:
+    """Targets held as discovered for the page that the job's rules leave out."""
+    return sum(
+        1
+        for key, group in f.discovered.items()
+        if key.startswith(f"{job_name}/")
+        for target in group.targets
+        if target["__address__"].endswith(":9090")
+        or group.labels["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] != "true"
+    )
+
+
+def test_keep_dropped_targets_caps_what_the_page_holds_and_counts_the_rest() -> None:
+    # Prometheus's scrape pool keeps the first keep_dropped_targets dropped targets for its
+    # Service Discovery page and counts them all (scrape.go Sync, droppedTargetCounts).
+    f = folds.Fold(compile_jobs([
+        job("capped", relabel_configs=KEEP_SCRAPED, keep_dropped_targets=3),
+        job("all", relabel_configs=KEEP_SCRAPED),
+    ]))  # fmt: skip
+    f.apply("c1", Resource.PODS, ObjectKey("ns/a"), annotated("a", "true", 1))  # 1 dropped
+    f.apply("c1", Resource.PODS, ObjectKey("ns/b"), annotated("b", "false", 1))  # 2
+    f.apply("c1", Resource.PODS, ObjectKey("ns/c"), annotated("c", "false", 1))  # 2
+    f.rebuild()
+    assert held_dropped(f, "capped") == 3  # a's and b's; c's are only counted
+    assert held_dropped(f, "all") == 5
+    assert f.not_kept() == {"capped": 2}
+    assert f.left_out_totals["capped"] == (5, 0)  # every dropped target is counted
+    assert not any(key.startswith("capped/c1/pod/ns/c") for key in f.discovered)
+    # A served target is always held, the limit reached or not.
+    f.apply("c1", Resource.PODS, ObjectKey("ns/d"), annotated("d", "true", 1))
+    f.rebuild()
+    d = f.discovered["capped/c1/pod/ns/d"]  # type: ignore[index]
+    assert [t["__address__"] for t in d.targets] == ["10.0.0.1:8080"]
+    assert f.not_kept() == {"capped": 3}
+    # A group that goes frees its room for the next group built.
+    f.apply("c1", Resource.PODS, ObjectKey("ns/b"), None)
+    f.rebuild()
+    assert held_dropped(f, "capped") == 1
+    f.apply("c1", Resource.PODS, ObjectKey("ns/c"), annotated("c", "false", 2))
+    f.rebuild()
+    assert held_dropped(f, "capped") == 3
+    assert f.not_kept() == {"capped": 1}  # d's 9090
+    assert f.left_out_totals["capped"] == (4, 0)

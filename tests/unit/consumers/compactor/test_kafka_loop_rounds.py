@@ -5,7 +5,8 @@ gets the fold's order), and a failure of N takes back both."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -177,5 +178,91 @@ async def test_rounds_waiting_when_partitions_are_revoked_are_left_to_the_full_s
         await loop._drain()  # what the full sync does first
         assert addresses(view) == ["10.0.0.2:80"]  # the acked round stays served
         assert len(writer.handed) == 1
+    finally:
+        publishing.cancel()
+
+
+async def turns(n: int = 50) -> None:
+    """Give the publish loop and a revocation many turns of the event loop."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def revoke(loop: kafka_loop.FoldLoop) -> Coroutine[Any, Any, None]:
+    """What aiokafka calls when the group rebalances (every partition is revoked)."""
+    listener = kafka_loop._Rebalance(loop)
+    revoking: Coroutine[Any, Any, None] = listener.on_partitions_revoked(set())
+    return revoking
+
+
+async def test_revocation_waits_for_the_acks_of_what_the_producer_has() -> None:
+    """Else a write of ours could land after the full sync of the member taking the
+    partition over, and the topic would keep our older group until it changed again."""
+    view, writer = views.TargetView(configured=frozenset({"pods"})), Writer()
+    loop = publishing_loop(view, writer)
+    publishing = asyncio.create_task(loop._publish_loop())
+    try:
+        move(loop, "10.0.0.2")
+        await until(lambda: len(writer.handed) == 1)
+        revoking = asyncio.create_task(revoke(loop))
+        await turns()
+        assert not revoking.done()  # the partitions are not given up yet
+        writer.acks[0].set_result(None)
+        async with asyncio.timeout(5):
+            await revoking
+        assert len(writer.handed) == 1  # nothing more handed before the full sync
+    finally:
+        publishing.cancel()
+
+
+class GatedWriter(Writer):
+    """Hands over only once the test opens the gate (a producer buffer full)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = asyncio.Event(), asyncio.Event()
+
+    async def hand(self, writes: Iterable[Write]) -> asyncio.Future[None]:
+        self.entered.set()
+        await self.gate.wait()
+        return await super().hand(writes)
+
+
+async def test_revocation_waits_for_a_hand_under_way_then_its_acks() -> None:
+    view, writer = views.TargetView(configured=frozenset({"pods"})), GatedWriter()
+    loop = publishing_loop(view, writer)
+    publishing = asyncio.create_task(loop._publish_loop())
+    try:
+        move(loop, "10.0.0.2")
+        await until(writer.entered.is_set)  # handing over
+        revoking = asyncio.create_task(revoke(loop))
+        await turns()
+        assert not revoking.done()
+        writer.gate.set()
+        await until(lambda: len(writer.handed) == 1)
+        await turns()
+        assert not revoking.done()  # handed over, not acked
+        writer.acks[0].set_result(None)
+        async with asyncio.timeout(5):
+            await revoking
+    finally:
+        publishing.cancel()
+
+
+async def test_revocation_gives_the_partitions_up_after_its_deadline_counted() -> None:
+    registry = CollectorRegistry()
+    view, writer = views.TargetView(configured=frozenset({"pods"})), Writer()
+    loop = publishing_loop(view, writer)
+    loop._metrics = fold_metrics.create(registry)
+    loop.revoke_acks_s = 0.0  # the acks never come
+    publishing = asyncio.create_task(loop._publish_loop())
+    try:
+        move(loop, "10.0.0.2")
+        await until(lambda: len(writer.handed) == 1)
+        async with asyncio.timeout(5):
+            await loop.revoked()
+        assert registry.get_sample_value("sdstream_fold_revoked_unacked_total") == 1
+        assert loop._inflight is not None
+        assert not loop._inflight.acks.done()  # still awaited by the publish loop
     finally:
         publishing.cancel()

@@ -204,3 +204,13 @@ def test_a_dropped_partition_forgets_its_monitors_and_namespaces_only() -> None:
     ns_partition = partition_for(ObjectKey(NS), 3)
     assert live.drop_partition("c1", Resource.NAMESPACES, partition=ns_partition, partitions=3)
     assert live.jobs() == {}  # the namespace's labels are unknown again
+
+
+def test_a_monitors_keep_dropped_targets_bounds_its_views_dropped_targets() -> None:
+    """keepDroppedTargets (monitor-wide, as the operator writes keep_dropped_targets)."""
+    monitor = pod_monitor("pm", {"port": "m"})
+    monitor["spec"]["keepDroppedTargets"] = 5
+    (job,) = live_with(monitor).jobs()["podMonitor/team/pm/0"].values()
+    assert monitor_views.view_of(job).keep_dropped == 5
+    (plain,) = live_with(pod_monitor("pm", {"port": "m"})).jobs()["podMonitor/team/pm/0"].values()
+    assert monitor_views.view_of(plain).keep_dropped == 0
