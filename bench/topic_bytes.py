@@ -24,6 +24,12 @@ The rewritten values are the same bytes (what a record of that size compresses t
 is what counts); `--churn-batch K` rewrites them K at a time instead (one publish of K
 changed groups, spread over the partitions by key). `--partitions N`: the topics' partition
 count (the fold's default: 6). `--only WORD` runs the variants whose name holds WORD.
+
+`--formats v1,compact` writes each variant once per record format: v1 (`targets.encode`,
+the contract) and a compact prototype (targets as columns, see `compact_fields`; session
+9, not the contract). `--read ROUNDS` runs no broker: CPU per target to decode each format
+as a `--mode serve` replica does and to render it (and checks the compact form decodes to
+exactly v1's group). `--floor` runs no broker: zstd CLI lower bounds (`floor`).
 """
 
 from __future__ import annotations
