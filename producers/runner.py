@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -134,9 +135,11 @@ class Producer:
         )
         elector: leader.Elector | None = None
         try:
+            started = time.perf_counter()
             self._api = api.KubeApi(
                 await self.connect(self.settings.kube), page_size=self.settings.page_size
             )
+            _stage("kube client ready", started)
             elector = self._elector(self._api)
             while not stop.is_set():
                 if elector is not None and not await self._campaign(elector, stop):
@@ -217,10 +220,13 @@ class Producer:
         async def check_topics() -> None:
             limits.update(await publisher.ensure_topics(topics))
 
+        started = time.perf_counter()
         await retry("checking topics", check_topics)
+        started = _stage("topics checked", started)
         naming = _fit(naming, limits)
         publisher.fit_batches(naming.max_record_bytes)
         await retry("starting the Kafka producer", publisher.start)
+        _stage("Kafka producer started", started)
         reader = KafkaKnownReader(settings.kafka, refusals=self.readiness.refusals)
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
         assert self._api is not None  # noqa: S101  # set by run() before any term
@@ -242,6 +248,13 @@ class Producer:
         if self._api is not None:
             await self._api.close()
             self._api = None
+
+
+def _stage(what: str, since: float) -> float:
+    """Log at debug how long a start stage took (bench/produce.py --profile reads these)."""
+    now = time.perf_counter()
+    logger.debug("Start: %s in %.3fs.", what, now - since, extra={"stage": what})
+    return now
 
 
 def _fit(naming: emit.Naming, topic_limits: dict[str, int]) -> emit.Naming:
