@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from kafka_access.reporting import Refusals
 from lifecycle.backoff import Backoff
-from producers import emit, leader, trim
+from producers import emit, known, leader, prefetch, trim
 from producers.emit import PublishFailed
 from producers.health import WatchHealth
 from producers.kafka_known import KafkaKnownReader
@@ -184,9 +184,12 @@ class Producer:
             refusals=self.readiness.refusals,
         )
         holder = asyncio.create_task(_hold(elector, lost)) if elector else None
+        assert self._api is not None  # noqa: S101  # set by run() before any term
+        wanted = [(w.resource, w.scope) for w in self.readiness.expected]
+        source = prefetch.FirstPages(self.wrap_source(self._api), wanted)  # LISTs go out now
         try:
             refused = publisher.refused
-            watcher = await _first(self._start(publisher), stop, lost)
+            watcher = await _first(self._start(publisher, source), stop, lost)
             if watcher is not None:
                 jobs = [watcher.run(w) for w in self.readiness.expected]
                 await _until(jobs, stop, lost, refused)
@@ -196,6 +199,7 @@ class Producer:
                     "that partition is broken) and reading the topics' limits again."
                 )
         finally:
+            await source.close()
             if holder is not None:
                 holder.cancel()
                 await asyncio.gather(holder, return_exceptions=True)
@@ -203,7 +207,9 @@ class Producer:
             logger.info("Stopped writing; buffered records flushed.")
         return lost.is_set() or (publisher.refused.is_set() and not stop.is_set())
 
-    async def _start(self, publisher: KafkaPublisher) -> Watcher:
+    async def _start(self, publisher: KafkaPublisher, source: ObjectSource) -> Watcher:
+        """Topics, the Kafka producer, and the watcher over `source` (whose first LIST
+        pages are on their way meanwhile: `prefetch`)."""
         settings = self.settings
         naming = emit.Naming(
             cluster=settings.cluster,
@@ -216,9 +222,12 @@ class Producer:
         )
         topics = {naming.topic(r): settings.partitions for r in settings.resources}
         limits: dict[str, int] = {}
+        created: set[str] = set()
 
         async def check_topics() -> None:
-            limits.update(await publisher.ensure_topics(topics))
+            checked = await publisher.ensure_topics(topics)
+            limits.update(checked.limits)
+            created.update(checked.created)
 
         started = time.perf_counter()
         await retry("checking topics", check_topics)
@@ -227,10 +236,9 @@ class Producer:
         publisher.fit_batches(naming.max_record_bytes)
         await retry("starting the Kafka producer", publisher.start)
         _stage("Kafka producer started", started)
-        reader = KafkaKnownReader(settings.kafka, refusals=self.readiness.refusals)
+        kafka = KafkaKnownReader(settings.kafka, refusals=self.readiness.refusals)
+        reader = known.FreshTopics(kafka, fresh=created)  # just created: nothing to read
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
-        assert self._api is not None  # noqa: S101  # set by run() before any term
-        source = self.wrap_source(self._api)
         watcher = Watcher(
             source,
             sink,
