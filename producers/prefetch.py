@@ -54,11 +54,13 @@ class _Early:
 
     def __init__(self, pages: AsyncIterator[Page]) -> None:
         self._pages = pages
-        self._first = asyncio.create_task(_next(pages))
+        self._first: asyncio.Task[Page | None] | None = asyncio.create_task(_next(pages))
 
     async def pages(self) -> AsyncGenerator[Page, None]:
         try:
-            page = await self._first
+            first, self._first = self._first, None  # a done task keeps its result: the page
+            page = await first if first is not None else None
+            del first
             if page is None:
                 return
             yield page
@@ -69,8 +71,10 @@ class _Early:
 
     async def drop(self) -> None:
         """Cancel the first page's request if it is still out; close the listing."""
-        self._first.cancel()
-        await asyncio.gather(self._first, return_exceptions=True)  # its error, if any, is ours
+        first, self._first = self._first, None
+        if first is not None:
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)  # its error, if any, is ours
         if isinstance(self._pages, AsyncGenerator):
             await self._pages.aclose()
 

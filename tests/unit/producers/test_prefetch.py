@@ -4,6 +4,8 @@ first caller; later listings, watches and unused early pages behave as without i
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -113,4 +115,17 @@ async def test_watches_and_other_scopes_go_straight_to_the_source() -> None:
     events = [e async for e in early.watch(PODS, ALL, since="9")]
     assert events == [{"type": "ADDED", "object": {"metadata": {"name": "9"}}}]
     assert await names(early.pages(PODS, Scope("ns"))) == ["pod-2-0"]
+    await early.close()
+
+
+async def test_the_first_page_is_not_held_once_the_watcher_moved_on() -> None:
+    """A parsed page of 500 pods is ~10 MiB: kept by the done task for the whole listing,
+    it raised the producer's peak RSS by as much (bench/README.md, session 9)."""
+    early = prefetch.FirstPages(Source(), [(PODS, ALL)])
+    pages = early.pages(PODS, ALL)
+    first = weakref.ref(await anext(pages))
+    await anext(pages)
+    await asyncio.sleep(0)  # the loop runs on (the handle that woke us held the task)
+    gc.collect()
+    assert first() is None
     await early.close()
