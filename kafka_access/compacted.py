@@ -30,16 +30,32 @@ async def create(
     """Create `topics` (name -> partitions) compacted, with `configs`. Kafka's answer per
     topic, in order: None if it was created or exists, else the aiokafka error it stands
     for (an ACL refusal is TopicAuthorizationFailedError, for `refusals`)."""
+    answers, _ = await create_new(admin, topics, replication=replication, configs=configs)
+    return answers
+
+
+async def create_new(
+    admin: AIOKafkaAdminClient,
+    topics: Mapping[str, int],
+    *,
+    replication: int,
+    configs: Mapping[str, str] | None = None,
+) -> tuple[dict[str, KafkaError | None], frozenset[str]]:
+    """`create`'s answers, and the topics this call created: empty, unlike one that
+    another client created first (TopicAlreadyExists)."""
     if not topics:
-        return {}
+        return {}, frozenset()
     new = [NewTopic(name, count, replication, topic_configs={**COMPACTED, **(configs or {})})
            for name, count in topics.items()]  # fmt: skip
     response = await admin.create_topics(new)
     answers: dict[str, KafkaError | None] = {}
+    made: set[str] = set()
     for name, code, *_ in response.topic_errors:
         error = for_code(code)
         answers[name] = None if error in (NoError, TopicAlreadyExistsError) else error(name)
-    return answers
+        if error is NoError:
+            made.add(name)
+    return answers, frozenset(made)
 
 
 async def configs(

@@ -105,6 +105,15 @@ class _Gathering:
     unsent: int = 0
 
 
+@dataclass(frozen=True)
+class TopicsChecked:
+    """What `ensure_topics` found: each topic's max.message.bytes, and the topics it
+    created (empty: nothing to read back at start)."""
+
+    limits: dict[str, int]
+    created: frozenset[str] = frozenset()
+
+
 class TopicMismatch(Exception):
     """An existing topic is not compacted or has another partition count, or (with
     `create_topics: false`) a topic is missing: fix it by hand."""
@@ -338,24 +347,28 @@ class KafkaPublisher:
             extra={"topic": record.topic, "key": record.key, "bytes": size, "error": repr(exc)},
         )
 
-    async def ensure_topics(self, topics: Mapping[str, int]) -> dict[str, int]:
+    async def ensure_topics(self, topics: Mapping[str, int]) -> TopicsChecked:
         """Create missing topics compacted (unless `create_topics` is false); TopicMismatch
         naming every topic that is missing or unusable (not compacted, another partition
         count), with the commands that fix them.
 
         Returns each topic's max.message.bytes (the broker's default unless the topic
         sets its own): a record over it would be refused, and a refused batch leaves the
-        idempotent producer's sequence broken for its partition until a restart.
+        idempotent producer's sequence broken for its partition until a restart. And the
+        topics created by this call, which hold nothing yet.
         """
         options = kafka_options.client_options(self._settings)
         admin = AIOKafkaAdminClient(**options)
         create = self._settings.create_topics
         durable = topic_plan.durability_configs(self._settings.min_insync_replicas)
+        created: frozenset[str] = frozenset()
         try:
             await admin.start()
             if create:
-                await _create_missing(admin, topics, replication=self._settings.replication_factor,
-                                      configs=durable)  # fmt: skip
+                replication = self._settings.replication_factor
+                created = await _create_missing(
+                    admin, topics, replication=replication, configs=durable
+                )
             found, limits = await _found(admin, topics, missing_ok=not create)
         except KafkaError as exc:
             refused = await self._refusals.check(exc, doing="checking topics", options=options)
@@ -375,7 +388,7 @@ class KafkaPublisher:
                 "the partitions setting to match)"
             )
         self._refusals.clear()
-        return limits
+        return TopicsChecked(limits, created)
 
 
 def _warn_durability(found: Mapping[str, topic_plan.Found], kafka: KafkaSettings) -> None:
@@ -393,14 +406,19 @@ async def _create_missing(
     *,
     replication: int,
     configs: Mapping[str, str],
-) -> None:
+) -> frozenset[str]:
+    """Create the missing topics; those this call created (not another client first)."""
     existing = set(await admin.list_topics())
     missing = {name: count for name, count in topics.items() if name not in existing}
-    answers = await compacted.create(admin, missing, replication=replication, configs=configs)
+    answers, created = await compacted.create_new(
+        admin, missing, replication=replication, configs=configs
+    )
     for name, error in answers.items():
         if error is not None:  # e.g. an ACL: ensure_topics says which
             raise error
-        logger.info("Created compacted topic %s.", name, extra={"topic": name})
+        if name in created:
+            logger.info("Created compacted topic %s.", name, extra={"topic": name})
+    return created
 
 
 async def _described(

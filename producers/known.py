@@ -5,6 +5,11 @@ is already there and tombstone what vanished. The fold is pure and incremental
 (`Fold.add`, one record at a time), so a reader keeps only keys and versions, never
 the records' values: memory grows with the number of keys, not with value sizes.
 Reading the topic is a `KnownReader` (Kafka in `kafka_known`, a dict in tests).
+
+A topic the producer has just created holds nothing, so `FreshTopics` answers its first
+read without asking Kafka: reading a topic created a moment ago cost ~0.6 s at start,
+the broker answering NotLeaderForPartition to its ListOffsets until its partitions
+settled (bench/README.md, session 9). Later reads (after a failed publish) ask Kafka.
 """
 
 from __future__ import annotations
@@ -23,6 +28,21 @@ class KnownReader(Protocol):
     async def load(self, topic: str, *, partitions: int) -> dict[ObjectKey, str]:
         """The topic's latest resourceVersion per live key, read to its end offsets."""
         ...
+
+
+@dataclass
+class FreshTopics:
+    """A KnownReader that knows the topics created in this start are empty: the first
+    read of each is `{}`, every other read is `reader`'s."""
+
+    reader: KnownReader
+    fresh: set[str] = field(default_factory=set)
+
+    async def load(self, topic: str, *, partitions: int) -> dict[ObjectKey, str]:
+        if topic in self.fresh:
+            self.fresh.discard(topic)
+            return {}
+        return await self.reader.load(topic, partitions=partitions)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 from kafka_access.reporting import Refusals
 from lifecycle.backoff import Backoff
-from producers import emit, leader, trim
+from producers import emit, known, leader, prefetch, trim
 from producers.emit import PublishFailed
 from producers.health import WatchHealth
 from producers.kafka_known import KafkaKnownReader
@@ -134,9 +135,11 @@ class Producer:
         )
         elector: leader.Elector | None = None
         try:
+            started = time.perf_counter()
             self._api = api.KubeApi(
                 await self.connect(self.settings.kube), page_size=self.settings.page_size
             )
+            _stage("kube client ready", started)
             elector = self._elector(self._api)
             while not stop.is_set():
                 if elector is not None and not await self._campaign(elector, stop):
@@ -181,9 +184,12 @@ class Producer:
             refusals=self.readiness.refusals,
         )
         holder = asyncio.create_task(_hold(elector, lost)) if elector else None
+        assert self._api is not None  # noqa: S101  # set by run() before any term
+        wanted = [(w.resource, w.scope) for w in self.readiness.expected]
+        source = prefetch.FirstPages(self.wrap_source(self._api), wanted)  # LISTs go out now
         try:
             refused = publisher.refused
-            watcher = await _first(self._start(publisher), stop, lost)
+            watcher = await _first(self._start(publisher, source), stop, lost)
             if watcher is not None:
                 jobs = [watcher.run(w) for w in self.readiness.expected]
                 await _until(jobs, stop, lost, refused)
@@ -193,6 +199,7 @@ class Producer:
                     "that partition is broken) and reading the topics' limits again."
                 )
         finally:
+            await source.close()
             if holder is not None:
                 holder.cancel()
                 await asyncio.gather(holder, return_exceptions=True)
@@ -200,7 +207,9 @@ class Producer:
             logger.info("Stopped writing; buffered records flushed.")
         return lost.is_set() or (publisher.refused.is_set() and not stop.is_set())
 
-    async def _start(self, publisher: KafkaPublisher) -> Watcher:
+    async def _start(self, publisher: KafkaPublisher, source: ObjectSource) -> Watcher:
+        """Topics, the Kafka producer, and the watcher over `source` (whose first LIST
+        pages are on their way meanwhile: `prefetch`)."""
         settings = self.settings
         naming = emit.Naming(
             cluster=settings.cluster,
@@ -213,18 +222,23 @@ class Producer:
         )
         topics = {naming.topic(r): settings.partitions for r in settings.resources}
         limits: dict[str, int] = {}
+        created: set[str] = set()
 
         async def check_topics() -> None:
-            limits.update(await publisher.ensure_topics(topics))
+            checked = await publisher.ensure_topics(topics)
+            limits.update(checked.limits)
+            created.update(checked.created)
 
+        started = time.perf_counter()
         await retry("checking topics", check_topics)
+        started = _stage("topics checked", started)
         naming = _fit(naming, limits)
         publisher.fit_batches(naming.max_record_bytes)
         await retry("starting the Kafka producer", publisher.start)
-        reader = KafkaKnownReader(settings.kafka, refusals=self.readiness.refusals)
+        _stage("Kafka producer started", started)
+        kafka = KafkaKnownReader(settings.kafka, refusals=self.readiness.refusals)
+        reader = known.FreshTopics(kafka, fresh=created)  # just created: nothing to read
         sink = emit.Emitter(naming, publisher=publisher, reader=reader, metrics=self.metrics)
-        assert self._api is not None  # noqa: S101  # set by run() before any term
-        source = self.wrap_source(self._api)
         watcher = Watcher(
             source,
             sink,
@@ -242,6 +256,13 @@ class Producer:
         if self._api is not None:
             await self._api.close()
             self._api = None
+
+
+def _stage(what: str, since: float) -> float:
+    """Log at debug how long a start stage took (bench/produce.py --profile reads these)."""
+    now = time.perf_counter()
+    logger.debug("Start: %s in %.3fs.", what, now - since, extra={"stage": what})
+    return now
 
 
 def _fit(naming: emit.Naming, topic_limits: dict[str, int]) -> emit.Naming:

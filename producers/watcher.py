@@ -136,10 +136,10 @@ class Watcher:
 
     async def _list(self, watch: Watch, relist_reason: str | None) -> str:
         """Stream one LIST into the sink; its resourceVersion, to watch from."""
-        listing = await self._sink.listing(watch.resource, watch.scope)
         version = ""
-        pages = self._source.pages(watch.resource, watch.scope)
+        pages = self._source.pages(watch.resource, watch.scope)  # closed even if listing fails
         try:
+            listing = await self._sink.listing(watch.resource, watch.scope)
             async for page in pages:
                 await listing.page(page.items)
                 version = page.resource_version

@@ -528,3 +528,108 @@ async def test_kafka_unreachable_is_retried_with_backoff_until_stopped(
     stop.set()
     async with asyncio.timeout(10):
         assert await task == 0
+
+
+class SeenPages:
+    """A seam that counts the LIST pages the producer received."""
+
+    def __init__(self, inner: ObjectSource, seen: list[Page]) -> None:
+        self.inner = inner
+        self.seen = seen
+
+    async def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]:
+        async for page in self.inner.pages(resource, scope):
+            self.seen.append(page)
+            yield page
+
+    def watch(
+        self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
+    ) -> AsyncIterator[WatchEvent]:
+        return self.inner.watch(resource, scope, since=since, timeout_s=timeout_s)
+
+
+@contextlib.asynccontextmanager
+async def kafka_later(kafka_bootstrap: str) -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A loopback bootstrap address that refuses connections until the event is set, then
+    forwards them to the broker (whose metadata then names the broker's own address)."""
+    host, port = kafka_bootstrap.rsplit(":", 1)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    opened = asyncio.Event()
+    pipes: set[asyncio.Task[None]] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        for task in (pipe(reader, up_writer), pipe(up_reader, writer)):
+            pipes.add(asyncio.create_task(task))
+
+    async def serve() -> None:
+        await opened.wait()
+        server = await asyncio.start_server(forward, sock=sock)
+        async with server:
+            await asyncio.Future()  # until cancelled
+
+    server = asyncio.create_task(serve())
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}", opened
+    finally:
+        for task in [server, *pipes]:
+            task.cancel()
+        await asyncio.gather(server, *pipes, return_exceptions=True)
+        sock.close()
+
+
+async def test_the_list_starts_before_kafka_and_deletes_while_down_still_get_tombstones(
+    kafka_bootstrap: str,
+    kubeconfig: Path,
+    kube_api: client.ApiClient,
+    namespace: str,
+    topic_prefix: str,
+) -> None:
+    for i in range(3):
+        objects.create_pod(kube_api, namespace, f"web-{i}", ip=f"10.244.6.{i}", node="n")
+    settings = settings_for(
+        kafka_bootstrap, kubeconfig, prefix=topic_prefix, namespace=namespace,
+        resources=(Resource.PODS,),
+    )  # fmt: skip
+    topic = object_topic(topic_prefix, "c1", Resource.PODS)
+    async with running(settings):
+        pass
+    first = await kafka_helpers.read_all(kafka_bootstrap, topic)
+    objects.delete_pod(kube_api, namespace, "web-0")  # while the producer is down
+
+    seen: list[Page] = []
+    async with kafka_later(kafka_bootstrap) as (bootstrap, opened):
+        later = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap})}
+        )
+        producer = Producer(
+            later,
+            producer_metrics.create(registry := CollectorRegistry()),
+            wrap_source=lambda inner: SeenPages(inner, seen),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(producer.run(stop))
+        try:
+            await wait_for(lambda: bool(seen) or task.done())  # Kafka still refuses us
+            assert not producer.readiness.ready
+            assert [o["metadata"]["name"] for o in seen[0].items] == ["web-1", "web-2"]
+            opened.set()
+            await wait_for(lambda: producer.readiness.ready or task.done())
+            tombstones = "sdstream_producer_reconcile_tombstones_total"
+            assert registry.get_sample_value(tombstones, {"resource": "pods"}) == 1
+        finally:
+            stop.set()
+            assert await task == 0
+    new = [r for r in await kafka_helpers.read_all(kafka_bootstrap, topic) if r not in first]
+    assert [(r.key, r.value) for r in new] == [(f"{namespace}/web-0".encode(), None)]

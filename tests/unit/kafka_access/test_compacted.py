@@ -37,6 +37,14 @@ def test_created_and_existing_topics_are_fine_and_a_refusal_is_its_aiokafka_erro
     }  # fmt: skip
 
 
+def test_create_new_names_only_the_topics_it_created() -> None:
+    admin = Admin({"made": 0, "there": 36, "denied": 29})
+    topics = {"made": 3, "there": 3, "denied": 3}
+    answers, made = asyncio.run(compacted.create_new(admin, topics, replication=1))  # type: ignore[arg-type]
+    assert made == {"made"}
+    assert answers["there"] is None
+
+
 def test_nothing_to_create_asks_nothing() -> None:
     admin = Admin({})
     assert asyncio.run(compacted.create(admin, {}, replication=1)) == {}  # type: ignore[arg-type]

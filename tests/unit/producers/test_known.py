@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from producers import known
 from schemas import events
+from schemas.topics import ObjectKey
 
 
 def record(key: bytes | None, value: bytes | None, version: str | None) -> known.StoredRecord:
@@ -41,3 +42,21 @@ def test_fold_one_record_at_a_time_keeps_only_keys_and_versions() -> None:
     assert folded.state == {"ns/b": "4", "ns/c": "9"}
     assert (folded.records, folded.unusable) == (6, 1)
     assert (folded.state, folded.unusable) == known.fold(records)
+
+
+class Reader:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def load(self, topic: str, *, partitions: int) -> dict[ObjectKey, str]:
+        self.asked.append(topic)
+        return {ObjectKey("ns/a"): "1"}
+
+
+async def test_a_topic_just_created_is_read_as_empty_once_then_from_kafka() -> None:
+    kafka = Reader()
+    reader = known.FreshTopics(kafka, fresh={"made"})
+    assert await reader.load("made", partitions=3) == {}
+    assert await reader.load("there", partitions=3) == {"ns/a": "1"}
+    assert await reader.load("made", partitions=3) == {"ns/a": "1"}  # after a failed publish
+    assert kafka.asked == ["there", "made"]

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
-from producers import health, producer_metrics
+from producers import health, prefetch, producer_metrics
 from producers.emit import PublishFailed
 from producers.kubeapi import errors
 from producers.kubeapi.api import Page, Scope, WatchEvent
-from producers.watcher import Backoff, Watch, Watcher
+from producers.watcher import Backoff, ObjectSource, Watch, Watcher
 from schemas.objects import KubeObject
 from schemas.topics import Resource
 from tests.unit.producers.fakes import FakeSource, event, expired, obj
@@ -36,9 +36,13 @@ class RecordingListing:
 class RecordingSink:
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_events: int = 0
+    fail_listings: int = 0  # the topic cannot be read
     pages: bool = False  # record each page, too
 
     async def listing(self, resource: Resource, scope: Scope) -> RecordingListing:
+        if self.fail_listings:
+            self.fail_listings -= 1
+            raise PublishFailed("reading the topic: denied")
         return RecordingListing(self.calls, self.pages)
 
     async def event(self, resource: Resource, event: WatchEvent) -> None:
@@ -52,15 +56,17 @@ class RecordingSink:
 
 
 async def run_until_idle(
-    source: FakeSource, sink: RecordingSink
+    source: FakeSource, sink: RecordingSink, *, through: ObjectSource | None = None
 ) -> tuple[list[float], CollectorRegistry]:
+    """Run a watch over `source` (or `through`, a wrapper of it) until it idles."""
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
     registry = CollectorRegistry()
-    watcher = Watcher(source, sink, metrics=producer_metrics.create(registry), sleep=sleep)
+    metrics = producer_metrics.create(registry)
+    watcher = Watcher(through or source, sink, metrics=metrics, sleep=sleep)
     task = asyncio.create_task(watcher.run(WATCH))
     async with asyncio.timeout(5):
         await source.idle.wait()
@@ -141,6 +147,16 @@ async def test_a_publish_failure_relists() -> None:
         )
         == 1
     )
+
+
+async def test_a_listing_that_cannot_start_drops_its_early_pages_and_lists_again() -> None:
+    """The first LIST page asked for while Kafka started is not held through the
+    backoff of a topic that cannot be read: the retry lists anew."""
+    source = FakeSource(listings=[Page([], "10"), Page([], "30")])
+    early = prefetch.FirstPages(source, [(WATCH.resource, WATCH.scope)])
+    sink = RecordingSink(fail_listings=1)
+    await run_until_idle(source, sink, through=early)
+    assert sink.calls == [("listed", "30")]
 
 
 async def test_pages_stream_in_and_only_a_complete_listing_is_finished() -> None:
