@@ -275,6 +275,9 @@ class KafkaPublisher:
             self._slots.release()
             refused = self._batch_failed([record], exc)
             raise PublishFailed(refused or f"send to {record.topic}: {exc!r}") from exc
+        except asyncio.CancelledError:  # the record never reached the producer
+            self._slots.release()
+            raise
         future.add_done_callback(functools.partial(self._acked, [record], sent_at))
 
     def _acked(self, records: list[Record], sent_at: float, future: asyncio.Future[Any]) -> None:
