@@ -25,6 +25,7 @@ Pure: bytes in, bytes out.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -124,6 +125,53 @@ class Inflating:
                 gathered, size = [], 0
         if gathered:
             yield b"".join(gathered)
+
+
+@dataclass(frozen=True, slots=True)
+class Inflated:
+    """`source`'s segments inflated into one `body`, with where each segment's data lies
+    in it: the next body of a changed document copies the spans of the segments it shares
+    with this one and inflates only the new ones (`inflated`)."""
+
+    source: Deflated
+    body: bytes
+    spans: dict[bytes, tuple[int, int]]  # a segment -> (start, end) of its data in `body`
+
+    @property
+    def cost(self) -> int:
+        """Bytes it holds beyond the view's segments: the body, the span table (its dict,
+        a tuple and two ints per segment) and `source`'s list of references."""
+        table = sys.getsizeof(self.spans) + len(self.spans) * _SPAN_BYTES
+        return len(self.body) + table + sys.getsizeof(self.source.segments)
+
+
+_SPAN_BYTES = 120  # a (start, end) tuple of two ints, as CPython allocates them
+
+
+def inflated(source: Deflated, previous: Inflated | None = None) -> Inflated:
+    """`source` inflated whole, reusing `previous`'s data for every segment it has too.
+
+    Each segment is a deflate stream of its own (a fresh compressor, no reference
+    outside itself), so its data is a function of its bytes: a segment found in
+    `previous.spans` (equal bytes; a `bytes` object caches its hash, and the view's
+    segments are the same objects from one document to the next) has the data
+    `previous.body` holds for it. The body is the same, byte for byte, as inflating
+    every segment (`Inflating`). The new segments go through one inflater, as `Inflating`
+    does (a fresh one per segment cost twice the time): skipping some is still a valid
+    stream, since none refers to data outside itself."""
+    reused = previous.spans if previous is not None else {}
+    old = memoryview(previous.body) if previous is not None else memoryview(b"")
+    inflater = zlib.decompressobj(_RAW)
+    parts: list[bytes | memoryview] = []
+    spans: dict[bytes, tuple[int, int]] = {}
+    at = 0
+    for one in source.segments:
+        span = reused.get(one)
+        data = old[span[0] : span[1]] if span is not None else inflater.decompress(one)
+        spans[one] = at, at + len(data)
+        at += len(data)
+        parts.append(data)
+    return Inflated(source, b"".join(parts), spans)
 
 
 _OPEN, _COMMA, _CLOSE = piece(b"["), piece(b","), piece(b"]")
