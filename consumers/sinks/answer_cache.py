@@ -7,8 +7,10 @@ list of fragment references of a filtered one) and the least recently used entri
 first once the budget is spent. An answer larger than the whole budget is not kept.
 
 Entries are dropped per job when the job changes (`drop_job`), in time proportional to
-that job's entries, not to the whole cache. Pure data structure: the owner turns
-`size`/`evictions` into metrics.
+that job's entries, not to the whole cache, except `lasting` ones: values that stay true
+whatever the job holds (an inflated body with the segments it came from, reused piece by
+piece for the next one), which leave only by eviction or replacement. Pure data
+structure: the owner turns `size`/`evictions` into metrics.
 """
 
 from __future__ import annotations
@@ -41,8 +43,14 @@ class AnswerCache(Generic[V]):
         self._entries.move_to_end(key)
         return entry[0]
 
-    def put(self, key: Key, value: V, cost: int) -> bool:
-        """Keep `value` (replacing an entry of `key`); False if it alone exceeds the budget."""
+    def peek(self, key: Key) -> V | None:
+        """`get` without making the entry the most recently used."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
+    def put(self, key: Key, value: V, cost: int, *, lasting: bool = False) -> bool:
+        """Keep `value` (replacing an entry of `key`); False if it alone exceeds the budget.
+        A `lasting` entry is not dropped by `drop_job`."""
         self._drop(key)
         cost += ENTRY_OVERHEAD
         if cost > self.budget:
@@ -53,7 +61,8 @@ class AnswerCache(Generic[V]):
             self._drop(oldest)
             self.evictions += 1
         self._entries[key] = (value, cost)
-        self._by_job.setdefault(key[0], set()).add(key)
+        if not lasting:
+            self._by_job.setdefault(key[0], set()).add(key)
         self.size += cost
         return True
 

@@ -24,6 +24,16 @@ A request (path, query, headers) in, a `PartsReply` out; the socket is `sdstream
   HTTP SD client sends no `Accept-Encoding` (prometheus/common's transport sets
   `DisableCompression`); vmagent's discovery client (Go's default transport) does.
 
+Identity bodies: inflating a whole document per GET took ~8 ms of CPU for a 2.5 MiB one,
+in ~1 MiB slices, each a hop to a worker thread and back through an event loop shared with
+the fold (bench/README.md, session 9 latency). So an answer's identity body is kept once
+made (`deflated.Inflated`, in the answer cache as a `lasting` entry: it holds true
+whatever changes, since it names the segments it came from) and sent as it is to the next
+client without gzip; after a change, the next render also makes the new body from it,
+copying the data of every segment the two documents share and inflating only the changed
+groups'. A body is kept only up to `1/IDENTITY_SHARE` of the cache budget; a larger
+one is inflated slice by slice as the server writes it, as before, never held whole.
+
 Answers are cached per (job, clusters, shard) in a byte-budgeted LRU
 (`answer_cache.AnswerCache`) and dropped when the reader reports the job changed
 (`invalidate`). Only the job's real clusters go into a key and the key's names count in
@@ -69,6 +79,9 @@ _WORKERS = 1
 # change clears the cache, a scraper's miss waits behind every hostile one queued.
 MAX_RENDERS = _WORKERS + 16
 _BUSY_RETRY_S = 5
+# An identity body is kept (and made whole) only up to this share of the cache budget:
+# 32 MiB by default, ~30k pod targets. Larger ones stream, inflated a slice at a time.
+IDENTITY_SHARE = 4
 _LOG_BUSY_EVERY_S = 10.0
 
 
@@ -206,6 +219,11 @@ class Wanted:
         return self.job, (self.clusters, self.shard)
 
     @property
+    def identity_key(self) -> answer_cache.Key:
+        """The key of the answer's identity body (`deflated.Inflated`)."""
+        return self.job, ("identity", self.clusters, self.shard)
+
+    @property
     def key_cost(self) -> int:
         """Bytes the key holds beyond `answer_cache.ENTRY_OVERHEAD`: its cluster names
         (each a str object and a tuple slot)."""
@@ -227,12 +245,25 @@ def gzip_tag(tag: str) -> str:
     return tag[:-1] + '-gzip"'
 
 
-def _reply(answer: Rendered, headers: Mapping[str, str]) -> PartsReply:
+def _reply(
+    answer: Rendered, headers: Mapping[str, str], plain: deflated.Inflated | None = None
+) -> PartsReply:
+    """200 (or 304) with `answer`; `plain`, when given, is its identity body made whole."""
     gzipped = deflated.accepts_gzip(headers.get("accept-encoding", ""))
     tag = gzip_tag(answer.tag) if gzipped else answer.tag
     if matches(headers.get("if-none-match", ""), tag):
         return PartsReply(304, (), {"ETag": tag, "Vary": "Accept-Encoding"})
+    if plain is not None and not gzipped and plain.source is answer.body:
+        headers = {"Content-Type": CONTENT_TYPE, "ETag": tag, "Vary": "Accept-Encoding"}
+        return PartsReply(200, (plain.body,), headers)
     return body_reply(answer.body, {"Content-Type": CONTENT_TYPE, "ETag": tag}, gzipped=gzipped)
+
+
+def wants_identity(answer: Rendered, headers: Mapping[str, str]) -> bool:
+    """Whether the reply to `headers` is `answer`'s identity body (not gzip, not 304)."""
+    if deflated.accepts_gzip(headers.get("accept-encoding", "")):
+        return False
+    return not matches(headers.get("if-none-match", ""), answer.tag)
 
 
 def body_reply(body: deflated.Deflated, headers: Mapping[str, str], *, gzipped: bool) -> PartsReply:
@@ -260,12 +291,20 @@ class HttpSd:
         self._ready = ready
         self._max_shards = max_shards
         self._metrics = metrics
-        self._cache: answer_cache.AnswerCache[Rendered] = answer_cache.AnswerCache(cache_bytes)
+        # Answers, and identity bodies (`Wanted.identity_key`), in one budget.
+        self._cache: answer_cache.AnswerCache[Rendered | deflated.Inflated] = (
+            answer_cache.AnswerCache(cache_bytes)
+        )
         self._evicted = 0  # evictions already counted in metrics
         self._generation: dict[str, int] = {}  # per job, bumped by invalidate
         # Renders under way, by answer and generation: a request after `invalidate` must
         # not join a render of the job as it was before.
         self._pending: dict[tuple[answer_cache.Key, int], asyncio.Future[Rendered]] = {}
+        # Identity bodies being made apart from a render, by answer: the body they inflate
+        # and the future of it. Counted with the renders against MAX_RENDERS.
+        self._inflating: dict[
+            answer_cache.Key, tuple[deflated.Deflated, asyncio.Future[deflated.Inflated]]
+        ] = {}
         # Per job: each group's shard index by record digest. Bounded by the view (only
         # configured jobs, only live groups after each sharded render); holds no Held.
         self._indexes: dict[str, dict[bytes, Index]] = {}
@@ -292,8 +331,15 @@ class HttpSd:
     ) -> PartsReply:
         """Answer a GET of `path` (still percent-encoded); header names in lower case.
         A document not in the cache is rendered in a worker thread."""
-        found = await self.document(path, query=query)
-        return found if isinstance(found, PartsReply) else _reply(found, headers)
+        wanted = self._route(path, query)
+        if isinstance(wanted, PartsReply):
+            return wanted
+        found = await self._found(wanted)
+        if found is None:
+            return self._busy()
+        if not wants_identity(found, headers):
+            return _reply(found, headers)
+        return _reply(found, headers, await self._plain(wanted, found))
 
     async def document(
         self, path: str, *, query: Mapping[str, Sequence[str]]
@@ -302,10 +348,12 @@ class HttpSd:
         wanted = self._route(path, query)
         if isinstance(wanted, PartsReply):
             return wanted
-        found = self._cache.get(wanted.key)
-        if found is None:
-            found = await self._render_shared(wanted)
+        found = await self._found(wanted)
         return self._busy() if found is None else found
+
+    async def _found(self, wanted: Wanted) -> Rendered | None:
+        found = self._cache.get(wanted.key)
+        return found if isinstance(found, Rendered) else await self._render_shared(wanted)
 
     def answer(
         self, path: str, *, query: Mapping[str, Sequence[str]], headers: Mapping[str, str]
@@ -315,11 +363,17 @@ class HttpSd:
         if isinstance(wanted, PartsReply):
             return wanted
         found = self._cache.get(wanted.key)
-        if found is None:
+        if not isinstance(found, Rendered):
             generation = self._generation.get(wanted.job, 0)
             found = self._build(wanted, self._view.groups(wanted.job))
             self._keep(wanted, found, generation)
-        return _reply(found, headers)
+        if not wants_identity(found, headers) or not self._fits(found):
+            return _reply(found, headers)
+        plain = self._kept_plain(wanted, peek=False)
+        if plain is None or plain.source is not found.body:
+            plain = deflated.inflated(found.body, plain)
+            self._keep_plain(wanted, plain)
+        return _reply(found, headers, plain)
 
     @property
     def cache_bytes(self) -> int:
@@ -380,10 +434,70 @@ class HttpSd:
     async def _render(
         self, wanted: Wanted, groups: Mapping[TargetKey, views.Held], generation: int
     ) -> Rendered:
+        """Render in the pool; with the answer's identity body too when one is kept (a
+        client without gzip asked for it before), made from that one in the same trip to
+        the worker: the next such client's GET is then a lookup."""
         running = asyncio.get_running_loop()
-        answer = await running.run_in_executor(self._pool, self._build, wanted, groups)
+        base = self._kept_plain(wanted, peek=True)  # not a use: no LRU refresh
+        answer, plain = await running.run_in_executor(
+            self._pool, self._build_with, wanted, groups, base
+        )
         self._keep(wanted, answer, generation)
+        if plain is not None:
+            self._keep_plain(wanted, plain)
         return answer
+
+    def _build_with(
+        self,
+        wanted: Wanted,
+        groups: Mapping[TargetKey, views.Held],
+        base: deflated.Inflated | None,
+    ) -> tuple[Rendered, deflated.Inflated | None]:
+        answer = self._build(wanted, groups)
+        if base is None or not self._fits(answer):
+            return answer, None
+        return answer, deflated.inflated(answer.body, base)
+
+    def _fits(self, answer: Rendered) -> bool:
+        """Whether `answer`'s identity body may be made whole and kept."""
+        return answer.body.size <= self._cache.budget // IDENTITY_SHARE
+
+    async def _plain(self, wanted: Wanted, found: Rendered) -> deflated.Inflated | None:
+        """`found`'s identity body: kept, or made in the pool from the one kept (one make
+        per body however many clients wait); None when it is too big to be made whole, or
+        MAX_RENDERS renders and makes are under way: the reply then streams it inflated."""
+        plain = self._kept_plain(wanted, peek=False)
+        if plain is not None and plain.source is found.body:
+            return plain
+        making = self._inflating.get(wanted.identity_key)
+        if making is None or making[0] is not found.body:
+            if not self._fits(found) or len(self._pending) + len(self._inflating) >= MAX_RENDERS:
+                return None
+            making = found.body, asyncio.ensure_future(self._inflate(wanted, found, plain))
+            self._inflating[wanted.identity_key] = making
+        return await asyncio.shield(making[1])
+
+    async def _inflate(
+        self, wanted: Wanted, found: Rendered, base: deflated.Inflated | None
+    ) -> deflated.Inflated:
+        running = asyncio.get_running_loop()
+        try:
+            plain = await running.run_in_executor(self._pool, deflated.inflated, found.body, base)
+        finally:
+            if self._inflating.get(wanted.identity_key, (None,))[0] is found.body:
+                del self._inflating[wanted.identity_key]
+        self._keep_plain(wanted, plain)
+        return plain
+
+    def _kept_plain(self, wanted: Wanted, *, peek: bool) -> deflated.Inflated | None:
+        kept = (self._cache.peek if peek else self._cache.get)(wanted.identity_key)
+        return kept if isinstance(kept, deflated.Inflated) else None
+
+    def _keep_plain(self, wanted: Wanted, plain: deflated.Inflated) -> None:
+        """Keep an identity body, whatever the job's generation: it names the segments it
+        came from (`_reply` serves it only with those), and lends the next one its data."""
+        self._cache.put(wanted.identity_key, plain, plain.cost + wanted.key_cost, lasting=True)
+        self._count()
 
     def _keep(self, wanted: Wanted, answer: Rendered, generation: int) -> None:
         """Cache `answer` unless its job changed while it was rendered."""

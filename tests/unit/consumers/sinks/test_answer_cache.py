@@ -44,3 +44,27 @@ def test_dropping_a_job_frees_its_answers_only() -> None:
 
     assert [cache.get(k) for k in (("web", "a"), ("web", "b"), ("api", "a"))] == [None, None, "api"]
     assert (cache.size, cache.evictions) == (100 + ENTRY_OVERHEAD, 0)
+
+
+def test_a_lasting_entry_outlives_its_jobs_drop_but_not_the_budget() -> None:
+    cache: AnswerCache[str] = AnswerCache(BUDGET)
+    cache.put(("web", "answer"), "a", 100)
+    cache.put(("web", "identity"), "i", 100, lasting=True)
+
+    cache.drop_job("web")
+
+    assert (cache.get(("web", "answer")), cache.peek(("web", "identity"))) == (None, "i")
+    assert cache.size == 100 + ENTRY_OVERHEAD
+    for name in "xyz":  # the lasting entry is the least recently used: evicted first
+        cache.put(("api", name), name, 100)
+    assert cache.peek(("web", "identity")) is None
+    assert cache.size <= BUDGET
+
+
+def test_peek_leaves_the_order_of_eviction_alone() -> None:
+    cache: AnswerCache[str] = AnswerCache(BUDGET)
+    for name in ("a", "b", "c"):
+        cache.put(("web", name), name, 100)
+    assert cache.peek(("web", "a")) == "a"
+    cache.put(("web", "d"), "d", 100)
+    assert cache.peek(("web", "a")) is None

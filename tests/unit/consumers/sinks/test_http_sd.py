@@ -8,7 +8,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.sinks import http_sd, sd_json, sink_metrics
+from consumers.sinks import deflated, http_sd, sd_json, sink_metrics
 from consumers.sinks.http_sd import HttpSd, PartsReply
 from consumers.sinks.views import Held, TargetView
 from schemas.targets import TargetGroup
@@ -316,7 +316,8 @@ async def test_an_answer_rendered_across_a_change_is_not_kept() -> None:
 
     await rendering
 
-    assert sd.cache_bytes == 0
+    # Only its identity body may stay (it names the segments it came from), not the answer.
+    assert sd._cache.peek(http_sd.Wanted("web", None, None).key) is None
     assert _get(sd, "/http_sd/web").body == b"[]"
 
 
@@ -362,3 +363,58 @@ async def test_misses_beyond_max_renders_are_503_with_retry_after() -> None:
     assert (busy.status, busy.headers["Retry-After"]) == (503, "5")
     assert registry.get_sample_value("sdstream_sink_http_sd_busy_total") == 1
     assert {a.status for a in answers} == {200}
+
+
+def _targets(reply: PartsReply) -> list[str]:
+    return [entry["targets"][0] for entry in orjson.loads(reply.body)]
+
+
+async def test_a_kept_identity_body_is_never_served_after_a_change() -> None:
+    """A client without gzip gets the identity body kept for the answer; after a change
+    (and its invalidation), the body made for the new answer, never the one before."""
+    view = _view(WEB)
+    sd = HttpSd(view, ready=lambda: True)
+    first = await sd("/http_sd/web", query={}, headers={})
+    again = await sd("/http_sd/web", query={}, headers={})
+    assert again.parts[0] is first.parts[0]  # kept, sent as it is  # type: ignore[index]
+    moved = group("web", "east", "web-0", "10.0.0.3:80")
+    sd.invalidate(view.apply(key(moved), moved))
+    gzipped = {"accept-encoding": "gzip"}  # rendered on this thread: no identity body made
+    assert _get(sd, "/http_sd/web", headers=gzipped).status == 200
+
+    changed = await sd("/http_sd/web", query={}, headers={})
+
+    assert _targets(first) == ["10.0.0.1:80", "10.0.0.2:80"]
+    assert changed.body == view.document("web")
+    assert _targets(changed) == ["10.0.0.3:80"]
+    assert _targets(_get(sd, "/http_sd/web")) == ["10.0.0.3:80"]
+
+
+async def test_the_identity_body_after_a_change_is_kept_for_the_new_answer() -> None:
+    view = _view(*MANY)
+    sd = HttpSd(view, ready=lambda: True)
+    await sd("/http_sd/web", query={}, headers={})
+    moved = group("web", "east", "web-0", "10.0.0.3:80")
+    sd.invalidate(view.apply(key(moved), moved))
+
+    changed = await sd("/http_sd/web", query={}, headers={})
+
+    wanted = http_sd.Wanted("web", None, None)
+    kept, answer = sd._cache.peek(wanted.identity_key), sd._cache.peek(wanted.key)
+    assert isinstance(kept, deflated.Inflated)
+    assert isinstance(answer, http_sd.Rendered)
+    assert kept.source is answer.body  # made by the render, in the same trip
+    assert changed.parts == (kept.body,)
+    assert changed.body == view.document("web")
+
+
+async def test_an_identity_body_past_its_share_of_the_budget_streams_and_is_not_kept() -> None:
+    view = _view(*MANY)
+    whole = len(view.document("web"))
+    sd = HttpSd(view, ready=lambda: True, cache_bytes=whole * http_sd.IDENTITY_SHARE - 1)
+
+    reply = await sd("/http_sd/web", query={}, headers={})
+
+    assert reply.size == whole  # inflated as it is written, a slice at a time
+    assert reply.body == view.document("web")
+    assert sd._cache.peek(http_sd.Wanted("web", None, None).identity_key) is None
