@@ -91,6 +91,9 @@ RECORD_OVERHEAD = kafka_writer.RECORD_OVERHEAD  # the targets topic's margin (te
 DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 WRITER_START_S = 30.0  # a new producer for the targets topic starts within this, or again
+# One process restarted on a targets topic a fold published: the fold waits at most this
+# for the sinks' reader to read it whole before it folds anything (`Feed.wait_read`).
+FIRST_READ_WAIT_S = 60.0
 # A rebuild gives the event loop a turn (Kafka heartbeats and fetches, HTTP) this often.
 REBUILD_SLICE_S = 0.025
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -138,6 +141,10 @@ class Feed(Protocol):
 
     async def abort(self) -> None:
         """The round's send failed: forget what it was given since the last flush."""
+
+    async def wait_read(self, timeout_s: float) -> bool:
+        """Until the sinks have read the targets topic to its end (at most `timeout_s`):
+        whether they have."""
 
 
 class MonitorFeed(Protocol):
@@ -213,6 +220,10 @@ class FoldLoop:
         self._step_clock = _StepClock(0.0)  # the publish step under way (debug timings)
         self._inflight: _Round | None = None  # rounds handed over, acks not awaited yet
         self._waiting = _Waiting()  # rounds shown, to hand over once those acks are in
+        # The targets topic held records before this fold wrote any: a fold's last answer,
+        # which the sinks in this process serve once read (`sdstream.consume`). Asked
+        # only with a feed.
+        self.published_before = False
 
     # readiness -----------------------------------------------------------------------
 
@@ -225,6 +236,11 @@ class FoldLoop:
     def unready_reason(self) -> str | None:
         problem = self._kafka_problem or self._publish_problem
         return self._state.unready_reason(refusal=self._refusals.problem, kafka_problem=problem)
+
+    def problem(self) -> str | None:
+        """A refusal, Kafka away or a failing publish, ready or not (what /readyz names
+        while the sinks serve the topic before the fold's first sync)."""
+        return self._refusals.problem or self._kafka_problem or self._publish_problem
 
     def degraded_reason(self) -> str | None:
         """What /readyz names while ready: a refusal or a failing publish (the fold serves
@@ -241,6 +257,8 @@ class FoldLoop:
 
     async def run(self) -> None:
         await self._ensure_targets_topic()
+        if self._feed is not None:
+            self.published_before = await self._published()
         options = kafka_options.client_options(self._kafka)
         member = self._membership
         group = AIOKafkaConsumer(
@@ -274,11 +292,36 @@ class FoldLoop:
                 group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
             except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
                 raise FoldFailed(f"cluster_pattern: {exc}") from exc
+            await self._read_first()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._read_group(group))
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop())
                 tasks.create_task(committer.run())
+
+    async def _published(self) -> bool:
+        """`published_before`, asked once the topic exists and before anything is written;
+        False when Kafka does not say (readiness then waits for the fold's sync)."""
+        try:
+            return await kafka_targets_topic.published(self._kafka, self._targets)
+        except KafkaError as exc:
+            logger.info("Cannot tell whether %s holds a published answer (%r): serving it "
+                        "once the fold has synced.", self._targets, exc)  # fmt: skip
+            return False
+
+    async def _read_first(self) -> None:
+        """One process restarted: the sinks read the topic (the last published answer,
+        what they serve first) before the fold folds anything. Both hold the GIL, so
+        working side by side delayed serving by the fold's whole catch-up and rebuild
+        (bench/README.md, session 9). The group joins meanwhile; bounded, so a reader that
+        cannot read never holds the fold back for long."""
+        if self._feed is None or not self.published_before:
+            return
+        started = time.monotonic()
+        read = await self._feed.wait_read(FIRST_READ_WAIT_S)
+        logger.info("Folding after the sinks %s %s (%.1f s).",
+                    "read" if read else "did not finish reading", self._targets,
+                    time.monotonic() - started)  # fmt: skip
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be

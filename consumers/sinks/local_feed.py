@@ -25,6 +25,7 @@ back to a group the fold has replaced.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -92,6 +93,16 @@ class LocalFeed:
             self.view.unexpect(key)
         self._open, self._shown = {}, deque()
         await self._tell()
+
+    async def wait_read(self, timeout_s: float) -> bool:
+        """Until the reader has read the targets topic to its end, at most `timeout_s`:
+        whether it has (a restarted fold folds after that, `kafka_loop._read_first`)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.reader.wait_caught_up()
+        except TimeoutError:
+            return False
+        return True
 
     async def _tell(self) -> None:
         changed, self._changed = frozenset(self._changed), set()
