@@ -17,8 +17,10 @@ rebuilt from the compacted topics at every start and for every gained partition.
 keeps its partitions and the group does not rebalance. Partitions of topics Kafka denies
 us are paused (`pauses`, pure) and unknown to the full sync until read again
 (`full_sync.Unread`): their published groups are left as they are, then re-read from 0
-and synced again once Kafka lets us fetch them. This module only drives those rules with
-aiokafka calls.
+and synced again once Kafka lets us fetch them. In one process restarted on a targets topic
+that holds records, the fold folds only once this process's sinks have read it
+(`_read_first`): they serve it meanwhile, as a replica would. This module only drives
+those rules with aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
 the groups this member owns; 4. show them to this process's sinks; 5. hand them to the
@@ -94,6 +96,7 @@ WRITER_START_S = 30.0  # a new producer for the targets topic starts within this
 # One process restarted on a targets topic a fold published: the fold waits at most this
 # for the sinks' reader to read it whole before it folds anything (`Feed.wait_read`).
 FIRST_READ_WAIT_S = 60.0
+PROBE_S = 10.0  # asking whether the targets topic holds records, before writing any
 # A rebuild gives the event loop a turn (Kafka heartbeats and fetches, HTTP) this often.
 REBUILD_SLICE_S = 0.025
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -303,8 +306,9 @@ class FoldLoop:
         """`published_before`, asked once the topic exists and before anything is written;
         False when Kafka does not say (readiness then waits for the fold's sync)."""
         try:
-            return await kafka_targets_topic.published(self._kafka, self._targets)
-        except KafkaError as exc:
+            async with asyncio.timeout(PROBE_S):
+                return await kafka_targets_topic.published(self._kafka, self._targets)
+        except (KafkaError, TimeoutError) as exc:
             logger.info("Cannot tell whether %s holds a published answer (%r): serving it "
                         "once the fold has synced.", self._targets, exc)  # fmt: skip
             return False
