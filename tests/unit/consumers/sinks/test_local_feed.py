@@ -244,3 +244,11 @@ async def test_a_key_that_goes_back_and_forth_is_read_back_in_order() -> None:
     for g in (WEB, moved, WEB):
         _read_back(view, g)
         assert view.held("web") == [Held.of(WEB)]
+
+
+async def test_wait_read_says_whether_the_reader_read_the_topic_within_the_bound() -> None:
+    _, feed = _web_feed()
+    assert await feed.wait_read(0.01) is False  # never read: the fold goes on anyway
+
+    await feed.reader._catch_up(EmptyTopic(), [])  # type: ignore[arg-type]
+    assert await feed.wait_read(0.01) is True
