@@ -74,12 +74,13 @@ class Readiness:
 
     def from_topic(self) -> bool:
         """One process restarted on a topic a fold published: the sinks serve that last
-        answer once read, as a `--mode serve` replica does, before the fold's first sync
-        (which then writes and shows what changed meanwhile)."""
+        answer once read, as a `--mode serve` replica does, until the fold's first sync
+        (which then writes and shows what changed meanwhile; after it, a full sync due
+        makes the process unready again, as ever)."""
         loop, sinks = self.loop, self.sinks
         return (
             loop is not None and sinks is not None and loop.published_before
-            and not loop.ready() and sinks.unready_reason() is None
+            and not loop.synced_once() and sinks.unready_reason() is None
         )  # fmt: skip
 
     def unready(self) -> str | None:

@@ -236,6 +236,10 @@ class FoldLoop:
     def ready(self) -> bool:
         return self._state.ready()
 
+    def synced_once(self) -> bool:
+        """A publish step has completed (ready since, but for full syncs due)."""
+        return self._state.synced
+
     def unready_reason(self) -> str | None:
         problem = self._kafka_problem or self._publish_problem
         return self._state.unready_reason(refusal=self._refusals.problem, kafka_problem=problem)

@@ -18,11 +18,18 @@ class Fold:
     synced: bool = False
     refusal: str | None = None
 
+    resyncing: bool = False  # a full sync due after the first (a rebalance)
+
     def ready(self) -> bool:
+        return self.synced and not self.resyncing
+
+    def synced_once(self) -> bool:
         return self.synced
 
     def unready_reason(self) -> str | None:
-        return None if self.synced else (self.refusal or "catching up: 5 records behind")
+        if self.ready():
+            return None
+        return self.refusal or ("publishing first sync" if self.synced else "catching up")
 
     def degraded_reason(self) -> str | None:
         return self.refusal if self.synced else None
@@ -50,8 +57,8 @@ def readiness(fold: Fold | None, sinks: Sinks | None) -> consume.Readiness:
     ("published", "read", "synced", "expected"),
     [
         (True, True, False, None),  # a restart: the topic is served once read
-        (True, False, False, "catching up: 5 records behind"),
-        (False, True, False, "catching up: 5 records behind"),  # a new topic: the fold's sync
+        (True, False, False, "catching up"),
+        (False, True, False, "catching up"),  # a new topic: the fold's sync
         (False, True, True, None),
         (True, True, True, None),
         (False, False, True, "reading p.targets: 2 of 2 partitions"),
@@ -65,6 +72,11 @@ def test_one_process_is_ready_from_a_published_topic_or_a_synced_fold(
     assert ready.started() == (synced and read)
 
 
+def test_after_the_first_sync_a_full_sync_due_is_unready_again_as_ever() -> None:
+    fold = Fold(published_before=True, synced=True, resyncing=True)
+    assert readiness(fold, Sinks(read=True)).unready() == "publishing first sync"
+
+
 def test_serving_from_the_topic_names_what_holds_the_fold_back_as_degraded() -> None:
     fold = Fold(published_before=True, refusal="topic_denied: c1.pods")
     ready = readiness(fold, Sinks(read=True))
@@ -73,7 +85,5 @@ def test_serving_from_the_topic_names_what_holds_the_fold_back_as_degraded() -> 
 
 
 def test_each_half_alone_is_its_own_readiness() -> None:
-    assert readiness(Fold(published_before=True), None).unready() == (
-        "catching up: 5 records behind"
-    )
+    assert readiness(Fold(published_before=True), None).unready() == ("catching up")
     assert readiness(None, Sinks(read=True)).unready() is None
