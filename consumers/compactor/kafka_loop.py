@@ -94,9 +94,9 @@ DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this of
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 WRITER_START_S = 30.0  # a new producer for the targets topic starts within this, or again
 # One process restarted on a targets topic a fold published: the fold waits at most this
-# for the sinks' reader to read it whole before it folds anything (`Feed.wait_read`).
+# (asking whether the topic holds records included) for the sinks' reader to read it whole
+# before it folds anything (`Feed.wait_read`).
 FIRST_READ_WAIT_S = 60.0
-PROBE_S = 10.0  # asking whether the targets topic holds records, before writing any
 # A rebuild gives the event loop a turn (Kafka heartbeats and fetches, HTTP) this often.
 REBUILD_SLICE_S = 0.025
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -264,8 +264,11 @@ class FoldLoop:
 
     async def run(self) -> None:
         await self._ensure_targets_topic()
+        # Asking, then waiting for the sinks: one bound for both (the sinks' catch-up holds
+        # the event loop for a while each batch, so the question may take long too).
+        until = time.monotonic() + FIRST_READ_WAIT_S
         if self._feed is not None:
-            self.published_before = await self._published()
+            self.published_before = await self._published(FIRST_READ_WAIT_S)
         options = kafka_options.client_options(self._kafka)
         member = self._membership
         group = AIOKafkaConsumer(
@@ -299,25 +302,25 @@ class FoldLoop:
                 group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
             except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
                 raise FoldFailed(f"cluster_pattern: {exc}") from exc
-            await self._read_first()
+            await self._read_first(until - time.monotonic())
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._read_group(group))
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop())
                 tasks.create_task(committer.run())
 
-    async def _published(self) -> bool:
+    async def _published(self, timeout_s: float) -> bool:
         """`published_before`, asked once the topic exists and before anything is written;
         False when Kafka does not say (readiness then waits for the fold's sync)."""
         try:
-            async with asyncio.timeout(PROBE_S):
+            async with asyncio.timeout(timeout_s):
                 return await kafka_targets_topic.published(self._kafka, self._targets)
         except (KafkaError, TimeoutError) as exc:
             logger.info("Cannot tell whether %s holds a published answer (%r): serving it "
                         "once the fold has synced.", self._targets, exc)  # fmt: skip
             return False
 
-    async def _read_first(self) -> None:
+    async def _read_first(self, timeout_s: float) -> None:
         """One process restarted: the sinks read the topic (the last published answer,
         what they serve first) before the fold folds anything. Both hold the GIL, so
         working side by side delayed serving by the fold's whole catch-up and rebuild
@@ -326,7 +329,7 @@ class FoldLoop:
         if self._feed is None or not self.published_before:
             return
         started = time.monotonic()
-        read = await self._feed.wait_read(FIRST_READ_WAIT_S)
+        read = await self._feed.wait_read(max(0.0, timeout_s))
         logger.info("Folding after the sinks %s %s (%.1f s).",
                     "read" if read else "did not finish reading", self._targets,
                     time.monotonic() - started)  # fmt: skip
