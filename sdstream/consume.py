@@ -79,7 +79,7 @@ class Readiness:
         makes the process unready again, as ever)."""
         loop, sinks = self.loop, self.sinks
         return (
-            loop is not None and sinks is not None and loop.published_before
+            loop is not None and sinks is not None and loop.published_before()
             and not loop.synced_once() and sinks.unready_reason() is None
         )  # fmt: skip
 

@@ -19,7 +19,7 @@ us are paused (`pauses`, pure) and unknown to the full sync until read again
 (`full_sync.Unread`): their published groups are left as they are, then re-read from 0
 and synced again once Kafka lets us fetch them. In one process restarted on a targets topic
 that holds records, the fold folds only once this process's sinks have read it
-(`_read_first`): they serve it meanwhile, as a replica would. This module only drives
+(`_sinks_first`): they serve it meanwhile, as a replica would. This module only drives
 those rules with aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
@@ -93,9 +93,8 @@ RECORD_OVERHEAD = kafka_writer.RECORD_OVERHEAD  # the targets topic's margin (te
 DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this often
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 WRITER_START_S = 30.0  # a new producer for the targets topic starts within this, or again
-# One process restarted on a targets topic a fold published: the fold waits at most this
-# (asking whether the topic holds records included) for the sinks' reader to read it whole
-# before it folds anything (`Feed.wait_read`).
+# One process restarted on a targets topic a fold published: from its start, the fold
+# waits at most this for the sinks' reader to read it whole before it folds anything.
 FIRST_READ_WAIT_S = 60.0
 # A rebuild gives the event loop a turn (Kafka heartbeats and fetches, HTTP) this often.
 REBUILD_SLICE_S = 0.025
@@ -144,6 +143,10 @@ class Feed(Protocol):
 
     async def abort(self) -> None:
         """The round's send failed: forget what it was given since the last flush."""
+
+    def published(self) -> bool:
+        """Whether the targets topic held records, none of them ours, when the sinks
+        first looked at it (a fold's last answer: a restart)."""
 
     async def wait_read(self, timeout_s: float) -> bool:
         """Until the sinks have read the targets topic to its end (at most `timeout_s`):
@@ -223,10 +226,8 @@ class FoldLoop:
         self._step_clock = _StepClock(0.0)  # the publish step under way (debug timings)
         self._inflight: _Round | None = None  # rounds handed over, acks not awaited yet
         self._waiting = _Waiting()  # rounds shown, to hand over once those acks are in
-        # The targets topic held records before this fold wrote any: a fold's last answer,
-        # which the sinks in this process serve once read (`sdstream.consume`). Asked
-        # only with a feed.
-        self.published_before = False
+        # Until when the fold waits for the sinks to read a published topic first.
+        self._first_read_by: float | None = None
 
     # readiness -----------------------------------------------------------------------
 
@@ -263,12 +264,8 @@ class FoldLoop:
     # run -------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._first_read_by = time.monotonic() + FIRST_READ_WAIT_S
         await self._ensure_targets_topic()
-        # Asking, then waiting for the sinks: one bound for both (the sinks' catch-up holds
-        # the event loop for a while each batch, so the question may take long too).
-        until = time.monotonic() + FIRST_READ_WAIT_S
-        if self._feed is not None:
-            self.published_before = await self._published(FIRST_READ_WAIT_S)
         options = kafka_options.client_options(self._kafka)
         member = self._membership
         group = AIOKafkaConsumer(
@@ -302,37 +299,36 @@ class FoldLoop:
                 group.subscribe(pattern=self._group_pattern, listener=_Rebalance(self))
             except ValueError as exc:  # aiokafka wraps re.error; settings validate it first
                 raise FoldFailed(f"cluster_pattern: {exc}") from exc
-            await self._read_first(until - time.monotonic())
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._read_group(group))
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop())
                 tasks.create_task(committer.run())
 
-    async def _published(self, timeout_s: float) -> bool:
-        """`published_before`, asked once the topic exists and before anything is written;
-        False when Kafka does not say (readiness then waits for the fold's sync)."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await kafka_targets_topic.published(self._kafka, self._targets)
-        except (KafkaError, TimeoutError) as exc:
-            logger.info("Cannot tell whether %s holds a published answer (%r): serving it "
-                        "once the fold has synced.", self._targets, exc)  # fmt: skip
-            return False
+    def published_before(self) -> bool:
+        """In one process, whether the targets topic held a fold's last answer when this
+        process's sinks first looked (`Feed.published`): they serve it once read."""
+        return self._feed is not None and self._feed.published()
 
-    async def _read_first(self, timeout_s: float) -> None:
-        """One process restarted: the sinks read the topic (the last published answer,
-        what they serve first) before the fold folds anything. Both hold the GIL, so
-        working side by side delayed serving by the fold's whole catch-up and rebuild
-        (bench/README.md, session 9). The group joins meanwhile; bounded, so a reader that
-        cannot read never holds the fold back for long."""
-        if self._feed is None or not self.published_before:
+    async def _sinks_first(self) -> None:
+        """One process restarted: while the sinks read the topic a fold published (the
+        last answer, what they serve first), the fold folds nothing, at most
+        FIRST_READ_WAIT_S from start. Both hold the GIL, so working side by side delayed
+        serving by the fold's whole catch-up and rebuild (bench/README.md, session 9).
+        The group joins and fetches meanwhile. Asked before each batch is folded until the
+        wait is over: the sinks may not have looked at the topic yet."""
+        if self._feed is None or self._first_read_by is None:
             return
-        started = time.monotonic()
-        read = await self._feed.wait_read(max(0.0, timeout_s))
-        logger.info("Folding after the sinks %s %s (%.1f s).",
-                    "read" if read else "did not finish reading", self._targets,
-                    time.monotonic() - started)  # fmt: skip
+        left = self._first_read_by - time.monotonic()
+        if left > 0 and not self._feed.published():
+            return  # not known yet, or a new topic (then folding goes on: nothing to serve)
+        self._first_read_by = None
+        if left > 0:
+            started = time.monotonic()
+            read = await self._feed.wait_read(left)
+            logger.info("Folding after the sinks %s %s (%.1f s).",
+                        "read" if read else "did not finish reading", self._targets,
+                        time.monotonic() - started)  # fmt: skip
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
@@ -430,6 +426,7 @@ class FoldLoop:
                 self._state.assigned_once = True  # no matching topic: an empty fold is current
             batch = await self._get(consumer, self._state.group)
             if batch:
+                await self._sinks_first()
                 fetched = time.time()
                 self._fold(batch, self._state.group, consumer)
                 _log_folded(batch, fetched)
@@ -466,6 +463,7 @@ class FoldLoop:
                 continue
             batch = await self._get(consumer, self._state.table)
             if batch:
+                await self._sinks_first()
                 self._fold(batch, self._state.table, consumer)
             await self._positions(consumer, self._state.table)
             await self._feed_monitors(batch, consumer)

@@ -197,20 +197,6 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
         await stopping.stop("targets reader", consumer.stop)
 
 
-async def published(kafka: KafkaSettings, topic: str) -> bool:
-    """Whether the topic holds records (an end offset above 0): asked before this process
-    writes any, it tells a fold's last published answer (a restart) from a new topic."""
-    consumer = AIOKafkaConsumer(
-        topic, **kafka_options.client_options(kafka), enable_auto_commit=False
-    )
-    await consumer.start()  # subscribed at start, so the topic's metadata is loaded
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return any((await consumer.end_offsets(tps)).values()) if tps else False
-    finally:
-        await stopping.stop("targets probe", consumer.stop)
-
-
 def _apply(held: dict[TargetKey, bytes], records: Iterable[ConsumerRecord[bytes, bytes]]) -> None:
     for record in records:
         if record.key is None:

@@ -14,7 +14,7 @@ from sdstream import consume
 
 @dataclass
 class Fold:
-    published_before: bool = False
+    published: bool = False
     synced: bool = False
     refusal: str | None = None
 
@@ -22,6 +22,9 @@ class Fold:
 
     def ready(self) -> bool:
         return self.synced and not self.resyncing
+
+    def published_before(self) -> bool:
+        return self.published
 
     def synced_once(self) -> bool:
         return self.synced
@@ -67,23 +70,23 @@ def readiness(fold: Fold | None, sinks: Sinks | None) -> consume.Readiness:
 def test_one_process_is_ready_from_a_published_topic_or_a_synced_fold(
     published: bool, read: bool, synced: bool, expected: str | None
 ) -> None:
-    ready = readiness(Fold(published_before=published, synced=synced), Sinks(read=read))
+    ready = readiness(Fold(published=published, synced=synced), Sinks(read=read))
     assert ready.unready() == expected
     assert ready.started() == (synced and read)
 
 
 def test_after_the_first_sync_a_full_sync_due_is_unready_again_as_ever() -> None:
-    fold = Fold(published_before=True, synced=True, resyncing=True)
+    fold = Fold(published=True, synced=True, resyncing=True)
     assert readiness(fold, Sinks(read=True)).unready() == "publishing first sync"
 
 
 def test_serving_from_the_topic_names_what_holds_the_fold_back_as_degraded() -> None:
-    fold = Fold(published_before=True, refusal="topic_denied: c1.pods")
+    fold = Fold(published=True, refusal="topic_denied: c1.pods")
     ready = readiness(fold, Sinks(read=True))
     assert ready.unready() is None
     assert ready.degraded() == "topic_denied: c1.pods"
 
 
 def test_each_half_alone_is_its_own_readiness() -> None:
-    assert readiness(Fold(published_before=True), None).unready() == ("catching up")
+    assert readiness(Fold(published=True), None).unready() == ("catching up")
     assert readiness(None, Sinks(read=True)).unready() is None
