@@ -9,6 +9,11 @@ then, each in a fresh process (its peak RSS its own), polled from this one:
 1. `sdstream consume` in the default one-process mode on a new targets topic: start until
    HTTP SD answers and the sinks hold every target the fold built (goal 1: <= 3 s;
    goal 2: <= 1.5 KiB peak RSS per served target);
+1b. the same one process restarted, as a user's restart is: the same group id (its
+   committed offsets are progress markers only: the fold reads from 0, rebuilds every
+   group, and its full sync writes only what differs, here nothing) and the targets topic
+   run 1 left, now current: start until it serves every target, and also until /readyz
+   says 200 and until the fold has published its full sync (`sdstream_fold_targets`);
 2. `--mode serve` against that now current topic: start until it holds them (goal 1: <= 2 s);
 3. the one-process run once more, measuring what its structures hold once serving (a
    deep `sys.getsizeof` walk of a sample, each object counted once, in the order fold
@@ -22,7 +27,9 @@ CPU-time clock from start until it serves every target, and prints where that CP
 (`STAGES`: Kafka client, zstd, parsing, validation, rendering, deflate, digests, the
 fold's catch-up and builds, encoding); the profiles stay in DIR for pstats.
 
-`--base` runs 1 and 2 with another checkout's code first (its own topic), in the same
+`--starts` runs only 1, 1b and 2 (no breakdown, no topic bytes).
+
+`--base` runs 1, 1b and 2 with another checkout's code first (its own topic), in the same
 devstack. "Serving" is read from the sinks' gauges once `/http_sd` answers, not by
 fetching the answers: on a loaded machine, reading two ~290 MiB bodies per poll took
 longer than the server waits for a slow reader (`--check-bodies` fetches them once).
@@ -35,6 +42,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
 import pstats
 import signal
@@ -60,13 +68,17 @@ PREFIX = bench_consume.PREFIX
 PARTITIONS = bench_consume.PARTITIONS
 
 
+def new_group() -> str:
+    return f"bench-{uuid.uuid4().hex[:8]}"
+
+
 def settings(payload: dict[str, Any]) -> ConsumerSettings:
     return ConsumerSettings(
         kafka=KafkaSettings(bootstrap=payload["bootstrap"], topic_prefix=PREFIX),
         scrape_configs=tuple(ScrapeJob.model_validate(
             {"job_name": job, "kubernetes_sd_configs": [{"role": role}]})
             for job, role in JOBS.items()),
-        http=HttpSettings(port=0), group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        http=HttpSettings(port=0), group_id=payload.get("group") or new_group(),
         targets_partitions=PARTITIONS, mode=payload["mode"],
         targets_topic=payload.get("topic"),
     )  # fmt: skip
@@ -101,6 +113,27 @@ async def served(
             if found != held:
                 kit.say(f"/http_sd/{job}: {found} targets read, {held} held (body cut?)")
     return at, want
+
+
+async def restarted(address: tuple[str, int], want: int, deadline_s: float) -> dict[str, float]:
+    """When (time()) a restarted process serves all `want` targets (HTTP SD answers, the
+    sinks hold them), answers /readyz with 200, and its fold has published its full sync
+    (the fold's gauges count `want`): polled until all three."""
+    at: dict[str, float] = {}
+    async with asyncio.timeout(deadline_s):
+        while len(at) < 3:
+            metrics = (await kit.get(address, "/metrics"))[2]
+            if "serving" not in at and (await kit.get(address, "/http_sd"))[0] == 200:
+                held = sum(bench_consume.gauge(metrics, "sdstream_sink_targets", j) for j in JOBS)
+                if held == want:
+                    at["serving"] = time.time()
+            if "ready" not in at and (await kit.get(address, "/readyz"))[0] == 200:
+                at["ready"] = time.time()
+            built = sum(bench_consume.gauge(metrics, "sdstream_fold_targets", j) for j in JOBS)
+            if "fold" not in at and built == want:
+                at["fold"] = time.time()
+            await asyncio.sleep(0.05)
+    return at
 
 
 def rss_mb() -> float:
@@ -192,6 +225,9 @@ async def consume_child(payload: dict[str, Any]) -> dict[str, Any]:
     address and start time first; in breakdown mode, once the fold has published and the
     sinks hold every target, a line with the breakdown."""
     t0 = time.time()
+    if payload.get("restart"):  # what the fold says of its start (stderr: the bench's log)
+        logging.basicConfig(level=logging.WARNING, format="child: %(name)s: %(message)s")
+        logging.getLogger("consumers.compactor.kafka_loop").setLevel(logging.INFO)
     if payload.get("breakdown"):
         capture()
     stop = asyncio.Event()
@@ -311,8 +347,14 @@ def measured(me: str, payload: dict[str, Any]) -> dict[str, Any]:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
         address = tuple(first["address"])
-        at, want = asyncio.run(served(address, payload.get("targets"),
-                                      payload["timeout_s"], check=payload["check"]))  # fmt: skip
+        times: dict[str, float] = {}
+        if payload.get("restart"):
+            want = payload["targets"]
+            times = asyncio.run(restarted(address, want, payload["timeout_s"]))
+            at = times["serving"]
+        else:
+            at, want = asyncio.run(served(address, payload.get("targets"), payload["timeout_s"],
+                                          check=payload["check"]))  # fmt: skip
         steady = proc_rss_mb(proc.pid)  # once serving, before any answer is asked for
         extra = json.loads(proc.stdout.readline()) if payload.get("breakdown") else {}
         if payload.get("requests"):
@@ -322,8 +364,9 @@ def measured(me: str, payload: dict[str, Any]) -> dict[str, Any]:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     usage = json.loads(out.strip().splitlines()[-1])
+    since = {f"{k}_s": t - first["t0"] for k, t in times.items()}
     return {"served_s": at - first["t0"], "targets": want, "rss_serving_mb": steady,
-            **extra, **usage}  # fmt: skip
+            **since, **extra, **usage}  # fmt: skip
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -412,6 +455,9 @@ def row(name: str, got: dict[str, Any]) -> None:
         print(f"|   GET /http_sd/{BIG_JOB}, {kind}: server CPU {cost['cpu_s']:.2f} s, wall "
               f"{cost['wall_s']:.2f} s, {cost['bytes'] / 2**20:.1f} MiB sent "
               f"({cost['encoding']}) | | | | | | |", flush=True)  # fmt: skip
+    if "ready_s" in got:
+        print(f"|   /readyz 200 after {got['ready_s']:.2f} s, the fold's full sync published "
+              f"after {got['fold_s']:.2f} s | | | | | | |", flush=True)  # fmt: skip
     if "rss_after_requests_mb" in got:
         print(f"|   RSS after those requests: {got['rss_after_requests_mb']:.0f} MiB | | | | | | |",
               flush=True)  # fmt: skip
@@ -433,6 +479,8 @@ def main() -> int:
     )
     parser.add_argument("--profile", type=Path, help="only runs 1 and 2, profiled; "
                         "where their CPU went, profiles kept in this directory")  # fmt: skip
+    parser.add_argument("--starts", action="store_true", help="only the start rows: one "
+                        "process new and restarted, --mode serve")  # fmt: skip
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -460,14 +508,22 @@ def main() -> int:
         )
         print("|---|---|---|---|---|---|---|", flush=True)
         want = None
+        groups = {topic: new_group() for _, _, topic in codes}
         for name, script, topic in codes:  # each on a new targets topic: a first start
-            got = measured(script, {**common, "mode": "all", "topic": topic, "targets": want})
+            got = measured(script, {**common, "mode": "all", "topic": topic, "targets": want,
+                                    "group": groups[topic]})  # fmt: skip
             want = got["targets"]
             row(f"{name}: consume, one process, new targets topic", got)
+        for name, script, topic in codes:  # what a user's restart is: same group, same topic
+            got = measured(script, {**common, "mode": "all", "topic": topic, "targets": want,
+                                    "group": groups[topic], "restart": True})  # fmt: skip
+            row(f"{name}: consume, one process, restarted (targets topic current)", got)
         for name, script, topic in codes:
             got = measured(script, {**common, "mode": "serve", "topic": topic, "targets": want,
-                                    "requests": True})  # fmt: skip
+                                    "requests": not args.starts})  # fmt: skip
             row(f"{name}: consume --mode serve, targets topic current", got)
+        if args.starts:
+            return 0
         sized = measured(me, {**common, "mode": "all", "topic": "sized.targets",
                               "targets": want, "breakdown": True})  # fmt: skip
         row("this code: consume, one process, new targets topic (measuring what it holds)", sized)

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -64,6 +65,46 @@ def build_loop(
     )
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """/readyz of the process: the fold's and the sinks' together, where both run."""
+
+    loop: kafka_loop.FoldLoop | None
+    sinks: sinks_runner.Sinks | None
+
+    def from_topic(self) -> bool:
+        """One process restarted on a topic a fold published: the sinks serve that last
+        answer once read, as a `--mode serve` replica does, until the fold's first sync
+        (which then writes and shows what changed meanwhile; after it, a full sync due
+        makes the process unready again, as ever)."""
+        loop, sinks = self.loop, self.sinks
+        return (
+            loop is not None and sinks is not None and loop.published_before()
+            and not loop.synced_once() and sinks.unready_reason() is None
+        )  # fmt: skip
+
+    def unready(self) -> str | None:
+        if self.from_topic():
+            return None
+        return (self.loop.unready_reason() if self.loop else None) or (
+            self.sinks.unready_reason() if self.sinks else None
+        )
+
+    def degraded(self) -> str | None:
+        """What /readyz names while ready; while serving from the topic, what keeps the
+        fold from its first sync (a refusal, Kafka away), not its catching up."""
+        loop, sinks = self.loop, self.sinks
+        return (
+            (loop.problem() if loop and self.from_topic() else None)
+            or (loop.degraded_reason() if loop else None)
+            or (sinks.degraded_reason() if sinks else None)
+        )
+
+    def started(self) -> bool:
+        """Every part ready (the fold synced too): the start-up's log noise ends here."""
+        return self.unready() is None and not self.from_topic()
+
+
 def _advertised(server: http.HttpServer, *, tls: bool) -> str:
     host, port = server.address
     return scrape_configs.default_url(host, port, tls=tls)
@@ -108,15 +149,8 @@ async def serve(
         build_loop(config, metrics, feed=feed, monitor_feed=shared) if metrics is not None else None
     )
 
-    def unready() -> str | None:
-        return (loop.unready_reason() if loop else None) or (
-            sinks.unready_reason() if sinks else None
-        )
-
-    def degraded() -> str | None:
-        return (loop.degraded_reason() if loop else None) or (
-            sinks.degraded_reason() if sinks else None
-        )
+    ready = Readiness(loop, sinks)
+    unready, degraded = ready.unready, ready.degraded
 
     routes: dict[str, http.Route] = dict(sinks.routes) if sinks else {}
     page = None
@@ -136,7 +170,7 @@ async def serve(
             if on_started is not None:
                 on_started(srv.address)
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(logs.started_when(lambda: unready() is None), name="started")
+                tasks.create_task(logs.started_when(ready.started), name="started")
                 if loop is not None:
                     tasks.create_task(loop.run(), name="fold")
                 if sinks is not None:

@@ -17,8 +17,10 @@ rebuilt from the compacted topics at every start and for every gained partition.
 keeps its partitions and the group does not rebalance. Partitions of topics Kafka denies
 us are paused (`pauses`, pure) and unknown to the full sync until read again
 (`full_sync.Unread`): their published groups are left as they are, then re-read from 0
-and synced again once Kafka lets us fetch them. This module only drives those rules with
-aiokafka calls.
+and synced again once Kafka lets us fetch them. In one process restarted on a targets topic
+that holds records, the fold folds only once this process's sinks have read it
+(`_sinks_first`): they serve it meanwhile, as a replica would. This module only drives
+those rules with aiokafka calls.
 
 Steps per batch: 1. fold the records; 2. if caught up, rebuild touched groups; 3. keep
 the groups this member owns; 4. show them to this process's sinks; 5. hand them to the
@@ -92,6 +94,9 @@ DENIED_RETRY_S = 30.0  # a topic or group Kafka denies us is tried again this of
 DENIALS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError)
 WRITER_START_S = 30.0  # a new producer for the targets topic starts within this, or again
 REVOKE_ACKS_S = 10.0  # a revocation waits this long for the acks of our writes
+# One process restarted on a targets topic a fold published: from its start, the fold
+# waits at most this for the sinks' reader to read it whole before it folds anything.
+FIRST_READ_WAIT_S = 60.0
 # A rebuild gives the event loop a turn (Kafka heartbeats and fetches, HTTP) this often.
 REBUILD_SLICE_S = 0.025
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -139,6 +144,14 @@ class Feed(Protocol):
 
     async def abort(self) -> None:
         """The round's send failed: forget what it was given since the last flush."""
+
+    def published(self) -> bool:
+        """Whether the targets topic held records, none of them ours, when the sinks
+        first looked at it (a fold's last answer: a restart)."""
+
+    async def wait_read(self, timeout_s: float) -> bool:
+        """Until the sinks have read the targets topic to its end (at most `timeout_s`):
+        whether they have."""
 
 
 class MonitorFeed(Protocol):
@@ -217,6 +230,8 @@ class FoldLoop:
         self._writing = asyncio.Event()  # clear while records go to the producer (`_write`)
         self._writing.set()
         self.revoke_acks_s = REVOKE_ACKS_S
+        # Until when the fold waits for the sinks to read a published topic first.
+        self._first_read_by: float | None = None
 
     # readiness -----------------------------------------------------------------------
 
@@ -226,9 +241,18 @@ class FoldLoop:
     def ready(self) -> bool:
         return self._state.ready()
 
+    def synced_once(self) -> bool:
+        """A publish step has completed (ready since, but for full syncs due)."""
+        return self._state.synced
+
     def unready_reason(self) -> str | None:
         problem = self._kafka_problem or self._publish_problem
         return self._state.unready_reason(refusal=self._refusals.problem, kafka_problem=problem)
+
+    def problem(self) -> str | None:
+        """A refusal, Kafka away or a failing publish, ready or not (what /readyz names
+        while the sinks serve the topic before the fold's first sync)."""
+        return self._refusals.problem or self._kafka_problem or self._publish_problem
 
     def degraded_reason(self) -> str | None:
         """What /readyz names while ready: a refusal or a failing publish (the fold serves
@@ -265,6 +289,7 @@ class FoldLoop:
     # run -------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._first_read_by = time.monotonic() + FIRST_READ_WAIT_S
         await self._ensure_targets_topic()
         options = kafka_options.client_options(self._kafka)
         member = self._membership
@@ -304,6 +329,31 @@ class FoldLoop:
                 tasks.create_task(self._read_global(table))
                 tasks.create_task(self._publish_loop())
                 tasks.create_task(committer.run())
+
+    def published_before(self) -> bool:
+        """In one process, whether the targets topic held a fold's last answer when this
+        process's sinks first looked (`Feed.published`): they serve it once read."""
+        return self._feed is not None and self._feed.published()
+
+    async def _sinks_first(self) -> None:
+        """One process restarted: while the sinks read the topic a fold published (the
+        last answer, what they serve first), the fold folds nothing, at most
+        FIRST_READ_WAIT_S from start. Both hold the GIL, so working side by side delayed
+        serving by the fold's whole catch-up and rebuild (bench/README.md, session 9).
+        The group joins and fetches meanwhile. Asked before each batch is folded until the
+        wait is over: the sinks may not have looked at the topic yet."""
+        if self._feed is None or self._first_read_by is None:
+            return
+        left = self._first_read_by - time.monotonic()
+        if left > 0 and not self._feed.published():
+            return  # not known yet, or a new topic (then folding goes on: nothing to serve)
+        self._first_read_by = None
+        if left > 0:
+            started = time.monotonic()
+            read = await self._feed.wait_read(left)
+            logger.info("Folding after the sinks %s %s (%.1f s).",
+                        "read" if read else "did not finish reading", self._targets,
+                        time.monotonic() - started)  # fmt: skip
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
@@ -401,6 +451,7 @@ class FoldLoop:
                 self._state.assigned_once = True  # no matching topic: an empty fold is current
             batch = await self._get(consumer, self._state.group)
             if batch:
+                await self._sinks_first()
                 fetched = time.time()
                 self._fold(batch, self._state.group, consumer)
                 _log_folded(batch, fetched)
@@ -437,6 +488,7 @@ class FoldLoop:
                 continue
             batch = await self._get(consumer, self._state.table)
             if batch:
+                await self._sinks_first()
                 self._fold(batch, self._state.table, consumer)
             await self._positions(consumer, self._state.table)
             await self._feed_monitors(batch, consumer)

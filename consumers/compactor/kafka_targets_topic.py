@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 LEADER_WAIT_S = 10.0
 MAX_MESSAGE_BYTES = compacted.MAX_MESSAGE_BYTES
 WRITER_CONFIGS = (MAX_MESSAGE_BYTES, "compression.type", "compression.zstd.level")
+# Records of the targets topic taken per batch at a full sync, as the sinks' reader takes
+# them (`kafka_targets.BATCH_RECORDS`): more were alive at once, inflated, than the digests
+# kept (a restart of 300k targets peaked ~80 MiB above a first start; bench/README.md,
+# session 9).
+READ_RECORDS = 2000
 
 
 class TopicRefused(RuntimeError):
@@ -184,7 +189,7 @@ async def read_digests(kafka: KafkaSettings, topic: str) -> dict[TargetKey, byte
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         held: dict[TargetKey, bytes] = {}
-        async for batch, _ in reading.batches_to_end(consumer, tps, max_records=10000):
+        async for batch, _ in reading.batches_to_end(consumer, tps, max_records=READ_RECORDS):
             for records in batch.values():
                 _apply(held, records)
         return held

@@ -81,6 +81,9 @@ class TargetsReader:
         self._retry_s = retry_s
         self._caught_up = asyncio.Event()
         self._reads = 0  # reads of the topic from offset 0 started (one, unless refused)
+        # Records written to the topic (its end offsets, summed) when the first read
+        # started; None until then (`local_feed.LocalFeed.published`).
+        self.found_at_start: int | None = None
         self._behind = f"topic {self.topic} does not exist yet"
         self._refusals = Refusals(settings, counter=metrics.kafka_refusals)
 
@@ -132,6 +135,8 @@ class TargetsReader:
             parts = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
+            if self.found_at_start is None:
+                self.found_at_start = sum((await consumer.end_offsets(parts)).values())
             # A read after a failed one starts over into a fresh view (see the module doc).
             fresh = self.view.fresh() if self._reads else None
             self._reads += 1

@@ -25,6 +25,7 @@ back to a group the fold has replaced.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -49,8 +50,20 @@ class LocalFeed:
     # write those groups (it can go back to what the topic has).
     _open: Before = field(default_factory=dict)
     _shown: deque[Before] = field(default_factory=deque)
+    # The fold wrote before the reader saw the topic's end offsets: what it found may be
+    # ours (`published`).
+    _early: bool = False
+
+    def published(self) -> bool:
+        """The targets topic held records, none of them this fold's, when the reader first
+        looked: a fold's last answer (a restart), which the sinks may serve once read. Every
+        write is put here before it is sent, so a write not put before the reader had the
+        end offsets is not among them."""
+        return not self._early and bool(self.reader.found_at_start)
 
     def put(self, key: TargetKey, group: TargetGroup | None, value: bytes | None) -> None:
+        if self.reader.found_at_start is None:
+            self._early = True
         before = self._open.get(key)
         self._open[key] = (self.view.held_at(key) if before is None else before[0],
                            views.mark(value))  # fmt: skip
@@ -92,6 +105,16 @@ class LocalFeed:
             self.view.unexpect(key)
         self._open, self._shown = {}, deque()
         await self._tell()
+
+    async def wait_read(self, timeout_s: float) -> bool:
+        """Until the reader has read the targets topic to its end, at most `timeout_s`:
+        whether it has (a restarted fold folds after that, `kafka_loop._sinks_first`)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.reader.wait_caught_up()
+        except TimeoutError:
+            return False
+        return True
 
     async def _tell(self) -> None:
         changed, self._changed = frozenset(self._changed), set()

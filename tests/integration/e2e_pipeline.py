@@ -134,14 +134,15 @@ class RunningConsumer:
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
         self.address: tuple[str, int] = ("127.0.0.1", 0)
+        self.registry = CollectorRegistry()  # the running one's (a new one at each start)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         started: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        self.registry = CollectorRegistry()
         self._task = asyncio.create_task(
-            consume.serve(self.settings, registry=CollectorRegistry(),
-                          on_started=started.set_result)
-        )  # fmt: skip
+            consume.serve(self.settings, registry=self.registry, on_started=started.set_result)
+        )
         async with asyncio.timeout(60):
             self.address = await asyncio.shield(started)
             while (await fetch(self.address, path="/readyz")).status != 200:

@@ -244,3 +244,27 @@ async def test_a_key_that_goes_back_and_forth_is_read_back_in_order() -> None:
     for g in (WEB, moved, WEB):
         _read_back(view, g)
         assert view.held("web") == [Held.of(WEB)]
+
+
+async def test_wait_read_says_whether_the_reader_read_the_topic_within_the_bound() -> None:
+    _, feed = _web_feed()
+    assert await feed.wait_read(0.01) is False  # never read: the fold goes on anyway
+
+    await feed.reader._catch_up(EmptyTopic(), [])  # type: ignore[arg-type]
+    assert await feed.wait_read(0.01) is True
+
+
+def test_published_only_when_the_reader_found_records_before_any_write_of_ours() -> None:
+    _, feed = _web_feed()
+    assert not feed.published()  # the reader has not looked
+    feed.reader.found_at_start = 3
+    assert feed.published()  # a fold's last answer: a restart
+
+    _, new = _web_feed()
+    new.reader.found_at_start = 0
+    assert not new.published()  # a new topic: nothing to serve before the fold's sync
+
+    _, early = _web_feed()
+    early.put(key(WEB), WEB, record(WEB)[1])  # written before the reader looked
+    early.reader.found_at_start = 1
+    assert not early.published()  # what it found may be ours
