@@ -230,8 +230,12 @@ class FoldLoop:
         self._writing = asyncio.Event()  # clear while records go to the producer (`_write`)
         self._writing.set()
         self.revoke_acks_s = REVOKE_ACKS_S
-        # Until when the fold waits for the sinks to read a published topic first.
+        # Until when the fold waits for the sinks to read a published topic first; set
+        # once that wait is over, so both read loops hold back until then, not just the
+        # first one to fetch a batch.
         self._first_read_by: float | None = None
+        self._sinks_waited = asyncio.Event()
+        self._sinks_waited.set()
 
     # readiness -----------------------------------------------------------------------
 
@@ -290,6 +294,7 @@ class FoldLoop:
 
     async def run(self) -> None:
         self._first_read_by = time.monotonic() + FIRST_READ_WAIT_S
+        self._sinks_waited.clear()
         await self._ensure_targets_topic()
         options = kafka_options.client_options(self._kafka)
         member = self._membership
@@ -340,20 +345,27 @@ class FoldLoop:
         last answer, what they serve first), the fold folds nothing, at most
         FIRST_READ_WAIT_S from start. Both hold the GIL, so working side by side delayed
         serving by the fold's whole catch-up and rebuild (bench/README.md, session 9).
-        The group joins and fetches meanwhile. Asked before each batch is folded until the
-        wait is over: the sinks may not have looked at the topic yet."""
-        if self._feed is None or self._first_read_by is None:
+        The group joins meanwhile. Asked before each fetch until the wait is over (the
+        sinks may not have looked at the topic yet), never between a fetch and its fold:
+        a rebalance during the wait would leave a batch of partitions given away."""
+        if self._feed is None or self._sinks_waited.is_set():
+            return
+        if self._first_read_by is None:  # the other read loop is waiting for the sinks
+            await self._sinks_waited.wait()
             return
         left = self._first_read_by - time.monotonic()
         if left > 0 and not self._feed.published():
             return  # not known yet, or a new topic (then folding goes on: nothing to serve)
         self._first_read_by = None
-        if left > 0:
-            started = time.monotonic()
-            read = await self._feed.wait_read(left)
-            logger.info("Folding after the sinks %s %s (%.1f s).",
-                        "read" if read else "did not finish reading", self._targets,
-                        time.monotonic() - started)  # fmt: skip
+        try:
+            if left > 0:
+                started = time.monotonic()
+                read = await self._feed.wait_read(left)
+                logger.info("Folding after the sinks %s %s (%.1f s).",
+                            "read" if read else "did not finish reading", self._targets,
+                            time.monotonic() - started)  # fmt: skip
+        finally:
+            self._sinks_waited.set()
 
     async def _ensure_targets_topic(self) -> None:
         """Create the targets topic, the first thing that needs Kafka: while Kafka cannot be
@@ -449,9 +461,9 @@ class FoldLoop:
                 consumer, self._group_pattern, set()
             ):
                 self._state.assigned_once = True  # no matching topic: an empty fold is current
+            await self._sinks_first()
             batch = await self._get(consumer, self._state.group)
             if batch:
-                await self._sinks_first()
                 fetched = time.time()
                 self._fold(batch, self._state.group, consumer)
                 _log_folded(batch, fetched)
@@ -486,9 +498,9 @@ class FoldLoop:
                 await self._feed_monitors({}, consumer)
                 await asyncio.sleep(0.2)
                 continue
+            await self._sinks_first()
             batch = await self._get(consumer, self._state.table)
             if batch:
-                await self._sinks_first()
                 self._fold(batch, self._state.table, consumer)
             await self._positions(consumer, self._state.table)
             await self._feed_monitors(batch, consumer)
@@ -737,6 +749,9 @@ class FoldLoop:
             sync = self._fed(await self._full_sync())
             with self._write():
                 written = await self._writer.send(sync, handed=shown)
+            if self._state.need_sync:  # the assignment changed meanwhile: not a sync yet
+                self._dirty.set()
+                return
             logger.info("Synced: %d records written.", written, extra={"writes": written})
             await self._acked(folded, self._step_clock)
             heap.trim()  # what encoding and sending every group freed (`consumers.heap`)

@@ -266,3 +266,24 @@ async def test_revocation_gives_the_partitions_up_after_its_deadline_counted() -
         assert not loop._inflight.acks.done()  # still awaited by the publish loop
     finally:
         publishing.cancel()
+
+
+async def test_a_full_sync_given_up_for_a_rebalance_is_not_the_first_sync() -> None:
+    """A restarted process serves the topic until the fold's first sync: a sync that
+    gave up (the assignment changed during it, nothing written) must not end that."""
+    view, writer = views.TargetView(configured=frozenset({"pods"})), Writer()
+    loop = publishing_loop(view, writer)
+    loop._state.synced, loop._state.need_sync = False, True
+
+    async def sent(writes: Iterable[Write], *, handed: object = None) -> int:
+        return len(list(writes))
+
+    async def given_up() -> Iterable[Write]:
+        loop._state.need_sync = True  # a rebalance during the build
+        return iter(())
+
+    writer.send = sent  # type: ignore[method-assign]
+    loop._full_sync = given_up  # type: ignore[method-assign]
+    loop._state.caught_up = lambda: True  # type: ignore[method-assign]
+    await loop._publish_step()
+    assert not loop.synced_once()
