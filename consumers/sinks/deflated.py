@@ -141,10 +141,13 @@ class Inflated:
 
     @property
     def cost(self) -> int:
-        """Bytes it holds beyond the view's segments: the body, the span table (its dict
-        and an int per segment) and `source`'s list of references."""
+        """Bytes it holds: the body, the span table (its dict and an int per segment),
+        `source`'s list of references and the segments themselves. The segments are
+        mostly the view's too, but a kept body outlives changes of its job and then holds
+        the only reference to the old ones: counted, the cache's bound holds."""
         table = sys.getsizeof(self.spans) + len(self.spans) * _SPAN_BYTES
-        return len(self.body) + table + sys.getsizeof(self.source.segments)
+        segments = self.source.segments
+        return len(self.body) + table + sys.getsizeof(segments) + sum(map(len, segments))
 
     def span(self, one: bytes) -> tuple[int, int] | None:
         """(start, end) of `one`'s data in `body`, None if it is not one of the segments."""

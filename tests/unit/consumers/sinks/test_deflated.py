@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import random
 import zlib
 from collections.abc import Mapping, Sequence
 
@@ -224,3 +225,11 @@ def test_a_segment_is_reused_by_its_bytes_not_by_its_place() -> None:
     second = deflated.json_array([deflated.piece(b'{"c":3}'), deflated.piece(b'{"b":2}')])
     made = deflated.inflated(second, deflated.inflated(first))
     assert made.body == b'[{"c":3},{"b":2}]'
+
+
+def test_a_kept_body_counts_the_segments_it_was_made_from() -> None:
+    """A kept identity body outlives its job's changes and then holds the only reference
+    to the old segments: the cache must charge them, or its byte bound does not hold."""
+    source = deflated.joined(deflated.plain(random.Random(i).randbytes(4000)) for i in range(8))
+    made = deflated.inflated(source)
+    assert made.cost >= len(made.body) + sum(map(len, source.segments))
