@@ -35,7 +35,7 @@ class FirstPages:
 
     def pages(self, resource: Resource, scope: Scope) -> AsyncIterator[Page]:
         early = self._early.pop((resource, scope), None)
-        return early.pages() if early is not None else self._source.pages(resource, scope)
+        return _Claimed(early) if early is not None else self._source.pages(resource, scope)
 
     def watch(
         self, resource: Resource, scope: Scope, *, since: str, timeout_s: int = 300
@@ -77,6 +77,26 @@ class _Early:
             await asyncio.gather(first, return_exceptions=True)  # its error, if any, is ours
         if isinstance(self._pages, AsyncGenerator):
             await self._pages.aclose()
+
+
+class _Claimed:
+    """An early listing a watcher took: closing it drops the early page even if the
+    watcher never iterated it (its listing failed first), which closing a generator
+    that never started would not do: its `finally` never runs."""
+
+    def __init__(self, early: _Early) -> None:
+        self._early = early
+        self._pages = early.pages()
+
+    def __aiter__(self) -> _Claimed:
+        return self
+
+    async def __anext__(self) -> Page:
+        return await anext(self._pages)
+
+    async def aclose(self) -> None:
+        await self._pages.aclose()
+        await self._early.drop()
 
 
 async def _next(pages: AsyncIterator[Page]) -> Page | None:

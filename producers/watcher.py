@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -144,8 +144,8 @@ class Watcher:
                 await listing.page(page.items)
                 version = page.resource_version
         finally:
-            if isinstance(pages, AsyncGenerator):
-                await pages.aclose()  # now, not at garbage collection: cancels a page read ahead
+            if (close := getattr(pages, "aclose", None)) is not None:
+                await close()  # now, not at garbage collection: cancels a page read ahead
         self._metrics.lists.labels(watch.resource.value).inc()
         if relist_reason is not None:
             self._metrics.relists.labels(watch.resource.value, relist_reason).inc()

@@ -129,3 +129,14 @@ async def test_the_first_page_is_not_held_once_the_watcher_moved_on() -> None:
     gc.collect()
     assert first() is None
     await early.close()
+
+
+async def test_a_listing_taken_and_closed_before_it_ran_drops_its_early_page() -> None:
+    """The watcher takes the pages, then its listing fails (the topic cannot be read) and
+    it closes them unread: the early page and its listing go then, not at collection."""
+    source = Source()
+    early = prefetch.FirstPages(source, [(PODS, ALL)])
+    await asyncio.sleep(0)
+    pages = early.pages(PODS, ALL)
+    await pages.aclose()  # type: ignore[attr-defined]
+    assert source.closed == [1]
