@@ -86,8 +86,10 @@ async def test_a_group_over_max_group_bytes_is_skipped_counted_and_tombstoned(
             await running.until("pods", lambda e: len(e) == 2)
             await until(lambda: skipped(running, "too_large") == 2)
 
-        async with consumer(config) as running:  # a restart skips it again, no crash
-            assert skipped(running, "too_large") == 1
+        # A restart skips it again, no crash. Ready comes before the fold's rebuild now (it
+        # serves the topic as read), so the skip is counted once the rebuild reaches it.
+        async with consumer(config) as running:
+            await until(lambda: skipped(running, "too_large") == 1)
             await running.until("pods", lambda e: len(e) == 2)
             await writer.put("c1", Resource.PODS, pod("c", "web-2", "10.244.7.3"))
             await running.until("pods", lambda e: len(e) == 3)

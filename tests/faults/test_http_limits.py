@@ -14,6 +14,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from consumers.sinks import http_sd, runner
@@ -97,8 +98,9 @@ async def test_huge_shards_are_400_and_healthz_answers_during_hostile_requests(
     assert 0 < _value(registry, "sdstream_sink_http_sd_cache_bytes") <= BUDGET
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
 async def test_distinct_filters_and_shards_stay_within_the_cache_budget(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, encoding: str
 ) -> None:
     await targets(kafka_bootstrap, topic_prefix, [upsert(g) for g in _groups(40, 100)])
     settings = HttpSettings(host="127.0.0.1", port=0)
@@ -111,7 +113,9 @@ async def test_distinct_filters_and_shards_stay_within_the_cache_budget(
     ):
         for n in range(1, 121):
             query = f"cluster=c{n % 4},other{n}" + (f"&shards={n}&shard=0" if n % 2 else "")
-            answer = await fetch(server.address, path=f"/http_sd/web?{query}")
+            answer = await fetch(
+                server.address, path=f"/http_sd/web?{query}", headers={"Accept-Encoding": encoding}
+            )
             assert answer.status == 200
             peak = max(peak, _value(registry, "sdstream_sink_http_sd_cache_bytes"))
         kept = _value(registry, "sdstream_sink_http_sd_cache_entries")
@@ -119,7 +123,12 @@ async def test_distinct_filters_and_shards_stay_within_the_cache_budget(
 
     assert 0 < peak <= budget
     assert evicted > 0
-    assert kept + evicted == 60 + 2  # odd n: one key per shards=n; even: c0 or c2 alone
+    # odd n: one key per shards=n; even: c0 or c2 alone. An identity client (Prometheus)
+    # also leaves the answer's identity body beside it, an entry of its own, while it fits.
+    if encoding == "gzip":
+        assert kept + evicted == 60 + 2
+    else:
+        assert 60 + 2 <= kept + evicted <= 2 * (60 + 2)
 
 
 async def test_made_up_cluster_names_make_no_new_cache_entries(
