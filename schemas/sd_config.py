@@ -370,14 +370,9 @@ def _none_as_no_params(value: object) -> object:
     return {} if value is None else value
 
 
-def _or(default: str) -> Callable[[object], object]:
+def _or(default: object) -> Callable[[object], object]:
     """A null scrape key is Prometheus's default."""
     return lambda value: default if value is None else value
-
-
-def _null_is_zero(value: object) -> object:
-    """A null unsigned key is Go's zero value."""
-    return 0 if value is None else value
 
 
 def _duration(value: str) -> str:
@@ -429,7 +424,7 @@ class ScrapeJob(BaseModel):
     scrape_native_histograms: bool | None = None
     always_scrape_classic_histograms: bool | None = None
     convert_classic_histograms_to_nhcb: bool | None = None
-    keep_dropped_targets: Annotated[int, BeforeValidator(_null_is_zero)] = Field(
+    keep_dropped_targets: Annotated[int, BeforeValidator(_or(0))] = Field(  # null: Go's zero
         0,
         ge=0,
         description="Prometheus keep_dropped_targets: at most this many targets of the job "
