@@ -85,7 +85,7 @@ def main() -> None:
     targets = sum(len(g.targets) for g in fold.groups.values())
     print(
         f"groups {len(fold.groups)}, targets {targets}, discovered {len(fold.discovered)}, "
-        f"left_out {len(fold.left_out)}, deps {len(fold.deps.reads)}, held {held:.0f} MiB"
+        f"left_out {len(fold.left_out.by_key)}, deps {len(fold.deps.reads)}, held {held:.0f} MiB"
     )
     edited = views(1, args.namespaces, rev=1)[0]
 

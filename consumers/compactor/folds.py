@@ -24,6 +24,7 @@ from typing import Final, TypeVar
 
 from consumers.compactor import dependencies, packed, prefilter, state
 from consumers.compactor.jobs import JobView, namespace_of
+from consumers.compactor.tally import Tally
 from consumers.relabel import engine, group_relabeling
 from consumers.roles import lookups, table
 from schemas.objects import KubeObject
@@ -111,14 +112,12 @@ class Fold:
     discovered: packed.Groups = field(default_factory=packed.Groups)
     keep_discovered: bool = True
     # Targets relabeling left out, per group and per job: (dropped by a rule, invalid).
-    left_out: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
-    left_out_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    left_out: Tally = field(default_factory=Tally)
     # For jobs with keep_dropped_targets (`JobView.keep_dropped`): per group, the targets
     # relabeling left out that `discovered` holds (kept) and does not (not kept), and
     # per job their sums. A job holds at most its limit of them, admitted as groups are
     # built; room freed when a group goes is used by the next group built.
-    dropped_held: dict[TargetKey, tuple[str, int, int]] = field(default_factory=dict)
-    dropped_held_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dropped_held: Tally = field(default_factory=Tally)
     parsed: state.ParseCache = field(default_factory=state.ParseCache)  # shared by clusters
     # Every view now, by position: `views` at 0.., then those added at run time
     # (`add_view`, monitor jobs); a removed view's position is never reused, so owners
@@ -390,11 +389,10 @@ class Fold:
         """The targets to hold as discovered: every served one, and those left out while
         the job holds fewer than its keep_dropped_targets (Prometheus's scrape pool keeps
         the first N dropped targets and counts them all)."""
-        self._release_dropped(tkey)
+        self.dropped_held.forget(tkey)
         if not view.keep_dropped:
             return targets
-        kept, omitted = self.dropped_held_totals.get(view.job, (0, 0))
-        room = view.keep_dropped - kept
+        room = view.keep_dropped - self.dropped_held.totals.get(view.job, (0, 0))[0]
         held: list[LabelSet] = []
         left_out = 0
         for target, outcome in zip(targets, outcomes, strict=True):
@@ -403,28 +401,19 @@ class Fold:
                 if left_out > room:
                     continue
             held.append(target)
-        if left_out:
-            mine = min(left_out, max(room, 0))
-            self.dropped_held[tkey] = view.job, mine, left_out - mine
-            self.dropped_held_totals[view.job] = kept + mine, omitted + left_out - mine
+        mine = min(left_out, max(room, 0))
+        self.dropped_held.set(tkey, view.job, mine, left_out - mine)
         return held
-
-    def _release_dropped(self, tkey: TargetKey) -> None:
-        old = self.dropped_held.pop(tkey, None)
-        if old is not None:
-            job, kept, omitted = old
-            was = self.dropped_held_totals[job]
-            self.dropped_held_totals[job] = was[0] - kept, was[1] - omitted
 
     def _undiscover(self, tkey: TargetKey) -> None:
         """The group is no longer held as discovered: its kept dropped targets free room."""
         self.discovered.drop(tkey)
-        self._release_dropped(tkey)
+        self.dropped_held.forget(tkey)
 
     def not_kept(self) -> dict[str, int]:
         """Per job, targets relabeling left out that keep_dropped_targets kept off the
         discovery page (only counted)."""
-        return {job: totals[1] for job, totals in self.dropped_held_totals.items() if totals[1]}
+        return {job: totals[1] for job, totals in self.dropped_held.totals.items() if totals[1]}
 
     def _drop(self, owner: Owner, tkey: TargetKey, read: set[dependencies.Dep]) -> Change | None:
         """No group for `owner`: it depends only on what was `read` to decide so."""
@@ -482,21 +471,14 @@ class Fold:
     def _count_left_out(
         self, key: TargetKey, relabeled: tuple[str, list[engine.Outcome]] | None
     ) -> None:
-        """Keep `left_out_totals` (for the per-job gauges): forget the group's last
-        counts, then add its new ones."""
-        old = self.left_out.pop(key, None)
-        if old is not None:
-            job, dropped, invalid = old
-            was = self.left_out_totals[job]
-            self.left_out_totals[job] = was[0] - dropped, was[1] - invalid
-        if relabeled is not None:
-            job, outcomes = relabeled
-            dropped = sum(o.dropped_by is not None for o in outcomes)
-            invalid = sum(o.error is not None for o in outcomes)
-            if dropped or invalid:
-                self.left_out[key] = job, dropped, invalid
-                was = self.left_out_totals.get(job, (0, 0))
-                self.left_out_totals[job] = was[0] + dropped, was[1] + invalid
+        """Keep `left_out` (for the per-job gauges): the group's counts now."""
+        if relabeled is None:
+            self.left_out.forget(key)
+            return
+        job, outcomes = relabeled
+        dropped = sum(o.dropped_by is not None for o in outcomes)
+        invalid = sum(o.error is not None for o in outcomes)
+        self.left_out.set(key, job, dropped, invalid)
 
     def _count(self, group: packed.Packed | None, sign: int) -> None:
         """Keep `totals` (for the per-job gauges) without walking every group."""

@@ -1025,7 +1025,7 @@ class FoldLoop:
             self._metrics.groups.labels(view.job).set(groups)
             self._metrics.targets.labels(view.job).set(n)
             if view.rules:
-                dropped, invalid = self.fold.left_out_totals.get(view.job, (0, 0))
+                dropped, invalid = self.fold.left_out.totals.get(view.job, (0, 0))
                 self._metrics.left_out.labels(view.job, "dropped").set(dropped)
                 self._metrics.left_out.labels(view.job, "invalid").set(invalid)
 

@@ -110,7 +110,7 @@ def test_a_prefiltered_object_holds_nothing() -> None:
         fold.rebuild()
     assert quick.groups == full.groups == {}
     assert quick.discovered == {}
-    assert quick.left_out == {}
+    assert quick.left_out.by_key == {}
     assert len(full.discovered) == 1  # the full build keeps it for the discovery page
 
 

@@ -72,16 +72,16 @@ def test_targets_relabeled_away_are_counted_per_job() -> None:
     f.apply("c1", Resource.PODS, ObjectKey("ns/a"), annotated("a", "true", 1))
     f.apply("c1", Resource.PODS, ObjectKey("ns/b"), annotated("b", "false", 1))
     f.rebuild()
-    assert f.left_out_totals["final"] == (3, 0)  # b's two ports, a's 9090
+    assert f.left_out.totals["final"] == (3, 0)  # b's two ports, a's 9090
     f.apply("c1", Resource.PODS, ObjectKey("ns/b"), None)
     f.rebuild()
-    assert f.left_out_totals["final"] == (1, 0)
+    assert f.left_out.totals["final"] == (1, 0)
     bad = annotated("c", "true", 1)
     f2 = folds.Fold(compile_jobs([job("x", relabel_configs=[{"target_label": "__address__",
                                                             "replacement": ""}])]))  # fmt: skip
     f2.apply("c1", Resource.PODS, ObjectKey("ns/c"), bad)
     f2.rebuild()
-    assert f2.left_out_totals["x"] == (0, 2)
+    assert f2.left_out.totals["x"] == (0, 2)
 
 
 def held_dropped(f: folds.Fold, job_name: str) -> int:
@@ -110,7 +110,7 @@ def test_keep_dropped_targets_caps_what_the_page_holds_and_counts_the_rest() -> 
     assert held_dropped(f, "capped") == 3  # a's and b's; c's are only counted
     assert held_dropped(f, "all") == 5
     assert f.not_kept() == {"capped": 2}
-    assert f.left_out_totals["capped"] == (5, 0)  # every dropped target is counted
+    assert f.left_out.totals["capped"] == (5, 0)  # every dropped target is counted
     assert not any(key.startswith("capped/c1/pod/ns/c") for key in f.discovered)
     # A served target is always held, the limit reached or not.
     f.apply("c1", Resource.PODS, ObjectKey("ns/d"), annotated("d", "true", 1))
@@ -126,4 +126,4 @@ def test_keep_dropped_targets_caps_what_the_page_holds_and_counts_the_rest() -> 
     f.rebuild()
     assert held_dropped(f, "capped") == 3
     assert f.not_kept() == {"capped": 1}  # d's 9090
-    assert f.left_out_totals["capped"] == (4, 0)
+    assert f.left_out.totals["capped"] == (4, 0)
