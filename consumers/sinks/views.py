@@ -318,7 +318,8 @@ class TargetView:
         skipped: list[Skip] = []
         applied = 0
         for record in records:
-            if (self._expected and self._older_own(record)) or self._holds(record):
+            key, read = _key(record), mark(record.value)  # one digest per record, for all
+            if (self._expected and self._older_own(key, read)) or self._holds(key, read):
                 applied += 1
                 continue
             try:
@@ -330,25 +331,20 @@ class TargetView:
                 skipped.append(Skip(record, skips.UNCONFIGURED_JOB, taken.job))
                 continue
             applied += 1
-            held = (
-                None
-                if taken is None or record.value is None
-                else Held.taken(taken, targets.digest(record.value))
-            )
+            held = None if taken is None or record.value is None else Held.taken(taken, read)
             changed |= self._put(key, held)
         return Applied(frozenset(changed), applied, tuple(skipped))
 
-    def _holds(self, record: RawRecord) -> bool:
-        """Whether the view holds this very record value under its key already (the fold
-        of this process gave it first, or a republish): its digest says so without
-        parsing it. Such a record was checked when it came first."""
-        key = _key(record)
-        if key is None or record.value is None:
+    def _holds(self, key: TargetKey | None, read: bytes) -> bool:
+        """Whether the view holds this very record value (`read`, its `mark`) under its
+        key already (the fold of this process gave it first, or a republish): its digest
+        says so without parsing it. Such a record was checked when it came first."""
+        if key is None or not read:  # no key, or a tombstone
             return False
         job = self._job_of.get(key)
         if job is None:
             return False
-        return self._by_job[job][key].digest == targets.digest(record.value)
+        return self._by_job[job][key].digest == read
 
     def expect(self, key: TargetKey, value: bytes | None) -> None:
         """This process's fold wrote `value` (None: a tombstone) for `key` and the view
@@ -363,19 +359,18 @@ class TargetView:
         """The writes expected for `key` may never come (a failed send, put back)."""
         self._expected.pop(key, None)
 
-    def _older_own(self, record: RawRecord) -> bool:
-        """Whether `record` is one of this fold's own writes to `key` older than the last,
-        which the view holds already: applying it would serve the group as it was, until
-        the newer write is read back too (new -> old -> new while a key changes round after
-        round). Records that are not our own pending writes are applied as usual: they are
-        the topic's word (another member's, or the tombstone of a group Kafka refused)."""
-        key = _key(record)
+    def _older_own(self, key: TargetKey | None, read: bytes) -> bool:
+        """Whether the record (its key, and its value's `mark`) is one of this fold's own
+        writes to `key` older than the last, which the view holds already: applying it
+        would serve the group as it was, until the newer write is read back too (new ->
+        old -> new while a key changes round after round). Records that are not our own
+        pending writes are applied as usual: they are the topic's word (another member's,
+        or the tombstone of a group Kafka refused)."""
         pending = None if key is None else self._expected.get(key)
         if key is None or pending is None:
             return False
         # Our writes come back in the order written; a fed value the fold merged away
         # (a newer one went in its place) never comes, and is passed over.
-        read = mark(record.value)
         try:
             del pending[: pending.index(read) + 1]
         except ValueError:
